@@ -1,0 +1,785 @@
+"""Elaboration: a parsed net becomes an IR graph with stable names and checked shapes.
+
+Rules, in order of application:
+
+1. Expressions evaluate to numbers, lists, symbols or blocks (:mod:`compiler.values`);
+   blocks are applied to the value flowing through a chain, adding nodes.
+2. A definition call opens a scope named by its label or ``<def><k>``; a primitive op is named
+   by its label or ``<op><k>``, counting per scope (``stage2.conv1``); a label that collides gets
+   ``_1``, ``_2``. ``x as name`` on a group opens a scope ``name``.
+3. Every node's shape is inferred when it is created, so a shape error points at the call that
+   caused it and at the expansion path that led there.
+4. Errors do not stop elaboration: the failing value becomes ``POISON`` and later errors that
+   depend on it are suppressed; independent errors are all reported.
+5. Growth is bounded: more than ``max_nodes`` nodes, or definition calls nested deeper than
+   ``max_depth``, stop elaboration at once with a diagnostic.
+
+After elaboration: nested FractalNet mean-joins are flattened (:func:`flatten_mean_joins`) and
+stochastic-depth survival probabilities are assigned (:func:`assign_survival`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from compiler import ops as opreg
+from compiler.ir import Graph, InputSpec, Node
+from compiler.ops import ArgError, Attrs, ShapeError, Symbol, fmt_shape
+from compiler.values import (
+    POISON,
+    Block,
+    DefBlock,
+    DefRef,
+    ForBlock,
+    JoinBlock,
+    JoinHead,
+    LabelledBlock,
+    OpBlock,
+    Poison,
+    ResidualBlock,
+    SeqBlock,
+    TimesBlock,
+    Value,
+    ValueRef,
+)
+from dsl import ast
+from dsl.diagnostics import Diagnostic, DiagnosticError, Span
+
+DEFAULT_MAX_NODES = 100_000
+DEFAULT_MAX_DEPTH = 64
+JOIN_KINDS = ("concat", "add", "mean", "mul", "max")
+SHORTCUTS = ("identity", "pad", "project", "conv")
+
+
+class _Fatal(Exception):
+    """Stops elaboration at once (node budget, recursion depth)."""
+
+
+@dataclass
+class _Scope:
+    path: tuple[str, ...]
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+class Elaborator:
+    """Builds one :class:`Graph` from one ``ast.Net`` and the definitions visible to it."""
+
+    def __init__(self, defs: dict[str, ast.Definition], max_nodes: int = DEFAULT_MAX_NODES,
+                 max_depth: int = DEFAULT_MAX_DEPTH):
+        self.defs = defs
+        self.max_nodes = max_nodes
+        self.max_depth = max_depth
+        self.diags: list[Diagnostic] = []
+        self.graph: Graph | None = None
+        self.values: dict[str, Value | Poison] = {}
+        self.used: set[str] = set()
+        self.scopes: list[_Scope] = [_Scope(())]
+        self.path: list[str] = []  # expansion frames, for notes
+        self.depth = 0
+        self.column_offset = 0
+
+    # ---- diagnostics ------------------------------------------------------------------------
+    def error(self, span: Span | None, message: str) -> Poison:
+        notes = ()
+        if self.path:
+            notes = ("in " + " → ".join(self.path),)
+        self.diags.append(Diagnostic(span, message, notes=notes))
+        return POISON
+
+    def fatal(self, span: Span | None, message: str):
+        self.error(span, message)
+        raise _Fatal
+
+    # ---- naming -----------------------------------------------------------------------------
+    @property
+    def scope(self) -> _Scope:
+        return self.scopes[-1]
+
+    def _full(self, local: str) -> str:
+        return ".".join(self.scope.path + (local,))
+
+    def fresh(self, base: str, numbered: bool) -> str:
+        """A unique local name in the current scope: ``conv3`` (numbered) or ``label``/``label_1``."""
+        if numbered:
+            k = self.scope.counters.get(base, 0)
+            while True:
+                k += 1
+                local = f"{base}{k}"
+                if self._full(local) not in self.used:
+                    break
+            self.scope.counters[base] = k
+        else:
+            local, k = base, 0
+            while self._full(local) in self.used:
+                k += 1
+                local = f"{base}_{k}"
+        self.used.add(self._full(local))
+        return local
+
+    def push_scope(self, local: str) -> None:
+        self.scopes.append(_Scope(self.scope.path + (local,)))
+
+    def pop_scope(self) -> str:
+        return ".".join(self.scopes.pop().path)
+
+    # ---- nodes ------------------------------------------------------------------------------
+    def add_node(self, op: str, inputs: list[Value], attrs: Attrs, span: Span,
+                 label: str | None) -> Value | Poison:
+        if len(self.graph.nodes) >= self.max_nodes:
+            self.fatal(span, f"the network grows past {self.max_nodes:,} nodes; a recursion or "
+                             "repetition is too deep (raise the limit with --max-nodes)")
+        opdef = opreg.REGISTRY[op]
+        if len(inputs) < opdef.min_inputs or (opdef.max_inputs is not None
+                                               and len(inputs) > opdef.max_inputs):
+            want = opdef.min_inputs if opdef.max_inputs == opdef.min_inputs else \
+                f"at least {opdef.min_inputs}"
+            return self.error(span, f"{op} takes {want} input{'s' if want != 1 else ''}; "
+                                    f"got {len(inputs)}")
+        in_shapes = [v.shape for v in inputs]
+        try:
+            shape = opdef.infer_shape(attrs, in_shapes)
+        except ShapeError as e:
+            return self.error(span, str(e))
+        name = self._full(self.fresh(label, numbered=False) if label else self.fresh(op, True))
+        self.graph.add(Node(name, op, tuple(v.node for v in inputs), attrs, tuple(shape), span))
+        return Value(name, tuple(shape))
+
+    # ---- evaluation -------------------------------------------------------------------------
+    def eval(self, e: ast.Node, env: dict[str, Any]) -> Any:
+        method = getattr(self, "eval_" + type(e).__name__)
+        return method(e, env)
+
+    def eval_Num(self, e: ast.Num, env):
+        return e.value
+
+    def eval_Str(self, e: ast.Str, env):
+        return e.value
+
+    def eval_ListLit(self, e: ast.ListLit, env):
+        items = [self.eval(i, env) for i in e.items]
+        return POISON if any(i is POISON for i in items) else items
+
+    def eval_Name(self, e: ast.Name, env):
+        if e.id in env:
+            return env[e.id]
+        if e.id in self.values and self.depth == 0:  # definitions cannot see a net's values
+            v = self.values[e.id]
+            return POISON if v is POISON else ValueRef(e.id, v, e.span)
+        if e.id in ("true", "false"):
+            return e.id == "true"
+        if e.id in self.defs:
+            defn = self.defs[e.id]
+            if any(p.default is None for p in defn.params):
+                return DefRef(defn, e.span)  # called later, as block(ch, stride=2)
+            return self.call_def(defn, [], {}, e.span)
+        if e.id == "residual":
+            return self.error(e.span, "residual needs a body: residual(conv(...) -> bn, shortcut=project)")
+        if e.id in opreg.REGISTRY and e.id not in ("residual",):
+            return self.make_op(e.id, [], {}, e.span)
+        return Symbol(e.id)
+
+    def make_op(self, name: str, args, kwargs, span: Span):
+        opdef = opreg.REGISTRY[name]
+        try:
+            attrs = opdef.bind(args, kwargs)
+        except ArgError as err:
+            return self.error(span, str(err))
+        if name in JOIN_KINDS:
+            return JoinHead(opdef, attrs, span)
+        return OpBlock(opdef, attrs, span)
+
+    def eval_Call(self, e: ast.Call, env):
+        args = [self.eval(a, env) for a in e.args]
+        kwargs = {}
+        for kw in e.kwargs:
+            if kw.name in kwargs:
+                return self.error(kw.span, f"argument {kw.name!r} given twice")
+            kwargs[kw.name] = self.eval(kw.value, env)
+        if any(v is POISON for v in list(args) + list(kwargs.values())):
+            return POISON
+        if not isinstance(e.func, ast.Name):
+            return self.error(e.span, "only a layer or a definition can be called")
+        fname = e.func.id
+        if fname in env:
+            target = env[fname]
+            if isinstance(target, (DefRef, DefBlock)):  # a definition passed as an argument
+                return self.call_def(target.defn, args, kwargs, e.span)
+            return self.error(e.func.span, f"{fname!r} is {_show(target)}, not a definition; "
+                                           "it cannot take arguments")
+        if fname in self.defs:
+            return self.call_def(self.defs[fname], args, kwargs, e.span)
+        if fname == "residual":
+            return self.make_residual(args, kwargs, e.span)
+        if fname in opreg.REGISTRY:
+            return self.make_op(fname, args, kwargs, e.span)
+        return self.unknown(fname, e.func.span)
+
+    def unknown(self, name: str, span: Span) -> Poison:
+        known = list(self.defs) + list(opreg.REGISTRY) + list(self.values)
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        return self.error(span, f"unknown layer or definition {name!r}{hint}")
+
+    def call_def(self, defn: ast.Definition, args, kwargs, span: Span):
+        params = defn.params
+        if len(args) > len(params):
+            return self.error(span, f"{defn.name} takes {len(params)} argument"
+                                    f"{'s' if len(params) != 1 else ''} "
+                                    f"({', '.join(p.name for p in params)}); got {len(args)}")
+        env: dict[str, Any] = {}
+        for p, v in zip(params, args):
+            env[p.name] = v
+        names = {p.name for p in params}
+        for k, v in kwargs.items():
+            if k not in names:
+                return self.error(span, f"{defn.name} has no parameter {k!r}; it takes "
+                                        f"({', '.join(p.name for p in params)})")
+            if k in env:
+                return self.error(span, f"{defn.name}: parameter {k!r} given twice")
+            env[k] = v
+        for p in params:
+            if p.name not in env:
+                if p.default is None:
+                    return self.error(span, f"{defn.name} needs its parameter {p.name!r} "
+                                            f"({', '.join(q.name for q in params)})")
+                env[p.name] = self.eval(p.default, dict(env))
+        shown = ", ".join(f"{p.name}={_show(env[p.name])}" for p in params)
+        return DefBlock(defn, env, span, f"{defn.name}({shown})")
+
+    def make_residual(self, args, kwargs, span: Span):
+        body = args[0] if args else kwargs.pop("body", None)
+        if len(args) > 1:
+            return self.error(span, "residual takes one body; give options by name "
+                                    "(shortcut=..., survival=...)")
+        if not isinstance(body, Block):
+            return self.error(span, "residual needs a body of layers: residual(conv(...) -> bn)")
+        shortcut = kwargs.pop("shortcut", "identity")
+        survival = kwargs.pop("survival", None)
+        if kwargs:
+            return self.error(span, f"residual has no parameter {next(iter(kwargs))!r}; "
+                                    "it takes (body, shortcut, survival)")
+        if shortcut not in SHORTCUTS:
+            return self.error(span, f"residual: shortcut must be one of {', '.join(SHORTCUTS)}; "
+                                    f"got {shortcut!r}")
+        if survival is not None and not (isinstance(survival, (int, float))
+                                         and 0 < survival <= 1):
+            return self.error(span, f"residual: survival must be in (0, 1]; got {survival!r}")
+        return ResidualBlock(body, str(shortcut), survival, span)
+
+    def eval_Join(self, e: ast.Join, env):
+        head = self.eval(e.head, env)
+        if head is POISON:
+            return POISON
+        if not isinstance(head, JoinHead):
+            return self.error(e.head.span, "branches in [...] need a join: "
+                                           f"{', '.join(JOIN_KINDS)}")
+        branches = [self.eval(b, env) for b in e.branches]
+        if any(b is POISON for b in branches):
+            return POISON
+        for b, b_ast in zip(branches, e.branches):
+            if not isinstance(b, Block):
+                return self.error(b_ast.span, f"a branch must be a block of layers; got {_show(b)}")
+        if not branches:
+            return self.error(e.span, f"{head.op.name} needs at least one branch")
+        return JoinBlock(head.op, head.attrs, tuple(branches), e.span)
+
+    def eval_Seq(self, e: ast.Seq, env):
+        first = self.eval(e.first, env)
+        then = self.eval(e.then, env)
+        if first is POISON or then is POISON:
+            return POISON
+        for part, part_ast in ((first, e.first), (then, e.then)):
+            if not isinstance(part, Block):
+                return self.not_a_block(part, part_ast)
+        if isinstance(then, ValueRef):
+            return self.error(e.then.span, f"{then.name!r} is a value; a chain can start from a "
+                                           "value but cannot flow into one")
+        return SeqBlock(first, then, e.span)
+
+    def not_a_block(self, v, node: ast.Node) -> Poison:
+        if isinstance(v, Symbol):
+            return self.unknown(str(v), node.span)
+        if isinstance(v, JoinHead):
+            return self.error(node.span, f"{v.op.name} joins branches: write {v.op.name}[a, b]")
+        if isinstance(v, DefRef):
+            params = ", ".join(p.name for p in v.defn.params if p.default is None)
+            return self.error(node.span, f"{v.defn.name} needs arguments ({params})")
+        return self.error(node.span, f"expected a layer here; got {_show(v)}")
+
+    def eval_BinOp(self, e: ast.BinOp, env):
+        left = self.eval(e.left, env)
+        if e.op in ("and", "or"):
+            if left is POISON:
+                return POISON
+            if e.op == "and" and not left:
+                return left
+            if e.op == "or" and left:
+                return left
+            return self.eval(e.right, env)
+        right = self.eval(e.right, env)
+        if left is POISON or right is POISON:
+            return POISON
+        if e.op == "*" and isinstance(left, Block) and _is_int(right):
+            if right < 0:
+                return self.error(e.right.span, f"cannot repeat a block {right} times")
+            return TimesBlock(left, right, e.span)
+        if not (_is_num(left) and _is_num(right)):
+            if e.op in ("==", "!=") and isinstance(left, str) and isinstance(right, str):
+                return (left == right) == (e.op == "==")
+            shown = f"{_show(left)} {e.op} {_show(right)}"
+            return self.error(e.span, f"cannot compute {shown}: {e.op} needs numbers")
+        try:
+            return _ARITH[e.op](left, right)
+        except ZeroDivisionError:
+            return self.error(e.span, f"division by zero in {_show(left)} {e.op} {_show(right)}")
+
+    def eval_UnaryOp(self, e: ast.UnaryOp, env):
+        v = self.eval(e.operand, env)
+        if v is POISON:
+            return POISON
+        if e.op == "not":
+            return not v
+        if not _is_num(v):
+            return self.error(e.span, f"cannot negate {_show(v)}")
+        return -v if e.op == "-" else v
+
+    def eval_IfExpr(self, e: ast.IfExpr, env):
+        cond = self.eval(e.cond, env)
+        if cond is POISON:
+            return POISON
+        if not isinstance(cond, (bool, int, float)):
+            return self.error(e.cond.span, f"a condition must be true or false; got {_show(cond)}")
+        return self.eval(e.then if cond else e.orelse, env)
+
+    def eval_Repeat(self, e: ast.Repeat, env):
+        lo, hi = self.eval(e.lo, env), self.eval(e.hi, env)
+        if lo is POISON or hi is POISON:
+            return POISON
+        if not (_is_int(lo) and _is_int(hi)):
+            return self.error(e.span, f"for {e.var} in lo..hi needs integers; got {_show(lo)}..{_show(hi)}")
+        return ForBlock(e.body, e.var, lo, hi, dict(env), e.span)
+
+    def eval_Labelled(self, e: ast.Labelled, env):
+        inner = self.eval(e.target, env)
+        text = []
+        for part in e.parts:
+            if isinstance(part, str):
+                text.append(part)
+            else:
+                v = self.eval(part, env)
+                if v is POISON:
+                    return POISON
+                if not (_is_int(v) or isinstance(v, str)):
+                    return self.error(part.span, f"a label can interpolate integers and names; got {_show(v)}")
+                text.append(str(v))
+        if inner is POISON:
+            return POISON
+        if not isinstance(inner, Block):
+            return self.not_a_block(inner, e.target)
+        return LabelledBlock(inner, "".join(text), e.span)
+
+    # ---- application ------------------------------------------------------------------------
+    def apply(self, block: Any, x: Value | Poison | None, label: str | None = None):
+        """Apply ``block`` to the value ``x`` (None at the start of a statement)."""
+        if block is POISON:
+            return POISON
+        if isinstance(block, ValueRef):
+            if x is not None:
+                return self.error(block.span, f"{block.name!r} is a value; a chain can start from "
+                                              "a value but cannot flow into one")
+            return block.value
+        if x is None and not _starts_with_value(block):
+            return self.error(block.span, "this chain has no input: start it from a value, "
+                                          "as in image -> ...")
+        if x is POISON:
+            return POISON
+        method = getattr(self, "apply_" + type(block).__name__)
+        return method(block, x, label)
+
+    def apply_OpBlock(self, b: OpBlock, x: Value, label):
+        return self.add_node(b.op.name, [x], b.attrs, b.span, label)
+
+    def apply_LabelledBlock(self, b: LabelledBlock, x: Value, label):
+        inner = b.inner
+        if isinstance(inner, (OpBlock, JoinBlock, ResidualBlock, DefBlock, LabelledBlock)):
+            return self.apply(inner, x, b.label)
+        # A labelled group opens a scope of that name.
+        return self.in_scope(self.fresh(b.label, numbered=False), lambda: self.apply(inner, x))
+
+    def in_scope(self, local: str, fn):
+        self.push_scope(local)
+        try:
+            out = fn()
+        finally:
+            scope_name = self.pop_scope()
+        if isinstance(out, Value):
+            self.graph.aliases[scope_name] = out.node
+        return out
+
+    def apply_DefBlock(self, b: DefBlock, x: Value, label):
+        if self.depth >= self.max_depth:
+            self.fatal(b.span, f"definitions nest deeper than {self.max_depth} calls; "
+                               f"a recursion does not reach its base case ({b.described})")
+        inline = b.defn.inline and not label
+        if not inline:
+            local = self.fresh(label, numbered=False) if label else self.fresh(b.defn.name, True)
+        self.path.append(b.described)
+        self.depth += 1
+        try:
+            def body():
+                value = self.eval(b.defn.body, dict(b.env))
+                if value is POISON:
+                    return POISON
+                if not isinstance(value, Block):
+                    return self.not_a_block(value, b.defn.body)
+                return self.apply(value, x)
+            return body() if inline else self.in_scope(local, body)
+        finally:
+            self.depth -= 1
+            self.path.pop()
+
+    def apply_SeqBlock(self, b: SeqBlock, x: Value | None, label):
+        return self.apply(b.then, self.apply(b.first, x))
+
+    def apply_TimesBlock(self, b: TimesBlock, x: Value, label):
+        for _ in range(b.times):
+            x = self.apply(b.body, x)
+        return x
+
+    def apply_ForBlock(self, b: ForBlock, x: Value, label):
+        for i in range(b.lo, b.hi + 1):
+            value = self.eval(b.body, {**b.env, b.var: i})
+            if value is POISON:
+                return POISON
+            if not isinstance(value, Block):
+                return self.not_a_block(value, b.body)
+            x = self.apply(value, x)
+        return x
+
+    def apply_JoinBlock(self, b: JoinBlock, x: Value, label):
+        self.path.append(b.op.name)
+        outs = []
+        columns = []
+        n = len(b.branches)
+        try:
+            for i, branch in enumerate(b.branches):
+                saved = self.column_offset
+                if b.op.name == "mean":
+                    # The FractalNet column of branch i: the last branch is this join's
+                    # shallowest column; joins inside branch i sit (n - 1 - i) columns deeper.
+                    columns.append(saved + n - i)
+                    self.column_offset = saved + (n - 1 - i)
+                try:
+                    src = None if _starts_with_value(branch) else x
+                    outs.append(self.apply(branch, src))
+                finally:
+                    self.column_offset = saved
+        finally:
+            self.path.pop()
+        if any(o is POISON for o in outs):
+            return POISON
+        attrs = b.attrs.replace(columns=tuple(columns)) if b.op.name == "mean" else b.attrs
+        return self.add_node(b.op.name, outs, attrs, b.span, label)
+
+    def apply_ResidualBlock(self, b: ResidualBlock, x: Value, label):
+        self.path.append("residual")
+        try:
+            y = self.apply(b.body, x)
+            if y is POISON:
+                return POISON
+            short = self.shortcut(b, x, y)
+        finally:
+            self.path.pop()
+        if short is POISON:
+            return POISON
+        attrs = Attrs(survival=b.survival if b.survival is not None else 1.0,
+                      explicit=b.survival is not None)
+        return self.add_node("residual", [y, short], attrs, b.span, label)
+
+    def shortcut(self, b: ResidualBlock, x: Value, y: Value):
+        if x.shape == y.shape and b.shortcut != "conv":
+            return x
+        if b.shortcut == "identity" or len(x.shape) != 3 or len(y.shape) != 3:
+            return self.error(
+                b.span, f"residual: body gives {fmt_shape(y.shape)}, shortcut gives "
+                        f"{fmt_shape(x.shape)}; declare shortcut=project or shortcut=pad")
+        (cx, hx, wx), (cy, hy, wy) = x.shape, y.shape
+        stride = -(-hx // hy) if hy else 0
+        if stride < 1 or -(-hx // stride) != hy or -(-wx // stride) != wy:
+            return self.error(b.span, f"residual: cannot match shortcut {fmt_shape(x.shape)} to "
+                                      f"body {fmt_shape(y.shape)} with one stride")
+        if b.shortcut == "pad":
+            if cy < cx:
+                return self.error(b.span, f"residual: shortcut=pad cannot reduce {cx} channels "
+                                          f"to {cy}; use shortcut=project")
+            return self.add_node("shortcut_pad", [x], Attrs(out=cy, stride=stride), b.span,
+                                 "shortcut")
+        # Projection (option B, or option C with shortcut=conv): 1x1 conv, with bn if the
+        # body normalises.
+        with_bn = any(self.graph.nodes[n].op == "bn" for n in self._body_nodes(x, y))
+        conv = opreg.REGISTRY["conv"].bind([cy, 1], {"stride": stride, "bias": not with_bn})
+
+        def project():
+            v = self.add_node("conv", [x], conv, b.span, None)
+            if with_bn and v is not POISON:
+                v = self.add_node("bn", [v], opreg.REGISTRY["bn"].bind([], {}), b.span, None)
+            return v
+        return self.in_scope(self.fresh("shortcut", numbered=False), project)
+
+    def _body_nodes(self, x: Value, y: Value) -> list[str]:
+        names = list(self.graph.nodes)
+        start = names.index(x.node) + 1
+        return names[start:names.index(y.node) + 1]
+
+    # ---- nets -------------------------------------------------------------------------------
+    def net(self, net: ast.Net, overrides: dict[str, Any] | None = None,
+            source: str | None = None) -> Graph:
+        """Elaborate one net. Raises DiagnosticError listing every error found."""
+        self.graph = graph = Graph(net.name, source=source)
+        env: dict[str, Any] = {}
+        overrides = dict(overrides or {})
+        for p in net.params:
+            if p.name in overrides:
+                env[p.name] = overrides.pop(p.name)
+            elif p.default is not None:
+                env[p.name] = self.eval(p.default, dict(env))
+            else:
+                self.error(p.span, f"net parameter {p.name!r} needs a default value")
+        for name in overrides:
+            self.error(net.span, f"net {net.name} has no parameter {name!r}")
+        last: Value | Poison | None = None
+        output_names: list[str] = []
+        try:
+            for stmt in net.body:
+                result = self.statement(stmt, env, output_names)
+                if result is not None:
+                    last = result
+        except _Fatal:
+            raise DiagnosticError(self.diags) from None
+        if not graph.inputs and not self.diags:
+            self.error(net.span, f"net {net.name} declares no input (input image: 3x224x224)")
+        if not output_names and isinstance(last, Value):
+            if last.node in graph.inputs:
+                self.error(net.span, f"net {net.name} computes nothing from its input")
+            else:
+                graph.outputs.append(last.node)
+                output_names.append(last.node)
+        if not graph.outputs and not self.diags:
+            self.error(net.span, f"net {net.name} has no output")
+        if self.diags:
+            raise DiagnosticError(self.diags)
+        graph.options["output_names"] = tuple(output_names)
+        flatten_mean_joins(graph)
+        assign_survival(graph)
+        return graph
+
+    def statement(self, stmt: ast.Node, env, output_names) -> Value | Poison | None:
+        g = self.graph
+        if isinstance(stmt, ast.InputStmt):
+            if stmt.name in self.values:
+                return self.error(stmt.span, f"{stmt.name!r} is already defined")
+            if any(d <= 0 for d in stmt.shape) or len(stmt.shape) not in (1, 3):
+                return self.error(stmt.span, f"input shape must be CxHxW (or a length); got "
+                                             f"{fmt_shape(stmt.shape)}")
+            spec = self.input_spec(stmt, env)
+            if spec is None:
+                return POISON
+            g.add(Node(stmt.name, "input", (), Attrs(), stmt.shape, stmt.span))
+            self.used.add(stmt.name)
+            g.inputs[stmt.name] = spec
+            self.values[stmt.name] = Value(stmt.name, stmt.shape)
+            return None
+        if isinstance(stmt, ast.WithStmt):
+            self.declaration(stmt, env)
+            return None
+        if isinstance(stmt, (ast.BindStmt, ast.OutputStmt)):
+            if stmt.value is None:  # output x
+                v = self.values.get(stmt.name)
+                if v is None:
+                    return self.error(stmt.span, f"output {stmt.name!r} is not a value of this net")
+            else:
+                if stmt.name in self.values:
+                    return self.error(stmt.span, f"{stmt.name!r} is already defined")
+                v = self.expression(stmt.value, env)
+                self.values[stmt.name] = v
+                if isinstance(v, Value) and stmt.name not in g.nodes:
+                    g.aliases[stmt.name] = v.node
+            if isinstance(stmt, ast.OutputStmt) and isinstance(v, Value):
+                g.outputs.append(v.node)
+                output_names.append(stmt.name)
+            return v
+        if isinstance(stmt, ast.ExprStmt):
+            return self.expression(stmt.value, env)
+        raise AssertionError(type(stmt))
+
+    def expression(self, e: ast.Node, env) -> Value | Poison:
+        block = self.eval(e, env)
+        if block is POISON:
+            return POISON
+        if not isinstance(block, Block):
+            return self.not_a_block(block, e)
+        if not _starts_with_value(block):
+            return self.error(e.span, "this chain has no input: start it from a value, "
+                                      "as in image -> ...")
+        return self.apply(block, None)
+
+    def input_spec(self, stmt: ast.InputStmt, env) -> InputSpec | None:
+        opts = {}
+        for kw in stmt.options:
+            v = self.eval(kw.value, env)
+            if v is POISON:
+                return None
+            opts[kw.name] = v
+        known = {"mean", "std", "scale", "layout"}
+        for k in opts:
+            if k not in known:
+                self.error(stmt.span, f"input has no option {k!r}; it takes {', '.join(sorted(known))}")
+                return None
+        c = stmt.shape[0]
+        for k in ("mean", "std"):
+            if k in opts:
+                v = opts[k]
+                if _is_num(v):
+                    v = [v] * c
+                if not (isinstance(v, list) and len(v) == c and all(_is_num(i) for i in v)):
+                    self.error(stmt.span, f"input {k} needs {c} numbers (one per channel)")
+                    return None
+                opts[k] = tuple(float(i) for i in v)
+        layout = str(opts.get("layout", "rgb"))
+        if layout not in ("rgb", "bgr", "gray"):
+            self.error(stmt.span, f"input layout must be rgb, bgr or gray; got {layout!r}")
+            return None
+        return InputSpec(stmt.name, stmt.shape, opts.get("mean"), opts.get("std"),
+                         float(opts.get("scale", 1.0)), layout)
+
+    def declaration(self, stmt: ast.WithStmt, env) -> None:
+        args = [self.eval(a, env) for a in stmt.args]
+        kwargs = {kw.name: self.eval(kw.value, env) for kw in stmt.kwargs}
+        opts = self.graph.options
+        if stmt.name == "droppath":
+            allowed = {"local", "global"}
+            params = dict(zip(("local", "global"), args), **kwargs)
+        elif stmt.name == "stochastic_depth":
+            allowed = {"p_L"}
+            params = dict(zip(("p_L",), args), **kwargs)
+        else:
+            self.error(stmt.span, f"unknown declaration {stmt.name!r}; netc knows "
+                                  "droppath(local=, global=) and stochastic_depth(p_L=)")
+            return
+        for k, v in params.items():
+            if k not in allowed:
+                self.error(stmt.span, f"{stmt.name} has no parameter {k!r}")
+                return
+            if not (_is_num(v) and 0 <= v <= 1):
+                self.error(stmt.span, f"{stmt.name}: {k} must be a probability in [0, 1]; got {_show(v)}")
+                return
+        if stmt.name == "droppath":
+            opts["droppath_local"] = float(params.get("local", 0.15))
+            opts["droppath_global"] = float(params.get("global", 0.5))
+        else:
+            opts["stochastic_depth"] = float(params.get("p_L", 0.5))
+
+
+def _starts_with_value(block) -> bool:
+    while isinstance(block, (SeqBlock, LabelledBlock)):
+        block = block.first if isinstance(block, SeqBlock) else block.inner
+    if isinstance(block, JoinBlock):
+        return all(isinstance(b, ValueRef) or _starts_with_value(b) for b in block.branches)
+    return isinstance(block, ValueRef)
+
+
+# ---- passes run after elaboration ---------------------------------------------------------
+
+
+def flatten_mean_joins(graph: Graph) -> None:
+    """Merge a mean-join into the mean-join that is its only consumer (in place).
+
+    FractalNet's rule f_{C+1} = [f_C ∘ f_C] ⊕ conv nests binary joins; the paper's join takes
+    the mean of every column meeting at that depth, so mean(mean(a, b), c) becomes
+    mean(a, b, c), each input keeping its column number. Aliases of a removed join are dropped.
+    """
+    users = graph.consumers()
+    removed: set[str] = set()
+    for node in list(graph):
+        if node.op != "mean":
+            continue
+        inputs, columns, changed = [], [], False
+        for inp, col in zip(node.inputs, node.attrs["columns"]):
+            src = graph.nodes[inp]
+            if (src.op == "mean" and users[inp] == [node.name] and inp not in graph.outputs
+                    and src.attrs.get("droppath") == node.attrs.get("droppath")):
+                inputs.extend(src.inputs)
+                columns.extend(src.attrs["columns"])
+                removed.add(inp)
+                changed = True
+            else:
+                inputs.append(inp)
+                columns.append(col)
+        if changed:
+            graph.nodes[node.name] = node.replace(
+                inputs=tuple(inputs), attrs=node.attrs.replace(columns=tuple(columns)))
+    for name in removed:
+        del graph.nodes[name]
+    for alias, target in list(graph.aliases.items()):
+        if target in removed:
+            del graph.aliases[alias]
+
+
+def assign_survival(graph: Graph) -> None:
+    """Stochastic depth (Huang et al.): residual block l of L survives with
+    p_l = 1 − (l/L)(1 − p_L), counting blocks in graph order. Explicit survivals are kept."""
+    p_last = graph.options.get("stochastic_depth")
+    if p_last is None:
+        return
+    blocks = [n for n in graph if n.op == "residual"]
+    total = len(blocks)
+    for l, node in enumerate(blocks, start=1):
+        if node.attrs.get("explicit"):
+            continue
+        p = 1.0 - (l / total) * (1.0 - p_last)
+        graph.nodes[node.name] = node.replace(attrs=node.attrs.replace(survival=p))
+
+
+# ---- helpers ------------------------------------------------------------------------------
+
+_ARITH = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b,
+    "//": lambda a, b: a // b,
+    "%": lambda a, b: a % b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _show(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, Block):
+        return "a block of layers"
+    if isinstance(v, JoinHead):
+        return v.op.name
+    if isinstance(v, DefRef):
+        return f"the definition {v.defn.name}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_show(i) for i in v) + "]"
+    return str(v)

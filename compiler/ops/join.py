@@ -1,0 +1,115 @@
+"""Ops with several inputs: joins of parallel branches and the residual addition.
+
+The spec writes joins as ``concat[a, b]``, ``add[a, b]``, ``mean(droppath=0.15)[a, b]``,
+``mul[...]``, ``max[...]``; ``residual(body, shortcut=...)`` becomes a ``residual`` node whose
+inputs are (body output, shortcut output). Drop-path and stochastic depth are attributes here and
+act in the PyTorch lowering (training); the ONNX lowering computes their inference forms.
+"""
+
+from __future__ import annotations
+
+from compiler.ops import OpDef, Param, ShapeError, fmt_shape, register, spatial
+
+
+def _same_shapes(op: str, ins) -> tuple:
+    first = ins[0]
+    for i, s in enumerate(ins[1:], start=2):
+        if s != first:
+            raise ShapeError(
+                f"{op}: branch {i} gives {fmt_shape(s)}, branch 1 gives {fmt_shape(first)}; "
+                f"{op} needs equal shapes"
+            )
+    return first
+
+
+class _Elementwise(OpDef):
+    min_inputs = 2
+    max_inputs = None
+
+    def infer_shape(self, a, ins):
+        return _same_shapes(self.name, ins)
+
+
+@register
+class Concat(OpDef):
+    name = "concat"
+    doc = "concatenate branches along channels; spatial sizes must agree"
+    min_inputs = 1
+    max_inputs = None
+
+    def infer_shape(self, a, ins):
+        if any(len(s) != len(ins[0]) for s in ins):
+            raise ShapeError("concat: cannot join feature maps and flat vectors: "
+                             + ", ".join(fmt_shape(s) for s in ins))
+        if len(ins[0]) == 3:
+            sizes = {tuple(s[1:]) for s in ins}
+            if len(sizes) > 1:
+                listed = ", ".join(f"branch {i + 1} {fmt_shape(s)}" for i, s in enumerate(ins))
+                raise ShapeError(f"concat: spatial sizes differ: {listed}")
+            return (sum(s[0] for s in ins), ins[0][1], ins[0][2])
+        return (sum(s[0] for s in ins),)
+
+
+@register
+class Add(_Elementwise):
+    name = "add"
+    doc = "element-wise sum of branches (Caffe Eltwise SUM)"
+
+
+@register
+class Mul(_Elementwise):
+    name = "mul"
+    doc = "element-wise product of branches (Caffe Eltwise PROD)"
+
+
+@register
+class Max(_Elementwise):
+    name = "max"
+    doc = "element-wise maximum of branches (Caffe Eltwise MAX)"
+
+
+@register
+class Mean(_Elementwise):
+    name = "mean"
+    doc = ("FractalNet join: element-wise mean of the inputs that survive drop-path; "
+           "mean(droppath=p) drops each input with probability p while training, keeping one")
+    min_inputs = 1
+    params = (Param("droppath", "float", None, doc="local drop probability; default: the net's"),)
+    # Attribute set by the elaborator: ``columns``, the FractalNet column of each input
+    # (1 = the shallowest), used by global drop-path and the deepest-column pass.
+
+
+@register
+class Residual(OpDef):
+    name = "residual"
+    doc = ("y = body + shortcut; with stochastic depth the body survives with probability "
+           "`survival` in training and is scaled by it in inference")
+    min_inputs = 2
+    max_inputs = 2
+    params = (Param("survival", "float", 1.0),)
+
+    def infer_shape(self, a, ins):
+        body, short = ins
+        if body != short:
+            raise ShapeError(
+                f"residual: body gives {fmt_shape(body)}, shortcut gives {fmt_shape(short)}; "
+                "declare shortcut=project or shortcut=pad"
+            )
+        return body
+
+
+@register
+class ShortcutPad(OpDef):
+    name = "shortcut_pad"
+    doc = ("ResNet option A shortcut: take every stride-th pixel, append zero channels "
+           "(no parameters): shortcut_pad(out, stride)")
+    params = (Param("out", "int"), Param("stride", "int", 1))
+
+    def infer_shape(self, a, ins):
+        c, h, w = spatial(ins[0], "shortcut_pad")
+        if a.out < c:
+            raise ShapeError(f"shortcut_pad: cannot pad {c} channels down to {a.out}")
+        return (a.out, -(-h // a.stride), -(-w // a.stride))
+
+    def geometry(self, a, ins):
+        return (1, 1), (a.stride, a.stride), (1, 1)

@@ -1,0 +1,57 @@
+"""Normalisation: batch norm and Caffe/AlexNet local response normalisation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compiler.ops import OpDef, Param, register, spatial
+
+
+@register
+class BatchNorm(OpDef):
+    name = "bn"
+    doc = "batch normalisation over channels (or features of a flat vector): bn(eps=1e-5)"
+    params = (Param("eps", "float", 1e-5), Param("momentum", "float", 0.1))
+
+    def infer_shape(self, a, ins):
+        return ins[0]
+
+    def param_count(self, a, ins, out):
+        return 2 * ins[0][0]  # scale and shift; running statistics are buffers, not parameters
+
+    def init_weights(self, a, ins, out, rng):
+        c = ins[0][0]
+        return {
+            "weight": np.ones(c, np.float32),
+            "bias": np.zeros(c, np.float32),
+            "running_mean": np.zeros(c, np.float32),
+            "running_var": np.ones(c, np.float32),
+        }
+
+    def to_torch(self, a, ins, out):
+        import torch.nn as nn
+
+        cls = nn.BatchNorm2d if len(ins[0]) == 3 else nn.BatchNorm1d
+        return cls(ins[0][0], eps=a.eps, momentum=a.momentum)
+
+
+@register
+class LRN(OpDef):
+    name = "lrn"
+    doc = ("local response normalisation across channels, Caffe's formula: "
+           "b = a / (k + alpha/size * sum a^2)^beta; lrn(size=5, alpha=1e-4, beta=0.75, k=1)")
+    params = (
+        Param("size", "int", 5),
+        Param("alpha", "float", 1e-4),
+        Param("beta", "float", 0.75),
+        Param("k", "float", 1.0),
+    )
+
+    def infer_shape(self, a, ins):
+        spatial(ins[0], "lrn")
+        return ins[0]
+
+    def to_torch(self, a, ins, out):
+        import torch.nn as nn
+
+        return nn.LocalResponseNorm(a.size, a.alpha, a.beta, a.k)

@@ -1,0 +1,99 @@
+"""Pooling: max and average windows (floor or Caffe's ceil rounding), global and adaptive."""
+
+from __future__ import annotations
+
+from compiler.ops import ArgError, OpDef, Param, ShapeError, register, spatial
+from compiler.ops.conv import window_shape
+
+_WINDOW_PARAMS = (
+    Param("kernel", "pair"),
+    Param("stride", "pair", None, doc="defaults to the kernel size, as in PyTorch and Keras"),
+    Param("pad", "pair", 0),
+    Param("ceil", "bool", False, doc="round the output size up, as Caffe does by default"),
+)
+
+
+class _Window(OpDef):
+    def normalise(self, a):
+        if a.stride is None:
+            a = a.replace(stride=a.kernel)
+        if min(a.kernel) <= 0 or min(a.stride) <= 0 or min(a.pad) < 0:
+            raise ArgError(f"{self.name}: kernel and stride must be positive, pad not negative")
+        if any(2 * p > k for p, k in zip(a.pad, a.kernel)):
+            raise ArgError(f"{self.name}: pad {a.pad} is more than half the kernel {a.kernel}")
+        return a
+
+    def infer_shape(self, a, ins):
+        return window_shape(self.name, ins[0], a.kernel, a.stride, a.pad, (1, 1), a.ceil)
+
+    def geometry(self, a, ins):
+        return a.kernel, a.stride, (1, 1)
+
+
+@register
+class MaxPool(_Window):
+    name = "maxpool"
+    doc = "max pooling: maxpool(kernel, stride=kernel, pad=0, ceil=false)"
+    params = _WINDOW_PARAMS
+
+    def to_torch(self, a, ins, out):
+        import torch.nn as nn
+
+        return nn.MaxPool2d(a.kernel, a.stride, a.pad, ceil_mode=a.ceil)
+
+
+@register
+class AvgPool(_Window):
+    name = "avgpool"
+    doc = "average pooling: avgpool(kernel, stride=kernel, pad=0, ceil=false, count_pad=true)"
+    params = _WINDOW_PARAMS + (
+        Param("count_pad", "bool", True, doc="divide by the window including padding (Caffe)"),
+    )
+
+    def to_torch(self, a, ins, out):
+        import torch.nn as nn
+
+        return nn.AvgPool2d(a.kernel, a.stride, a.pad, ceil_mode=a.ceil,
+                            count_include_pad=a.count_pad)
+
+
+@register
+class GlobalAvgPool(OpDef):
+    name = "gap"
+    doc = "global average pooling: CxHxW -> Cx1x1"
+
+    def infer_shape(self, a, ins):
+        c, _, _ = spatial(ins[0], "gap")
+        return (c, 1, 1)
+
+    def geometry(self, a, ins):
+        _, h, w = ins[0]
+        return (h, w), (h, w), (1, 1)
+
+    def to_torch(self, a, ins, out):
+        import torch.nn as nn
+
+        return nn.AdaptiveAvgPool2d(1)
+
+
+@register
+class AdaptiveAvgPool(OpDef):
+    name = "adaptive_avgpool"
+    doc = "adaptive average pooling to a fixed size, as torchvision's AlexNet and VGG"
+    params = (Param("size", "pair"),)
+
+    def infer_shape(self, a, ins):
+        c, h, w = spatial(ins[0], "adaptive_avgpool")
+        return (c, a.size[0], a.size[1])
+
+    def geometry(self, a, ins):
+        _, h, w = ins[0]
+        # Exact for the divisible case; an upper bound of the window otherwise.
+        k = tuple(-(-n // s) + (1 if n % s else 0) for n, s in zip((h, w), a.size))
+        st = tuple(max(n // s, 1) for n, s in zip((h, w), a.size))
+        return k, st, (1, 1)
+
+    def to_torch(self, a, ins, out):
+        import torch.nn as nn
+
+        return nn.AdaptiveAvgPool2d(a.size)

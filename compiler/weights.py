@@ -1,0 +1,46 @@
+"""netc's own seeded initial weights, shared by the PyTorch and ONNX lowerings.
+
+Each node draws from its own generator, seeded by (seed, crc32(node name)): adding a layer to a
+spec does not change the weights of the others, and both lowerings receive identical arrays.
+Keys are ``<node name>.<tensor>``, as in a PyTorch state dict (``conv1_1.weight``).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from compiler.ir import Graph
+
+
+def init_weights(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
+    """All weights and buffers of ``graph``, as float32 numpy arrays keyed by state-dict name.
+
+    >>> from compiler.loader import load
+    >>> w = init_weights(load("vgg16"), seed=0)
+    >>> w["conv1_1.weight"].shape
+    (64, 3, 3, 3)
+    """
+    out: dict[str, np.ndarray] = {}
+    for node in graph:
+        if node.op == "input":
+            continue
+        rng = np.random.default_rng([seed, zlib.crc32(node.name.encode())])
+        ins = [graph[i].shape for i in node.inputs]
+        for key, arr in node.opdef.init_weights(node.attrs, ins, node.shape, rng).items():
+            out[f"{node.name}.{key}"] = arr
+    return out
+
+
+def expected_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
+    """The shape of every weight the graph needs (without drawing random numbers)."""
+    rng = np.random.default_rng(0)
+    shapes = {}
+    for node in graph:
+        if node.op == "input":
+            continue
+        ins = [graph[i].shape for i in node.inputs]
+        for key, arr in node.opdef.init_weights(node.attrs, ins, node.shape, rng).items():
+            shapes[f"{node.name}.{key}"] = tuple(arr.shape)
+    return shapes

@@ -1,0 +1,175 @@
+"""The abstract syntax of netc: small frozen records, each carrying its source :class:`Span`.
+
+Expressions are one family: numbers, names, calls and chains of blocks share a grammar, and the
+elaborator (``compiler.elaborate``) decides what each denotes. Nothing here knows about tensors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dsl.diagnostics import Span
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    span: Span
+
+
+# ---- expressions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Name(Node):
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Num(Node):
+    value: int | float
+
+
+@dataclass(frozen=True, slots=True)
+class Str(Node):
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListLit(Node):
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BinOp(Node):
+    op: str  # + - * / // % == != < <= > >= and or
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True, slots=True)
+class UnaryOp(Node):
+    op: str  # - + not
+    operand: Node
+
+
+@dataclass(frozen=True, slots=True)
+class IfExpr(Node):
+    cond: Node
+    then: Node
+    orelse: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Kwarg(Node):
+    name: str
+    value: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Node):
+    """``f(a, b, k=v)``: a layer, a definition, or a join head such as ``mean(droppath=0.1)``."""
+
+    func: Node
+    args: tuple[Node, ...]
+    kwargs: tuple[Kwarg, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Join(Node):
+    """``head[branch, branch, ...]``: parallel branches on one input, joined by ``head``."""
+
+    head: Node
+    branches: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Seq(Node):
+    """``a -> b``: the output of ``a`` feeds ``b``."""
+
+    first: Node
+    then: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Labelled(Node):
+    """``x as conv{s}_{i}``: parts are literal text or interpolated expressions."""
+
+    target: Node
+    parts: tuple[str | Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Repeat(Node):
+    """``body for var in lo..hi`` (inclusive range)."""
+
+    body: Node
+    var: str
+    lo: Node
+    hi: Node
+
+
+# ---- statements and items ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Param(Node):
+    name: str
+    default: Node | None
+
+
+@dataclass(frozen=True, slots=True)
+class InputStmt(Node):
+    name: str
+    shape: tuple[int, ...]
+    options: tuple[Kwarg, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BindStmt(Node):
+    name: str
+    value: Node
+
+
+@dataclass(frozen=True, slots=True)
+class OutputStmt(Node):
+    name: str
+    value: Node | None
+
+
+@dataclass(frozen=True, slots=True)
+class WithStmt(Node):
+    name: str
+    args: tuple[Node, ...]
+    kwargs: tuple[Kwarg, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ExprStmt(Node):
+    value: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Include(Node):
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Definition(Node):
+    name: str
+    params: tuple[Param, ...]
+    body: Node
+    inline: bool = False  # an inline definition adds its nodes to the caller's scope
+
+
+@dataclass(frozen=True, slots=True)
+class Net(Node):
+    name: str
+    params: tuple[Param, ...]
+    body: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Module(Node):
+    """One parsed file."""
+
+    items: tuple[Node, ...]

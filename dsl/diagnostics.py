@@ -1,0 +1,106 @@
+"""Source spans and diagnostics: the one way netc reports a user's mistake.
+
+Every user error becomes a :class:`Diagnostic` with a :class:`Span`; a list of them travels in a
+:class:`DiagnosticError`. :func:`render` prints them the way compilers do::
+
+    vgg.net:4:21: error: conv: (W + 2P - F)/S + 1 = (2 + 2*0 - 3)/1 + 1 = 0 is not positive
+        image -> conv(64, 3) -> ...
+                 ^~~~~~~~~~~
+      note: in stage(ch=64, n=2)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of a source file; lines and columns count from 1."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int | None = None
+    end_col: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One message about one place in a spec; ``notes`` add context such as the expansion path."""
+
+    span: Span | None
+    message: str
+    severity: str = "error"
+    notes: tuple[str, ...] = ()
+
+
+class DiagnosticError(Exception):
+    """Raised with every diagnostic found; the command line renders them and exits 1."""
+
+    def __init__(self, diagnostics: list[Diagnostic] | Diagnostic):
+        if isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics = list(diagnostics)
+        super().__init__("\n".join(d.message for d in self.diagnostics))
+
+
+@dataclass
+class SourceCache:
+    """Texts of the files read so far, so diagnostics can quote the offending line."""
+
+    texts: dict[str, str] = field(default_factory=dict)
+
+    def line(self, file: str, line: int) -> str | None:
+        text = self.texts.get(file)
+        if text is None:
+            try:
+                text = Path(file).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                return None
+            self.texts[file] = text
+        lines = text.splitlines()
+        return lines[line - 1] if 1 <= line <= len(lines) else None
+
+
+SOURCES = SourceCache()
+
+
+def render_one(diag: Diagnostic, sources: SourceCache = SOURCES) -> str:
+    """Render one diagnostic: location, message, the source line with a caret, then notes."""
+    where = f"{diag.span}: " if diag.span else ""
+    out = [f"{where}{diag.severity}: {diag.message}"]
+    if diag.span is not None:
+        text = sources.line(diag.span.file, diag.span.line)
+        if text is not None:
+            text = text.replace("\t", " ")
+            col = max(diag.span.col, 1)
+            width = 1
+            if diag.span.end_line == diag.span.line and diag.span.end_col:
+                width = max(1, diag.span.end_col - col)
+            width = min(width, max(1, len(text) - col + 1))
+            out.append("    " + text)
+            out.append("    " + " " * (col - 1) + "^" + "~" * (width - 1))
+    out.extend(f"  note: {note}" for note in diag.notes)
+    return "\n".join(out)
+
+
+def render(diagnostics: list[Diagnostic], sources: SourceCache = SOURCES) -> str:
+    """Render all diagnostics, sorted by place, one blank line apart."""
+
+    def key(d: Diagnostic):
+        s = d.span
+        return (s.file, s.line, s.col) if s else ("", 0, 0)
+
+    return "\n".join(render_one(d, sources) for d in sorted(diagnostics, key=key))
+
+
+class UserError(Exception):
+    """A user's mistake that is not about a place in a spec (an unreadable image, a bad flag).
+
+    The command line prints ``netc: error: <message>`` and exits 1, without a traceback.
+    """

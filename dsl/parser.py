@@ -1,0 +1,249 @@
+"""Parse netc source text into :mod:`dsl.ast` nodes.
+
+The grammar lives in ``netc.lark`` beside this file. Lark's exceptions stop at this boundary:
+:func:`parse` raises only :class:`~dsl.diagnostics.DiagnosticError`.
+
+>>> mod = parse("def two = conv(8, 3) -> relu", "<doc>")
+>>> type(mod.items[0]).__name__, mod.items[0].name
+('Definition', 'two')
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import VisitError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from dsl import ast
+from dsl.diagnostics import SOURCES, Diagnostic, DiagnosticError, Span
+
+# How terminals read in "expected ..." messages.
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "INT": "an integer",
+    "FLOAT": "a number",
+    "STRING": "a string",
+    "SHAPE": "a shape such as 3x224x224",
+    "ARROW": "'->'",
+    "CMP_OP": "a comparison",
+    "ADD_OP": "'+' or '-'",
+    "MUL_OP": "'*', '/', '//' or '%'",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "COMMA": "','",
+    "EQUAL": "'='",
+    "COLON": "':'",
+    "SEMICOLON": "';'",
+    "$END": "end of file",
+}
+
+
+@lru_cache(maxsize=1)
+def _lark() -> Lark:
+    grammar = resources.files("dsl").joinpath("netc.lark").read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+
+
+def _span(file: str, meta) -> Span:
+    return Span(file, meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _tok_span(file: str, tok: Token) -> Span:
+    return Span(file, tok.line, tok.column, tok.end_line, tok.end_column)
+
+
+@v_args(inline=True, meta=True)
+class _ToAst(Transformer):
+    """One method per grammar alias; each builds one frozen AST node with its span."""
+
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+
+    def _s(self, meta) -> Span:
+        return _span(self.file, meta)
+
+    # items
+    def start(self, meta, *items):
+        return ast.Module(Span(self.file, 1, 1), tuple(items))
+
+    def include(self, meta, path):
+        return ast.Include(self._s(meta), path[1:-1])
+
+    def definition(self, meta, name, *rest):
+        params, body = (rest[0], rest[1]) if len(rest) == 2 else ((), rest[0])
+        return ast.Definition(self._s(meta), str(name), params, body)
+
+    def inline_definition(self, meta, name, *rest):
+        d = self.definition(meta, name, *rest)
+        return ast.Definition(d.span, d.name, d.params, d.body, inline=True)
+
+    def net(self, meta, name, *rest):
+        params = ()
+        if rest and isinstance(rest[0], tuple):
+            params, rest = rest[0], rest[1:]
+        return ast.Net(self._s(meta), str(name), params, tuple(rest))
+
+    def params(self, meta, *items):
+        return tuple(p for p in items if p is not None)
+
+    def param(self, meta, name, default=None):
+        return ast.Param(self._s(meta), str(name), default)
+
+    # statements
+    def input_stmt(self, meta, name, shape, *options):
+        dims = tuple(int(d) for d in str(shape).split("x"))
+        return ast.InputStmt(self._s(meta), str(name), dims, tuple(options))
+
+    def bind_stmt(self, meta, name, value):
+        return ast.BindStmt(self._s(meta), str(name), value)
+
+    def output_stmt(self, meta, name, value=None):
+        return ast.OutputStmt(self._s(meta), str(name), value)
+
+    def with_stmt(self, meta, name, *args):
+        pos, kw = _split_args(args)
+        return ast.WithStmt(self._s(meta), str(name), pos, kw)
+
+    def expr_stmt(self, meta, value):
+        return ast.ExprStmt(self._s(meta), value)
+
+    # expressions
+    def if_expr(self, meta, cond, then, orelse):
+        return ast.IfExpr(self._s(meta), cond, then, orelse)
+
+    def seq(self, meta, first, _arrow, then):
+        return ast.Seq(self._s(meta), first, then)
+
+    def or_expr(self, meta, left, right):
+        return ast.BinOp(self._s(meta), "or", left, right)
+
+    def and_expr(self, meta, left, right):
+        return ast.BinOp(self._s(meta), "and", left, right)
+
+    def not_expr(self, meta, operand):
+        return ast.UnaryOp(self._s(meta), "not", operand)
+
+    def compare(self, meta, left, op, right):
+        return ast.BinOp(self._s(meta), str(op), left, right)
+
+    def binop(self, meta, left, op, right):
+        return ast.BinOp(self._s(meta), str(op), left, right)
+
+    def unary_op(self, meta, op, operand):
+        return ast.UnaryOp(self._s(meta), str(op), operand)
+
+    def call(self, meta, func, *args):
+        pos, kw = _split_args(args)
+        return ast.Call(self._s(meta), func, pos, kw)
+
+    def join(self, meta, head, *branches):
+        return ast.Join(self._s(meta), head, tuple(b for b in branches if b is not None))
+
+    def labelled(self, meta, target, parts):
+        return ast.Labelled(self._s(meta), target, parts)
+
+    def repeat(self, meta, body, var, lo, hi):
+        return ast.Repeat(self._s(meta), body, str(var), lo, hi)
+
+    def name(self, meta, tok):
+        return ast.Name(self._s(meta), str(tok))
+
+    def int_lit(self, meta, tok):
+        return ast.Num(self._s(meta), int(tok))
+
+    def float_lit(self, meta, tok):
+        return ast.Num(self._s(meta), float(tok))
+
+    def string_lit(self, meta, tok):
+        return ast.Str(self._s(meta), str(tok)[1:-1])
+
+    def list_lit(self, meta, *items):
+        return ast.ListLit(self._s(meta), tuple(i for i in items if i is not None))
+
+    def group(self, meta, inner):
+        return inner
+
+    def kwarg(self, meta, name, value):
+        return ast.Kwarg(self._s(meta), str(name), value)
+
+    # labels: literal text and {expr} parts must touch, as in conv{s}_{i}
+    def label(self, meta, *parts):
+        for (_, prev), (_, cur) in zip(parts, parts[1:]):
+            if (prev.end_line, prev.end_col) != (cur.line, cur.col):
+                raise DiagnosticError(
+                    Diagnostic(cur, "a label's parts must be written together, as conv{s}_{i}")
+                )
+        return tuple(value for value, _ in parts)
+
+    def label_text(self, meta, tok):
+        return str(tok), _tok_span(self.file, tok)
+
+    def label_expr(self, meta, expr):
+        return expr, self._s(meta)
+
+
+def _split_args(args) -> tuple[tuple, tuple]:
+    args = [a for a in args if a is not None]
+    pos = tuple(a for a in args if not isinstance(a, ast.Kwarg))
+    kw = tuple(a for a in args if isinstance(a, ast.Kwarg))
+    return pos, kw
+
+
+def _describe_expected(expected: set[str]) -> str:
+    words = sorted({_TERMINAL_WORDS.get(t, f"'{t.lower()}'") for t in expected if t})
+    if len(words) > 8:
+        words = words[:8] + ["..."]
+    return ", ".join(words)
+
+
+def _syntax_diagnostic(err: UnexpectedInput, text: str, file: str) -> Diagnostic:
+    lines = text.splitlines() or [""]
+    if isinstance(err, UnexpectedEOF) or getattr(err, "line", -1) in (-1, None):
+        # Lark reports end of input at line -1: point just past the last character.
+        last = len(lines)
+        span = Span(file, last, len(lines[-1]) + 1)
+        expected = getattr(err, "expected", None) or []
+        return Diagnostic(span, f"unexpected end of file; expected {_describe_expected(set(expected))}")
+    span = Span(file, err.line, err.column)
+    if isinstance(err, UnexpectedCharacters):
+        ch = text[err.pos_in_stream] if err.pos_in_stream < len(text) else "?"
+        return Diagnostic(span, f"unexpected character {ch!r}")
+    assert isinstance(err, UnexpectedToken)
+    tok = err.token
+    if tok.type == "$END":
+        return Diagnostic(
+            Span(file, len(lines), len(lines[-1]) + 1),
+            f"unexpected end of file; expected {_describe_expected(err.expected)}",
+        )
+    span = _tok_span(file, tok)
+    hint = ""
+    if tok.type == "NAME" and "ARROW" in err.expected:
+        hint = " (missing '->' between layers?)"
+    return Diagnostic(
+        span,
+        f"unexpected {str(tok)!r}; expected {_describe_expected(err.expected)}{hint}",
+    )
+
+
+def parse(text: str, file: str = "<string>") -> ast.Module:
+    """Parse one file's text. Raises :class:`DiagnosticError` on any syntax error."""
+    SOURCES.texts[file] = text
+    if "\x00" in text:
+        raise DiagnosticError(Diagnostic(Span(file, 1, 1), "this is not a text file (NUL byte)"))
+    try:
+        tree = _lark().parse(text)
+    except UnexpectedInput as err:
+        raise DiagnosticError(_syntax_diagnostic(err, text, file)) from None
+    try:
+        return _ToAst(file).transform(tree)
+    except VisitError as err:
+        if isinstance(err.orig_exc, DiagnosticError):
+            raise err.orig_exc from None
+        raise

@@ -1,0 +1,61 @@
+"""The ``netc`` command line.
+
+Each subcommand lives in ``runtime/commands/<name>.py`` with ``add_arguments(parser)`` and
+``run(args) -> int``; importing a command module must stay cheap (torch and onnxruntime are
+imported inside ``run`` only where needed), so ``netc check`` and ``netc summary`` start fast.
+User errors end as a located diagnostic or one ``netc: error:`` line and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from dsl.diagnostics import DiagnosticError, UserError, render
+
+# name -> (module, one-line help). Order is the order of `netc --help`.
+COMMANDS = {
+    "check": ("runtime.commands.check", "parse and shape-check a spec"),
+    "summary": ("runtime.commands.summary", "per-layer table: shapes, parameters, MACs"),
+    "zoo": ("runtime.commands.zoo", "list the built-in nets"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="netc",
+        description="netc: a language and compiler for convolutional network architectures",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        mod = importlib.import_module(module)
+        mod.add_arguments(p)
+        p.set_defaults(_module=mod)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._module.run(args) or 0)
+    except DiagnosticError as err:
+        print(render(err.diagnostics), file=sys.stderr)
+        n = len(err.diagnostics)
+        print(f"{n} error{'s' if n != 1 else ''}", file=sys.stderr)
+        return 1
+    except UserError as err:
+        print(f"netc: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("netc: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

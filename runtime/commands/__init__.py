@@ -1,0 +1,1 @@
+"""One module per ``netc`` subcommand; see :mod:`runtime.cli`."""

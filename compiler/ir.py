@@ -47,7 +47,9 @@ class InputSpec:
     shape: Shape
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
-    scale: float = 1.0  # pixel values are divided by 255/scale... see runtime.images
+    # An image becomes the input as: pixels in [0, 1] times ``scale`` (1 for torchvision,
+    # 255 for Caffe), channels in ``layout`` order (rgb, bgr or gray), then (x − mean) / std.
+    scale: float = 1.0
     layout: str = "rgb"
 
 

@@ -80,12 +80,17 @@ class Elaborator:
         self.path: list[str] = []  # expansion frames, for notes
         self.depth = 0
         self.column_offset = 0
+        self._bound: dict[tuple, Attrs] = {}
+        self._eval_methods: dict[type, Any] = {}
 
     # ---- diagnostics ------------------------------------------------------------------------
     def error(self, span: Span | None, message: str) -> Poison:
         notes = ()
         if self.path:
-            notes = ("in " + " → ".join(self.path),)
+            frames = self.path
+            if len(frames) > 12:  # a deep recursion: its start and its end tell the story
+                frames = frames[:5] + [f"… {len(frames) - 10} more …"] + frames[-5:]
+            notes = ("in " + " → ".join(frames),)
         self.diags.append(Diagnostic(span, message, notes=notes))
         return POISON
 
@@ -149,7 +154,10 @@ class Elaborator:
 
     # ---- evaluation -------------------------------------------------------------------------
     def eval(self, e: ast.Node, env: dict[str, Any]) -> Any:
-        method = getattr(self, "eval_" + type(e).__name__)
+        kind = type(e)
+        method = self._eval_methods.get(kind)
+        if method is None:
+            method = self._eval_methods[kind] = getattr(self, "eval_" + kind.__name__)
         return method(e, env)
 
     def eval_Num(self, e: ast.Num, env):
@@ -183,10 +191,19 @@ class Elaborator:
 
     def make_op(self, name: str, args, kwargs, span: Span):
         opdef = opreg.REGISTRY[name]
+        # Binding is pure: the same call (a conv inside a repeated block) is bound once.
         try:
-            attrs = opdef.bind(args, kwargs)
-        except ArgError as err:
-            return self.error(span, str(err))
+            key = (name, _freeze(args), _freeze(sorted(kwargs.items())))
+            attrs = self._bound.get(key)
+        except TypeError:  # an unhashable argument (a block): bind every time
+            key, attrs = None, None
+        if attrs is None:
+            try:
+                attrs = opdef.bind(args, kwargs)
+            except ArgError as err:
+                return self.error(span, str(err))
+            if key is not None:
+                self._bound[key] = attrs
         if name in JOIN_KINDS:
             return JoinHead(opdef, attrs, span)
         return OpBlock(opdef, attrs, span)
@@ -553,7 +570,15 @@ class Elaborator:
         last: Value | Poison | None = None
         output_names: list[str] = []
         try:
+            prev_end = None
             for stmt in net.body:
+                if (isinstance(stmt, ast.ExprStmt) and prev_end == stmt.span.line
+                        and isinstance(stmt.value, (ast.Name, ast.Call))):
+                    # `image -> conv(8, 3) relu` parses as two statements.
+                    self.error(stmt.span, "unexpected layer after the end of a chain; "
+                                          "missing '->' before it?")
+                    continue
+                prev_end = stmt.span.end_line
                 result = self.statement(stmt, env, output_names)
                 if result is not None:
                     last = result
@@ -759,6 +784,14 @@ _ARITH = {
     ">": lambda a, b: a > b,
     ">=": lambda a, b: a >= b,
 }
+
+
+def _freeze(v):
+    """A hashable form of an argument list (lists become tuples); TypeError if impossible."""
+    if isinstance(v, (list, tuple)):
+        return tuple(_freeze(i) for i in v)
+    hash(v)
+    return (type(v), v)
 
 
 def _is_int(v) -> bool:

@@ -70,7 +70,7 @@ def read_program(path: Path) -> Program:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
             line = raw[: e.start].count(b"\n") + 1
-            diags.append(Diagnostic(Span(str(file), line, 1),
+            diags.append(Diagnostic(Span(_display(file), line, 1),
                                     "this is not a UTF-8 text file (binary data?)"))
             return
         try:

@@ -78,6 +78,7 @@ def render_one(diag: Diagnostic, sources: SourceCache = SOURCES) -> str:
         text = sources.line(diag.span.file, diag.span.line)
         if text is not None:
             text = text.replace("\t", " ")
+        if text is not None and text.isprintable():  # never echo binary garbage
             col = max(diag.span.col, 1)
             width = 1
             if diag.span.end_line == diag.span.line and diag.span.end_col:

@@ -60,21 +60,19 @@ class Param:
 class Attrs(Mapping):
     """Frozen, hashable attributes of a node; ``attrs.kernel`` reads like ``attrs["kernel"]``."""
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "_dict")
 
     def __init__(self, items: Mapping[str, Any] | None = None, **kw: Any):
         data = dict(items or {}, **kw)
         object.__setattr__(self, "_items", tuple(sorted(data.items())))
+        object.__setattr__(self, "_dict", data)
 
     def __getitem__(self, key: str) -> Any:
-        for k, v in self._items:
-            if k == key:
-                return v
-        raise KeyError(key)
+        return self._dict[key]
 
     def __getattr__(self, key: str) -> Any:
         try:
-            return self[key]
+            return self._dict[key]
         except KeyError:
             raise AttributeError(key) from None
 

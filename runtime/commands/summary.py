@@ -22,22 +22,43 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(summary.to_json(), indent=1))
         return 0
+    rows = fold(summary, args.depth) if args.depth else summary.rows
+    cells = [(r.name, r.op, "x".join(map(str, r.shape)), f"{r.params:,}",
+              human(r.macs) if r.macs else "0", str(r.rf) if r.rf else "-", r.extra)
+             for r in rows]
+    total = ("total", "", "", f"{summary.params:,}", human(summary.macs), "", "")
+    footer = (f"activations for one sample: {human_bytes(summary.activation_bytes)} "
+              f"(float32); parameters: {human_bytes(4 * summary.params)}")
+    if len(cells) > 1000:
+        # rich lays out ~1 ms per row: a 1,202-layer net would take seconds. Plain columns.
+        print(one_line(summary))
+        print(_plain_table([_HEADER] + cells + [total]))
+        print(footer)
+        return 0
     from rich.console import Console
     from rich.table import Table
 
-    rows = fold(summary, args.depth) if args.depth else summary.rows
     table = Table(title=one_line(summary), title_justify="left", box=None, pad_edge=False)
-    for col, justify in (("name", "left"), ("op", "left"), ("output", "right"),
-                         ("params", "right"), ("MACs", "right"), ("RF", "right"),
-                         ("", "left")):
-        table.add_column(col, justify=justify, no_wrap=True)
-    for r in rows:
-        table.add_row(r.name, r.op, "x".join(map(str, r.shape)), f"{r.params:,}",
-                      human(r.macs) if r.macs else "0", str(r.rf) if r.rf else "-", r.extra)
+    for col in _HEADER:
+        table.add_column(col, justify="left" if col in ("name", "op", "") else "right",
+                         no_wrap=True)
+    for row in cells:
+        table.add_row(*row)
     table.add_section()
-    table.add_row("total", "", "", f"{summary.params:,}", human(summary.macs), "", "")
+    table.add_row(*total)
     console = Console(width=max(100, Console().width))
     console.print(table)
-    console.print(f"activations for one sample: {human_bytes(summary.activation_bytes)} "
-                  f"(float32); parameters: {human_bytes(4 * summary.params)}")
+    console.print(footer)
     return 0
+
+
+_HEADER = ("name", "op", "output", "params", "MACs", "RF", "")
+
+
+def _plain_table(rows) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    left = {0, 1, 6}
+    return "\n".join(
+        "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in
+                  enumerate(zip(r, widths))).rstrip()
+        for r in rows)

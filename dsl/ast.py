@@ -173,3 +173,35 @@ class Module(Node):
     """One parsed file."""
 
     items: tuple[Node, ...]
+
+
+# ---- recipes -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecipeSetting(Node):
+    """``content "astronaut"`` or ``optimizer lbfgs(steps=300)``: a setting's name and arguments.
+
+    ``net vgg19`` is the setting named ``net``; :mod:`compiler.recipe` checks names and values.
+    """
+
+    name: str
+    args: tuple[Node, ...]
+    kwargs: tuple[Kwarg, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RecipeLet(Node):
+    """``loss = content(conv4_2) + 1e3 * style(conv1_1, conv2_1)``: a named expression."""
+
+    name: str
+    value: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Recipe(Node):
+    """``recipe NAME(params) { ... }``: an image optimisation over a net's named layers."""
+
+    name: str
+    params: tuple[Param, ...]
+    body: tuple[Node, ...]

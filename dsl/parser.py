@@ -92,6 +92,22 @@ class _ToAst(Transformer):
             params, rest = rest[0], rest[1:]
         return ast.Net(self._s(meta), str(name), params, tuple(rest))
 
+    def recipe(self, meta, name, *rest):
+        params = ()
+        if rest and isinstance(rest[0], tuple):
+            params, rest = rest[0], rest[1:]
+        return ast.Recipe(self._s(meta), str(name), params, tuple(rest))
+
+    def recipe_net(self, meta, spec):
+        return ast.RecipeSetting(self._s(meta), "net", (spec,), ())
+
+    def recipe_let(self, meta, name, value):
+        return ast.RecipeLet(self._s(meta), str(name), value)
+
+    def recipe_setting(self, meta, name, *args):
+        pos, kw = _split_args(args)
+        return ast.RecipeSetting(self._s(meta), str(name), pos, kw)
+
     def params(self, meta, *items):
         return tuple(p for p in items if p is not None)
 

@@ -49,11 +49,21 @@ class Concat(OpDef):
             return (sum(s[0] for s in ins), ins[0][1], ins[0][2])
         return (sum(s[0] for s in ins),)
 
+    def to_torch(self, a, ins, out):
+        from compiler.torch_joins import Concat
+
+        return Concat()
+
 
 @register
 class Add(_Elementwise):
     name = "add"
     doc = "element-wise sum of branches (Caffe Eltwise SUM)"
+
+    def to_torch(self, a, ins, out):
+        from compiler.torch_joins import Add
+
+        return Add()
 
 
 @register
@@ -61,11 +71,21 @@ class Mul(_Elementwise):
     name = "mul"
     doc = "element-wise product of branches (Caffe Eltwise PROD)"
 
+    def to_torch(self, a, ins, out):
+        from compiler.torch_joins import Mul
+
+        return Mul()
+
 
 @register
 class Max(_Elementwise):
     name = "max"
     doc = "element-wise maximum of branches (Caffe Eltwise MAX)"
+
+    def to_torch(self, a, ins, out):
+        from compiler.torch_joins import Max
+
+        return Max()
 
 
 @register
@@ -78,6 +98,13 @@ class Mean(_Elementwise):
     # Attribute set by the elaborator: ``columns``, the FractalNet column of each input
     # (1 = the shallowest), used by global drop-path and the deepest-column pass.
 
+    def to_torch(self, a, ins, out):
+        # ``a.droppath`` is the effective local probability: the lowering fills in the net's
+        # ``with droppath(local=...)`` default before calling this face.
+        from compiler.torch_joins import MeanJoin
+
+        return MeanJoin(a.get("droppath"), a.get("columns"))
+
 
 @register
 class Residual(OpDef):
@@ -87,6 +114,11 @@ class Residual(OpDef):
     min_inputs = 2
     max_inputs = 2
     params = (Param("survival", "float", 1.0),)
+
+    def to_torch(self, a, ins, out):
+        from compiler.torch_joins import ResidualJoin
+
+        return ResidualJoin(a.get("survival", 1.0))
 
     def infer_shape(self, a, ins):
         body, short = ins
@@ -104,6 +136,11 @@ class ShortcutPad(OpDef):
     doc = ("ResNet option A shortcut: take every stride-th pixel, append zero channels "
            "(no parameters): shortcut_pad(out, stride)")
     params = (Param("out", "int"), Param("stride", "int", 1))
+
+    def to_torch(self, a, ins, out):
+        from compiler.torch_joins import ShortcutPad
+
+        return ShortcutPad(a.out, a.stride)
 
     def infer_shape(self, a, ins):
         c, h, w = spatial(ins[0], "shortcut_pad")

@@ -38,6 +38,7 @@ from compiler.values import (
     JoinHead,
     LabelledBlock,
     OpBlock,
+    OpRef,
     Poison,
     ResidualBlock,
     SeqBlock,
@@ -186,6 +187,9 @@ class Elaborator:
         if e.id == "residual":
             return self.error(e.span, "residual needs a body: residual(conv(...) -> bn, shortcut=project)")
         if e.id in opreg.REGISTRY and e.id not in ("residual",):
+            opdef = opreg.REGISTRY[e.id]
+            if any(p.required for p in opdef.params):
+                return OpRef(opdef, e.span)
             return self.make_op(e.id, [], {}, e.span)
         return Symbol(e.id)
 
@@ -274,6 +278,8 @@ class Elaborator:
         if not isinstance(body, Block):
             return self.error(span, "residual needs a body of layers: residual(conv(...) -> bn)")
         shortcut = kwargs.pop("shortcut", "identity")
+        if isinstance(shortcut, (OpRef, OpBlock)):  # shortcut=identity / shortcut=conv
+            shortcut = shortcut.op.name
         survival = kwargs.pop("survival", None)
         if kwargs:
             return self.error(span, f"residual has no parameter {next(iter(kwargs))!r}; "
@@ -324,6 +330,8 @@ class Elaborator:
         if isinstance(v, DefRef):
             params = ", ".join(p.name for p in v.defn.params if p.default is None)
             return self.error(node.span, f"{v.defn.name} needs arguments ({params})")
+        if isinstance(v, OpRef):
+            return self.error(node.span, f"{v.op.name} needs arguments: {v.op.signature()}")
         return self.error(node.span, f"expected a layer here; got {_show(v)}")
 
     def eval_BinOp(self, e: ast.BinOp, env):
@@ -813,6 +821,8 @@ def _show(v) -> str:
         return v.op.name
     if isinstance(v, DefRef):
         return f"the definition {v.defn.name}"
+    if isinstance(v, OpRef):
+        return v.op.name
     if isinstance(v, list):
         return "[" + ", ".join(_show(i) for i in v) + "]"
     return str(v)

@@ -134,3 +134,12 @@ class DefRef:
 
     defn: ast.Definition
     span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class OpRef:
+    """An op named bare although it needs arguments (``conv``): an error only if applied, and a
+    plain word where a word is expected (``shortcut=conv``)."""
+
+    op: OpDef
+    span: Span

@@ -215,7 +215,10 @@ def _split_args(args) -> tuple[tuple, tuple]:
 
 
 def _describe_expected(expected: set[str]) -> str:
-    words = sorted({_TERMINAL_WORDS.get(t, f"'{t.lower()}'") for t in expected if t})
+    # Closing brackets first: at the end of a file they are what is usually missing.
+    closers = [_TERMINAL_WORDS[t] for t in ("RBRACE", "RPAR", "RSQB") if t in expected]
+    words = closers + sorted({_TERMINAL_WORDS.get(t, f"'{t.lower()}'") for t in expected
+                              if t and t not in ("RBRACE", "RPAR", "RSQB")})
     if len(words) > 8:
         words = words[:8] + ["..."]
     return ", ".join(words)

@@ -21,8 +21,6 @@ def window_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 1,
     """
     extent = dilation * (kernel - 1) + 1
     span = size + 2 * pad - extent
-    if span < 0:
-        return 0
     out = (-(-span // stride) if ceil else span // stride) + 1
     if ceil and (out - 1) * stride >= size + pad:
         out -= 1
@@ -119,6 +117,14 @@ class Conv(OpDef):
 
         return nn.Conv2d(ins[0][0], a.out, a.kernel, a.stride, a.pad, a.dilation, a.groups, a.bias)
 
+    def to_onnx(self, tape, node, inputs, weights):
+        a = node.attrs
+        ins = [inputs[0], tape.initializer(f"{node.name}.weight", weights[f"{node.name}.weight"])]
+        if a.bias:
+            ins.append(tape.initializer(f"{node.name}.bias", weights[f"{node.name}.bias"]))
+        return tape.op("Conv", ins, name=node.name, group=a.groups,
+                       **onnx_window(a.kernel, a.stride, a.pad, a.dilation))
+
 
 @register
 class FC(OpDef):
@@ -169,3 +175,20 @@ class FC(OpDef):
         import torch.nn as nn
 
         return nn.Linear(ins[0][0], a.out, a.bias)
+
+    def to_onnx(self, tape, node, inputs, weights):
+        ins = [inputs[0], tape.initializer(f"{node.name}.weight", weights[f"{node.name}.weight"])]
+        if node.attrs.bias:
+            ins.append(tape.initializer(f"{node.name}.bias", weights[f"{node.name}.bias"]))
+        return tape.op("Gemm", ins, name=node.name, transB=1)
+
+
+def onnx_window(kernel, stride, pad, dilation=None) -> dict:
+    """ONNX attributes of a sliding window (Conv, MaxPool, AveragePool), shared by the ops.
+
+    netc pads symmetrically, so ``pads`` is (top, left, bottom, right) = (ph, pw, ph, pw).
+    """
+    attrs = {"kernel_shape": list(kernel), "strides": list(stride), "pads": [*pad, *pad]}
+    if dilation is not None:
+        attrs["dilations"] = list(dilation)
+    return attrs

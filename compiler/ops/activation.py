@@ -10,28 +10,58 @@ class _Pointwise(OpDef):
         return ins[0]
 
 
-def _simple(op_name: str, torch_cls: str, doc: str, params=(), torch_args=()):
-    """Register a parameter-free pointwise op whose torch module is ``nn.<torch_cls>``."""
+def _simple(op_name: str, torch_cls: str, doc: str, params=(), torch_args=(),
+            onnx_op: str | None = None, onnx_attrs=()):
+    """Register a pointwise op whose torch module is ``nn.<torch_cls>`` and whose ONNX form is
+    one ``onnx_op`` node (``None``: the input passes through, no node). ``onnx_attrs`` pairs an
+    ONNX attribute with the op parameter it takes its value from."""
 
     def to_torch(self, a, ins, out):
         import torch.nn as nn
 
         return getattr(nn, torch_cls)(*[a[p] for p in torch_args])
 
+    def to_onnx(self, tape, node, inputs, weights):
+        if onnx_op is None:
+            return inputs[0]
+        attrs = {key: node.attrs[param] for key, param in onnx_attrs}
+        return tape.op(onnx_op, inputs, name=node.name, **attrs)
+
     cls = type(op_name.title().replace("_", ""), (_Pointwise,),
-               {"name": op_name, "doc": doc, "params": params, "to_torch": to_torch})
+               {"name": op_name, "doc": doc, "params": params, "to_torch": to_torch,
+                "to_onnx": to_onnx})
     return register(cls)
 
 
-_simple("relu", "ReLU", "rectified linear unit max(0, x)")
-_simple("sigmoid", "Sigmoid", "logistic sigmoid")
-_simple("tanh", "Tanh", "hyperbolic tangent")
-_simple("gelu", "GELU", "Gaussian error linear unit")
+_simple("relu", "ReLU", "rectified linear unit max(0, x)", onnx_op="Relu")
+_simple("sigmoid", "Sigmoid", "logistic sigmoid", onnx_op="Sigmoid")
+_simple("tanh", "Tanh", "hyperbolic tangent", onnx_op="Tanh")
 _simple("identity", "Identity", "passes its input through")
 _simple("leaky_relu", "LeakyReLU", "leaky ReLU: leaky_relu(slope=0.01)",
-        (Param("slope", "float", 0.01),), ("slope",))
+        (Param("slope", "float", 0.01),), ("slope",), "LeakyRelu", (("alpha", "slope"),))
 _simple("elu", "ELU", "exponential linear unit: elu(alpha=1.0)",
-        (Param("alpha", "float", 1.0),), ("alpha",))
+        (Param("alpha", "float", 1.0),), ("alpha",), "Elu", (("alpha", "alpha"),))
+
+
+@register
+class Gelu(_Pointwise):
+    name = "gelu"
+    doc = "Gaussian error linear unit"
+
+    def to_torch(self, a, ins, out):
+        import torch.nn as nn
+
+        return nn.GELU()
+
+    def to_onnx(self, tape, node, inputs, weights):
+        # ONNX has Gelu only from opset 20: write x/2 · (1 + erf(x/√2)), torch's exact form.
+        n = node.name
+        t = tape.op("Mul", [inputs[0], tape.float_constant(f"{n}.rsqrt2", 0.5 ** 0.5)],
+                    name=f"{n}/scale")
+        t = tape.op("Erf", [t], name=f"{n}/erf")
+        t = tape.op("Add", [t, tape.float_constant(f"{n}.one", 1.0)], name=f"{n}/add")
+        t = tape.op("Mul", [inputs[0], t], name=f"{n}/mul")
+        return tape.op("Mul", [t, tape.float_constant(f"{n}.half", 0.5)], name=n)
 
 
 @register
@@ -50,6 +80,9 @@ class Dropout(_Pointwise):
 
         return nn.Dropout(a.p)
 
+    def to_onnx(self, tape, node, inputs, weights):
+        return inputs[0]  # inference: dropout is the identity, and writes no node
+
 
 @register
 class Softmax(_Pointwise):
@@ -61,6 +94,9 @@ class Softmax(_Pointwise):
 
         return nn.Softmax(dim=1)
 
+    def to_onnx(self, tape, node, inputs, weights):
+        return tape.op("Softmax", inputs, name=node.name, axis=1)
+
 
 @register
 class LogSoftmax(_Pointwise):
@@ -71,3 +107,6 @@ class LogSoftmax(_Pointwise):
         import torch.nn as nn
 
         return nn.LogSoftmax(dim=1)
+
+    def to_onnx(self, tape, node, inputs, weights):
+        return tape.op("LogSoftmax", inputs, name=node.name, axis=1)

@@ -49,6 +49,9 @@ class Concat(OpDef):
             return (sum(s[0] for s in ins), ins[0][1], ins[0][2])
         return (sum(s[0] for s in ins),)
 
+    def to_onnx(self, tape, node, inputs, weights):
+        return tape.op("Concat", inputs, name=node.name, axis=1)
+
     def to_torch(self, a, ins, out):
         from compiler.torch_joins import Concat
 
@@ -59,6 +62,9 @@ class Concat(OpDef):
 class Add(_Elementwise):
     name = "add"
     doc = "element-wise sum of branches (Caffe Eltwise SUM)"
+
+    def to_onnx(self, tape, node, inputs, weights):
+        return tape.op("Add" if len(inputs) == 2 else "Sum", inputs, name=node.name)
 
     def to_torch(self, a, ins, out):
         from compiler.torch_joins import Add
@@ -71,6 +77,14 @@ class Mul(_Elementwise):
     name = "mul"
     doc = "element-wise product of branches (Caffe Eltwise PROD)"
 
+    def to_onnx(self, tape, node, inputs, weights):
+        # ONNX Mul takes two inputs: a chain, left to right as torch multiplies.
+        out = inputs[0]
+        for i, other in enumerate(inputs[1:], start=1):
+            last = i == len(inputs) - 1
+            out = tape.op("Mul", [out, other], name=node.name if last else f"{node.name}/mul{i}")
+        return out
+
     def to_torch(self, a, ins, out):
         from compiler.torch_joins import Mul
 
@@ -81,6 +95,9 @@ class Mul(_Elementwise):
 class Max(_Elementwise):
     name = "max"
     doc = "element-wise maximum of branches (Caffe Eltwise MAX)"
+
+    def to_onnx(self, tape, node, inputs, weights):
+        return tape.op("Max", inputs, name=node.name)
 
     def to_torch(self, a, ins, out):
         from compiler.torch_joins import Max
@@ -97,6 +114,10 @@ class Mean(_Elementwise):
     params = (Param("droppath", "float", None, doc="local drop probability; default: the net's"),)
     # Attribute set by the elaborator: ``columns``, the FractalNet column of each input
     # (1 = the shallowest), used by global drop-path and the deepest-column pass.
+
+    def to_onnx(self, tape, node, inputs, weights):
+        # Inference: no drop-path, the plain mean of every input (the Caffe join in TEST).
+        return tape.op("Mean", inputs, name=node.name)
 
     def to_torch(self, a, ins, out):
         # ``a.droppath`` is the effective local probability: the lowering fills in the net's
@@ -129,6 +150,15 @@ class Residual(OpDef):
             )
         return body
 
+    def to_onnx(self, tape, node, inputs, weights):
+        # Stochastic depth at inference: shortcut + survival · body (Huang et al.). The
+        # survival is usually folded into the body's last layer first (passes.fold_survival).
+        body, short = inputs
+        if node.attrs.survival != 1.0:
+            scale = tape.float_constant(f"{node.name}.survival", node.attrs.survival)
+            body = tape.op("Mul", [body, scale], name=f"{node.name}/scale")
+        return tape.op("Add", [body, short], name=node.name)
+
 
 @register
 class ShortcutPad(OpDef):
@@ -150,3 +180,26 @@ class ShortcutPad(OpDef):
 
     def geometry(self, a, ins):
         return (1, 1), (a.stride, a.stride), (1, 1)
+
+    def to_onnx(self, tape, node, inputs, weights):
+        # Every stride-th pixel from the first (a strided Slice), then zero channels appended
+        # after the real ones (Pad on the channel axis), as fb.resnet.torch's option A.
+        import numpy as np
+
+        a, x = node.attrs, inputs[0]
+        c = tape.shape(x)[0]
+        n = node.name
+        if a.stride == 1 and a.out == c:
+            return tape.op("Identity", [x], name=n)
+        if a.stride > 1:
+            big = np.iinfo(np.int64).max
+
+            def ints(key, values):
+                return tape.constant(f"{n}.{key}", np.array(values, np.int64))
+            x = tape.op("Slice", [x, ints("starts", [0, 0]), ints("ends", [big, big]),
+                                  ints("axes", [2, 3]), ints("steps", [a.stride, a.stride])],
+                        name=n if a.out == c else f"{n}/slice")
+        if a.out > c:
+            pads = np.array([0, 0, 0, 0, 0, a.out - c, 0, 0], np.int64)
+            x = tape.op("Pad", [x, tape.constant(f"{n}.pads", pads)], name=n)
+        return x

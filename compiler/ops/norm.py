@@ -34,6 +34,14 @@ class BatchNorm(OpDef):
         cls = nn.BatchNorm2d if len(ins[0]) == 3 else nn.BatchNorm1d
         return cls(ins[0][0], eps=a.eps, momentum=a.momentum)
 
+    def to_onnx(self, tape, node, inputs, weights):
+        # Inference form: running statistics. Usually folded into the conv before it
+        # (compiler.passes.fold_bn); this is the form for a bn that has no conv to fold into.
+        names = ["weight", "bias", "running_mean", "running_var"]
+        ins = [tape.initializer(f"{node.name}.{k}", weights[f"{node.name}.{k}"]) for k in names]
+        return tape.op("BatchNormalization", [inputs[0], *ins], name=node.name,
+                       epsilon=node.attrs.eps)
+
 
 @register
 class LRN(OpDef):
@@ -55,3 +63,8 @@ class LRN(OpDef):
         import torch.nn as nn
 
         return nn.LocalResponseNorm(a.size, a.alpha, a.beta, a.k)
+
+    def to_onnx(self, tape, node, inputs, weights):
+        a = node.attrs  # ONNX LRN is Caffe's formula (alpha divided by size), bias = k
+        return tape.op("LRN", inputs, name=node.name, size=a.size, alpha=a.alpha, beta=a.beta,
+                       bias=a.k)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from compiler.ops import ArgError, OpDef, Param, ShapeError, register, spatial
-from compiler.ops.conv import window_shape
+from compiler.ops.conv import onnx_window, window_shape
 
 _WINDOW_PARAMS = (
     Param("kernel", "pair"),
@@ -41,6 +43,11 @@ class MaxPool(_Window):
 
         return nn.MaxPool2d(a.kernel, a.stride, a.pad, ceil_mode=a.ceil)
 
+    def to_onnx(self, tape, node, inputs, weights):
+        a = node.attrs
+        return tape.op("MaxPool", inputs, name=node.name, ceil_mode=int(a.ceil),
+                       **onnx_window(a.kernel, a.stride, a.pad))
+
 
 @register
 class AvgPool(_Window):
@@ -55,6 +62,12 @@ class AvgPool(_Window):
 
         return nn.AvgPool2d(a.kernel, a.stride, a.pad, ceil_mode=a.ceil,
                             count_include_pad=a.count_pad)
+
+    def to_onnx(self, tape, node, inputs, weights):
+        a = node.attrs
+        return tape.op("AveragePool", inputs, name=node.name, ceil_mode=int(a.ceil),
+                       count_include_pad=int(a.count_pad),
+                       **onnx_window(a.kernel, a.stride, a.pad))
 
 
 @register
@@ -74,6 +87,9 @@ class GlobalAvgPool(OpDef):
         import torch.nn as nn
 
         return nn.AdaptiveAvgPool2d(1)
+
+    def to_onnx(self, tape, node, inputs, weights):
+        return tape.op("GlobalAveragePool", inputs, name=node.name)
 
 
 @register
@@ -97,3 +113,34 @@ class AdaptiveAvgPool(OpDef):
         import torch.nn as nn
 
         return nn.AdaptiveAvgPool2d(a.size)
+
+    def to_onnx(self, tape, node, inputs, weights):
+        return _adaptive_onnx(tape, node, inputs)
+
+
+def adaptive_matrix(size: int, out: int) -> np.ndarray:
+    """(out, size) matrix whose rows average PyTorch's adaptive windows.
+
+    Window i covers [floor(i*size/out), ceil((i+1)*size/out)), as ``nn.AdaptiveAvgPool2d``.
+    """
+    m = np.zeros((out, size), np.float64)
+    for i in range(out):
+        lo, hi = (i * size) // out, -(-((i + 1) * size) // out)
+        m[i, lo:hi] = 1.0 / (hi - lo)
+    return m
+
+
+def _adaptive_onnx(tape, node, inputs):
+    """Adaptive average pooling in ONNX, which has no such op.
+
+    Equal windows (the size divides evenly) are an AveragePool; otherwise pooling is linear and
+    separable, so Y = A_h · X · A_wᵀ with :func:`adaptive_matrix`: two MatMuls.
+    """
+    (_, h, w), (oh, ow) = tape.shape(inputs[0]), node.attrs.size
+    if h % oh == 0 and w % ow == 0:
+        k = (h // oh, w // ow)
+        return tape.op("AveragePool", inputs, name=node.name, **onnx_window(k, k, (0, 0)))
+    a_wt = tape.float_constant(f"{node.name}.cols", adaptive_matrix(w, ow).T)
+    a_h = tape.float_constant(f"{node.name}.rows", adaptive_matrix(h, oh))
+    x = tape.op("MatMul", [inputs[0], a_wt], name=f"{node.name}/cols")
+    return tape.op("MatMul", [a_h, x], name=node.name)

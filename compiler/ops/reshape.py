@@ -19,3 +19,6 @@ class Flatten(OpDef):
         import torch.nn as nn
 
         return nn.Flatten(1)
+
+    def to_onnx(self, tape, node, inputs, weights):
+        return tape.op("Flatten", inputs, name=node.name, axis=1)

@@ -1,0 +1,189 @@
+"""A thin recorder over ``onnx.helper``: op calls become nodes, arrays become initializers.
+
+The ONNX lowering of every op (``OpDef.to_onnx`` in :mod:`compiler.ops`) writes through a
+:class:`Tape`, so an op never builds protobufs by hand::
+
+    >>> import numpy as np
+    >>> tape = Tape()
+    >>> w = tape.initializer("fc.weight", np.ones((2, 3), np.float32))
+    >>> tape.op("Gemm", ["x", w], name="fc", transB=1)
+    'fc'
+    >>> model = tape.finish("tiny", inputs={"x": (3,)}, outputs={"fc": (2,)})
+    >>> [n.op_type for n in model.graph.node], model.graph.output[0].name
+    (['Gemm'], 'fc')
+
+:meth:`Tape.finish` assembles the ``ModelProto`` with a dynamic batch axis, runs
+``onnx.checker.check_model(full_check=True)`` and ONNX shape inference, and compares every
+inferred shape with the shape the IR expects; a disagreement is a compiler bug and raises
+:class:`LoweringError` naming the value and both shapes.
+
+A :class:`FunctionTape` records the body of an ONNX model-local function: its initializers
+become function inputs (functions cannot own initializers) and its constants ``Constant`` nodes,
+so the same ``to_onnx`` code lowers an op inside or outside a function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 18
+BATCH = "batch"  # the name of the dynamic batch axis of every input and output
+DOMAIN = "netc"  # the domain of model-local functions
+
+Shape = tuple[int, ...]
+
+
+class LoweringError(Exception):
+    """The ONNX model disagrees with the IR: a bug in netc, never a user's mistake."""
+
+
+class Tape:
+    """Records ONNX nodes and initializers; value names are chosen by the caller.
+
+    ``float_type`` is the element type of weights and float constants (float32, or float16
+    for a half-precision model); arrays given to :meth:`initializer` are cast to it.
+    """
+
+    def __init__(self, float_type: type = np.float32, opset: int = OPSET):
+        self.float_type = np.dtype(float_type)
+        self.opset = opset
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: dict[str, TensorProto] = {}
+        self.node_names: set[str] = set()
+        self.shapes: dict[str, Shape] = {}  # per-sample IR shapes of values, set by the lowering
+
+    @property
+    def elem_type(self) -> int:
+        return helper.np_dtype_to_tensor_dtype(self.float_type)
+
+    def op(self, op_type: str, inputs: Sequence[str], name: str, output: str | None = None,
+           domain: str = "", **attrs) -> str:
+        """Record one node named ``name``; return its output value (``output``, else ``name``).
+
+        ``attrs`` are the ONNX attributes; ``None`` values are left out so a caller can pass
+        optional ones unconditionally.
+        """
+        if name in self.node_names:
+            raise LoweringError(f"two ONNX nodes are named {name!r}")
+        self.node_names.add(name)
+        out = output or name
+        attrs = {k: v for k, v in attrs.items() if v is not None}
+        self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=name,
+                                           domain=domain, **attrs))
+        return out
+
+    def shape(self, value: str) -> Shape:
+        """The per-sample shape of ``value`` (an op needing its input size, e.g. adaptive pool)."""
+        return self.shapes[value]
+
+    def initializer(self, name: str, array: np.ndarray) -> str:
+        """Store a weight under ``name`` (float arrays cast to ``float_type``); return ``name``."""
+        array = np.asarray(array)
+        if array.dtype.kind == "f":
+            array = array.astype(self.float_type, copy=False)
+        self.initializers[name] = numpy_helper.from_array(np.ascontiguousarray(array), name)
+        return name
+
+    def constant(self, name: str, array: np.ndarray) -> str:
+        """A constant the lowering needs (slice bounds, pads): an initializer in a graph."""
+        return self.initializer(name, array)
+
+    def float_constant(self, name: str, value) -> str:
+        """A float constant in the model's float type (a scale, a pooling matrix)."""
+        return self.constant(name, np.asarray(value, dtype=self.float_type))
+
+    # -- assembling ----------------------------------------------------------------------------
+    def finish(self, name: str, inputs: Mapping[str, Shape], outputs: Mapping[str, Shape],
+               expected: Mapping[str, Shape] | None = None,
+               functions: Sequence[onnx.FunctionProto] = (), doc: str = "",
+               metadata: Mapping[str, str] | None = None) -> onnx.ModelProto:
+        """The checked model: inputs and outputs get a leading dynamic ``batch`` axis.
+
+        ``expected`` maps value names to their per-sample IR shapes (outputs are always
+        checked); every one must come out of ONNX shape inference as ``[batch, *shape]``.
+        """
+        def value(n: str, shape: Shape) -> onnx.ValueInfoProto:
+            return helper.make_tensor_value_info(n, self.elem_type, [BATCH, *shape])
+
+        graph = helper.make_graph(
+            self.nodes, name,
+            [value(n, s) for n, s in inputs.items()],
+            [value(n, s) for n, s in outputs.items()],
+            initializer=list(self.initializers.values()),
+        )
+        imports = [helper.make_opsetid("", self.opset)]
+        if functions:
+            imports.append(helper.make_opsetid(DOMAIN, 1))
+        model = helper.make_model(graph, opset_imports=imports, functions=list(functions),
+                                  producer_name="netc", doc_string=doc)
+        model.ir_version = 8 if self.opset <= 18 else 9  # readable by ONNX Runtime >= 1.14
+        if metadata:
+            helper.set_model_props(model, dict(metadata))
+        try:
+            onnx.checker.check_model(model, full_check=True)
+        except onnx.checker.ValidationError as err:
+            raise LoweringError(f"the ONNX model fails onnx.checker: {err}") from None
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+        check_shapes(inferred, {**(expected or {}), **outputs})
+        return model
+
+
+def check_shapes(model: onnx.ModelProto, expected: Mapping[str, Shape]) -> None:
+    """Compare ONNX-inferred shapes of ``model``'s top-level values with ``expected``."""
+    found: dict[str, list] = {}
+    for info in list(model.graph.value_info) + list(model.graph.output):
+        dims = info.type.tensor_type.shape.dim
+        found[info.name] = [d.dim_param or d.dim_value for d in dims]
+    for name, shape in expected.items():
+        want = [BATCH, *shape]
+        got = found.get(name)
+        if got is None:
+            raise LoweringError(f"ONNX shape inference found no shape for {name!r} "
+                                f"(the IR says {'x'.join(map(str, shape))})")
+        if got != want:
+            raise LoweringError(f"{name}: ONNX shape inference gives {got}, the IR says {want}")
+
+
+class FunctionTape(Tape):
+    """Records the body of one model-local function; weights become function inputs.
+
+    Value names inside the body are local (the caller strips the call's scope prefix).
+    :meth:`initializer` stores the array in ``parent`` under ``prefix + name`` (its full
+    name, so weights keep their state-dict names in the file) and returns the local input
+    name; :attr:`weights` lists (local name, full name) in the order of the function inputs.
+    """
+
+    def __init__(self, parent: Tape, prefix: str):
+        super().__init__(parent.float_type, parent.opset)
+        self.parent = parent
+        self.prefix = prefix
+        self.weights: list[tuple[str, str]] = []
+
+    def initializer(self, name: str, array: np.ndarray) -> str:
+        self.parent.initializer(self.prefix + name, array)
+        self.weights.append((name, self.prefix + name))
+        return name
+
+    def constant(self, name: str, array: np.ndarray) -> str:
+        array = np.asarray(array)
+        if array.dtype.kind == "f":
+            array = array.astype(self.float_type, copy=False)
+        tensor = numpy_helper.from_array(np.ascontiguousarray(array), name)
+        return self.op("Constant", [], name=name, value=tensor)
+
+    def body_key(self, inputs: Sequence[str], outputs: Sequence[str]) -> bytes:
+        """Bytes that are equal for two calls whose functions would be identical."""
+        proto = self.function("_", inputs, outputs)
+        return proto.SerializeToString(deterministic=True)
+
+    def function(self, name: str, inputs: Sequence[str], outputs: Sequence[str],
+                 doc: str = "") -> onnx.FunctionProto:
+        """The ``FunctionProto``: data ``inputs`` first, then the weights in recorded order."""
+        return helper.make_function(
+            DOMAIN, name, list(inputs) + [local for local, _ in self.weights], list(outputs),
+            self.nodes, [helper.make_opsetid("", self.opset)], doc_string=doc,
+        )

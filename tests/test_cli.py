@@ -1,0 +1,74 @@
+"""`netc check`, `netc summary` and `netc zoo` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def test_check_ok_line(cli):
+    r = cli("check", "vgg16")
+    assert r.code == 0
+    assert r.out.strip() == ("OK vgg16: 138,357,544 params, 15.47 G MACs, 3x224x224 -> 1000, "
+                             "41 nodes")
+
+
+def test_summary_table_has_every_node_and_totals(cli):
+    r = cli("summary", "resnet18")
+    assert r.code == 0
+    assert "layer2.basic1.shortcut.conv1" in r.out
+    assert "11,689,512" in r.out and "1.81 G" in r.out
+    assert "activations for one sample" in r.out
+
+
+def test_summary_json_schema(cli):
+    r = cli("summary", "vgg16", "--json")
+    data = json.loads(r.out)
+    assert set(data) >= {"name", "inputs", "outputs", "params", "macs", "layers"}
+    assert data["inputs"] == {"image": [3, 224, 224]}
+    assert data["outputs"] == {"prob": [1000]}
+    assert data["params"] == sum(layer["params"] for layer in data["layers"]) == 138_357_544
+    conv = next(layer for layer in data["layers"] if layer["name"] == "conv1_1")
+    assert conv == {**conv, "op": "conv", "shape": [64, 224, 224], "params": 1792,
+                    "macs": 64 * 224 * 224 * 27, "rf": 3}
+
+
+def test_summary_depth_folds_like_torchinfo(cli):
+    r = cli("summary", "resnet34", "--depth", "1")
+    names = [line.split()[0] for line in r.out.splitlines()[2:] if line.strip()]
+    assert "layer1" in names and not any(n.startswith("layer1.") for n in names)
+    assert "21,797,672" in r.out
+
+
+def test_receptive_field_of_vgg16():
+    from compiler.loader import load
+    from compiler.summary import receptive_fields
+
+    # Three 3x3 convs see 7x7 (the VGG paper's argument); pool5 of VGG-16 sees 212 pixels.
+    rf = receptive_fields(load("vgg16"))
+    assert rf["conv1_2"][0] == 5
+    assert rf["pool5"][0] == 212
+
+
+def test_zoo_lists_nets(cli):
+    r = cli("zoo")
+    assert "vgg16" in r.out and "resnet50" in r.out
+
+
+def test_check_and_summary_do_not_import_torch_or_onnxruntime():
+    code = (
+        "import sys; from runtime.cli import main\n"
+        "assert main(['check', 'resnet50']) == 0\n"
+        "assert main(['summary', 'fractalnet']) == 0\n"
+        "bad = [m for m in ('torch', 'onnxruntime', 'onnx') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_netc_console_script_runs():
+    proc = subprocess.run([sys.executable, "-m", "runtime.cli", "check", "resnet50"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("OK resnet50: 25,557,032 params")

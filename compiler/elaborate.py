@@ -451,6 +451,8 @@ class Elaborator:
         inline = b.defn.inline and not label
         if not inline:
             local = self.fresh(label, numbered=False) if label else self.fresh(b.defn.name, True)
+            # Which scopes are definition calls, for the ONNX lowering's --functions.
+            self.graph.calls[self._full(local)] = b.described
         self.path.append(b.described)
         self.depth += 1
         try:

@@ -70,6 +70,10 @@ class Graph:
     aliases: dict[str, str] = field(default_factory=dict)
     options: dict[str, object] = field(default_factory=dict)
     source: str | None = None
+    # Scope name of every (non-inline) definition call -> the call as written with its
+    # arguments, e.g. ``layer1.basic1`` -> ``basic(ch=64, stride=1)``. The ONNX lowering's
+    # ``--functions`` turns each call into a model-local function.
+    calls: dict[str, str] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes.values())
@@ -110,7 +114,7 @@ class Graph:
 
     def copy(self, **changes) -> Graph:
         g = Graph(self.name, dict(self.nodes), dict(self.inputs), list(self.outputs),
-                  dict(self.aliases), dict(self.options), self.source)
+                  dict(self.aliases), dict(self.options), self.source, dict(self.calls))
         for k, v in changes.items():
             setattr(g, k, v)
         return g

@@ -1,0 +1,3 @@
+"""Running recipes: the loss terms (:mod:`.losses`), images (:mod:`.images`), the cost estimate
+(:mod:`.cost`) and the optimisation engine (:mod:`.engine`). See :mod:`compiler.recipe` for what
+a recipe means; ``netc recipe`` (:mod:`runtime.commands.recipe`) runs one."""

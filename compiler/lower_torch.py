@@ -1,0 +1,255 @@
+"""Lowering to PyTorch: an ``nn.Module`` that interprets the IR graph node by node.
+
+:func:`build_module` asks each op's registry entry for its ``to_torch`` module and assembles a
+:class:`NetModule`:
+
+- ops with weights or buffers (conv, fc, bn) become real submodules installed at their IR dotted
+  names (``layer1.basic1.conv1``), as ``torch.fx.GraphModule`` installs them, so state-dict keys
+  are the IR names: the words of ``netc summary``, of the ONNX graph and of recipes;
+- stateless ops (relu, pools, joins, dropout, ...) stay outside the module tree, so the tree and
+  the state dict hold exactly the weights; :meth:`NetModule.train` still reaches them, since
+  dropout, drop-path and stochastic depth behave differently in training;
+- ``forward`` walks a precomputed plan: the backward slice of the requested values (the declared
+  outputs, or ``taps``), each intermediate freed after its last use.
+
+Initial weights are netc's own seeded numpy arrays (:func:`compiler.weights.init_weights`), the
+same numbers the ONNX lowering writes, so one seed gives the same network in both worlds.
+
+    >>> from compiler.loader import load                      # doctest: +SKIP
+    >>> net = build_module(load("vgg16"), seed=0)             # doctest: +SKIP
+    >>> feats = net(x, taps=["conv4_2"])                      # runs conv1_1 .. conv4_2 only
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from compiler.ir import Graph
+from compiler.torch_joins import DropPathSampler
+from dsl.diagnostics import UserError
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One node of a plan: compute ``name`` from ``inputs``, then free the values in ``free``."""
+
+    name: str
+    op: str
+    inputs: tuple[str, ...]
+    free: tuple[str, ...]
+
+
+class NetModule(nn.Module):
+    """A compiled network. Call it as ``net(x)`` or ``net(x, taps=[names])``.
+
+    ``net(*inputs)`` returns the declared output (a tensor) or outputs (a tuple, in
+    ``graph.outputs`` order). ``net(*inputs, taps=names)`` returns ``{name: tensor}`` for exactly
+    the requested names, resolved with :meth:`compiler.ir.Graph.resolve` (node names, scope
+    aliases such as ``inception_4c``, unique dotted suffixes such as ``conv4_2``), and computes
+    only what those names need. Inputs are positional in ``graph.inputs`` order.
+    """
+
+    def __init__(self, graph: Graph):
+        super().__init__()
+        self.graph = graph
+        # Plain attributes (not registered): stateless op modules and the plan cache.
+        self._stateless: dict[str, nn.Module] = {}
+        self._plans: dict[tuple[str, ...], tuple[_Step, ...]] = {}
+        self._droppath: DropPathSampler | None = None
+
+    # -- building ---------------------------------------------------------------------------
+    def _install(self, name: str, module: nn.Module) -> None:
+        """Put ``module`` at dotted path ``name``, creating empty parent modules on the way."""
+        parent: nn.Module = self
+        *scopes, leaf = name.split(".")
+        for i, part in enumerate(scopes):
+            child = parent._modules.get(part)
+            if child is None:
+                child = nn.Module()
+                parent.add_module(part, child)
+            elif type(child) is not nn.Module:
+                raise ValueError(f"cannot install {name!r}: {'.'.join(scopes[:i + 1])!r} "
+                                 "is a layer, not a scope")
+            parent = child
+        if leaf in parent._modules or hasattr(parent, leaf):
+            raise ValueError(f"cannot install {name!r}: the name is already taken")
+        parent.add_module(leaf, module)
+
+    def node_module(self, name: str) -> nn.Module | None:
+        """The module computing node ``name`` (a submodule or a stateless op); None for inputs."""
+        node = self.graph.resolve(name)
+        if node is None:
+            raise KeyError(name)
+        if node in self._stateless:
+            return self._stateless[node]
+        if self.graph[node].op == "input":
+            return None
+        return self.get_submodule(node)
+
+    def train(self, mode: bool = True) -> NetModule:
+        super().train(mode)
+        for m in self._stateless.values():
+            m.train(mode)
+        return self
+
+    # -- weights ----------------------------------------------------------------------------
+    def load_named(self, tensors: Mapping[str, object], source: str = "weights") -> None:
+        """Copy tensors (numpy arrays or torch tensors) into the module by state-dict name.
+
+        Every weight of the network must be present with its exact shape (batch-norm
+        ``num_batches_tracked`` counters may be missing). Raises :class:`UserError` naming the
+        first missing, unexpected or mis-shaped tensor.
+        """
+        own = self.state_dict()
+        missing = [k for k in own if k not in tensors and not k.endswith("num_batches_tracked")]
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise UserError(f"{source}: no tensor for {missing[0]}{more}")
+        unexpected = [k for k in tensors if k not in own]
+        if unexpected:
+            more = f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""
+            raise UserError(f"{source}: {unexpected[0]}{more} is not a weight of "
+                            f"{self.graph.name}")
+        with torch.no_grad():
+            for key, value in tensors.items():
+                t = torch.as_tensor(np.asarray(value) if not torch.is_tensor(value) else value)
+                if tuple(t.shape) != tuple(own[key].shape):
+                    raise UserError(
+                        f"{source}: {key} has shape {_shape(t.shape)}; "
+                        f"{self.graph.name} expects {_shape(own[key].shape)}")
+                own[key].copy_(t.to(own[key].dtype))
+
+    def load_safetensors(self, path) -> None:
+        """Load weights by name from a ``.safetensors`` file (see :meth:`load_named`)."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            tensors = load_file(str(path))
+        except (OSError, SafetensorError) as err:
+            raise UserError(f"cannot read {path}: {err}") from None
+        self.load_named(tensors, str(path))
+
+    # -- running ----------------------------------------------------------------------------
+    def plan(self, targets: tuple[str, ...]) -> tuple[_Step, ...]:
+        """The steps computing ``targets`` (node names): their backward slice, with frees."""
+        cached = self._plans.get(targets)
+        if cached is not None:
+            return cached
+        nodes = self.graph.slice(list(targets))
+        last_use: dict[str, int] = {}
+        for i, node in enumerate(nodes):
+            for inp in node.inputs:
+                last_use[inp] = i
+        keep = set(targets)
+        frees: list[list[str]] = [[] for _ in nodes]
+        for name, i in last_use.items():
+            if name not in keep:
+                frees[i].append(name)
+        steps = tuple(_Step(n.name, n.op, n.inputs, tuple(frees[i]))
+                      for i, n in enumerate(nodes))
+        self._plans[targets] = steps
+        return steps
+
+    def resolve_taps(self, taps) -> list[tuple[str, str]]:
+        """(requested name, node name) pairs; a :class:`UserError` for an unknown name."""
+        pairs = []
+        for name in taps:
+            node = self.graph.resolve(name)
+            if node is None:
+                near = self.graph.candidates(name)
+                hint = (f"; it could be {', '.join(near[:6])}" if near else
+                        "; `netc summary` lists the layer names")
+                raise UserError(f"{self.graph.name} has no layer named {name!r}{hint}")
+            pairs.append((name, node))
+        return pairs
+
+    def forward(self, *inputs: torch.Tensor, taps=None):
+        if len(inputs) != len(self.graph.inputs):
+            raise UserError(f"{self.graph.name} takes {len(self.graph.inputs)} input(s) "
+                            f"({', '.join(self.graph.inputs)}); got {len(inputs)}")
+        if taps is None:
+            targets = tuple(self.graph.outputs)
+        else:
+            if isinstance(taps, str):
+                taps = [taps]
+            pairs = self.resolve_taps(taps)
+            targets = tuple(dict.fromkeys(node for _, node in pairs))
+        values = self._run(self.plan(targets), inputs)
+        if taps is not None:
+            return {name: values[node] for name, node in pairs}
+        if len(targets) == 1:
+            return values[targets[0]]
+        return tuple(values[t] for t in targets)
+
+    def _run(self, steps, inputs) -> dict[str, torch.Tensor]:
+        given = dict(zip(self.graph.inputs, inputs))
+        sample = None
+        if self.training and self._droppath is not None:
+            device = inputs[0].device
+            sample = self._droppath.draw(device)
+        values: dict[str, torch.Tensor] = {}
+        for step in steps:
+            if step.op == "input":
+                values[step.name] = given[step.name]
+                continue
+            fn = self._stateless.get(step.name)
+            if fn is None:
+                fn = self.get_submodule(step.name)
+            args = [values[i] for i in step.inputs]
+            if step.op == "mean":
+                values[step.name] = fn(*args, sample=sample)
+            else:
+                values[step.name] = fn(*args)
+            for name in step.free:
+                del values[name]
+        return values
+
+    def extra_repr(self) -> str:
+        return f"graph={self.graph.name!r}, nodes={len(self.graph)}"
+
+
+def _shape(shape) -> str:
+    return "x".join(str(d) for d in shape) or "scalar"
+
+
+def _effective_attrs(graph: Graph, node):
+    """Attributes as the torch face needs them: a mean join's drop probability resolved."""
+    if node.op == "mean" and node.attrs.get("droppath") is None:
+        local = graph.options.get("droppath_local")
+        if local is not None:
+            return node.attrs.replace(droppath=float(local))
+    return node.attrs
+
+
+def build_module(graph: Graph, weights: Mapping[str, np.ndarray] | None = None,
+                 seed: int = 0) -> NetModule:
+    """The PyTorch module of ``graph``, with ``weights`` (state-dict names -> arrays) or, when
+    None, netc's seeded initial weights for ``seed``."""
+    from compiler.weights import init_weights
+
+    net = NetModule(graph)
+    max_column = 0
+    for node in graph:
+        if node.op == "input":
+            continue
+        ins = [graph[i].shape for i in node.inputs]
+        attrs = _effective_attrs(graph, node)
+        module = node.opdef.to_torch(attrs, ins, node.shape)
+        if node.op == "mean" and attrs.get("droppath") is not None and attrs.get("columns"):
+            max_column = max(max_column, *attrs["columns"])
+        if len(module.state_dict()) or any(True for _ in module.parameters()):
+            net._install(node.name, module)
+        else:
+            net._stateless[node.name] = module
+    ratio = graph.options.get("droppath_global")
+    if ratio and max_column:
+        net._droppath = DropPathSampler(float(ratio), max_column)
+    net.load_named(init_weights(graph, seed) if weights is None else weights,
+                   "weights" if weights is not None else "initial weights")
+    return net

@@ -1,0 +1,188 @@
+"""The PyTorch lowering: shapes, parameter counts, names, taps, torch.compile, channels_last."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from compiler.loader import load
+from compiler.lower_torch import build_module
+from compiler.summary import summarize
+from compiler.weights import init_weights
+from dsl.diagnostics import UserError
+
+SPECS = Path(__file__).parent / "specs" / "torch_nets.net"
+
+
+def spec(net: str) -> str:
+    return f"{SPECS}:{net}"
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    return load(spec("cifar_resnet"))
+
+
+@pytest.fixture(scope="module")
+def fractal():
+    return load("fractalnet")
+
+
+def all_shapes(graph, module, batch=2):
+    x = torch.randn(batch, *graph.inputs["image"].shape)
+    with torch.no_grad():
+        return module.eval()(x, taps=[n.name for n in graph])
+
+
+@pytest.mark.parametrize("which", ["resnet", "fractal"])
+def test_every_node_has_the_ir_shape_and_counts_match_the_summary(which, request):
+    graph = request.getfixturevalue(which)
+    module = build_module(graph, seed=1)
+    feats = all_shapes(graph, module)
+    assert set(feats) == set(graph.nodes)
+    for node in graph:
+        assert tuple(feats[node.name].shape) == (2, *node.shape), node.name
+    n_params = sum(p.numel() for p in module.parameters())
+    assert n_params == summarize(graph).params
+    if which == "fractal":
+        assert n_params == 76_128_714
+
+
+def test_state_dict_keys_are_ir_names_and_hold_the_seeded_weights(resnet):
+    module = build_module(resnet, seed=3)
+    state = module.state_dict()
+    weights = init_weights(resnet, seed=3)
+    assert {k for k in state if not k.endswith("num_batches_tracked")} == set(weights)
+    assert "stage2.cifar_basic1.conv1.weight" in state
+    for key, arr in weights.items():
+        np.testing.assert_array_equal(state[key].numpy(), arr)
+    # Stateless ops are outside the module tree: only conv, bn and fc are submodules.
+    leaves = {type(m).__name__ for _, m in module.named_modules() if not list(m.children())}
+    assert leaves == {"Conv2d", "BatchNorm2d", "Linear"}
+
+
+def test_same_seed_same_network_other_seed_other_network(resnet):
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        a = build_module(resnet, seed=0).eval()(x, taps=["conv1"])["conv1"]
+        b = build_module(resnet, seed=0).eval()(x, taps=["conv1"])["conv1"]
+        c = build_module(resnet, seed=1).eval()(x, taps=["conv1"])["conv1"]
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c)
+
+
+def test_taps_compute_only_the_backward_slice(resnet):
+    module = build_module(resnet).eval()
+    called = []
+    for name in ("stage2.cifar_basic1.conv1", "stage3.cifar_basic1.conv1", "fc"):
+        module.node_module(name).register_forward_hook(
+            lambda mod, i, o, name=name: called.append(name))
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        feats = module(x, taps=["stage2.cifar_basic1.conv1", "relu1"])
+    assert set(feats) == {"stage2.cifar_basic1.conv1", "relu1"}
+    assert tuple(feats["stage2.cifar_basic1.conv1"].shape) == (1, 32, 16, 16)
+    assert called == ["stage2.cifar_basic1.conv1"]  # stage 3 and the classifier never ran
+    steps = module.plan(("stage2.cifar_basic1.conv1",))
+    assert steps[-1].name == "stage2.cifar_basic1.conv1"
+    assert not any(s.op in ("fc", "gap") for s in steps)
+    assert len(steps) == 1 + 3 + 2 * 7 + 1  # input, stem, two blocks of stage 1, the conv
+
+
+def test_taps_resolve_scope_aliases_and_suffixes(resnet):
+    module = build_module(resnet).eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        feats = module(x, taps=["stage2", "stage2.cifar_basic1.shortcut", "fc"])
+        out = module(x)
+    assert torch.equal(feats["fc"], out)
+    assert tuple(feats["stage2"].shape) == (1, 32, 16, 16)
+    # Option A: every other pixel, then zero channels after the 16 real ones.
+    short = feats["stage2.cifar_basic1.shortcut"]
+    stage1 = module(x, taps=["stage1"])["stage1"]
+    assert torch.equal(short[:, :16], stage1[:, :, ::2, ::2])
+    assert torch.count_nonzero(short[:, 16:]) == 0
+
+
+def test_an_unknown_tap_is_a_user_error(resnet):
+    module = build_module(resnet)
+    with pytest.raises(UserError, match="no layer named 'conv9'"):
+        module(torch.randn(1, 3, 32, 32), taps=["conv9"])
+    with pytest.raises(UserError, match="it could be"):
+        module(torch.randn(1, 3, 32, 32), taps=["conv2"])
+
+
+def test_several_outputs_come_back_as_a_tuple(tmp_path):
+    path = tmp_path / "two.net"
+    path.write_text("net two {\n  input image: 3x8x8\n  a = image -> conv(4, 3, pad=1)\n"
+                    "  output feat = a -> relu\n  output logits = a -> gap -> flatten -> fc(5)\n}\n")
+    graph = load(str(path))
+    out = build_module(graph).eval()(torch.randn(2, 3, 8, 8))
+    assert isinstance(out, tuple) and [tuple(o.shape) for o in out] == [(2, 4, 8, 8), (2, 5)]
+
+
+def test_train_and_eval_reach_the_stateless_dropout():
+    graph = load(spec("tiny"))
+    module = build_module(graph)
+    drop = module.node_module("dropout1")
+    assert drop is not None and drop.training
+    module.eval()
+    assert not drop.training
+    x = torch.randn(4, 1, 8, 8)
+    assert torch.equal(module(x), module(x))  # eval: deterministic
+
+
+def test_safetensors_round_trip_and_a_wrong_file(tmp_path, resnet):
+    from safetensors.torch import save_file
+
+    a = build_module(resnet, seed=5)
+    path = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in a.state_dict().items()}, str(path))
+    b = build_module(resnet, seed=6)
+    b.load_safetensors(path)
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k])
+    bad = {k: v for k, v in a.state_dict().items()}
+    bad["fc.weight"] = torch.zeros(3, 64)
+    save_file(bad, str(path))
+    with pytest.raises(UserError, match=r"fc.weight has shape 3x64; cifar_resnet expects 10x64"):
+        b.load_safetensors(path)
+    path.write_bytes(b"not a safetensors file")
+    with pytest.raises(UserError, match="cannot read"):
+        b.load_safetensors(path)
+
+
+def test_channels_last_gives_the_same_numbers(resnet):
+    module = build_module(resnet).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        ref = module(x, taps=["stage3", "fc"])
+        module = module.to(memory_format=torch.channels_last)
+        got = module(x.to(memory_format=torch.channels_last), taps=["stage3", "fc"])
+    assert got["stage3"].is_contiguous(memory_format=torch.channels_last)
+    for k in ref:
+        torch.testing.assert_close(got[k], ref[k], rtol=1e-4, atol=1e-5)
+
+
+def test_torch_compile_traces_one_graph_and_agrees_with_eager():
+    graph = load(spec("tiny"))
+    module = build_module(graph).eval()
+    compiled = torch.compile(module, fullgraph=True)  # fullgraph: no graph breaks allowed
+    x = torch.randn(3, 1, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), module(x), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(compiled(x, taps=["mix"])["mix"],
+                                   module(x, taps=["mix"])["mix"], rtol=1e-5, atol=1e-6)
+
+
+def test_torch_compile_traces_a_training_step_with_drop_path_and_stochastic_depth():
+    # Drop-path and stochastic depth draw with tensors only, so a training step is one graph.
+    for graph in (load("fractalnet", {"C": 2}), load(spec("cifar_resnet"), {"n": 1})):
+        module = build_module(graph).train()
+        compiled = torch.compile(module, fullgraph=True, backend="aot_eager")
+        out = compiled(torch.randn(2, 3, 32, 32))
+        out.sum().backward()
+        assert all(p.grad is not None for p in module.parameters())

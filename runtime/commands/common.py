@@ -14,6 +14,8 @@ def add_spec_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a net parameter, e.g. --set classes=10 (repeatable)")
     p.add_argument("--max-nodes", type=int, default=100_000,
                    help="refuse nets that expand past this many nodes (default 100000)")
+    p.add_argument("--column", choices=["deepest"], default=None,
+                   help="FractalNet: keep only the deepest column (a plain network)")
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -42,4 +44,12 @@ def load_graph(args):
     """Load the SPEC named on the command line (raises DiagnosticError)."""
     from compiler.loader import load
 
-    return load(args.spec, parse_overrides(args.overrides), max_nodes=args.max_nodes)
+    graph = load(args.spec, parse_overrides(args.overrides), max_nodes=args.max_nodes)
+    if getattr(args, "column", None) == "deepest":
+        from compiler.passes import deepest_column, has_columns
+
+        if not has_columns(graph):
+            raise UserError(f"--column deepest: {graph.name} has no FractalNet joins "
+                            "(mean joins with columns)")
+        graph = deepest_column(graph)
+    return graph

@@ -19,6 +19,7 @@ COMMANDS = {
     "check": ("runtime.commands.check", "parse and shape-check a spec"),
     "summary": ("runtime.commands.summary", "per-layer table: shapes, parameters, MACs"),
     "zoo": ("runtime.commands.zoo", "list the built-in nets"),
+    "import": ("runtime.commands.import_caffe", "import a Caffe .prototxt as a netc spec"),
 }
 
 

@@ -1,0 +1,90 @@
+"""Import Caffe network definitions (``.prototxt``) as netc specs.
+
+The pipeline, one module each:
+
+- ``prototxt.lark`` + :mod:`~compiler.caffe.textformat`: protobuf text format into a generic
+  message tree with spans (no Caffe, no compiled ``caffe.proto``);
+- :mod:`~compiler.caffe.layers`: one function per Caffe layer type, giving netc op text and the
+  output shape Caffe computes; :mod:`~compiler.caffe.fields` checks every parameter by name;
+- :mod:`~compiler.caffe.net`: layers in file order, blobs tracked by name (in-place layers,
+  Split, BatchNorm + Scale pairs);
+- :mod:`~compiler.caffe.emit`: the readable netc text.
+
+Both the V1 format (``layers { type: CONVOLUTION }``) and the current one
+(``layer { type: "Convolution" }``) are read. Every mistake is a located diagnostic in the
+prototxt (``file:line:col``). Weights (``.caffemodel``) are out of scope.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dsl.diagnostics import SOURCES, Diagnostic, DiagnosticError, Span
+
+__all__ = ["check_spec", "import_prototxt", "import_prototxt_text"]
+
+
+def import_prototxt_text(text: str, file: str, net_name: str | None = None) -> str:
+    """The netc spec text of the prototxt ``text`` (``file`` locates diagnostics).
+
+    >>> print(import_prototxt_text('''
+    ... name: "tiny" input: "data" input_dim: 1 input_dim: 3 input_dim: 8 input_dim: 8
+    ... layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+    ...         convolution_param { num_output: 4 kernel_size: 3 } }
+    ... layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+    ... ''', "tiny.prototxt").split("net ", 1)[1])
+    tiny {
+      input data: 3x8x8
+      output relu1 = data -> conv(4, 3) as conv1 -> relu as relu1
+    }
+    <BLANKLINE>
+    """
+    from compiler.caffe.emit import write_spec
+    from compiler.caffe.net import read_net
+    from compiler.caffe.textformat import parse_prototxt
+
+    SOURCES.texts[file] = text
+    root = parse_prototxt(text, file)
+    net = read_net(root, net_name or Path(file).stem)
+    return write_spec(net, Path(file).name)
+
+
+def import_prototxt(path: str | Path) -> str:
+    """Read a ``.prototxt`` file and return its netc spec text. Raises DiagnosticError."""
+    path = Path(path)
+    shown = _display(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DiagnosticError(Diagnostic(None, f"cannot read {shown}: {e.strerror or e}")) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DiagnosticError(Diagnostic(Span(shown, line, 1), "this is not a UTF-8 text file "
+                                         "(a binary .caffemodel? netc imports .prototxt text)"))
+    return import_prototxt_text(text, shown, path.stem)
+
+
+def _display(path: Path) -> str:
+    """Paths in diagnostics: relative to the working directory where possible."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def check_spec(text: str, file: str):
+    """Parse and elaborate imported spec text (shown as ``file``); the checked IR graph.
+
+    The importer computes Caffe's shapes itself; this runs netc's own checks over the result,
+    so ``netc import`` never writes a spec that ``netc check`` would reject.
+    """
+    from compiler.elaborate import Elaborator
+    from dsl import ast
+    from dsl.parser import parse
+
+    SOURCES.texts[file] = text
+    module = parse(text, file)
+    net = next(item for item in module.items if isinstance(item, ast.Net))
+    return Elaborator({}).net(net, None, file)

@@ -19,6 +19,9 @@ COMMANDS = {
     "check": ("runtime.commands.check", "parse and shape-check a spec"),
     "summary": ("runtime.commands.summary", "per-layer table: shapes, parameters, MACs"),
     "zoo": ("runtime.commands.zoo", "list the built-in nets"),
+    "compile": ("runtime.commands.compile", "compile a spec to an ONNX model (no torch needed)"),
+    "run": ("runtime.commands.run", "classify images with an ONNX model on ONNX Runtime"),
+    "bench": ("runtime.commands.bench", "time torch eager, torch.compile and ONNX Runtime"),
     "import": ("runtime.commands.import_caffe", "import a Caffe .prototxt as a netc spec"),
 }
 

@@ -1,0 +1,48 @@
+"""``netc compile SPEC -o model.onnx``: the spec as an ONNX model, built without torch.
+
+Weights are netc's seeded initial weights (``--seed``) or a ``.safetensors`` file
+(``--weights``); the summary line and what was written are printed. This command never imports
+torch, so it starts in a fraction of a second (a test checks ``sys.modules``).
+"""
+
+from __future__ import annotations
+
+import time
+
+from runtime.commands.common import add_spec_arguments, load_graph
+
+
+def add_arguments(p):
+    add_spec_arguments(p)
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the .onnx file to write")
+    p.add_argument("--weights", metavar="FILE",
+                   help="weights from a .safetensors file keyed by layer name "
+                        "(default: netc's seeded initial weights)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights (default 0)")
+    p.add_argument("--outputs", default="", metavar="NAMES",
+                   help="extra outputs, comma-separated layer names (conv4_2,inception_4c)")
+    p.add_argument("--fp16", action="store_true",
+                   help="half-precision weights, inputs and outputs (for GPUs)")
+    p.add_argument("--functions", action="store_true",
+                   help="keep each definition call as an ONNX model-local function")
+    p.add_argument("--no-fold-bn", dest="fold_bn", action="store_false",
+                   help="keep batch norm as its own node instead of folding it into the conv")
+
+
+def run(args) -> int:
+    from compiler.lower_onnx import lower, read_safetensors, save
+    from compiler.summary import human_bytes, one_line, summarize
+
+    start = time.perf_counter()
+    graph = load_graph(args)
+    weights = read_safetensors(graph, args.weights) if args.weights else None
+    extra = [n.strip() for n in args.outputs.split(",") if n.strip()]
+    model = lower(graph, weights, seed=args.seed, outputs=extra, fold_bn=args.fold_bn,
+                  fp16=args.fp16, functions=args.functions)
+    size = save(model, args.output)
+    print(one_line(summarize(graph)))
+    kind = "functions, " if args.functions else ""
+    print(f"wrote {args.output}: {len(model.graph.node)} nodes, {kind}opset "
+          f"{model.opset_import[0].version}, {human_bytes(size)}, "
+          f"{'float16' if args.fp16 else 'float32'} ({time.perf_counter() - start:.2f} s)")
+    return 0

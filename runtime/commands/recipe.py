@@ -1,0 +1,205 @@
+"""``netc recipe FILE``: run an image recipe (feature inversion, DeepDream, neural style).
+
+Everything a user can get wrong is checked before the first tensor is made, in this order: the
+recipe and its layers (located diagnostics), the flags, the images (each read once), the
+weights file, and whether the run fits in memory (tiled when it does not and the loss allows it,
+refused with a message when it cannot). Then the network is built, the targets computed, and
+the image optimised with a progress line; Ctrl-C saves the current image before exiting.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from dsl.diagnostics import UserError
+from runtime.commands.common import parse_overrides
+
+
+def add_arguments(p):
+    p.add_argument("recipe", metavar="FILE", help="a .recipe file, or FILE:NAME for one of several")
+    p.add_argument("--content", metavar="IMG", help="content image: a file or a sample name "
+                                                   "(astronaut, coffee, ...)")
+    p.add_argument("--style", metavar="IMG", nargs="+", help="style image(s), blended equally "
+                                                            "unless the recipe says otherwise")
+    p.add_argument("--image", metavar="IMG", help="starting image (with `init image`)")
+    p.add_argument("-o", "--output", metavar="OUT.png", help="output PNG (default: NAME.png)")
+    p.add_argument("--size", type=int, help="longer side of the working image, in pixels")
+    p.add_argument("--steps", type=int, help="optimiser steps (per octave for dream)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a recipe parameter or optimiser option (repeatable)")
+    p.add_argument("--weights", metavar="FILE", help="a .safetensors file of the net's weights")
+    p.add_argument("--save-every", type=int, default=0, metavar="N",
+                   help="also write OUT_<step>.png every N steps")
+    p.add_argument("--seed", type=int, help="seed for the noise, jitter and tile offsets")
+    p.add_argument("--max-memory", metavar="SIZE",
+                   help="memory the run may use, e.g. 2G (default: the memory available now)")
+
+
+def plan_from_args(args):
+    """The checked plan with the command line's overrides applied (no torch yet)."""
+    from compiler.recipe import load_recipe
+
+    plan = load_recipe(args.recipe, parse_overrides(args.overrides))
+    changes = {}
+    if args.content:
+        changes["content"] = args.content
+    if args.style:
+        changes["styles"] = tuple(args.style)
+        if len(args.style) != len(plan.blend):
+            changes["blend"] = tuple(1.0 for _ in args.style)
+    if args.image:
+        changes["image"] = args.image
+    if args.weights:
+        changes["weights"] = args.weights
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    if args.size is not None:
+        if args.size < 1:
+            raise UserError(f"--size must be positive; got {args.size}")
+        changes["size"] = args.size
+    if args.steps is not None:
+        if args.steps < 1:
+            raise UserError(f"--steps must be positive; got {args.steps}")
+        changes["optimizer"] = plan.optimizer.with_options(steps=args.steps)
+    if args.save_every < 0:
+        raise UserError(f"--save-every must be positive; got {args.save_every}")
+    return plan.replace(**changes)
+
+
+def read_images(plan):
+    """Every image the plan needs, read now so a bad file stops the run before any work."""
+    from runtime.recipes.images import load_image
+
+    if plan.init == "image" and not plan.image:
+        raise UserError(f"recipe {plan.name} starts from `init image`: give one with --image")
+    content = load_image(plan.content) if plan.content else None
+    styles = [load_image(s) for s in plan.styles] if plan.needs("style") else []
+    start = load_image(plan.image) if plan.init == "image" else None
+    return content, styles, start
+
+
+def working_size(plan, content, start) -> tuple[int, int]:
+    """The optimised image's height and width."""
+    from runtime.recipes.images import fit
+
+    _, h0, w0 = plan.input.shape
+    if plan.fixed_size:
+        if plan.size is not None and plan.size != max(h0, w0):
+            raise UserError(f"recipe {plan.name} reads a layer past a flatten of "
+                            f"{plan.graph.name}, so the image must be {h0}x{w0}; "
+                            f"--size {plan.size} cannot be used")
+        return h0, w0
+    size = plan.size or max(h0, w0)
+    reference = start if start is not None else content
+    if reference is None:
+        return size, size
+    return fit(reference, size).shape[:2]
+
+
+def check_cost(plan, height, width, budget, stream) -> int:
+    """Print the cost; return the tile size (0: whole image), or refuse with a UserError."""
+    from compiler.summary import human_bytes
+    from runtime.recipes.cost import choose_tile, estimate
+
+    cost = estimate(plan.graph, plan.taps, height, width)
+    print(f"recipe {plan.name}: {plan.graph.name} at {cost.describe()}; "
+          f"budget {human_bytes(budget)}", file=stream)
+    if plan.tile:
+        print(f"  tiles of {plan.tile}x{plan.tile} pixels (the recipe's `tile` setting)",
+              file=stream)
+        return plan.tile
+    if cost.total <= budget:
+        return 0
+    why = ("its loss reads a layer past a flatten" if plan.fixed_size else
+           "a code term compares whole-image codes" if plan.needs("code") else None)
+    tile = None if why else choose_tile(plan.graph, plan.taps, height, width, budget)
+    if tile is None:
+        hint = why or "even a 32x32 tile does not fit"
+        raise UserError(f"recipe {plan.name} needs about {human_bytes(cost.total)} at "
+                        f"{height}x{width} but {human_bytes(budget)} is available, and it "
+                        f"cannot be tiled ({hint}); use a smaller --size or --max-memory")
+    print(f"  too big for memory at once: tiles of {tile}x{tile} pixels with random offsets",
+          file=stream)
+    return tile
+
+
+def build_network(plan):
+    """The torch module with the plan's weights, or random ones with a warning."""
+    from compiler.lower_torch import build_module
+
+    net = build_module(plan.graph, seed=plan.seed)
+    if plan.weights:
+        path = Path(plan.weights)
+        net.load_safetensors(path)
+    else:
+        print(f"warning: no --weights given: {plan.graph.name} has random weights (netc's "
+              f"seeded initialiser), so the result shows what random features do; bring "
+              f"trained weights with `netc weights import` and pass --weights FILE",
+              file=sys.stderr)
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
+def start_image(plan, content, start, height, width):
+    import torch
+
+    from runtime.recipes.images import resize
+    from runtime.recipes.objective import Preprocess, to_tensor
+
+    if plan.init == "content":
+        return to_tensor(resize(content, height, width))
+    if plan.init == "image":
+        return to_tensor(resize(start, height, width))
+    gen = torch.Generator().manual_seed(plan.seed)
+    noise = torch.randn(1, 3, height, width, generator=gen) * plan.init_scale
+    return (Preprocess(plan.input).mean_pixel + noise).clamp(0.0, 1.0)
+
+
+def run(args) -> int:
+    from runtime.recipes.cost import available_memory, parse_size
+    from runtime.recipes.images import save_png
+
+    plan = plan_from_args(args)
+    if plan.weights and not Path(plan.weights).is_file():
+        raise UserError(f"cannot read weights {plan.weights!r}: no such file")
+    content, styles, start = read_images(plan)
+    height, width = working_size(plan, content, start)
+    budget = parse_size(args.max_memory) if args.max_memory else available_memory()
+    tile = check_cost(plan, height, width, budget, sys.stderr)
+    out = Path(args.output or f"{plan.name}.png")
+    if out.suffix.lower() != ".png":
+        raise UserError(f"the output is a PNG file; got {str(out)!r}")
+
+    import torch
+
+    from runtime.recipes.engine import ProgressLine, Run
+    from runtime.recipes.objective import Objective
+
+    torch.manual_seed(plan.seed)
+    net = build_network(plan)
+    objective = Objective(plan, net, content, styles)
+
+    def save_step(step, img):
+        save_png(out.with_name(f"{out.stem}_{step:04d}{out.suffix}"), img)
+
+    progress = ProgressLine()
+    engine = Run(plan, objective, start_image(plan, content, start, height, width),
+                 tile=tile, seed=plan.seed, listener=progress, save_every=args.save_every,
+                 saver=save_step)
+    try:
+        image = engine.run()
+    except KeyboardInterrupt:
+        progress.close()
+        save_png(out, engine.image())
+        print(f"\ninterrupted at step {engine.step}; wrote the current image to {out}",
+              file=sys.stderr)
+        return 130
+    progress.close()
+    save_png(out, image)
+    first, last = (engine.history[0], engine.history[-1]) if engine.history else (0.0, 0.0)
+    print(f"wrote {out} ({width}x{height}); loss {first:.4g} -> {last:.4g} in "
+          f"{engine.step} steps", file=sys.stderr)
+    return 0

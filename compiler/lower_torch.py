@@ -193,6 +193,8 @@ class NetModule(nn.Module):
         if self.training and self._droppath is not None:
             device = inputs[0].device
             sample = self._droppath.draw(device)
+            if not torch.compiler.is_compiling():
+                self.last_droppath_sample = sample  # (is_global, column), for tests
         values: dict[str, torch.Tensor] = {}
         for step in steps:
             if step.op == "input":

@@ -1,9 +1,208 @@
-"""Placeholder while the command is written."""
+"""``netc bench SPEC``: one network, one set of weights, one input, timed on every backend.
+
+Backends, in one process: torch eager, torch eager + ``torch.compile`` (where it compiles), and
+ONNX Runtime on every provider that loads here. For each: latency at batch 1 (median and the
+10th-90th percentile spread over ``--repeat`` runs after ``--warmup`` runs), throughput at
+``--batch`` (images per second from the median batch time), peak resident memory while that
+backend ran, and the largest difference of its output from torch eager's. Printed as a table, or
+as JSON with ``--json``.
+
+Threads are pinned to the same number for every CPU backend, so ratios compare the engines and
+not their defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from runtime.commands.common import add_spec_arguments, load_graph
 
 
 def add_arguments(p):
-    pass
+    add_spec_arguments(p)
+    p.add_argument("--batch", type=int, default=16, help="batch size for throughput (default 16)")
+    p.add_argument("--repeat", type=int, default=20, help="timed runs per measurement")
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs first")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the input")
+    p.add_argument("--fp16", action="store_true", help="half precision on GPU backends")
+    p.add_argument("--no-compile", dest="compile", action="store_false",
+                   help="skip torch.compile (its first call compiles, which takes a while)")
+    p.add_argument("--provider", choices=("tensorrt", "cuda", "cpu"), action="append",
+                   help="ONNX Runtime provider(s) to time (default: every one that loads)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+@dataclass
+class Result:
+    """One backend's figures; times in milliseconds, memory in MiB."""
+
+    backend: str
+    latency_ms: float | None = None
+    spread_ms: tuple[float, float] | None = None  # 10th and 90th percentile
+    throughput: float | None = None  # images per second at the large batch
+    peak_mib: float | None = None
+    max_diff: float | None = None  # largest |output − torch eager output| at batch 1
+    note: str = ""
+    extra: dict = field(default_factory=dict)
 
 
 def run(args) -> int:
+    import torch
+
+    from compiler.lower_onnx import lower
+    from compiler.lower_torch import build_module
+    from compiler.weights import init_weights
+
+    threads = args.threads or os.cpu_count()
+    torch.set_num_threads(threads)
+    graph = load_graph(args)
+    weights = init_weights(graph, args.seed)
+    shape = next(iter(graph.inputs.values())).shape
+    rng = np.random.default_rng(args.seed)
+    x1 = rng.standard_normal((1, *shape)).astype(np.float32)
+    xb = rng.standard_normal((args.batch, *shape)).astype(np.float32)
+    module = build_module(graph, weights).eval()
+    timer = _Timer(args.warmup, args.repeat)
+    results: list[Result] = []
+
+    def torch_fn(fn):
+        def call(x):
+            with torch.inference_mode():
+                return _first(fn(torch.from_numpy(x))).numpy()
+        return call
+
+    eager = torch_fn(module)
+    reference = eager(x1)
+    results.append(timer.measure("torch eager", eager, x1, xb, reference))
+    if args.compile:
+        results.append(_compiled(module, timer, torch_fn, x1, xb, reference))
+    from runtime.ort import PROVIDERS, open_session, usable_providers
+
+    providers = [PROVIDERS[p] for p in args.provider] if args.provider else usable_providers()
+    short = {v: k for k, v in PROVIDERS.items()}
+    for provider in providers:
+        gpu = provider != "CPUExecutionProvider"
+        half = args.fp16 and gpu
+        model = lower(graph, weights, fp16=half).SerializeToString()
+        session = open_session(model, short[provider], threads)
+        name = session.session.get_inputs()[0].name
+        label = f"onnxruntime {short[provider]}{' fp16' if half else ''}"
+        if gpu:
+            b1, bb = session.bind({name: x1}), session.bind({name: xb})
+
+            def fn(x, _s=session, _b={id(x1): b1, id(xb): bb}):
+                _s.session.run_with_iobinding(_b[id(x)])
+                return _b[id(x)].copy_outputs_to_cpu()[0]
+        else:
+            def fn(x, _s=session, _n=name):
+                return _s.session.run(None, {_n: x})[0]
+        results.append(timer.measure(label, fn, x1, xb, reference))
+    _report(graph.name, results, args, threads)
     return 0
+
+
+def _first(y):
+    return y[0] if isinstance(y, (tuple, list)) else y
+
+
+def _compiled(module, timer, torch_fn, x1, xb, reference) -> Result:
+    """torch.compile where it works: a failure is a row with its reason, not a crash."""
+    import torch
+
+    try:
+        compiled = torch.compile(module)
+        fn = torch_fn(compiled)
+        start = time.perf_counter()
+        fn(x1)
+        fn(xb)
+        took = time.perf_counter() - start
+    except Exception as err:  # inductor needs a C++ compiler; some ops do not trace
+        reason = str(err).strip().splitlines()[0][:80] if str(err).strip() else type(err).__name__
+        return Result("torch.compile", note=f"not available: {reason}")
+    result = timer.measure("torch.compile", fn, x1, xb, reference)
+    result.note = f"compiling took {took:.1f} s"
+    return result
+
+
+class _Timer:
+    """Warm-up runs, then ``repeat`` timed runs; peak memory from the kernel's high-water mark."""
+
+    def __init__(self, warmup: int, repeat: int):
+        self.warmup, self.repeat = max(warmup, 0), max(repeat, 1)
+
+    def measure(self, label, fn, x1, xb, reference) -> Result:
+        _reset_peak()
+        out = fn(x1)
+        diff = float(np.abs(out.astype(np.float32) - reference).max())
+        lat = self.times(fn, x1)
+        batch = self.times(fn, xb, max(self.repeat // 2, 3))
+        p10, p90 = np.percentile(lat, [10, 90])
+        return Result(label, statistics.median(lat), (float(p10), float(p90)),
+                      len(xb) * 1000.0 / statistics.median(batch), _peak_mib(), diff)
+
+    def times(self, fn, x, repeat: int | None = None) -> list[float]:
+        for _ in range(self.warmup):
+            fn(x)
+        out = []
+        for _ in range(repeat or self.repeat):
+            start = time.perf_counter()
+            fn(x)
+            out.append((time.perf_counter() - start) * 1000.0)
+        return out
+
+
+def _reset_peak() -> None:
+    """Reset the process's peak RSS (Linux: writing 5 to clear_refs); ignored elsewhere."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _peak_mib() -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
+
+
+def _report(name: str, results: list[Result], args, threads: int) -> None:
+    import onnxruntime
+    import torch
+
+    head = {"net": name, "batch": args.batch, "repeat": args.repeat, "warmup": args.warmup,
+            "threads": threads, "torch": torch.__version__, "onnxruntime": onnxruntime.__version__}
+    if args.json:
+        print(json.dumps({**head, "results": [asdict(r) for r in results]}, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    title = (f"{name}: batch 1 latency and batch {args.batch} throughput, {threads} threads, "
+             f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}")
+    table = Table(title=title, title_justify="left", box=None, pad_edge=False)
+    for col in ("backend", "latency (ms)", "p10-p90 (ms)", "images/s", "peak RSS",
+                "max |diff|", ""):
+        table.add_column(col, justify="left" if col in ("backend", "") else "right")
+    base = results[0].latency_ms
+    for r in results:
+        if r.latency_ms is None:
+            table.add_row(r.backend, "-", "-", "-", "-", "-", r.note)
+            continue
+        speed = f"  x{base / r.latency_ms:.2f} vs eager" if r is not results[0] else ""
+        table.add_row(r.backend, f"{r.latency_ms:.2f}", f"{r.spread_ms[0]:.2f}-{r.spread_ms[1]:.2f}",
+                      f"{r.throughput:.1f}", f"{r.peak_mib:.0f} MiB" if r.peak_mib else "-",
+                      f"{r.max_diff:.1e}", (r.note + speed).strip())
+    Console(width=140).print(table)

@@ -428,6 +428,8 @@ class _Checker:
         for a in call.args if tdef.layers != "none" else ():
             name = a.id if isinstance(a, ast.Name) else a.value if isinstance(a, ast.Str) \
                 else None
+            if isinstance(a, ast.Name) and isinstance(self.env.get(a.id), str):
+                name = self.env[a.id]  # a parameter naming a layer: code(layer), --set layer=
             if name is None:
                 self.error(a.span, f"{kind} takes layer names, such as {kind}(conv4_2)")
                 continue

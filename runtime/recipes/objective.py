@@ -136,7 +136,7 @@ class Objective:
         parts = self.terms(x)
         total = sum(parts.values())
         total.backward()
-        return float(total), {k: float(v) for k, v in parts.items()}
+        return float(total.detach()), {k: float(v.detach()) for k, v in parts.items()}
 
     # ---- the loss tile by tile ---------------------------------------------------------------
     def tiled_gradient(self, x: torch.Tensor, tile: int,

@@ -23,6 +23,7 @@ COMMANDS = {
     "run": ("runtime.commands.run", "classify images with an ONNX model on ONNX Runtime"),
     "bench": ("runtime.commands.bench", "time torch eager, torch.compile and ONNX Runtime"),
     "import": ("runtime.commands.import_caffe", "import a Caffe .prototxt as a netc spec"),
+    "weights": ("runtime.commands.weights", "import a foreign state dict onto a spec"),
     "recipe": ("runtime.commands.recipe", "run an image recipe: inversion, DeepDream, style"),
 }
 

@@ -198,7 +198,7 @@ class Objective:
                 else:  # code: a whole-image quantity, refused for tiling by the command
                     raise ValueError("code terms cannot be tiled")
                 if t.kind != "style":
-                    sums[i] += float(value)
+                    sums[i] += float(value.detach())
                 loss = loss + value
             loss.backward()
             grad[win] = xt.grad
@@ -213,7 +213,7 @@ class Objective:
             else:
                 v = t.weight * self._value(i, t, x, {})
                 image_loss = image_loss + v
-                value = float(v)
+                value = float(v.detach())
             parts[_unique(parts, t.label)] = value
             total += value
         if image_terms:

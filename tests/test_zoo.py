@@ -44,8 +44,9 @@ PUBLISHED: dict[str, tuple[Exact | About | None, Exact | About | None]] = {
     "alexnet": (Exact(60_965_224), None),
     # torchvision.models.alexnet: 61,100,840 parameters, 0.714 GFLOPS (multiply-accumulates).
     "alexnet_tv": (Exact(61_100_840), About(0.714 * G, 0.0007)),
-    # VGG Table 1 configurations, as counted by torchvision / Caffe; MACs of D and E as the
-    # ResNet paper quotes them (15.3/19.6 billion FLOPs there; 15.47/19.63 G exactly).
+    # VGG Table 1 configurations, as counted by torchvision and the Caffe files; MACs as
+    # torchvision's model table (7.61, 11.31, 15.47, 19.63 GFLOPS; the ResNet paper's
+    # "19.6 billion FLOPs" for VGG-19).
     "vgg11": (Exact(132_863_336), About(7.61 * G, 0.001)),
     "vgg11_lrn": (Exact(132_863_336), About(7.61 * G, 0.001)),  # LRN has no parameters
     "vgg13": (Exact(133_047_848), About(11.31 * G, 0.001)),
@@ -213,7 +214,8 @@ def test_fractalnet_widths_dropout_and_drop_path():
     assert widths == [64, 128, 256, 512, 512]
     assert graph["pool5"].shape[1:] == (1, 1)
     for b, p in zip(range(1, 6), (0.0, 0.1, 0.2, 0.3, 0.4)):
-        drops = {n.attrs["p"] for n in graph if n.op == "dropout" and n.name.startswith(f"block{b}.")}
+        drops = {n.attrs["p"] for n in graph
+                 if n.op == "dropout" and n.name.startswith(f"block{b}.")}
         assert drops == {p}
     assert graph.options["droppath_local"] == 0.15
     assert graph.options["droppath_global"] == 0.5

@@ -153,6 +153,10 @@ class Plan:
         """True when a tapped layer sits past a flatten, so the image must have the declared size."""
         return any(len(n.shape) == 1 for n in self.graph.slice(self.taps))
 
+    def prefix(self) -> Graph:
+        """The network cut down to the nodes the loss needs: no weights past the last tap."""
+        return prefix_graph(self.graph, self.taps)
+
     def needs(self, kind: str) -> bool:
         return any(t.kind == kind for t in self.terms)
 
@@ -484,6 +488,17 @@ class _Checker:
         hint = f"; did you mean {', '.join(close)}?" if close else \
             f"; `netc summary {net}` lists its layers"
         return f"no layer {name!r} in {net}{hint}"
+
+
+def prefix_graph(graph: Graph, taps: list[str]) -> Graph:
+    """``graph`` keeping only the backward slice of ``taps``, which become its outputs.
+
+    Node names are unchanged, so netc's seeded initial weights (drawn per node name) and a
+    weights file's tensors (keyed by node name) mean the same in the prefix as in the whole net.
+    """
+    nodes = {n.name: n for n in graph.slice(taps)}
+    aliases = {a: n for a, n in graph.aliases.items() if n in nodes}
+    return graph.copy(nodes=nodes, outputs=list(taps), aliases=aliases)
 
 
 def _mentions_term(e: ast.Node) -> bool:

@@ -125,22 +125,44 @@ def check_cost(plan, height, width, budget, stream) -> int:
 
 
 def build_network(plan):
-    """The torch module with the plan's weights, or random ones with a warning."""
+    """The torch module of the part of the net the loss needs, with the plan's weights or
+    random ones (with a warning). Layers past the last tap are never built or initialised."""
     from compiler.lower_torch import build_module
 
-    net = build_module(plan.graph, seed=plan.seed)
+    graph = plan.prefix()
     if plan.weights:
-        path = Path(plan.weights)
-        net.load_safetensors(path)
+        net = build_module(graph, read_weights(plan.weights, graph), seed=plan.seed)
     else:
         print(f"warning: no --weights given: {plan.graph.name} has random weights (netc's "
               f"seeded initialiser), so the result shows what random features do; bring "
               f"trained weights with `netc weights import` and pass --weights FILE",
               file=sys.stderr)
+        net = build_module(graph, seed=plan.seed)
     net.eval()
     for p in net.parameters():
         p.requires_grad_(False)
     return net
+
+
+def read_weights(path: str, graph) -> dict:
+    """The tensors of ``graph``'s nodes from a .safetensors file (others are left unread)."""
+    from safetensors import SafetensorError, safe_open
+
+    from compiler.weights import expected_shapes
+
+    # Batch-norm step counters may be absent, as NetModule.load_named allows.
+    want = {k for k in expected_shapes(graph) if not k.endswith("num_batches_tracked")}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            have = set(f.keys())
+            missing = sorted(want - have)
+            if missing:
+                more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+                raise UserError(f"{path}: no tensor for {missing[0]}{more}; is it a weights "
+                                f"file of {graph.name}?")
+            return {k: f.get_tensor(k) for k in sorted(want)}
+    except (OSError, SafetensorError) as err:
+        raise UserError(f"cannot read weights {path}: {err}") from None
 
 
 def start_image(plan, content, start, height, width):

@@ -43,8 +43,11 @@ class Preprocess:
         if len(shape) != 3:
             raise UserError(f"the model's input is not an image: its shape is {shape}")
         mean, std = get("mean"), get("std")
+        layout = get("layout") or "rgb"
+        if shape[0] == 1 and layout == "rgb":  # a one-channel input without a layout: grey
+            layout = "gray"
         return cls(shape, tuple(mean) if mean else None, tuple(std) if std else None,
-                   float(get("scale") or 1.0), get("layout") or "rgb", crop)
+                   float(get("scale") or 1.0), layout, crop)
 
 
 def load_image(path: str | Path, prep: Preprocess) -> np.ndarray:

@@ -215,3 +215,21 @@ def test_tiled_gradient_equals_the_whole_image_gradient():
     for k in whole_parts:
         assert tiled_parts[k] == pytest.approx(whole_parts[k], rel=1e-4, abs=1e-6), k
     torch.testing.assert_close(x.grad, g_whole, rtol=1e-4, atol=1e-6)
+
+
+def test_weights_file_is_read_by_name_and_checked(recipes, tmp_path, capsys):
+    from safetensors.numpy import save_file
+
+    from compiler.loader import load
+    from compiler.weights import init_weights
+
+    weights = init_weights(load(f"{TINY}:tinyvgg"), seed=5)  # the whole net, fc8 included
+    good, short = tmp_path / "good.safetensors", tmp_path / "short.safetensors"
+    save_file(weights, str(good))
+    save_file({k: v for k, v in weights.items() if not k.startswith("conv2_1.")}, str(short))
+    code, err = run(capsys, f"{recipes}:style", "--weights", good, "--steps", 2,
+                    "-o", tmp_path / "w.png")
+    assert code == 0 and "warning" not in err
+    code, err = run(capsys, f"{recipes}:style", "--weights", short, "-o", tmp_path / "x.png")
+    assert code == 1 and "no tensor for conv2_1.bias (and 1 more)" in err
+    assert not (tmp_path / "x.png").exists()

@@ -199,6 +199,8 @@ class NetReader:
         if v1 and type_name in layers.V1_TYPES:
             type_name = layers.V1_TYPES[type_name]
         kind = layers.KINDS.get(type_name)
+        if kind is None and type_name not in ("Input", "Split", "Scale"):
+            raise error(type_field.value.span, self.unknown_type(type_name))
         extra = {kind.param} if kind and kind.param else set()
         extra |= {"input_param"} if type_name == "Input" else set()
         extra |= {"scale_param"} if type_name == "Scale" else set()
@@ -213,8 +215,7 @@ class NetReader:
             return self.split(info, fields)
         if type_name == "Scale":
             return self.scale(info, fields)
-        if kind is None:
-            raise error(type_field.value.span, self.unknown_type(type_name))
+        assert kind is not None
         bottoms = [self.bottom(blob, span) for blob, span in fields.strings("bottom")]
         want = kind.inputs
         if (want is not None and len(bottoms) != want) or (want is None and len(bottoms) < 1):

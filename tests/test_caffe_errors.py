@@ -1,0 +1,96 @@
+"""Malformed or unsupported prototxt: a located diagnostic (file:line:col), exit status 1, no
+traceback and no output file. Each case runs the command line as a user would."""
+
+from __future__ import annotations
+
+import pytest
+
+from runtime.cli import main
+
+HEADER = 'input: "data"\ninput_dim: 1\ninput_dim: 3\ninput_dim: 8\ninput_dim: 8\n'
+CONV = ('layer {\n  name: "c"\n  type: "Convolution"\n  bottom: "data"\n  top: "c"\n'
+        '  convolution_param { num_output: 4 kernel_size: 3 }\n}\n')
+
+# (prototxt text, line, column, a fragment of the message)
+CASES = {
+    "unclosed brace": (HEADER + 'layer {\n  name: "c"\n  type: "ReLU"\n', 6, 7,
+                       "this '{' is never closed"),
+    "extra closing brace": (HEADER + CONV + "}\n", 13, 1, "unmatched '}'"),
+    "missing colon": (HEADER + 'layer {\n  name "c"\n}\n', 7, 8, "expected ':'"),
+    "stray character": (HEADER + "layer { name: @ }\n", 6, 15, "unexpected character '@'"),
+    "unknown layer type": (HEADER + CONV.replace('"Convolution"', '"Convolution3D"'), 8, 9,
+                           "unknown layer type 'Convolution3D'"),
+    "unknown parameter": (HEADER + CONV.replace("kernel_size", "kernal_size"), 11, 37,
+                          "unknown parameter 'kernal_size'"),
+    "unknown layer field": (HEADER + CONV.replace("bottom:", "botom:"), 9, 3,
+                            "unknown parameter 'botom'"),
+    "bottom names no blob": (HEADER + CONV.replace('bottom: "data"', 'bottom: "image"'), 9, 11,
+                             "bottom 'image' names no blob"),
+    "field given twice": (HEADER + CONV.replace("kernel_size: 3", "kernel_size: 3 num_output: 8"),
+                          11, 52, "'num_output' is given twice"),
+    "string for a number": (HEADER + CONV.replace("kernel_size: 3", 'kernel_size: "3"'), 11, 50,
+                            "kernel_size must be an integer"),
+    "training layer": (HEADER + CONV.replace('"Convolution"', '"SoftmaxWithLoss"'), 8, 9,
+                       "belongs to training"),
+    "eltwise coefficients": (HEADER + CONV + 'layer { name: "e" type: "Eltwise" bottom: "c" '
+                             'bottom: "c" top: "e" eltwise_param { coeff: 1 coeff: -1 } }\n',
+                             13, 84, "no coefficients"),
+    "lrn within channel": (HEADER + 'layer { name: "n" type: "LRN" bottom: "data" top: "n" '
+                           'lrn_param { norm_region: WITHIN_CHANNEL } }\n', 6, 67,
+                           "across channels only"),
+    "ceil pooling netc cannot match": (
+        HEADER.replace("input_dim: 8\ninput_dim: 8", "input_dim: 6\ninput_dim: 6")
+        + 'layer { name: "p" type: "Pooling" bottom: "data" top: "p"\n'
+        '  pooling_param { pool: MAX kernel_size: 2 stride: 3 } }\n', 7, 17,
+        "Caffe pools the height 6 to 3, netc's ceil rounding gives 2"),
+    "batchnorm without scale": (HEADER + 'layer { name: "b" type: "BatchNorm" bottom: "data" '
+                                'top: "data" }\n', 6, 19, "is not followed by a Scale layer"),
+    "scale without batchnorm": (HEADER + 'layer { name: "s" type: "Scale" bottom: "data" '
+                                'top: "data" }\n', 6, 19, "Scale only right after a BatchNorm"),
+    "convolution without kernel": (HEADER + CONV.replace("kernel_size: 3", ""), 11, 21,
+                                   "needs kernel_size"),
+    "convolution too big": (HEADER + CONV.replace("kernel_size: 3", "kernel_size: 11"), 8, 3,
+                            "output height is -2: (8 + 2*0 - 11)/1 + 1"),
+    "group does not divide": (HEADER + CONV.replace("kernel_size: 3", "kernel_size: 3 group: 2"),
+                              11, 52, "group 2 must divide the input channels (3)"),
+    "input_dim count": (HEADER.replace("input_dim: 8\n", "", 1), 2, 1, "need 4 input_dim"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_malformed_prototxt_is_a_located_error(name, tmp_path, capsys, monkeypatch):
+    text, line, col, message = CASES[name]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.prototxt").write_text(text)
+    assert main(["import", "caffe", "bad.prototxt", "-o", "bad.net"]) == 1
+    err = capsys.readouterr().err
+    first = err.splitlines()[0]
+    assert first.startswith(f"bad.prototxt:{line}:{col}: error: "), err
+    assert message in first, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "bad.net").exists()
+
+
+def test_summary_of_a_malformed_prototxt_exits_1(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.prototxt").write_text(CASES["unknown layer type"][0])
+    assert main(["summary", "bad.prototxt"]) == 1
+    assert "bad.prototxt:8:9: error: unknown layer type" in capsys.readouterr().err
+
+
+def test_a_binary_file_or_a_missing_one_is_an_error_not_a_traceback(tmp_path, capsys,
+                                                                    monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w.prototxt").write_bytes(b"name: 1\n\xff\xfe\x00weights")
+    assert main(["import", "caffe", "w.prototxt"]) == 1
+    assert "w.prototxt:2:1: error: this is not a UTF-8 text file" in capsys.readouterr().err
+    assert main(["import", "caffe", "missing.prototxt"]) == 1
+    assert "cannot read missing.prototxt" in capsys.readouterr().err
+
+
+def test_a_failed_import_keeps_an_existing_output(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.prototxt").write_text(CASES["unclosed brace"][0])
+    (tmp_path / "old.net").write_text("kept")
+    assert main(["import", "caffe", "bad.prototxt", "-o", "old.net"]) == 1
+    assert (tmp_path / "old.net").read_text() == "kept"

@@ -118,6 +118,8 @@ class NetModule(nn.Module):
         with torch.no_grad():
             for key, value in tensors.items():
                 t = torch.as_tensor(np.asarray(value) if not torch.is_tensor(value) else value)
+                if key.endswith("num_batches_tracked") and t.numel() == 1:
+                    t = t.reshape(())  # some writers store the counter as shape [1]
                 if tuple(t.shape) != tuple(own[key].shape):
                     raise UserError(
                         f"{source}: {key} has shape {_shape(t.shape)}; "

@@ -24,6 +24,7 @@ COMMANDS = {
     "bench": ("runtime.commands.bench", "time torch eager, torch.compile and ONNX Runtime"),
     "import": ("runtime.commands.import_caffe", "import a Caffe .prototxt as a netc spec"),
     "weights": ("runtime.commands.weights", "import a foreign state dict onto a spec"),
+    "train": ("runtime.commands.train", "train a spec on digits, an image folder or CIFAR-10"),
     "recipe": ("runtime.commands.recipe", "run an image recipe: inversion, DeepDream, style"),
 }
 

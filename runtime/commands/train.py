@@ -1,0 +1,73 @@
+"""``netc train SPEC --data ...``: train a spec's network (see :mod:`runtime.train`).
+
+The same command runs on one process or, under ``torchrun --nproc_per_node N``, on N with
+DistributedDataParallel. Torch is imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+from runtime.commands.common import add_spec_arguments, load_graph
+
+
+def add_arguments(p):
+    add_spec_arguments(p)
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default="digits", metavar="SOURCE",
+                   help="digits (scikit-learn's 8x8 digits), folder:PATH (one sub-folder per "
+                        "class) or cifar10:PATH (the python CIFAR-10 batches); default digits")
+    g.add_argument("--augment", action="store_true",
+                   help="random crop with zero padding and horizontal flip")
+    g.add_argument("--holdout", type=float, default=0.2,
+                   help="held-out fraction when the data has no split of its own (default 0.2)")
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--epochs", type=int, default=10)
+    o.add_argument("--batch-size", type=int, default=64, help="per process (default 64)")
+    o.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
+                   help="SGD with momentum (default) or Adam")
+    o.add_argument("--lr", type=float, default=0.05, help="peak learning rate (default 0.05)")
+    o.add_argument("--momentum", type=float, default=0.9)
+    o.add_argument("--nesterov", action="store_true")
+    o.add_argument("--weight-decay", type=float, default=5e-4)
+    o.add_argument("--schedule", choices=["cosine", "step", "constant"], default="cosine",
+                   help="learning-rate schedule (default cosine)")
+    o.add_argument("--milestones", default="0.5,0.75", metavar="F,F",
+                   help="step schedule: fractions of the run where lr is multiplied by --gamma")
+    o.add_argument("--gamma", type=float, default=0.1)
+    o.add_argument("--steps-per-epoch", type=int, default=None,
+                   help="cap the steps of an epoch (quick runs)")
+    r = p.add_argument_group("run")
+    r.add_argument("--seed", type=int, default=0,
+                   help="initial weights, data order and every random draw (default 0)")
+    r.add_argument("--init", metavar="W.safetensors", help="start from these weights")
+    r.add_argument("--checkpoint", metavar="PATH",
+                   help="checkpoint file, written every epoch and on Ctrl-C "
+                        "(default NET.ckpt.pt)")
+    r.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    r.add_argument("-o", "--output", metavar="OUT.safetensors",
+                   help="final weights (default NET.safetensors)")
+    r.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
+    r.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (fewer than cores helps on a busy machine)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    from dsl.diagnostics import UserError
+    from runtime.train import TrainConfig, train
+
+    try:
+        milestones = tuple(float(m) for m in args.milestones.split(",") if m.strip())
+    except ValueError:
+        raise UserError(f"--milestones expects fractions like 0.5,0.75; got "
+                        f"{args.milestones!r}") from None
+    graph = load_graph(args)
+    cfg = TrainConfig(
+        data=args.data, epochs=args.epochs, batch_size=args.batch_size,
+        optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
+        weight_decay=args.weight_decay, schedule=args.schedule, milestones=milestones,
+        gamma=args.gamma, augment=args.augment, holdout=args.holdout, seed=args.seed,
+        steps_per_epoch=args.steps_per_epoch, checkpoint=args.checkpoint, resume=args.resume,
+        output=args.output, init=args.init, progress=not args.no_progress, device=args.device,
+        threads=args.threads)
+    train(graph, cfg, log=lambda line: print(line, flush=True))
+    return 0

@@ -132,3 +132,33 @@ def test_examples_check_against_the_zoo(name, net, taps):
         pytest.skip(f"{net} is not in the zoo yet")
     plan = load_recipe(str(EXAMPLES / f"{name}.recipe"))
     assert plan.graph.name == net and plan.taps == taps
+
+
+@pytest.mark.parametrize("module", ["compiler.recipe", "runtime.recipes.cost",
+                                    "runtime.recipes.images", "runtime.recipes.losses"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    if module.endswith("losses"):
+        pytest.importorskip("torch")
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_cost_counts_only_the_prefix_and_scales_with_the_image():
+    from runtime.recipes.cost import choose_tile, estimate, parse_size
+
+    from compiler.loader import load
+
+    g = load(f"{TINY}:tinyvgg")
+    small, big = estimate(g, ["conv1_1"], 64, 64), estimate(g, ["conv1_1"], 128, 128)
+    assert small.layers == 2 and small.weight_bytes == 4 * (16 * 27 + 16)
+    assert small.activation_bytes == 4 * (3 + 16) * 64 * 64
+    assert big.activation_bytes == 4 * small.activation_bytes
+    assert estimate(g, ["fc8"], 64, 64).layers == len(g)
+    assert parse_size("2G") == 2 * 2**30 and parse_size("512M") == 512 * 2**20
+    with pytest.raises(UserError):
+        parse_size("lots")
+    assert choose_tile(g, ["conv1_1"], 256, 256, budget=small.total) == 64
+    assert choose_tile(g, ["conv1_1"], 256, 256, budget=1000) is None

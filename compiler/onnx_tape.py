@@ -53,7 +53,7 @@ class Tape:
         self.float_type = np.dtype(float_type)
         self.opset = opset
         self.nodes: list[onnx.NodeProto] = []
-        self.initializers: dict[str, TensorProto] = {}
+        self.initializers: dict[str, np.ndarray] = {}  # made protos once, in finish()
         self.node_names: set[str] = set()
         self.shapes: dict[str, Shape] = {}  # per-sample IR shapes of values, set by the lowering
 
@@ -96,7 +96,7 @@ class Tape:
         array = np.asarray(array)
         if array.dtype.kind == "f":
             array = array.astype(self.float_type, copy=False)
-        self.initializers[name] = numpy_helper.from_array(np.ascontiguousarray(array), name)
+        self.initializers[name] = np.ascontiguousarray(array)
         return name
 
     def constant(self, name: str, array: np.ndarray) -> str:
@@ -142,11 +142,12 @@ class Tape:
         # twice more (ResNet-50 compiles in half the time). Small constants stay, since shape
         # inference reads their values (Slice bounds, Pad amounts).
         small, weight_inputs = [], []
-        for t in self.initializers.values():
-            if np.prod(t.dims) > _SMALL:
-                weight_inputs.append(helper.make_tensor_value_info(t.name, t.data_type, t.dims))
+        for n, array in self.initializers.items():
+            if array.size > _SMALL:
+                elem = helper.np_dtype_to_tensor_dtype(array.dtype)
+                weight_inputs.append(helper.make_tensor_value_info(n, elem, array.shape))
             else:
-                small.append(t)
+                small.append(numpy_helper.from_array(array, n))
         skeleton = model(small, weight_inputs)
         try:
             onnx.checker.check_model(skeleton, full_check=True)
@@ -154,7 +155,16 @@ class Tape:
             raise LoweringError(f"the ONNX model fails onnx.checker: {err}") from None
         inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=True)
         check_shapes(inferred, {**(expected or {}), **outputs})
-        return model(list(self.initializers.values()))
+        # Each weight is copied once into the final proto (helper.make_graph and make_model
+        # would copy all of them twice more).
+        final = model([])
+        for n, array in self.initializers.items():
+            tensor = final.graph.initializer.add()
+            tensor.name = n
+            tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
+            tensor.dims.extend(array.shape)
+            tensor.raw_data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+        return final
 
 
 def check_shapes(model: onnx.ModelProto, expected: Mapping[str, Shape]) -> None:

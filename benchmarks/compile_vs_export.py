@@ -1,0 +1,278 @@
+"""``netc compile`` against ``torch.onnx.export`` of the same module, and ONNX Runtime on each file.
+
+For each net (ResNet-50 and the 1,202-layer CIFAR ResNet by default):
+
+1. a whole ``netc compile NET -o f.onnx`` process (median of 3 runs);
+2. a whole process that imports torch, builds the same module (netc's seeded weights) and calls
+   ``torch.onnx.export`` with the default exporter (dynamo, needs onnxscript) and the legacy
+   TorchScript one (``dynamo=False``), both at opset 18 with a dynamic batch axis; the export
+   call alone is timed too;
+3. nodes and file sizes (the default exporter writes weights to a side ``.data`` file);
+4. in one process, 2 threads each: ONNX Runtime (CPU) on every file and torch eager, batch 1,
+   median of ``--repeat`` runs after warm-up, plus the largest difference from torch eager.
+
+Every step runs in a fresh subprocess, so import costs are counted where a user pays them.
+Results go to the ``compile_vs_export`` section of ``benchmarks/RESULTS.md``.
+
+    python benchmarks/compile_vs_export.py                  # both nets, writes RESULTS.md
+    python benchmarks/compile_vs_export.py resnet50 --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._results import machine, write_section  # noqa: E402
+
+NETS = ("resnet50", "cifar_resnet1202")
+
+
+def _child(code: str, timeout: float) -> tuple[dict | None, float, str]:
+    """Run ``code`` in a fresh interpreter; (its last JSON line, wall seconds, error text)."""
+    start = time.perf_counter()
+    try:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return None, time.perf_counter() - start, f"timed out after {timeout:.0f} s"
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        return None, wall, (done.stderr.strip().splitlines() or ["failed"])[-1][:120]
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    return (json.loads(lines[-1]) if lines else {}), wall, ""
+
+
+def netc_compile(net: str, out: Path, runs: int = 3) -> dict:
+    walls = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "runtime.cli", "compile", net, "-o", str(out)],
+                       check=True, capture_output=True, cwd=ROOT)
+        walls.append(time.perf_counter() - start)
+    return {"process_s": statistics.median(walls), "runs": walls}
+
+
+EXPORT = """
+import json, time
+t0 = time.perf_counter()
+import torch
+t1 = time.perf_counter()
+from compiler.loader import load
+from compiler.lower_torch import build_module
+graph = load({net!r})
+net = build_module(graph, seed=0).eval()
+
+
+class Net(torch.nn.Module):  # NetModule.forward takes *inputs; exporters want named ones
+    def __init__(self):
+        super().__init__()
+        self.net = net
+
+    def forward(self, image):
+        return self.net(image)
+
+
+module = Net().eval()
+x = torch.randn(1, *next(iter(graph.inputs.values())).shape)
+t2 = time.perf_counter()
+kw = dict(input_names=["image"], output_names=["out"], opset_version=18)
+if {dynamo}:
+    kw["dynamic_shapes"] = {{"image": {{0: torch.export.Dim("batch")}}}}
+else:
+    kw["dynamic_axes"] = {{"image": {{0: "batch"}}, "out": {{0: "batch"}}}}
+torch.onnx.export(module, (x,), {out!r}, dynamo={dynamo}, **kw)
+t3 = time.perf_counter()
+print(json.dumps({{"import_s": t1 - t0, "build_s": t2 - t1, "export_s": t3 - t2}}))
+"""
+
+
+def torch_export(net: str, out: Path, dynamo: bool, timeout: float) -> dict:
+    result, wall, error = _child(EXPORT.format(net=net, out=str(out), dynamo=dynamo), timeout)
+    if result is None:
+        return {"error": error}
+    return {**result, "process_s": wall}
+
+
+def describe(path: Path) -> dict:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+    ops: dict[str, int] = {}
+    for node in model.graph.node:
+        ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    return {"nodes": len(model.graph.node), "bytes": size, "ops": ops,
+            "opset": max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))}
+
+
+INFERENCE = """
+import json, statistics, time
+import numpy as np, onnxruntime as ort, torch
+torch.set_num_threads(2)
+from compiler.loader import load
+from compiler.lower_torch import build_module
+graph = load({net!r})
+module = build_module(graph, seed=0).eval()
+x = np.random.default_rng(0).standard_normal((1, *next(iter(graph.inputs.values())).shape))
+x = x.astype(np.float32)
+
+def timed(fn):
+    for _ in range({warmup}):
+        fn()
+    times = []
+    for _ in range({repeat}):
+        t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+with torch.inference_mode():
+    ref = module(torch.from_numpy(x)).numpy()
+    out = {{"torch eager": {{"ms": timed(lambda: module(torch.from_numpy(x)))}}}}
+for label, path in {files!r}.items():
+    so = ort.SessionOptions(); so.intra_op_num_threads = 2
+    s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    name = s.get_inputs()[0].name
+    y = s.run(None, {{name: x}})[0]
+    out[label] = {{"ms": timed(lambda: s.run(None, {{name: x}})),
+                  "max_diff": float(np.abs(y - ref).max()), "max_ref": float(np.abs(ref).max())}}
+print(json.dumps(out))
+"""
+
+
+def inference(net: str, files: dict[str, str], repeat: int, warmup: int) -> dict:
+    code = INFERENCE.format(net=net, files=files, repeat=repeat, warmup=warmup)
+    result, _, error = _child(code, 1800)
+    return result if result is not None else {"error": error}
+
+
+def bench_net(net: str, args, work: Path) -> dict:
+    ours = work / f"{net}.onnx"
+    row: dict = {"net": net, "netc": netc_compile(net, ours), "files": {"netc": str(ours)}}
+    row["netc"].update(describe(ours))
+    for label, dynamo in (("default", True), ("legacy", False)):
+        if label in args.skip:
+            row[label] = {"error": "skipped"}
+            continue
+        out = work / label / f"{net}.onnx"
+        out.parent.mkdir(exist_ok=True)
+        print(f"  torch.onnx.export ({label}) of {net} ...", flush=True)
+        row[label] = torch_export(net, out, dynamo, args.timeout)
+        if "error" not in row[label]:
+            row[label].update(describe(out))
+            row["files"][f"torch {label}"] = str(out)
+    print(f"  inference of {net} ...", flush=True)
+    row["inference"] = inference(net, row["files"], args.repeat, args.warmup)
+    return row
+
+
+def versions() -> str:
+    import onnx
+    import onnxruntime
+    import torch
+
+    try:
+        import onnxscript
+
+        script = f", onnxscript {onnxscript.__version__}"
+    except ImportError:
+        script = ", onnxscript not installed (no default exporter)"
+    return (f"torch {torch.__version__}, onnx {onnx.__version__}, "
+            f"onnxruntime {onnxruntime.__version__}{script}")
+
+
+def markdown(rows: list[dict]) -> str:
+    def secs(d, key="process_s"):
+        return f"{d[key]:.2f} s" if key in d else f"n/a ({d.get('error', '')})"
+
+    lines = [
+        "## ONNX: `netc compile` against `torch.onnx.export` (`benchmarks/compile_vs_export.py`)",
+        "",
+        f"Machine: {machine()}, no GPU; {versions()}. Whole processes (`import torch` included "
+        "for torch); the export call alone in brackets. Inference: ONNX Runtime CPU provider and "
+        "torch eager in one process, 2 threads each, batch 1, median latency.",
+        "",
+        "| net | netc compile | default exporter | legacy exporter | nodes (netc / default / "
+        "legacy) | file size (netc / default / legacy) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        def nodes(k):
+            return str(r[k].get("nodes", "-"))
+
+        def size(k):
+            return f"{r[k]['bytes'] / 2**20:.1f} MiB" if "bytes" in r[k] else "-"
+
+        def export(k):
+            d = r[k]
+            return f"{secs(d)} ({d['export_s']:.2f} s)" if "export_s" in d else secs(d)
+        lines.append(f"| {r['net']} | {secs(r['netc'])} | {export('default')} | "
+                     f"{export('legacy')} | {nodes('netc')} / {nodes('default')} / "
+                     f"{nodes('legacy')} | {size('netc')} / {size('default')} / "
+                     f"{size('legacy')} |")
+    lines += ["", "| net | torch eager | ORT on netc's file | ORT on default export | "
+              "ORT on legacy export | max diff of netc's file (max output) |",
+              "|---|---|---|---|---|---|"]
+    for r in rows:
+        inf = r["inference"]
+        if "error" in inf:
+            lines.append(f"| {r['net']} | inference failed: {inf['error']} | | | | |")
+            continue
+
+        def ms(k):
+            return f"{inf[k]['ms']:.1f} ms" if k in inf else "-"
+        diff = inf["netc"]
+        lines.append(f"| {r['net']} | {ms('torch eager')} | {ms('netc')} | "
+                     f"{ms('torch default')} | {ms('torch legacy')} | "
+                     f"{diff['max_diff']:.1e} ({diff['max_ref']:.2g}) |")
+    lines.append("")
+    for r in rows:
+        ours = r["netc"]["process_s"]
+        parts = [f"**{r['net']}**: netc compile {ours:.2f} s"]
+        for k in ("default", "legacy"):
+            if "process_s" in r[k]:
+                parts.append(f"{r[k]['process_s'] / ours:.1f}x faster than the {k} exporter's "
+                             f"process ({r[k]['export_s'] / ours:.1f}x its export call alone)")
+        inf = r["inference"]
+        if "netc" in inf:
+            parts.append(f"ORT on our file takes {inf['netc']['ms'] / inf['torch eager']['ms']:.2f}"
+                         " of torch eager's time")
+        lines.append("- " + "; ".join(parts) + ".")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("nets", nargs="*", default=list(NETS))
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per export")
+    parser.add_argument("--skip", action="append", default=[], choices=("default", "legacy"))
+    parser.add_argument("--no-write", dest="write", action="store_false")
+    parser.add_argument("--json", metavar="FILE", help="also write the raw figures")
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for net in args.nets:
+            print(f"{net}:", flush=True)
+            rows.append(bench_net(net, args, Path(tmp)))
+    text = markdown(rows)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    if args.write:
+        write_section("compile_vs_export", text)
+
+
+if __name__ == "__main__":
+    main()

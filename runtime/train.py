@@ -245,9 +245,17 @@ def train(graph: Graph, cfg: TrainConfig, log: Callable[[str], None] = print,
         optimizer = _optimizer(module, cfg)
         pos = _Position()
         if cfg.resume:
-            pos = _load_checkpoint(checkpoint, graph, module, optimizer, dist)
+            pos, saved = _load_checkpoint(checkpoint, graph, module, optimizer, dist)
             if dist.main:
                 log(f"resuming {checkpoint} at epoch {pos.epoch + 1}, step {pos.step}")
+                changed = [f"{k} {saved[k]!r} -> {v!r}" for k, v in _resume_keys(cfg).items()
+                           if saved.get(k, v) != v]
+                if changed:
+                    log("note: the run continues with other settings than it started with ("
+                        + ", ".join(changed) + "), so it will not repeat an uninterrupted run")
+                if pos.epoch >= cfg.epochs:
+                    log(f"the checkpoint has finished {pos.epoch} epochs; --epochs is "
+                        f"{cfg.epochs}: nothing left to train")
         elif dist.main:
             log(data.describe())
         loop = _Loop(graph, cfg, data, spec, head, module, model, optimizer, dist, log)
@@ -408,8 +416,7 @@ class _Loop:
             "history": pos.history,
             "rng": rng,
             "world": self.dist.world,
-            "config": {k: v for k, v in asdict(self.cfg).items()
-                       if k in ("data", "batch_size", "seed", "optimizer")},
+            "config": _resume_keys(self.cfg),
         }
         with atomic_path(path) as tmp:
             torch.save(state, tmp)
@@ -449,7 +456,14 @@ def _rng_state(device) -> dict:
     return state
 
 
-def _load_checkpoint(path: Path, graph, module, optimizer, dist) -> _Position:
+def _resume_keys(cfg: TrainConfig) -> dict:
+    """The settings a resumed run must share with its start to repeat an uninterrupted run."""
+    keys = ("data", "batch_size", "seed", "optimizer", "epochs", "steps_per_epoch", "augment",
+            "schedule", "lr")
+    return {k: getattr(cfg, k) for k in keys}
+
+
+def _load_checkpoint(path: Path, graph, module, optimizer, dist) -> tuple[_Position, dict]:
     import torch
 
     if not path.is_file():
@@ -472,7 +486,8 @@ def _load_checkpoint(path: Path, graph, module, optimizer, dist) -> _Position:
     torch.set_rng_state(mine["cpu"])
     if "cuda" in mine and dist.device.type == "cuda":
         torch.cuda.set_rng_state(mine["cuda"], dist.device)
-    return _Position(**state["position"], history=list(state["history"]))
+    return (_Position(**state["position"], history=list(state["history"])),
+            dict(state.get("config", {})))
 
 
 def _epoch_line(s: EpochStats, epochs: int) -> str:

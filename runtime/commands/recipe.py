@@ -105,14 +105,17 @@ def check_cost(plan, height, width, budget, stream) -> int:
     cost = estimate(plan.graph, plan.taps, height, width)
     print(f"recipe {plan.name}: {plan.graph.name} at {cost.describe()}; "
           f"budget {human_bytes(budget)}", file=stream)
+    why = ("its loss reads a layer past a flatten" if plan.fixed_size else
+           "a code term compares whole-image codes" if plan.needs("code") else None)
     if plan.tile:
+        if why:
+            raise UserError(f"recipe {plan.name} sets `tile {plan.tile}`, but it cannot be "
+                            f"tiled: {why}")
         print(f"  tiles of {plan.tile}x{plan.tile} pixels (the recipe's `tile` setting)",
               file=stream)
         return plan.tile
     if cost.total <= budget:
         return 0
-    why = ("its loss reads a layer past a flatten" if plan.fixed_size else
-           "a code term compares whole-image codes" if plan.needs("code") else None)
     tile = None if why else choose_tile(plan.graph, plan.taps, height, width, budget)
     if tile is None:
         hint = why or "even a 32x32 tile does not fit"
@@ -168,13 +171,13 @@ def read_weights(path: str, graph) -> dict:
 def start_image(plan, content, start, height, width):
     import torch
 
-    from runtime.recipes.images import resize
+    from runtime.recipes.images import cover
     from runtime.recipes.objective import Preprocess, to_tensor
 
     if plan.init == "content":
-        return to_tensor(resize(content, height, width))
+        return to_tensor(cover(content, height, width))
     if plan.init == "image":
-        return to_tensor(resize(start, height, width))
+        return to_tensor(cover(start, height, width))
     gen = torch.Generator().manual_seed(plan.seed)
     noise = torch.randn(1, 3, height, width, generator=gen) * plan.init_scale
     return (Preprocess(plan.input).mean_pixel + noise).clamp(0.0, 1.0)

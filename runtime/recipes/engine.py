@@ -120,6 +120,8 @@ class Run:
         h, w = self.final_size
         smallest = min_side(self.plan)
         sizes = [(h, w)]
+        if self.plan.fixed_size:
+            return sizes  # a layer past a flatten needs the declared size: one octave
         for _ in range(int(opt_.option("octaves")) - 1):
             ph, pw = sizes[-1]
             s = float(opt_.option("octave_scale"))

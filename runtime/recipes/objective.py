@@ -15,7 +15,7 @@ import torch
 from compiler.ir import InputSpec
 from compiler.recipe import Plan, Term
 from runtime.recipes import losses
-from runtime.recipes.images import cover, resize
+from runtime.recipes.images import cover
 
 
 class Preprocess:
@@ -87,7 +87,7 @@ class Objective:
             return
         self.size, self.targets = (height, width), {}
         if self.content is not None:
-            self.content_x = to_tensor(resize(self.content, height, width))
+            self.content_x = to_tensor(cover(self.content, height, width))
         content_taps = [n for t in self.plan.terms if t.kind in ("content", "code")
                         for n in t.layers]
         if content_taps:

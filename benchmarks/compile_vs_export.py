@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -38,9 +39,14 @@ from benchmarks._results import machine, write_section  # noqa: E402
 NETS = ("resnet50", "cifar_resnet1202")
 
 
+def _cpu_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _child(code: str, timeout: float) -> tuple[dict | None, float, str]:
-    """Run ``code`` in a fresh interpreter; (its last JSON line, wall seconds, error text)."""
-    start = time.perf_counter()
+    """Run ``code`` in a fresh interpreter; (its last JSON line + CPU time, wall s, error)."""
+    start, cpu = time.perf_counter(), _cpu_children()
     try:
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               timeout=timeout, cwd=ROOT)
@@ -50,17 +56,20 @@ def _child(code: str, timeout: float) -> tuple[dict | None, float, str]:
     if done.returncode != 0:
         return None, wall, (done.stderr.strip().splitlines() or ["failed"])[-1][:120]
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
-    return (json.loads(lines[-1]) if lines else {}), wall, ""
+    result = json.loads(lines[-1]) if lines else {}
+    return {**result, "cpu_s": _cpu_children() - cpu}, wall, ""
 
 
 def netc_compile(net: str, out: Path, runs: int = 3) -> dict:
-    walls = []
+    walls, cpus = [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_children()
         subprocess.run([sys.executable, "-m", "runtime.cli", "compile", net, "-o", str(out)],
                        check=True, capture_output=True, cwd=ROOT)
         walls.append(time.perf_counter() - start)
-    return {"process_s": statistics.median(walls), "runs": walls}
+        cpus.append(_cpu_children() - cpu)
+    return {"process_s": statistics.median(walls), "cpu_s": statistics.median(cpus),
+            "runs": walls}
 
 
 EXPORT = """
@@ -192,14 +201,18 @@ def versions() -> str:
 
 def markdown(rows: list[dict]) -> str:
     def secs(d, key="process_s"):
-        return f"{d[key]:.2f} s" if key in d else f"n/a ({d.get('error', '')})"
+        if key not in d:
+            return f"n/a ({d.get('error', '')})"
+        return f"{d[key]:.2f} s" + (f", CPU {d['cpu_s']:.2f} s" if "cpu_s" in d else "")
 
     lines = [
         "## ONNX: `netc compile` against `torch.onnx.export` (`benchmarks/compile_vs_export.py`)",
         "",
-        f"Machine: {machine()}, no GPU; {versions()}. Whole processes (`import torch` included "
-        "for torch); the export call alone in brackets. Inference: ONNX Runtime CPU provider and "
-        "torch eager in one process, 2 threads each, batch 1, median latency.",
+        f"Machine: {machine()}, no GPU; {versions()}; load average "
+        f"{os.getloadavg()[0]:.1f} when written (other work shared the cores: CPU seconds are "
+        "steadier than wall seconds). Whole processes (`import torch` included for torch), wall "
+        "and CPU time; the export call alone in brackets. Inference: ONNX Runtime CPU provider "
+        "and torch eager in one process, 2 threads each, batch 1, median latency.",
         "",
         "| net | netc compile | default exporter | legacy exporter | nodes (netc / default / "
         "legacy) | file size (netc / default / legacy) |",
@@ -214,7 +227,7 @@ def markdown(rows: list[dict]) -> str:
 
         def export(k):
             d = r[k]
-            return f"{secs(d)} ({d['export_s']:.2f} s)" if "export_s" in d else secs(d)
+            return f"{secs(d)} (call {d['export_s']:.2f} s)" if "export_s" in d else secs(d)
         lines.append(f"| {r['net']} | {secs(r['netc'])} | {export('default')} | "
                      f"{export('legacy')} | {nodes('netc')} / {nodes('default')} / "
                      f"{nodes('legacy')} | {size('netc')} / {size('default')} / "

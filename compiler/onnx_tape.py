@@ -15,7 +15,9 @@ The ONNX lowering of every op (``OpDef.to_onnx`` in :mod:`compiler.ops`) writes 
 :meth:`Tape.finish` assembles the ``ModelProto`` with a dynamic batch axis, runs
 ``onnx.checker.check_model(full_check=True)`` and ONNX shape inference, and compares every
 inferred shape with the shape the IR expects; a disagreement is a compiler bug and raises
-:class:`LoweringError` naming the value and both shapes.
+:class:`LoweringError` naming the value and both shapes. (The checks run on the model with its
+large weights declared as typed inputs, which is the same graph without copying 100 MB twice;
+the tests run the full check on the finished files as well.)
 
 A :class:`FunctionTape` records the body of an ONNX model-local function: its initializers
 become function inputs (functions cannot own initializers) and its constants ``Constant`` nodes,

@@ -137,6 +137,30 @@ class NetModule(nn.Module):
             raise UserError(f"cannot read {path}: {err}") from None
         self.load_named(tensors, str(path))
 
+    def calibrate_batchnorm(self, *inputs: torch.Tensor, passes: int = 1) -> None:
+        """Set every batch norm's running statistics to the batch statistics of ``inputs``.
+
+        A freshly initialised deep network in eval mode (running mean 0, variance 1) can blow
+        up (CIFAR ResNet-110 logits reach ~1e10); a few train-mode passes give it sane
+        statistics. Only batch norms switch to training for this; dropout, drop-path and
+        stochastic depth stay in eval mode. The module is left in eval mode.
+        """
+        norms = [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        self.eval()
+        saved = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the passes
+            m.train()
+        try:
+            with torch.no_grad():
+                for _ in range(passes):
+                    self(*inputs)
+        finally:
+            for m, momentum in zip(norms, saved):
+                m.momentum = momentum
+                m.eval()
+
     # -- running ----------------------------------------------------------------------------
     def plan(self, targets: tuple[str, ...]) -> tuple[_Step, ...]:
         """The steps computing ``targets`` (node names): their backward slice, with frees."""

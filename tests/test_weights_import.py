@@ -15,6 +15,16 @@ from compiler.lower_torch import build_module
 from dsl.diagnostics import UserError
 from runtime.weights_io import import_weights, map_by_structure, read_tensors
 
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: CI runs two test workers on two cores, and oversubscribed OpenMP
+    threads make small nets many times slower."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
 STAGE = """
 def basic(ch, stride=1) =
   residual(conv(ch, 3, stride=stride, pad=1, bias=false) -> bn -> relu

@@ -3,8 +3,14 @@ traceback and no output file. Each case runs the command line as a user would.""
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from compiler.caffe import check_spec, import_prototxt_text
+from dsl.diagnostics import DiagnosticError
 from runtime.cli import main
 
 HEADER = 'input: "data"\ninput_dim: 1\ninput_dim: 3\ninput_dim: 8\ninput_dim: 8\n'
@@ -94,3 +100,36 @@ def test_a_failed_import_keeps_an_existing_output(tmp_path, capsys, monkeypatch)
     (tmp_path / "old.net").write_text("kept")
     assert main(["import", "caffe", "bad.prototxt", "-o", "old.net"]) == 1
     assert (tmp_path / "old.net").read_text() == "kept"
+
+
+# ---- fuzzing: any edit of a real file imports or gives located diagnostics -----------------
+_LENET = (Path(__file__).resolve().parents[2] / "shared" / "reference" / "caffe"
+          / "lenet.prototxt")
+
+
+@pytest.mark.skipif(not _LENET.exists(), reason="the reference Caffe files are not present")
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_edit_of_a_prototxt_imports_or_is_located(data):
+    """Delete, duplicate or replace a slice of LeNet's text: never a traceback."""
+    text = _LENET.read_text()
+    start = data.draw(st.integers(0, len(text) - 1))
+    end = data.draw(st.integers(start, min(len(text), start + 12)))
+    insert = data.draw(st.sampled_from(["", "{", "}", '"', ":", "x", "0", "-1", "layer {",
+                                        text[start:end]]))
+    mutated = text[:start] + insert + text[end:]
+    try:
+        check_spec(import_prototxt_text(mutated, "fuzz.prototxt"), "fuzz.net")
+    except DiagnosticError as err:
+        for diag in err.diagnostics:
+            assert diag.span is not None and diag.span.line >= 1, diag.message
+
+
+def test_a_very_long_chain_is_cut_into_statements():
+    header = 'input: "data"\ninput_dim: 1\ninput_dim: 3\ninput_dim: 8\ninput_dim: 8\n'
+    body = "".join(f'layer {{ name: "r{i}" type: "ReLU" bottom: "data" top: "data" }}\n'
+                   for i in range(1000))
+    text = import_prototxt_text(header + body, "long.prototxt")
+    graph = check_spec(text, "long.net")
+    assert len(graph.nodes) == 1001 and graph.nodes["r999"].inputs == ("r998",)
+    assert "  r59 = data\n" in text and "  r119 = r59\n" in text

@@ -57,8 +57,8 @@ def _pair(p: Message, name: str, default: int) -> tuple[int, int]:
     return (found[0], found[-1]) if found else (default, default)
 
 
-def caffe_shapes(text: str) -> dict[str, tuple[int, ...]]:
-    """Layer name -> the shape of its top, by Caffe's rules (one sample: C x H x W)."""
+def caffe_shapes(text: str) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Layer name -> (type, the shape of its top), by Caffe's rules (one sample: C x H x W)."""
     root = parse_prototxt(text, "oracle")
     blobs = {}
     names = _values(root, "input")
@@ -107,7 +107,7 @@ def caffe_shapes(text: str) -> dict[str, tuple[int, ...]]:
             shape = ins[0]
         for top in _values(layer, "top"):
             blobs[top] = shape
-        out[name] = shape
+        out[name] = (kind, shape)
     return out
 
 
@@ -128,19 +128,17 @@ def test_every_file_imports_and_checks(imported):
 
 
 def test_every_layer_has_caffes_output_shape(imported):
-    """Each Caffe layer is the netc node labelled with its name, with Caffe's top shape
-    (Scale layers live inside the bn of their BatchNorm; Input layers are netc inputs)."""
+    """Each Caffe layer is the netc node labelled with its name, with Caffe's top shape;
+    a Scale lives inside the bn of its BatchNorm, an Input layer is a netc input."""
     _, path, _, graph = imported
-    expected = caffe_shapes(path.read_text())
-    checked = 0
-    for layer, shape in expected.items():
+    for layer, (kind, shape) in caffe_shapes(path.read_text()).items():
         label = Labels.plain(layer)
-        if label in graph.nodes:
-            assert graph.nodes[label].shape == shape, layer
-            checked += 1
+        if kind == "Scale":
+            assert label not in graph.nodes
+        elif kind == "Input":
+            assert graph.inputs[label].shape == shape
         else:
-            assert layer.startswith("scale") or label in graph.inputs, layer
-    assert checked >= len(expected) * 0.7
+            assert graph.nodes[label].shape == shape, layer
 
 
 def test_googlenet_reaches_7x7_before_its_average_pool():

@@ -17,6 +17,7 @@ prototxt (``file:line:col``). Weights (``.caffemodel``) are out of scope.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from dsl.diagnostics import SOURCES, Diagnostic, DiagnosticError, Span
@@ -85,6 +86,11 @@ def check_spec(text: str, file: str):
     from dsl.parser import parse
 
     SOURCES.texts[file] = text
-    module = parse(text, file)
-    net = next(item for item in module.items if isinstance(item, ast.Net))
-    return Elaborator({}).net(net, None, file)
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, 20_000))  # as the loader: deep nets recurse deeply
+    try:
+        module = parse(text, file)
+        net = next(item for item in module.items if isinstance(item, ast.Net))
+        return Elaborator({}).net(net, None, file)
+    finally:
+        sys.setrecursionlimit(old)

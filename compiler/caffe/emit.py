@@ -10,6 +10,8 @@ The layout rules:
    is an ``output``. Statements follow the order of the Caffe file.
 3. An expression that fits in 100 columns is one line; otherwise each ``->`` step and each join
    branch gets a line of its own.
+4. A chain longer than ``MAX_RUN`` steps is cut into statements of at most that many, so that
+   no statement nests deeper than the parser and elaborator comfortably recurse.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from compiler.caffe.net import ImportedNet, Node
 
 WIDTH = 99
+MAX_RUN = 60
 
 
 @dataclass
@@ -60,9 +63,22 @@ class Writer:
 
     def __init__(self, net: ImportedNet):
         self.net = net
+        self.cuts = self.long_runs()
+
+    def long_runs(self) -> set[int]:
+        """Nodes that end a run of ``MAX_RUN`` inlined steps and are bound to cut it (rule 4)."""
+        cuts: set[int] = set()
+        run: dict[int, int] = {}
+        for node in self.net.nodes:
+            inlined = [i for i in node.inputs if not self.net.nodes[i].is_input
+                       and self.net.nodes[i].consumers == 1 and i not in cuts]
+            run[node.index] = len(node.calls) + sum(run[i] for i in inlined)
+            if run[node.index] >= MAX_RUN and node.consumers == 1:
+                cuts.add(node.index)
+        return cuts
 
     def bound(self, node: Node) -> bool:
-        return node.is_input or node.consumers != 1
+        return node.is_input or node.consumers != 1 or node.index in self.cuts
 
     def operand(self, index: int) -> Expr:
         node = self.net.nodes[index]
@@ -116,7 +132,7 @@ class Writer:
         return out
 
     def statement(self, node: Node) -> list[str]:
-        keyword = "output " if node.consumers == 0 else ""
+        keyword = "output " if node.consumers == 0 else ""  # nobody reads it
         first = f"  {keyword}{node.name} = "
         body = self.lines(self.expr(node), 2)
         body[0] = (first + body[0][0], body[0][1])
@@ -132,7 +148,9 @@ class Writer:
             "# Caffe layer names are the labels: characters other than letters, digits and _",
             "# became _ (inception_3a/1x1 -> inception_3a_1x1). Pooling keeps Caffe's ceil",
             "# rounding (ceil=true); stride is always written, since Caffe's default is 1.",
-            "# Weights (.caffemodel) are not imported: netc initialises its own.",
+            "# Weights (.caffemodel) are not imported: netc initialises its own. A deploy file",
+            "# does not say how images were prepared (Caffe's ImageNet nets take BGR pixels in",
+            "# 0..255 minus a mean): add layout=bgr, scale=255, mean=[...] to the input to match.",
         ]
         if net.renamed:
             out.append("# Renamed to stay unique or valid: " + ", ".join(

@@ -8,7 +8,8 @@ exceptions stop here: :func:`parse_prototxt` raises only
 
 >>> msg = parse_prototxt('layer { name: "c1" convolution_param { kernel_size: 3 } }', "<doc>")
 >>> layer = msg.one("layer").value
->>> layer.one("name").value.value, layer.one("convolution_param").value.one("kernel_size").value.value
+>>> param = layer.one("convolution_param").value
+>>> layer.one("name").value.value, param.one("kernel_size").value.value
 ('c1', 3)
 """
 
@@ -20,7 +21,13 @@ from functools import lru_cache
 from importlib import resources
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 
 from dsl.diagnostics import Diagnostic, DiagnosticError, Span
 
@@ -115,8 +122,12 @@ class _ToTree(Transformer):
         return Field(str(name), Message(_flat(fields), span), _tok_span(self.file, name))
 
     def string(self, meta, *parts):
-        text = "".join(codecs.decode(p[1:-1], "unicode_escape") for p in parts)
         span = Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+        try:
+            text = "".join(codecs.decode(p[1:-1], "unicode_escape") for p in parts)
+        except UnicodeDecodeError:
+            raise DiagnosticError(Diagnostic(span, "bad escape sequence in this string")) \
+                from None
         return Scalar("string", text, span)
 
     def number(self, meta, tok):
@@ -144,7 +155,10 @@ def parse_prototxt(text: str, file: str) -> Message:
         tree = _lark().parse(text)
     except UnexpectedInput as err:
         raise DiagnosticError(_syntax_error(err, text, file)) from None
-    return _ToTree(file).transform(tree)
+    try:
+        return _ToTree(file).transform(tree)
+    except VisitError as err:  # a callback's DiagnosticError, wrapped by lark
+        raise err.orig_exc from None
 
 
 def _syntax_error(err: UnexpectedInput, text: str, file: str) -> Diagnostic:

@@ -65,6 +65,7 @@ CASES = [
     ("ReLU", "relu_param { negative_slope: 0.1 }", "leaky_relu(0.1)", (3, 32, 32)),
     ("Sigmoid", "", "sigmoid", (3, 32, 32)),
     ("TanH", "", "tanh", (3, 32, 32)),
+    ("ELU", "elu_param { alpha: 0.5 }", "elu(0.5)", (3, 32, 32)),
     ("LRN", "lrn_param { local_size: 3 alpha: 0.0001 beta: 0.75 k: 2 }",
      "lrn(3, alpha=0.0001, beta=0.75, k=2.0)", (3, 32, 32)),
     ("LRN", "", "lrn(5, alpha=1.0, beta=0.75)", (3, 32, 32)),  # Caffe's alpha defaults to 1
@@ -88,7 +89,7 @@ def test_layer(type_, body, op, shape):
 V1_TYPES = {"Convolution": "CONVOLUTION", "Pooling": "POOLING", "ReLU": "RELU",
             "LRN": "LRN", "Dropout": "DROPOUT", "Softmax": "SOFTMAX",
             "InnerProduct": "INNER_PRODUCT", "Flatten": "FLATTEN", "Sigmoid": "SIGMOID",
-            "TanH": "TANH"}
+            "TanH": "TANH", "ELU": "ELU"}
 
 
 @pytest.mark.parametrize("type_, body, op, shape", CASES[::3])

@@ -36,7 +36,7 @@ def import_prototxt_text(text: str, file: str, net_name: str | None = None) -> s
     ... ''', "tiny.prototxt").split("net ", 1)[1])
     tiny {
       input data: 3x8x8
-      output relu1 = data -> conv(4, 3) as conv1 -> relu as relu1
+      output relu1 = data -> conv(4, 3) as conv1 -> relu as relu1;
     }
     <BLANKLINE>
     """

@@ -211,6 +211,11 @@ def simple(op: str) -> Callable[[LayerInfo, Fields, list[Shape]], Mapped]:
     return mapping
 
 
+def elu(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
+    alpha = p.float("alpha", 1.0)
+    return Mapped([call("elu", fmt_float(alpha)) if alpha != 1 else "elu"], ins[0])
+
+
 def dropout(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
     ratio = p.float("dropout_ratio", 0.5)
     if not 0 <= ratio < 1:
@@ -262,6 +267,8 @@ def concat(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
 
 
 def eltwise(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
+    if len(ins) < 2:
+        raise error(layer.span, f"{layer.what} takes at least 2 bottoms; got {len(ins)}")
     op = p.enum("operation", "SUM", ("PROD", "SUM", "MAX"))
     coeffs = p.floats("coeff")
     if any(c != 1 for c in coeffs):
@@ -293,6 +300,7 @@ KINDS: dict[str, LayerKind] = {
     "ReLU": LayerKind(relu, "relu_param", frozenset({"negative_slope", "engine"})),
     "Sigmoid": LayerKind(simple("sigmoid"), "sigmoid_param", frozenset({"engine"})),
     "TanH": LayerKind(simple("tanh"), "tanh_param", frozenset({"engine"})),
+    "ELU": LayerKind(elu, "elu_param", frozenset({"alpha"})),
     "Dropout": LayerKind(dropout, "dropout_param", frozenset({"dropout_ratio", "scale_train"})),
     "Softmax": LayerKind(softmax, "softmax_param", frozenset({"axis", "engine"})),
     "LRN": LayerKind(lrn, "lrn_param", frozenset({"local_size", "alpha", "beta", "norm_region",
@@ -310,7 +318,7 @@ V1_TYPES = {
     "CONVOLUTION": "Convolution", "INNER_PRODUCT": "InnerProduct", "POOLING": "Pooling",
     "RELU": "ReLU", "SIGMOID": "Sigmoid", "TANH": "TanH", "DROPOUT": "Dropout",
     "SOFTMAX": "Softmax", "LRN": "LRN", "FLATTEN": "Flatten", "CONCAT": "Concat",
-    "ELTWISE": "Eltwise", "SPLIT": "Split", "DATA": "Data", "IMAGE_DATA": "ImageData",
+    "ELTWISE": "Eltwise", "SPLIT": "Split", "ELU": "ELU", "DATA": "Data", "IMAGE_DATA": "ImageData",
     "MEMORY_DATA": "MemoryData", "HDF5_DATA": "HDF5Data", "WINDOW_DATA": "WindowData",
     "DUMMY_DATA": "DummyData", "SOFTMAX_LOSS": "SoftmaxWithLoss", "ACCURACY": "Accuracy",
     "EUCLIDEAN_LOSS": "EuclideanLoss", "DECONVOLUTION": "Deconvolution", "POWER": "Power",

@@ -161,7 +161,8 @@ def test_batchnorm_and_scale_become_one_bn():
 
 def test_layers_of_the_training_phase_are_skipped():
     train_only = layer("drop", "Dropout", body="include { phase: TRAIN }")
-    text, graph = imported(layer("r", "ReLU"), train_only)
+    train_data = layer("mnist", "Data", bottoms=(), body="include { phase: TRAIN }")
+    text, graph = imported(train_data, layer("r", "ReLU"), train_only)
     assert "drop" not in text and list(graph.outputs) == ["r"]
 
 

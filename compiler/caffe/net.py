@@ -93,7 +93,8 @@ class Labels:
         text = re.sub(r"[^A-Za-z0-9_]", "_", name) or "layer"
         return "_" + text if text[0].isdigit() else text
 
-    def make(self, name: str) -> str:
+    def make(self, name: str, register: bool = True) -> str:
+        """A valid, unused netc name for ``name``; ``register`` reserves it for this net."""
         base = self.plain(name)
         # A bare ``flatten`` that netc numbers (flatten1) must not meet a label of that name.
         if base in self.reserved or re.fullmatch(r"flatten\d+", base):
@@ -102,7 +103,8 @@ class Labels:
         while label in self.used:
             k += 1
             label = f"{base}_{k}"
-        self.used.add(label)
+        if register:
+            self.used.add(label)
         return label
 
 
@@ -112,8 +114,9 @@ class NetReader:
     def __init__(self, root: Message, default_name: str):
         self.root = Fields(root, "net", NET_FIELDS)
         self.labels = Labels()
-        self.net = ImportedNet(self.labels.make(self.root.string("name") or default_name))
-        self.labels.used.discard(self.net.name)
+        # The net's name lives apart from its labels: a layer may share it.
+        self.net = ImportedNet(self.labels.make(self.root.string("name") or default_name,
+                                                register=False))
         self.blobs: dict[str, Node] = {}
 
     def read(self) -> ImportedNet:
@@ -198,6 +201,8 @@ class NetReader:
         type_name = str(getattr(type_field.value, "value", ""))
         if v1 and type_name in layers.V1_TYPES:
             type_name = layers.V1_TYPES[type_name]
+        if self.skipped_by_phase(msg):
+            return
         kind = layers.KINDS.get(type_name)
         if kind is None and type_name not in ("Input", "Split", "Scale"):
             raise error(type_field.value.span, self.unknown_type(type_name))
@@ -207,8 +212,6 @@ class NetReader:
         fields = Fields(msg, "layer", LAYER_FIELDS | extra)
         name = fields.string("name") or f"{type_name.lower()}{len(self.net.nodes)}"
         info = layers.LayerInfo(name, type_name, type_field.span)
-        if self.skipped_by_phase(fields):
-            return
         if type_name == "Input":
             return self.input_layer(info, fields)
         if type_name == "Split":
@@ -250,10 +253,12 @@ class NetReader:
         return node
 
     @staticmethod
-    def skipped_by_phase(fields: Fields) -> bool:
+    def skipped_by_phase(msg: Message) -> bool:
+        """Whether the layer belongs to the TRAIN phase only (rule 4 of the module docstring)."""
+
         def phases(rule: str) -> set[str]:
             out = set()
-            for f in fields.message.all(rule):
+            for f in msg.all(rule):
                 if isinstance(f.value, Message):
                     rule_fields = Fields(f.value, rule, frozenset(
                         {"phase", "min_level", "max_level", "stage", "not_stage"}))

@@ -128,6 +128,10 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in times.items()}
     best = {k: min(v) for k, v in times.items()}
     computed = len(graph.slice(taps))
+
+    def row(name):
+        return f"{med[name]:.2f} s | {best[name]:.2f} s"
+
     text = f"""## Recipes: one neural-style step (`benchmarks/recipes.py`)
 
 Machine: {machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads.
@@ -137,8 +141,8 @@ weights on both sides; {args.repeat} interleaved repeats after a warm-up.
 
 | implementation | median | best |
 |---|---|---|
-| netc taps (computes {computed} of {len(graph)} nodes, up to conv5_1) | {med['netc']:.2f} s | {best['netc']:.2f} s |
-| plain PyTorch, whole VGG-19 forward + hooks | {med['plain']:.2f} s | {best['plain']:.2f} s |
+| netc taps (computes {computed} of {len(graph)} nodes, up to conv5_1) | {row('netc')} |
+| plain PyTorch, whole VGG-19 forward + hooks | {row('plain')} |
 
 Building the network with seeded random weights: the whole VGG-19 {build_whole:.1f} s, the
 prefix `netc recipe` builds {build_prefix:.1f} s (fc6 alone holds 103 M of the 144 M weights).

@@ -150,7 +150,7 @@ class Plan:
 
     @property
     def fixed_size(self) -> bool:
-        """True when a tapped layer sits past a flatten, so the image must have the declared size."""
+        """True when a tapped layer sits past a flatten: the image must have the declared size."""
         return any(len(n.shape) == 1 for n in self.graph.slice(self.taps))
 
     def prefix(self) -> Graph:

@@ -24,14 +24,17 @@ def add_arguments(p):
                                                             "unless the recipe says otherwise")
     p.add_argument("--image", metavar="IMG", help="starting image (with `init image`)")
     p.add_argument("-o", "--output", metavar="OUT.png", help="output PNG (default: NAME.png)")
-    p.add_argument("--size", type=int, help="longer side of the working image, in pixels")
-    p.add_argument("--steps", type=int, help="optimiser steps (per octave for dream)")
+    p.add_argument("--size", type=int, metavar="N",
+                   help="longer side of the working image, in pixels")
+    p.add_argument("--steps", type=int, metavar="N",
+                   help="optimiser steps (per octave for dream)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                    help="override a recipe parameter or optimiser option (repeatable)")
     p.add_argument("--weights", metavar="FILE", help="a .safetensors file of the net's weights")
     p.add_argument("--save-every", type=int, default=0, metavar="N",
                    help="also write OUT_<step>.png every N steps")
-    p.add_argument("--seed", type=int, help="seed for the noise, jitter and tile offsets")
+    p.add_argument("--seed", type=int, metavar="N",
+                   help="seed for the noise, jitter and tile offsets")
     p.add_argument("--max-memory", metavar="SIZE",
                    help="memory the run may use, e.g. 2G (default: the memory available now)")
 
@@ -121,7 +124,8 @@ def check_cost(plan, height, width, budget, stream) -> int:
         hint = why or "even a 32x32 tile does not fit"
         raise UserError(f"recipe {plan.name} needs about {human_bytes(cost.total)} at "
                         f"{height}x{width} but {human_bytes(budget)} is available, and it "
-                        f"cannot be tiled ({hint}); use a smaller --size or --max-memory")
+                        f"cannot be tiled ({hint}); use a smaller --size or a larger "
+                        "--max-memory")
     print(f"  too big for memory at once: tiles of {tile}x{tile} pixels with random offsets",
           file=stream)
     return tile

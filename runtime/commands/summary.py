@@ -40,19 +40,22 @@ def run(args) -> int:
 
     table = Table(title=one_line(summary), title_justify="left", box=None, pad_edge=False)
     for col in _HEADER:
-        table.add_column(col, justify="left" if col in ("name", "op", "") else "right",
+        table.add_column(col, justify="left" if col in ("name", "op", "notes") else "right",
                          no_wrap=True)
     for row in cells:
         table.add_row(*row)
     table.add_section()
     table.add_row(*total)
-    console = Console(width=max(100, Console().width))
+    # Names are what users copy into recipes and --outputs: never cut them. Make the console
+    # as wide as the widest row (rich would otherwise shorten cells with "…").
+    needed = sum(max(len(r[i]) for r in [_HEADER, *cells, total]) for i in range(7)) + 14
+    console = Console(width=max(needed, len(table.title or ""), Console().width))
     console.print(table)
     console.print(footer)
     return 0
 
 
-_HEADER = ("name", "op", "output", "params", "MACs", "RF", "")
+_HEADER = ("name", "op", "output", "params", "MACs", "RF", "notes")
 
 
 def _plain_table(rows) -> str:

@@ -98,12 +98,15 @@ class NetModule(nn.Module):
         return self
 
     # -- weights ----------------------------------------------------------------------------
-    def load_named(self, tensors: Mapping[str, object], source: str = "weights") -> None:
+    def load_named(self, tensors: Mapping[str, object], source: str = "weights",
+                   allow_unused: bool = False) -> None:
         """Copy tensors (numpy arrays or torch tensors) into the module by state-dict name.
 
         Every weight of the network must be present with its exact shape (batch-norm
-        ``num_batches_tracked`` counters may be missing). Raises :class:`UserError` naming the
-        first missing, unexpected or mis-shaped tensor.
+        ``num_batches_tracked`` counters may be missing). Tensors the network does not have are
+        an error unless ``allow_unused`` (a full FractalNet's weights loaded into its deepest
+        column). Raises :class:`UserError` naming the first missing, unexpected or mis-shaped
+        tensor.
         """
         own = self.state_dict()
         missing = [k for k in own if k not in tensors and not k.endswith("num_batches_tracked")]
@@ -111,7 +114,9 @@ class NetModule(nn.Module):
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             raise UserError(f"{source}: no tensor for {missing[0]}{more}")
         unexpected = [k for k in tensors if k not in own]
-        if unexpected:
+        if allow_unused:
+            tensors = {k: v for k, v in tensors.items() if k in own}
+        elif unexpected:
             more = f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""
             raise UserError(f"{source}: {unexpected[0]}{more} is not a weight of "
                             f"{self.graph.name}")
@@ -126,7 +131,7 @@ class NetModule(nn.Module):
                         f"{self.graph.name} expects {_shape(own[key].shape)}")
                 own[key].copy_(t.to(own[key].dtype))
 
-    def load_safetensors(self, path) -> None:
+    def load_safetensors(self, path, allow_unused: bool = False) -> None:
         """Load weights by name from a ``.safetensors`` file (see :meth:`load_named`)."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -135,7 +140,7 @@ class NetModule(nn.Module):
             tensors = load_file(str(path))
         except (OSError, SafetensorError) as err:
             raise UserError(f"cannot read {path}: {err}") from None
-        self.load_named(tensors, str(path))
+        self.load_named(tensors, str(path), allow_unused)
 
     def calibrate_batchnorm(self, *inputs: torch.Tensor, passes: int = 1) -> None:
         """Set every batch norm's running statistics to the batch statistics of ``inputs``.

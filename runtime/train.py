@@ -231,7 +231,8 @@ def train(graph: Graph, cfg: TrainConfig, log: Callable[[str], None] = print,
         torch.manual_seed(cfg.seed + dist.rank)
         module = build_module(graph, seed=cfg.seed)
         if cfg.init:
-            module.load_safetensors(cfg.init)
+            # A superset is fine: the full FractalNet's weights start its deepest column.
+            module.load_safetensors(cfg.init, allow_unused=True)
         module.to(dist.device)
         model = module
         if dist.world > 1:

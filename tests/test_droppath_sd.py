@@ -140,8 +140,7 @@ def test_a_global_column_gives_the_column_network(fractal):
     """With global sampling on column C, the net computes exactly its deepest column."""
     module = build_module(fractal, seed=4).train()
     plain = build_module(deepest_column(fractal), weights=None, seed=4)
-    plain.load_state_dict({k: v for k, v in module.state_dict().items()
-                           if k in plain.state_dict()})
+    plain.load_named(module.state_dict(), allow_unused=True)  # the full net's weights, by name
     plain.train()
     x = torch.randn(2, 3, 8, 8)
     module._droppath.draw = lambda device: (torch.tensor(True), torch.tensor(3))

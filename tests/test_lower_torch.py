@@ -128,7 +128,8 @@ def test_an_unknown_tap_is_a_user_error(resnet):
 def test_several_outputs_come_back_as_a_tuple(tmp_path):
     path = tmp_path / "two.net"
     path.write_text("net two {\n  input image: 3x8x8\n  a = image -> conv(4, 3, pad=1)\n"
-                    "  output feat = a -> relu\n  output logits = a -> gap -> flatten -> fc(5)\n}\n")
+                    "  output feat = a -> relu\n"
+                    "  output logits = a -> gap -> flatten -> fc(5)\n}\n")
     graph = load(str(path))
     out = build_module(graph).eval()(torch.randn(2, 3, 8, 8))
     assert isinstance(out, tuple) and [tuple(o.shape) for o in out] == [(2, 4, 8, 8), (2, 5)]

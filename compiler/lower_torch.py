@@ -73,11 +73,13 @@ class NetModule(nn.Module):
                 child = nn.Module()
                 parent.add_module(part, child)
             elif type(child) is not nn.Module:
-                raise ValueError(f"cannot install {name!r}: {'.'.join(scopes[:i + 1])!r} "
-                                 "is a layer, not a scope")
+                raise UserError(f"layer {name!r} cannot be a PyTorch submodule: "
+                                f"{'.'.join(scopes[:i + 1])!r} is a layer, not a scope")
             parent = child
         if leaf in parent._modules or hasattr(parent, leaf):
-            raise ValueError(f"cannot install {name!r}: the name is already taken")
+            # e.g. a layer labelled ``as forward`` or ``as train``: a name nn.Module uses.
+            raise UserError(f"layer {name!r} cannot be a PyTorch submodule: {leaf!r} is "
+                            "already taken (a name torch.nn.Module uses?); relabel it")
         parent.add_module(leaf, module)
 
     def node_module(self, name: str) -> nn.Module | None:

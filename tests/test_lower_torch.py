@@ -230,3 +230,11 @@ def test_calibrated_batch_norm_keeps_a_deep_resnet_finite_in_eval_mode():
     assert fresh > 1e4 and calibrated < 100
     bn = module.get_submodule("stage3.cifar_basic18.bn2")
     assert bn.momentum == 0.1 and not torch.all(bn.running_var == 1)
+
+
+def test_a_label_that_clashes_with_nn_module_is_a_user_error(tmp_path):
+    path = tmp_path / "clash.net"
+    path.write_text("net clash {\n  input image: 3x8x8\n"
+                    "  image -> conv(4, 3) as forward -> gap -> flatten\n}\n")
+    with pytest.raises(UserError, match="'forward' is already taken"):
+        build_module(load(str(path)))

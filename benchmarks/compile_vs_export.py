@@ -166,7 +166,8 @@ def inference(net: str, files: dict[str, str], repeat: int, warmup: int) -> dict
 
 def bench_net(net: str, args, work: Path) -> dict:
     ours = work / f"{net}.onnx"
-    row: dict = {"net": net, "netc": netc_compile(net, ours), "files": {"netc": str(ours)}}
+    row: dict = {"net": net, "load": os.getloadavg()[0]}
+    row.update({"netc": netc_compile(net, ours), "files": {"netc": str(ours)}})
     row["netc"].update(describe(ours))
     for label, dynamo in (("default", True), ("legacy", False)):
         if label in args.skip:
@@ -209,8 +210,8 @@ def markdown(rows: list[dict]) -> str:
         "## ONNX: `netc compile` against `torch.onnx.export` (`benchmarks/compile_vs_export.py`)",
         "",
         f"Machine: {machine()}, no GPU; {versions()}; load average "
-        f"{os.getloadavg()[0]:.1f} when written (other work shared the cores: CPU seconds are "
-        "steadier than wall seconds). Whole processes (`import torch` included for torch), wall "
+        f"{max(r.get('load', os.getloadavg()[0]) for r in rows):.1f} while measuring (other work "
+        "shared the cores: CPU seconds are steadier than wall seconds). Whole processes (`import torch` included for torch), wall "
         "and CPU time; the export call alone in brackets. Inference: ONNX Runtime CPU provider "
         "and torch eager in one process, 2 threads each, batch 1, median latency.",
         "",
@@ -260,6 +261,9 @@ def markdown(rows: list[dict]) -> str:
             parts.append(f"ORT on our file takes {inf['netc']['ms'] / inf['torch eager']['ms']:.2f}"
                          " of torch eager's time")
         lines.append("- " + "; ".join(parts) + ".")
+    lines += ["", "No GPU was lent to this task, so there are no CUDA figures (`netc bench resnet50` "
+              "in fp32 and `--fp16` on the CUDA provider); `netc bench` measures them where "
+              "ONNX Runtime's CUDA provider loads."]
     return "\n".join(lines)
 
 
@@ -272,13 +276,16 @@ def main() -> None:
     parser.add_argument("--skip", action="append", default=[], choices=("default", "legacy"))
     parser.add_argument("--no-write", dest="write", action="store_false")
     parser.add_argument("--json", metavar="FILE", help="also write the raw figures")
+    parser.add_argument("--from-json", metavar="FILE", help="only re-render figures saved before")
     args = parser.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for net in args.nets:
-            print(f"{net}:", flush=True)
-            rows.append(bench_net(net, args, Path(tmp)))
+    if args.from_json:
+        rows = json.loads(Path(args.from_json).read_text())
+    else:
+        rows = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for net in args.nets:
+                print(f"{net}:", flush=True)
+                rows.append(bench_net(net, args, Path(tmp)))
     text = markdown(rows)
     print(text)
     if args.json:

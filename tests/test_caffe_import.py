@@ -204,3 +204,22 @@ def test_summary_reads_a_prototxt_directly(capsys):
     assert main(["summary", str(CAFFE / "bvlc_alexnet.prototxt")]) == 0
     out = capsys.readouterr().out
     assert "60,965,224" in out and "pool5" in out
+
+
+@pytest.mark.parametrize("name", ["bvlc_googlenet.prototxt", "ResNet-50-deploy.prototxt",
+                                  "lenet.prototxt"])
+def test_torch_runs_the_imported_net_with_caffes_shapes(name):
+    """Run the PyTorch lowering of the imported net: every tensor has Caffe's shape (PyTorch's
+    ceil_mode pooling included), not only the shapes netc inferred."""
+    torch = pytest.importorskip("torch")
+    from compiler.lower_torch import build_module
+
+    graph = load(str(CAFFE / name))
+    expected = {Labels.plain(layer): shape
+                for layer, (kind, shape) in caffe_shapes((CAFFE / name).read_text()).items()
+                if kind not in ("Scale", "Input")}
+    (spec,) = graph.inputs.values()
+    net = build_module(graph).eval()
+    with torch.no_grad():
+        out = net(torch.randn(1, *spec.shape), taps=list(expected))
+    assert {label: tuple(t.shape[1:]) for label, t in out.items()} == expected

@@ -223,3 +223,25 @@ def test_torch_runs_the_imported_net_with_caffes_shapes(name):
     with torch.no_grad():
         out = net(torch.randn(1, *spec.shape), taps=list(expected))
     assert {label: tuple(t.shape[1:]) for label, t in out.items()} == expected
+
+
+def test_imported_caffenet_agrees_in_torch_and_onnx_runtime():
+    """Grouped convs, LRN and ceil pools of an imported net: ONNX Runtime gives what the
+    PyTorch lowering gives, on the same seeded weights, to 1e-4."""
+    torch = pytest.importorskip("torch")
+    ort = pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from compiler.lower_onnx import lower
+    from compiler.lower_torch import build_module
+
+    graph = load(str(CAFFE / "bvlc_reference_caffenet.prototxt"))
+    x = np.random.default_rng(0).standard_normal((2, 3, 227, 227)).astype(np.float32)
+    with torch.no_grad():
+        net = build_module(graph, seed=1).eval()
+        expected = net(torch.from_numpy(x), taps=["fc8"])["fc8"].numpy()
+    session = ort.InferenceSession(lower(graph, seed=1, outputs=["fc8"]).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    (got,) = session.run(["fc8"], {"data": x})  # the logits: softmax would hide differences
+    assert np.abs(expected).max() > 1e-2
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)

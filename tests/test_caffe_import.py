@@ -245,3 +245,26 @@ def test_imported_caffenet_agrees_in_torch_and_onnx_runtime():
     (got,) = session.run(["fc8"], {"data": x})  # the logits: softmax would hide differences
     assert np.abs(expected).max() > 1e-2
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
+LENET_SPEC = """\
+net LeNet {
+  input data: 1x28x28
+  output prob = data
+      -> conv(20, 5) as conv1
+      -> maxpool(2, ceil=true) as pool1
+      -> conv(50, 5) as conv2
+      -> maxpool(2, ceil=true) as pool2
+      -> flatten
+      -> fc(500) as ip1
+      -> relu as relu1
+      -> fc(10) as ip2
+      -> softmax as prob;
+}
+"""
+
+
+def test_lenet_golden():
+    """The whole spec of a small file, as a user sees it (after the header comments)."""
+    text = import_prototxt(CAFFE / "lenet.prototxt")
+    assert text[text.index("net LeNet"):] == LENET_SPEC

@@ -178,6 +178,7 @@ def test_channels_last_gives_the_same_numbers(resnet):
         torch.testing.assert_close(got[k], ref[k], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # inside inductor
 def test_torch_compile_traces_one_graph_and_agrees_with_eager():
     graph = load(spec("tiny"))
     module = build_module(graph).eval()
@@ -202,6 +203,7 @@ net random_joins {
 """
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # inside inductor
 def test_torch_compile_traces_a_training_step_with_drop_path_and_stochastic_depth(tmp_path):
     # Drop-path and stochastic depth draw with tensors only, so a training step is one graph.
     path = tmp_path / "random_joins.net"

@@ -233,3 +233,27 @@ def test_weights_file_is_read_by_name_and_checked(recipes, tmp_path, capsys):
     code, err = run(capsys, f"{recipes}:style", "--weights", short, "-o", tmp_path / "x.png")
     assert code == 1 and "no tensor for conv2_1.bias (and 1 more)" in err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_ctrl_c_on_a_real_process_saves_the_image(recipes, tmp_path):
+    """SIGINT to a running `netc recipe` (what Ctrl-C sends) writes the current image."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "sig.png"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runtime.cli", "recipe", f"{recipes}:dream", "--steps", "100000",
+         "-o", str(out)], stderr=subprocess.PIPE, text=True,
+        cwd=Path(__file__).resolve().parent.parent)
+    try:
+        for line in proc.stderr:  # the first progress line: the loop is running
+            if line.startswith("step 1/"):
+                break
+        proc.send_signal(signal.SIGINT)
+        err = proc.stderr.read()
+        code = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert code == 130, err
+    assert "wrote the current image" in err and png(out)[0] == "PNG"

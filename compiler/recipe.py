@@ -567,6 +567,9 @@ def load_recipe(path: str, overrides: dict[str, Any] | None = None) -> Plan:
     if len(graph.inputs) != 1 or not images:
         checker.error(spec_span, f"{graph.name} must have one image input (1 or 3 channels) "
                                  "for a recipe")
+    if weighted and not checker.diags and not any(t.layers for t in terms if t is not None):
+        checker.error(loss.span, "the loss reads no layer of the network; add a term such as "
+                                 "content(conv4_2) or activation(inception_4c)")
     if checker.diags:
         raise DiagnosticError(checker.diags)
     terms = tuple(t for t in terms if t is not None)

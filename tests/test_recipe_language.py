@@ -81,6 +81,7 @@ def test_all_mistakes_are_reported_together(tmp_path):
     ("activation(conv1_1, channel=16)", "channel must be an integer in 0..15"),
     ("content(image)", "is the network's input"),
     ("unknwn * tv(2)", "unknown name 'unknwn'"),
+    ("tv(2) + alpha_norm(6)", "the loss reads no layer of the network"),
 ])
 def test_bad_losses(tmp_path, loss, message):
     diags = errors(tmp_path, f"  loss = {loss}")

@@ -107,7 +107,7 @@ def test_unknown_net_points_at_the_net_setting(tmp_path):
 
 
 def test_set_reaches_parameters_and_optimiser_options_and_rejects_others(tmp_path):
-    f = write(tmp_path, "  optimizer adam(steps=5)\n  loss = w * tv(2)", "(w=1)")
+    f = write(tmp_path, "  optimizer adam(steps=5)\n  loss = w * activation(conv1_1)", "(w=1)")
     plan = load_recipe(str(f), {"w": 4, "steps": 9, "lr": 0.5})
     assert plan.terms[0].weight == 4.0
     assert plan.optimizer.steps == 9 and plan.optimizer.option("lr") == 0.5

@@ -10,6 +10,7 @@ The grammar lives in ``netc.lark`` beside this file. Lark's exceptions stop at t
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from importlib import resources
 
@@ -49,7 +50,7 @@ def _lark() -> Lark:
     grammar = resources.files("dsl").joinpath("netc.lark").read_text(encoding="utf-8")
     # cache=True keeps the built LALR tables in the temp folder: a CLI process skips ~0.1 s.
     return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False,
-                cache=True)
+                cache=True, start=["start", "expr"])
 
 
 def _span(file: str, meta) -> Span:
@@ -164,9 +165,6 @@ class _ToAst(Transformer):
     def join(self, meta, head, *branches):
         return ast.Join(self._s(meta), head, tuple(b for b in branches if b is not None))
 
-    def labelled(self, meta, target, parts):
-        return ast.Labelled(self._s(meta), target, parts)
-
     def repeat(self, meta, body, var, lo, hi):
         return ast.Repeat(self._s(meta), body, str(var), lo, hi)
 
@@ -192,19 +190,48 @@ class _ToAst(Transformer):
         return ast.Kwarg(self._s(meta), str(name), value)
 
     # labels: literal text and {expr} parts must touch, as in conv{s}_{i}
-    def label(self, meta, *parts):
-        for (_, prev), (_, cur) in zip(parts, parts[1:]):
-            if (prev.end_line, prev.end_col) != (cur.line, cur.col):
-                raise DiagnosticError(
-                    Diagnostic(cur, "a label's parts must be written together, as conv{s}_{i}")
-                )
-        return tuple(value for value, _ in parts)
+    def labelled(self, meta, target, tok):
+        return ast.Labelled(self._s(meta), target, self._label_parts(tok))
 
-    def label_text(self, meta, tok):
-        return str(tok), _tok_span(self.file, tok)
+    def _label_parts(self, tok: Token) -> tuple:
+        """Split ``conv{s}_{i}`` into "conv", <expr s>, "_", <expr i>, parsing each {expr}."""
+        text, parts, pos = str(tok), [], 0
+        for m in _INTERPOLATION.finditer(text):
+            if m.start() > pos:
+                parts.append(text[pos:m.start()])
+            col = tok.column + m.start() + 1  # the expression starts after "{"
+            parts.append(self._fragment(m.group(1), tok.line, col))
+            pos = m.end()
+        if pos < len(text):
+            parts.append(text[pos:])
+        return tuple(parts)
 
-    def label_expr(self, meta, expr):
-        return expr, self._s(meta)
+    def _fragment(self, text: str, line: int, col: int):
+        span = Span(self.file, line, col, line, col + len(text))
+        if not text.strip():
+            raise DiagnosticError(Diagnostic(span, "empty {} in a label"))
+        try:
+            tree = _lark().parse(text, start="expr")
+        except UnexpectedInput as err:
+            c = col + max(getattr(err, "column", 1), 1) - 1
+            raise DiagnosticError(Diagnostic(Span(self.file, line, c),
+                                             f"cannot read {{{text}}} in this label")) from None
+        return _Shifted(self.file, line, col - 1).transform(tree)
+
+
+_INTERPOLATION = re.compile(r"\{([^{}\n]*)\}")
+
+
+class _Shifted(_ToAst):
+    """Builds AST for an expression inside a label, with spans placed where it is written."""
+
+    def __init__(self, file: str, line: int, col_offset: int):
+        super().__init__(file)
+        self.line, self.col_offset = line, col_offset
+
+    def _s(self, meta) -> Span:
+        return Span(self.file, self.line, meta.column + self.col_offset, self.line,
+                    meta.end_column + self.col_offset)
 
 
 def _split_args(args) -> tuple[tuple, tuple]:
@@ -259,7 +286,7 @@ def parse(text: str, file: str = "<string>") -> ast.Module:
     if "\x00" in text:
         raise DiagnosticError(Diagnostic(Span(file, 1, 1), "this is not a text file (NUL byte)"))
     try:
-        tree = _lark().parse(text)
+        tree = _lark().parse(text, start="start")
     except UnexpectedInput as err:
         raise DiagnosticError(_syntax_diagnostic(err, text, file)) from None
     try:

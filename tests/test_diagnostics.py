@@ -25,7 +25,8 @@ CASES = {
     "unclosed-paren": (net("image -> conv(8, 3 -> relu"), 4, 1, "unexpected '}'; expected ')'"),
     "bad-shape": ("net n {\n  input image: 3 x 32\n}\n", 2, 16, "a shape such as 3x224x224"),
     "label-apart": ("def f(i) = conv(8, 3) as c {i}\nnet n { input x: 3x8x8\n x -> f(1) }\n",
-                    1, 28, "label's parts must be written together"),
+                    1, 28, "unexpected '{i}'"),
+    "label-bad-interpolation": (net("image -> relu as r{1 +}"), 3, 24, "cannot read {1 +}"),
     # names and arguments
     "unknown-layer": (net("image -> convv(8, 3)"), 3, 12, "unknown layer or definition 'convv'; did you mean conv"),
     "unknown-kwarg": (net("image -> conv(8, 3, strid=2)"), 3, 12, "conv has no parameter 'strid'"),

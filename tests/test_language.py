@@ -202,3 +202,14 @@ def test_node_limit_is_configurable(tmp_path):
     with pytest.raises(DiagnosticError) as err:
         load(path, max_nodes=20)
     assert "grows past 20 nodes" in err.value.diagnostics[0].message
+
+
+def test_a_label_ends_at_its_token(tmp_path):
+    # `as r` then a new statement on the next line: the label must not swallow `y`.
+    g = load(spec(tmp_path, """
+def f(s, i) = conv(8, 3, pad=1) as conv{s}_{i + 1} -> relu as r
+net n { input x: 3x8x8
+  a = x -> f(2, 3) -> relu as q
+  b = a -> f(1, 1) as blk{3 * 2}
+}"""))
+    assert [n.name for n in g] == ["x", "f1.conv2_4", "f1.r", "q", "blk6.conv1_2", "blk6.r"]

@@ -22,3 +22,16 @@ def cli(capsys):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread: CI runs two test workers on two cores, and oversubscribed OpenMP
+    threads make small nets many times slower. Use with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

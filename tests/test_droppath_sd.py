@@ -20,14 +20,7 @@ from compiler.summary import summarize
 from compiler.torch_joins import MeanJoin, ResidualJoin
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: CI runs two test workers on two cores, and oversubscribed OpenMP
-    threads make small nets many times slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # A small fractal net: 2 blocks of C=3 columns, 4 channels, the paper's drop-path declaration.
 FRACTAL = """

@@ -22,14 +22,7 @@ SPECS = Path(__file__).parent / "specs" / "torch_nets.net"
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: CI runs two test workers on two cores, and oversubscribed OpenMP
-    threads make small-net training many times slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(tmp_path, **kw) -> TrainConfig:

@@ -16,14 +16,7 @@ from dsl.diagnostics import UserError
 from runtime.weights_io import import_weights, map_by_structure, read_tensors
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: CI runs two test workers on two cores, and oversubscribed OpenMP
-    threads make small nets many times slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 STAGE = """
 def basic(ch, stride=1) =

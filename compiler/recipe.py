@@ -66,7 +66,9 @@ TERMS: dict[str, TermDef] = {
 # [0, 1] images, except dream's ``step``, which is in 0-255 units as in google/deepdream.
 OPTIMIZERS: dict[str, dict[str, Any]] = {
     "lbfgs": {"steps": 300, "history": 100, "line_search": False},
-    "adam": {"steps": 300, "lr": 0.02},
+    # The schedule multiplies lr by gamma at each milestone step (Mahendran-Vedaldi divide it
+    # by 10 twice); jitter rolls the image by up to that many pixels before each step.
+    "adam": {"steps": 300, "lr": 0.02, "milestones": (), "gamma": 0.1, "jitter": 0},
     "dream": {"steps": 10, "step": 1.5, "jitter": 32, "octaves": 4, "octave_scale": 1.4},
 }
 
@@ -364,7 +366,13 @@ class _Checker:
                                     f"{', '.join(options)}")
                 continue
             v = self.number_or_text(kw.value, bare_names=True)
-            if not _is_num(v) and not isinstance(v, bool):
+            if kw.name == "milestones":
+                if not isinstance(v, list) or not all(isinstance(m, int) and m > 0 for m in v):
+                    self.error(kw.value.span, "milestones lists the steps at which the "
+                                              "learning rate drops, such as [100, 300]")
+                else:
+                    options[kw.name] = tuple(v)
+            elif not _is_num(v) and not isinstance(v, bool):
                 self.error(kw.value.span, f"{kind} option {kw.name} must be a number")
             else:
                 options[kw.name] = v

@@ -163,3 +163,12 @@ def test_cost_counts_only_the_prefix_and_scales_with_the_image():
         parse_size("lots")
     assert choose_tile(g, ["conv1_1"], 256, 256, budget=small.total) == 64
     assert choose_tile(g, ["conv1_1"], 256, 256, budget=1000) is None
+
+
+def test_optimiser_schedule_and_its_mistakes(tmp_path):
+    plan = load_recipe(str(write(tmp_path, "  optimizer adam(steps=9, milestones=[3, 6], "
+                                           "gamma=0.5, jitter=2)\n  loss = -activation(conv1_1)")))
+    assert plan.optimizer.option("milestones") == (3, 6)
+    assert plan.optimizer.option("gamma") == 0.5 and plan.optimizer.option("jitter") == 2
+    (d,) = errors(tmp_path, "  optimizer adam(milestones=3)\n  loss = -activation(conv1_1)")
+    assert "milestones lists the steps" in d.message and d.span.line == 3

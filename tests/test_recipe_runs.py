@@ -40,7 +40,7 @@ recipe dream {{
 recipe invert {{
   net "{TINY}:tinyvgg"
   init noise
-  optimizer adam(steps=40, lr=0.05)
+  optimizer adam(steps=40, lr=0.05, milestones=[30])
   loss = code(fc8) + alpha_norm(6) + tv(2)
 }}
 '''
@@ -98,11 +98,12 @@ def test_dream_changes_the_image_and_raises_the_activation(recipes, tmp_path, ca
     assert size == (48, 32) and np.abs(pixels.astype(int) - original).mean() > 2
 
 
-def test_inversion_lowers_the_code_loss(recipes, tmp_path, capsys):
-    code, err = run(capsys, f"{recipes}:invert", "-o", tmp_path / "inv.png")
+@pytest.mark.parametrize("extra, factor", [((), 5), (("--set", "jitter=1"), 2)])
+def test_inversion_lowers_the_code_loss(recipes, tmp_path, capsys, extra, factor):
+    code, err = run(capsys, f"{recipes}:invert", *extra, "-o", tmp_path / "inv.png")
     assert code == 0, err
     values = term_values(err, "code(fc8)")
-    assert values[-1] < values[0] / 5, values
+    assert values[-1] < values[0] / factor, values  # typically 0.58 -> 0.05 (jitter: 0.13)
     assert "at 64x64" in err  # fc8 is past a flatten: the declared input size
 
 

@@ -4,7 +4,9 @@
   learning rate 1, history 100, no line search unless ``line_search=true``, and never stopping
   early (tolerances −1). One step is one evaluation of the loss. The image is not clipped while
   L-BFGS runs (clipping would break its curvature pairs); the saved image is.
-- **Adam**: ``lr`` in pixel units of [0, 1] images; the image is clipped after each step.
+- **Adam**: ``lr`` in pixel units of [0, 1] images, multiplied by ``gamma`` at each of the
+  ``milestones`` steps; an optional random ``jitter`` (a circular roll of up to that many pixels,
+  undone on the gradient); the image is clipped after each step.
 - **dream**: google/deepdream's ``make_step`` and ``deepdream`` (SEMANTICS.md e): a random
   circular jitter of up to ``jitter`` pixels, the gradient of the loss, a step of
   ``step / mean|g|`` (``step`` in 0-255 units, so ``step/255`` here), the jitter undone, the
@@ -102,12 +104,22 @@ class Run:
 
     def adam(self) -> None:
         opt_ = self.plan.optimizer
-        steps = opt_.steps
+        steps, jitter = opt_.steps, int(opt_.option("jitter"))
         self.x.requires_grad_(True)
         opt = torch.optim.Adam([self.x], lr=float(opt_.option("lr")))
+        schedule = torch.optim.lr_scheduler.MultiStepLR(
+            opt, list(opt_.option("milestones")), gamma=float(opt_.option("gamma")))
         for _ in range(steps):
-            loss, parts = self.evaluate(self.x)
+            if jitter:
+                # Evaluate a rolled copy, then roll its gradient back onto the image.
+                oy, ox = (int(v) for v in self.rng.integers(-jitter, jitter + 1, 2))
+                view = torch.roll(self.x.detach(), (oy, ox), (-2, -1)).requires_grad_(True)
+                loss, parts = self.evaluate(view)
+                self.x.grad = torch.roll(view.grad, (-oy, -ox), (-2, -1))
+            else:
+                loss, parts = self.evaluate(self.x)
             opt.step()
+            schedule.step()
             if self.plan.clip:
                 with torch.no_grad():
                     self.x.clamp_(0.0, 1.0)

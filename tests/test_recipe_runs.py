@@ -16,6 +16,8 @@ from PIL import Image  # noqa: E402
 
 from runtime.cli import main  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two workers share two cores
+
 TINY = (Path(__file__).parent / "recipe_data" / "tiny.net").resolve()
 
 RECIPES = f'''
@@ -243,6 +245,7 @@ def test_weights_file_is_read_by_name_and_checked(recipes, tmp_path, capsys):
 
 def test_ctrl_c_on_a_real_process_saves_the_image(recipes, tmp_path):
     """SIGINT to a running `netc recipe` (what Ctrl-C sends) writes the current image."""
+    import os
     import signal
     import subprocess
     import sys
@@ -251,7 +254,7 @@ def test_ctrl_c_on_a_real_process_saves_the_image(recipes, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "runtime.cli", "recipe", f"{recipes}:dream", "--steps", "100000",
          "-o", str(out)], stderr=subprocess.PIPE, text=True,
-        cwd=Path(__file__).resolve().parent.parent)
+        cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
         for line in proc.stderr:  # the first progress line: the loop is running
             if line.startswith("step 1/"):

@@ -52,7 +52,7 @@ from dsl.diagnostics import Diagnostic, DiagnosticError, Span
 DEFAULT_MAX_NODES = 100_000
 DEFAULT_MAX_DEPTH = 64
 JOIN_KINDS = ("concat", "add", "mean", "mul", "max")
-SHORTCUTS = ("identity", "pad", "project", "conv")
+SHORTCUTS = ("identity", "pad", "pad_avg", "project", "conv")
 
 
 class _Fatal(Exception):
@@ -538,12 +538,13 @@ class Elaborator:
         if stride < 1 or -(-hx // stride) != hy or -(-wx // stride) != wy:
             return self.error(b.span, f"residual: cannot match shortcut {fmt_shape(x.shape)} to "
                                       f"body {fmt_shape(y.shape)} with one stride")
-        if b.shortcut == "pad":
+        if b.shortcut in ("pad", "pad_avg"):
             if cy < cx:
-                return self.error(b.span, f"residual: shortcut=pad cannot reduce {cx} channels "
-                                          f"to {cy}; use shortcut=project")
-            return self.add_node("shortcut_pad", [x], Attrs(out=cy, stride=stride), b.span,
-                                 "shortcut")
+                return self.error(b.span, f"residual: shortcut={b.shortcut} cannot reduce {cx} "
+                                          f"channels to {cy}; use shortcut=project")
+            mode = "avg" if b.shortcut == "pad_avg" else "subsample"
+            attrs = opreg.REGISTRY["shortcut_pad"].bind([cy, stride], {"mode": mode})
+            return self.add_node("shortcut_pad", [x], attrs, b.span, "shortcut")
         # Projection (option B, or option C with shortcut=conv): 1x1 conv, with bn if the
         # body normalises.
         with_bn = any(self.graph.nodes[n].op == "bn" for n in self._body_nodes(x, y))

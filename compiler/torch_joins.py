@@ -166,15 +166,19 @@ class ResidualJoin(nn.Module):
 
 
 class ShortcutPad(nn.Module):
-    """ResNet option A: every ``stride``-th pixel, then zero channels after the real ones."""
+    """ResNet option A: every ``stride``-th pixel (or the mean of stride x stride windows,
+    ``mode="avg"``), then zero channels after the real ones."""
 
-    def __init__(self, out: int, stride: int):
+    def __init__(self, out: int, stride: int, mode: str = "subsample"):
         super().__init__()
         self.out = out
         self.stride = stride
+        self.mode = mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride > 1:
+        if self.stride > 1 and self.mode == "avg":
+            x = F.avg_pool2d(x, self.stride)
+        elif self.stride > 1:
             x = x[:, :, :: self.stride, :: self.stride]
         extra = self.out - x.shape[1]
         if extra > 0:
@@ -182,4 +186,4 @@ class ShortcutPad(nn.Module):
         return x
 
     def extra_repr(self) -> str:
-        return f"out={self.out}, stride={self.stride}"
+        return f"out={self.out}, stride={self.stride}, mode={self.mode}"

@@ -213,3 +213,22 @@ net n { input x: 3x8x8
   b = a -> f(1, 1) as blk{3 * 2}
 }"""))
     assert [n.name for n in g] == ["x", "f1.conv2_4", "f1.r", "q", "blk6.conv1_2", "blk6.r"]
+
+
+def test_pad_avg_shortcut_averages_then_pads(tmp_path):
+    import numpy as np
+    import torch
+
+    from compiler.lower_torch import build_module
+
+    g = load(spec(tmp_path, """
+net n { input x: 2x4x4
+  x -> residual(conv(4, 3, stride=2, pad=1), shortcut=pad_avg) }"""))
+    pad = next(n for n in g if n.op == "shortcut_pad")
+    assert pad.attrs.mode == "avg" and pad.shape == (4, 2, 2)
+    module = build_module(g, seed=0).eval()
+    x = torch.arange(32, dtype=torch.float32).reshape(1, 2, 4, 4)
+    out = module.node_module(pad.name)(x)
+    expected = np.zeros((1, 4, 2, 2), np.float32)
+    expected[0, :2] = x.numpy().reshape(2, 2, 2, 2, 2).mean(axis=(2, 4))
+    assert np.allclose(out.numpy(), expected)

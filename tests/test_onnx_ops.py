@@ -56,6 +56,7 @@ CASES = {
                                  "residual(conv(3, 3, pad=1) -> bn, survival=0.7) -> relu"),
     "residual_survival_mul": ("3x6x6", "residual(conv(3, 3, pad=1) -> relu, survival=0.6)"),
     "shortcut_pad": ("3x11x11", "residual(conv(8, 3, stride=2, pad=1), shortcut=pad)"),
+    "shortcut_pad_avg": ("3x12x12", "residual(conv(8, 3, stride=2, pad=1), shortcut=pad_avg)"),
     "shortcut_project": ("3x8x8", "residual(conv(8, 3, stride=2, pad=1) -> bn, "
                                   "shortcut=project)"),
 }

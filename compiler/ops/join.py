@@ -163,23 +163,29 @@ class Residual(OpDef):
 @register
 class ShortcutPad(OpDef):
     name = "shortcut_pad"
-    doc = ("ResNet option A shortcut: take every stride-th pixel, append zero channels "
-           "(no parameters): shortcut_pad(out, stride)")
-    params = (Param("out", "int"), Param("stride", "int", 1))
+    doc = ("ResNet option A shortcut (no parameters): take every stride-th pixel "
+           "(He et al., fb.resnet.torch) or average stride x stride windows (mode=avg, Huang et "
+           "al.'s stochastic-depth code), then append zero channels: "
+           "shortcut_pad(out, stride, mode=subsample)")
+    params = (Param("out", "int"), Param("stride", "int", 1),
+              Param("mode", "enum", "subsample", choices=("subsample", "avg")))
 
     def to_torch(self, a, ins, out):
         from compiler.torch_joins import ShortcutPad
 
-        return ShortcutPad(a.out, a.stride)
+        return ShortcutPad(a.out, a.stride, a.mode)
 
     def infer_shape(self, a, ins):
         c, h, w = spatial(ins[0], "shortcut_pad")
         if a.out < c:
             raise ShapeError(f"shortcut_pad: cannot pad {c} channels down to {a.out}")
+        if a.mode == "avg":  # windows of stride x stride, floored like any pool
+            return (a.out, h // a.stride, w // a.stride)
         return (a.out, -(-h // a.stride), -(-w // a.stride))
 
     def geometry(self, a, ins):
-        return (1, 1), (a.stride, a.stride), (1, 1)
+        k = a.stride if a.mode == "avg" else 1
+        return (k, k), (a.stride, a.stride), (1, 1)
 
     def to_onnx(self, tape, node, inputs, weights):
         # Every stride-th pixel from the first (a strided Slice), then zero channels appended
@@ -191,7 +197,10 @@ class ShortcutPad(OpDef):
         n = node.name
         if a.stride == 1 and a.out == c:
             return tape.op("Identity", [x], name=n)
-        if a.stride > 1:
+        if a.stride > 1 and a.mode == "avg":
+            x = tape.op("AveragePool", [x], name=n if a.out == c else f"{n}/avg",
+                        kernel_shape=[a.stride, a.stride], strides=[a.stride, a.stride])
+        elif a.stride > 1:
             big = np.iinfo(np.int64).max
 
             def ints(key, values):

@@ -48,7 +48,7 @@ CASES = {
     "net-without-input": ("net n {\n}\n", 1, 1, "declares no input"),
     "divide-by-zero": (net("image -> conv(8 // 0, 3)"), 3, 17, "division by zero"),
     "bad-shortcut": (net("image -> residual(relu, shortcut=projet)"), 3, 12,
-                     "shortcut must be one of identity, pad, project, conv; got 'projet'"),
+                     "shortcut must be one of identity, pad, pad_avg, project, conv; got 'projet'"),
     "bad-dropout": (net("image -> dropout(1.5)"), 3, 12, "dropout: p must be in [0, 1)"),
     "bad-groups": (net("image -> conv(8, 3, groups=3)"), 3, 12, "not divisible by groups=3"),
     "same-needs-stride-1": (net("image -> conv(8, 3, stride=2, pad=same)"), 3, 12, "pad=same"),

@@ -34,7 +34,7 @@ import numpy as np
 import onnx
 
 from compiler.ir import Graph, Node
-from compiler.onnx_tape import DOMAIN, FunctionTape, LoweringError, Tape
+from compiler.onnx_tape import FunctionTape, LoweringError, Tape
 from compiler.passes.fold_bn import fold_bn as fold_bn_pass
 from compiler.passes.fold_survival import fold_survival
 from compiler.weights import expected_shapes, init_weights

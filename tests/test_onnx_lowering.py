@@ -202,7 +202,8 @@ def test_compile_reads_safetensors_weights(cli, tmp_path):
     del weights["c1.bias"]
     weights["c1.weight"] = weights["c1.weight"][:3]
     save_file(weights, str(tmp_path / "bad.safetensors"))
-    r = cli("compile", "lenet5", "-o", tmp_path / "x.onnx", "--weights", tmp_path / "bad.safetensors")
+    r = cli("compile", "lenet5", "-o", tmp_path / "x.onnx",
+            "--weights", tmp_path / "bad.safetensors")
     assert r.code == 1 and "missing: c1.bias" in r.err and "c1.weight is 3x1x5x5" in r.err
 
 

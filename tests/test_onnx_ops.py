@@ -104,7 +104,8 @@ def test_onnx_runtime_agrees_with_torch(tmp_path, case, fold):
         ref = module(torch.from_numpy(x)).numpy()
     (out,) = run_ort(lower(graph, weights, fold_bn=fold), x)
     assert out.shape == ref.shape
-    assert close(out, ref), f"max diff {np.abs(out - ref).max():.3g}, max|ref| {np.abs(ref).max():.3g}"
+    err, top = np.abs(out - ref).max(), np.abs(ref).max()
+    assert close(out, ref), f"max diff {err:.3g}, max|ref| {top:.3g}"
 
 
 def test_every_registered_op_has_an_onnx_face_and_the_table_covers_it():

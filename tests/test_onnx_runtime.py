@@ -1,4 +1,4 @@
-"""The ONNX Runtime side: sessions and providers, image preparation, ``netc run``, ``netc bench``."""
+"""The ONNX Runtime side: sessions and providers, images, ``netc run`` and ``netc bench``."""
 
 from __future__ import annotations
 

@@ -202,7 +202,8 @@ def _report(name: str, results: list[Result], args, threads: int) -> None:
             table.add_row(r.backend, "-", "-", "-", "-", "-", r.note)
             continue
         speed = f"  x{base / r.latency_ms:.3g} vs eager" if r is not results[0] else ""
-        table.add_row(r.backend, f"{r.latency_ms:.2f}", f"{r.spread_ms[0]:.2f}-{r.spread_ms[1]:.2f}",
+        spread = f"{r.spread_ms[0]:.2f}-{r.spread_ms[1]:.2f}"
+        table.add_row(r.backend, f"{r.latency_ms:.2f}", spread,
                       f"{r.throughput:.1f}", f"{r.peak_mib:.0f} MiB" if r.peak_mib else "-",
                       f"{r.max_diff:.1e}", (r.note + speed).strip())
     Console(width=140).print(table)

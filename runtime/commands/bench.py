@@ -72,15 +72,22 @@ def run(args) -> int:
     timer = _Timer(args.warmup, args.repeat)
     results: list[Result] = []
 
+    # torch runs where ONNX Runtime's best provider runs: on the GPU when torch sees one.
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    half = args.fp16 and device == "cuda"
+    module = module.to(device, torch.float16 if half else torch.float32)
+
     def torch_fn(fn):
-        def call(x):
+        def call(x):  # the copy back to the host also waits for the GPU
             with torch.inference_mode():
-                return _first(fn(torch.from_numpy(x))).numpy()
+                t = torch.from_numpy(x).to(device, torch.float16 if half else torch.float32)
+                return _first(fn(t)).float().cpu().numpy()
         return call
 
     eager = torch_fn(module)
     reference = eager(x1)
-    results.append(timer.measure("torch eager", eager, x1, xb, reference))
+    suffix = f" ({device}{', fp16' if half else ''})" if device != "cpu" else ""
+    results.append(timer.measure(f"torch eager{suffix}", eager, x1, xb, reference))
     if args.compile:
         results.append(_compiled(module, timer, torch_fn, x1, xb, reference))
     from runtime.ort import PROVIDERS, open_session, usable_providers

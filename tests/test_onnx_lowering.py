@@ -142,6 +142,18 @@ def test_functions_keep_each_definition_and_compute_the_same(resnet18, resnet18_
     np.testing.assert_allclose(nested, flat, rtol=0, atol=1e-5 * np.abs(flat).max())
 
 
+def test_one_inception_function_serves_all_nine_modules():
+    model = lower(load("googlenet"), functions=True)
+    assert [f.name for f in model.functions] == ["inception"]
+    calls = [n for n in model.graph.node if n.domain == DOMAIN]
+    assert [n.name for n in calls] == ["inception_3a", "inception_3b", "inception_4a",
+                                       "inception_4b", "inception_4c", "inception_4d",
+                                       "inception_4e", "inception_5a", "inception_5b"]
+    # data input first, then that module's own weights under their state-dict names
+    assert calls[4].input[:3] == ["inception_4b.output", "inception_4c.conv1x1.weight",
+                                  "inception_4c.conv1x1.bias"]
+
+
 def test_recursive_fractal_rules_become_nested_functions():
     graph = load("fractalnet", {"C": 3})
     model = lower(graph, functions=True)

@@ -120,7 +120,7 @@ def main() -> None:
     (l_netc, g_netc), (l_plain, g_plain) = step(netc_features), step(plain_features)  # warm
     agree = abs(l_netc - l_plain) / abs(l_plain)
     grad_diff = float((g_netc - g_plain).abs().max() / g_plain.abs().max())
-    load = os.getloadavg()[0]
+    loadavg = os.getloadavg()[0]
     times = {"netc": [], "plain": []}
     for _ in range(args.repeat):
         for name, fn in (("netc", netc_features), ("plain", plain_features)):
@@ -137,7 +137,7 @@ def main() -> None:
     text = f"""## Recipes: one neural-style step (`benchmarks/recipes.py`)
 
 Machine: {machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads;
-load average {load:.1f} when the timing started (other jobs on the same cores slow both sides).
+load average {loadavg:.1f} when the timing started (other jobs on the same cores slow both sides).
 One step = forward to the loss's layers, the Gatys loss (content conv4_2, style conv1_1 ...
 conv5_1), and the backward pass to a {size}x{size} image; VGG-19 with the same (random)
 weights on both sides; {args.repeat} interleaved repeats after a warm-up.

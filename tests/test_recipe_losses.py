@@ -69,3 +69,21 @@ def test_tv_uses_forward_differences_zero_at_the_border():
 
 def test_tv_of_a_constant_image_is_zero():
     assert float(losses.tv(torch.full((1, 3, 4, 5), 7.0))) == 0.0
+
+
+def test_preprocess_follows_the_input_spec_caffe_and_torchvision():
+    from compiler.ir import InputSpec
+    from runtime.recipes.objective import Preprocess
+
+    pixel = t([1.0, 0.5, 0.0]).view(1, 3, 1, 1)  # RGB in [0, 1]
+    caffe = Preprocess(InputSpec("image", (3, 4, 4), mean=(104, 117, 123), scale=255,
+                                 layout="bgr"))
+    # ×255 -> (255, 127.5, 0); BGR -> (0, 127.5, 255); minus the BGR mean
+    assert caffe(pixel).flatten().tolist() == [-104.0, 10.5, 132.0]
+    # the mean pixel in RGB [0, 1] units, where the regularisers centre the image
+    assert caffe.mean_pixel.flatten().tolist() == pytest.approx([123 / 255, 117 / 255,
+                                                                 104 / 255])
+    tv_spec = InputSpec("image", (3, 4, 4), mean=(0.5, 0.5, 0.5), std=(0.25, 0.5, 1.0))
+    assert Preprocess(tv_spec)(pixel).flatten().tolist() == [2.0, 0.0, -0.5]
+    gray = Preprocess(InputSpec("image", (1, 4, 4), layout="gray"))
+    assert gray(pixel).flatten().tolist() == [0.5]

@@ -266,3 +266,27 @@ def test_ctrl_c_on_a_real_process_saves_the_image(recipes, tmp_path):
         proc.kill()
     assert code == 130, err
     assert "wrote the current image" in err and png(out)[0] == "PNG"
+
+
+def test_dream_step_is_normalised_and_jitter_and_octaves_keep_the_base(recipes):
+    """google/deepdream: x += step/mean|g| · g (step in 0-255 units); with step 0, jitter undone
+    and the detail carried through the octaves leave the image exactly as it was."""
+    from compiler.lower_torch import build_module
+    from compiler.recipe import load_recipe
+    from runtime.recipes.engine import Run
+    from runtime.recipes.objective import Objective
+
+    plan = load_recipe(f"{recipes}:dream").replace(clip=False)
+    net = build_module(plan.prefix(), seed=0).eval()
+    objective = Objective(plan, net)
+    start = 0.3 + 0.4 * torch.rand(1, 3, 32, 48)  # far from 0 and 1: nothing clipped
+
+    def dream(**options):
+        p = plan.replace(optimizer=plan.optimizer.with_options(**options))
+        return Run(p, objective, start, seed=1).run()
+
+    one = dream(steps=1, step=1.5, jitter=0, octaves=1)
+    assert np.abs(one - start[0].permute(1, 2, 0).numpy()).mean() == pytest.approx(1.5 / 255,
+                                                                                   rel=1e-3)
+    still = dream(steps=3, step=0.0, jitter=8, octaves=3)
+    np.testing.assert_allclose(still, start[0].permute(1, 2, 0).numpy(), atol=1e-6)

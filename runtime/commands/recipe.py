@@ -192,15 +192,15 @@ def run(args) -> int:
     from runtime.recipes.images import save_png
 
     plan = plan_from_args(args)
+    out = Path(args.output or f"{plan.name}.png")
+    if out.suffix.lower() != ".png":
+        raise UserError(f"the output is a PNG file; got {str(out)!r}")
     if plan.weights and not Path(plan.weights).is_file():
         raise UserError(f"cannot read weights {plan.weights!r}: no such file")
     content, styles, start = read_images(plan)
     height, width = working_size(plan, content, start)
     budget = parse_size(args.max_memory) if args.max_memory else available_memory()
     tile = check_cost(plan, height, width, budget, sys.stderr)
-    out = Path(args.output or f"{plan.name}.png")
-    if out.suffix.lower() != ".png":
-        raise UserError(f"the output is a PNG file; got {str(out)!r}")
 
     import torch
 

@@ -318,10 +318,36 @@ def markdown(rows: list[dict]) -> str:
             parts.append(f"ORT on our file takes {inf['netc']['ms'] / inf['torch eager']['ms']:.2f}"
                          " of torch eager's time")
         lines.append("- " + "; ".join(parts) + ".")
+        lines.append("  " + _targets(r))
     lines += ["", "No GPU was lent to this task, so there are no CUDA figures "
               "(`netc bench resnet50` in fp32 and `--fp16` on the CUDA provider); `netc bench` "
               "measures them where ONNX Runtime's CUDA provider loads."]
     return "\n".join(lines)
+
+
+def _targets(r: dict) -> str:
+    """The issue's targets for one net, each with yes or no and the number it rests on."""
+    ours, default, legacy = r.get("netc seeded", r["netc"]), r["default"], r["legacy"]
+    out = []
+    call = r["netc"].get("call_s")
+    for name, d, goal in (("the default exporter", default, 20), ("the legacy one", legacy, 1)):
+        if "process_s" not in d:
+            continue
+        ratios = [d["process_s"] / ours["process_s"], d["export_s"] / call if call else 0]
+        ok = all(x >= goal for x in ratios) if goal > 1 else all(x > 1 for x in ratios)
+        want = f"at least {goal}x faster than" if goal > 1 else "faster than"
+        out.append(f"{want} {name}: {'yes' if ok else 'no'} (process against process "
+                   f"{ratios[0]:.1f}x, call against call {ratios[1]:.1f}x, its call against "
+                   f"our whole process {d['export_s'] / ours['process_s']:.1f}x)")
+    if "nodes" in default:
+        ok = r["netc"]["nodes"] <= default["nodes"]
+        out.append(f"no more nodes than the default exporter: {'yes' if ok else 'no'} "
+                   f"({r['netc']['nodes']} vs {default['nodes']})")
+    inf = r["inference"]
+    if "netc" in inf:
+        ok = inf["netc"]["ms"] < inf["torch eager"]["ms"]
+        out.append(f"ORT on our file faster than torch eager at batch 1: {'yes' if ok else 'no'}")
+    return "Targets: " + "; ".join(out) + "."
 
 
 def main() -> None:

@@ -153,7 +153,7 @@ class Tape:
         skeleton = model(small, weight_inputs)
         try:
             onnx.checker.check_model(skeleton, full_check=True)
-        except onnx.checker.ValidationError as err:
+        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
             raise LoweringError(f"the ONNX model fails onnx.checker: {err}") from None
         inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=True)
         check_shapes(inferred, {**(expected or {}), **outputs})

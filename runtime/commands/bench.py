@@ -17,7 +17,7 @@ import json
 import os
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -50,7 +50,6 @@ class Result:
     peak_mib: float | None = None
     max_diff: float | None = None  # largest |output − torch eager output| at batch 1
     note: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def run(args) -> int:

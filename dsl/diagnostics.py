@@ -28,6 +28,11 @@ class Span:
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"
 
+    @classmethod
+    def of(cls, file: str, where) -> Span:
+        """The span of a Lark token or tree ``meta`` (both carry line/column/end_*)."""
+        return cls(file, where.line, where.column, where.end_line, where.end_column)
+
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:

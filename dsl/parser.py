@@ -53,14 +53,6 @@ def _lark() -> Lark:
                 cache=True, start=["start", "expr"])
 
 
-def _span(file: str, meta) -> Span:
-    return Span(file, meta.line, meta.column, meta.end_line, meta.end_column)
-
-
-def _tok_span(file: str, tok: Token) -> Span:
-    return Span(file, tok.line, tok.column, tok.end_line, tok.end_column)
-
-
 @v_args(inline=True, meta=True)
 class _ToAst(Transformer):
     """One method per grammar alias; each builds one frozen AST node with its span."""
@@ -70,7 +62,7 @@ class _ToAst(Transformer):
         self.file = file
 
     def _s(self, meta) -> Span:
-        return _span(self.file, meta)
+        return Span.of(self.file, meta)
 
     # items
     def start(self, meta, *items):
@@ -270,7 +262,7 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, file: str) -> Diagnostic
             Span(file, len(lines), len(lines[-1]) + 1),
             f"unexpected end of file; expected {_describe_expected(err.expected)}",
         )
-    span = _tok_span(file, tok)
+    span = Span.of(file, tok)
     hint = ""
     if tok.type == "NAME" and "ARROW" in err.expected:
         hint = " (missing '->' between layers?)"

@@ -95,10 +95,6 @@ def _lark() -> Lark:
                 maybe_placeholders=False, cache=True)
 
 
-def _tok_span(file: str, tok: Token) -> Span:
-    return Span(file, tok.line, tok.column, tok.end_line, tok.end_column)
-
-
 @v_args(inline=True, meta=True)
 class _ToTree(Transformer):
     """One method per grammar alias; each builds a frozen node with its span."""
@@ -111,7 +107,7 @@ class _ToTree(Transformer):
         return Message(_flat(fields), Span(self.file, 1, 1))
 
     def scalar_field(self, meta, name, value):
-        return Field(str(name), value, _tok_span(self.file, name))
+        return Field(str(name), value, Span.of(self.file, name))
 
     def list_field(self, meta, name, *values):
         return [Field(str(name), v, v.span) for v in values]
@@ -119,7 +115,7 @@ class _ToTree(Transformer):
     def message_field(self, meta, name, open_, *rest):
         fields, close = rest[:-1], rest[-1]
         span = Span(self.file, open_.line, open_.column, close.end_line, close.end_column)
-        return Field(str(name), Message(_flat(fields), span), _tok_span(self.file, name))
+        return Field(str(name), Message(_flat(fields), span), Span.of(self.file, name))
 
     def string(self, meta, *parts):
         span = Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
@@ -136,10 +132,10 @@ class _ToTree(Transformer):
             value: int | float = int(text)
         except ValueError:
             value = float(text)
-        return Scalar("number", value, _tok_span(self.file, tok))
+        return Scalar("number", value, Span.of(self.file, tok))
 
     def identifier(self, meta, tok):
-        return Scalar("identifier", str(tok), _tok_span(self.file, tok))
+        return Scalar("identifier", str(tok), Span.of(self.file, tok))
 
 
 def _flat(items) -> tuple[Field, ...]:
@@ -177,7 +173,7 @@ def _syntax_error(err: UnexpectedInput, text: str, file: str) -> Diagnostic:
                           "unexpected end of file")
     assert isinstance(err, UnexpectedToken)
     tok = err.token
-    span = _tok_span(file, tok)
+    span = Span.of(file, tok)
     if tok.type in ("RBRACE", "RANGLE"):
         return Diagnostic(span, f"unmatched {str(tok)!r}: no message is open here")
     expected = sorted({_TERMINAL_WORDS.get(t, t) for t in err.expected})
@@ -199,5 +195,5 @@ def _unclosed_brace(text: str, file: str) -> Diagnostic | None:
         return None
     tok = stack[-1]
     close = "}" if tok.type == "LBRACE" else ">"
-    return Diagnostic(_tok_span(file, tok), f"this {str(tok)!r} is never closed: "
+    return Diagnostic(Span.of(file, tok), f"this {str(tok)!r} is never closed: "
                                             f"the file ends before its {close!r}")

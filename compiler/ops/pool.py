@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.ops import ArgError, OpDef, Param, ShapeError, register, spatial
+from compiler.ops import ArgError, OpDef, Param, register, spatial
 from compiler.ops.conv import onnx_window, window_shape
 
 _WINDOW_PARAMS = (

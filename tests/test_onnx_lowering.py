@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 import torch
 from safetensors.numpy import save_file

@@ -21,5 +21,8 @@ def write_section(name: str, text: str) -> None:
     block = f"{start}\n{text.strip()}\n{end}"
     old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
-    new = pattern.sub(lambda _: block, old) if pattern.search(old) else old.rstrip() + "\n\n" + block + "\n"
+    if pattern.search(old):
+        new = pattern.sub(lambda _: block, old)
+    else:
+        new = old.rstrip() + "\n\n" + block + "\n"
     RESULTS.write_text(new)

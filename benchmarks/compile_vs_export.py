@@ -320,7 +320,8 @@ def markdown(rows: list[dict]) -> str:
         lines.append("- " + "; ".join(parts) + ".")
         lines.append("  " + _targets(r))
     lines += ["", "Most of a seeded ResNet-50 compile is drawing 25.6 M seeded normal numbers "
-              "(`compiler/weights.py`, one generator per node, drawn in threads) and writing 97 MiB to disk; lowering and "
+              "(`compiler/weights.py`, one generator per node, drawn in threads) and writing "
+              "97 MiB to disk; lowering and "
               "checking 122 nodes is a small part, which is why ResNet-50 misses the 20x mark "
               "that the 1,202-layer net, where torch's exporter pays per node, passes easily."]
     lines += ["", "No GPU was lent to this task, so there are no CUDA figures "

@@ -108,7 +108,7 @@ class Elaborator:
         return ".".join(self.scope.path + (local,))
 
     def fresh(self, base: str, numbered: bool) -> str:
-        """A unique local name in the current scope: ``conv3`` (numbered) or ``label``/``label_1``."""
+        """A unique local name in this scope: ``conv3`` (numbered), or ``label``/``label_1``."""
         if numbered:
             k = self.scope.counters.get(base, 0)
             while True:
@@ -185,7 +185,8 @@ class Elaborator:
                 return DefRef(defn, e.span)  # called later, as block(ch, stride=2)
             return self.call_def(defn, [], {}, e.span)
         if e.id == "residual":
-            return self.error(e.span, "residual needs a body: residual(conv(...) -> bn, shortcut=project)")
+            return self.error(e.span, "residual needs a body: "
+                                      "residual(conv(...) -> bn, shortcut=project)")
         if e.id in opreg.REGISTRY and e.id not in ("residual",):
             opdef = opreg.REGISTRY[e.id]
             if any(p.required for p in opdef.params):
@@ -384,7 +385,8 @@ class Elaborator:
         if lo is POISON or hi is POISON:
             return POISON
         if not (_is_int(lo) and _is_int(hi)):
-            return self.error(e.span, f"for {e.var} in lo..hi needs integers; got {_show(lo)}..{_show(hi)}")
+            return self.error(e.span, f"for {e.var} in lo..hi needs integers; "
+                                      f"got {_show(lo)}..{_show(hi)}")
         return ForBlock(e.body, e.var, lo, hi, dict(env), e.span)
 
     def eval_Labelled(self, e: ast.Labelled, env):
@@ -398,7 +400,8 @@ class Elaborator:
                 if v is POISON:
                     return POISON
                 if not (_is_int(v) or isinstance(v, str)):
-                    return self.error(part.span, f"a label can interpolate integers and names; got {_show(v)}")
+                    return self.error(part.span, "a label can interpolate integers and "
+                                                 f"names; got {_show(v)}")
                 text.append(str(v))
         if inner is POISON:
             return POISON
@@ -672,7 +675,8 @@ class Elaborator:
         known = {"mean", "std", "scale", "layout"}
         for k in opts:
             if k not in known:
-                self.error(stmt.span, f"input has no option {k!r}; it takes {', '.join(sorted(known))}")
+                self.error(stmt.span, f"input has no option {k!r}; "
+                                      f"it takes {', '.join(sorted(known))}")
                 return None
         c = stmt.shape[0]
         for k in ("mean", "std"):
@@ -710,7 +714,8 @@ class Elaborator:
                 self.error(stmt.span, f"{stmt.name} has no parameter {k!r}")
                 return
             if not (_is_num(v) and 0 <= v <= 1):
-                self.error(stmt.span, f"{stmt.name}: {k} must be a probability in [0, 1]; got {_show(v)}")
+                self.error(stmt.span, f"{stmt.name}: {k} must be a probability in [0, 1]; "
+                                      f"got {_show(v)}")
                 return
         if stmt.name == "droppath":
             opts["droppath_local"] = float(params.get("local", 0.15))

@@ -15,7 +15,13 @@ from functools import lru_cache
 from importlib import resources
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import VisitError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 
 from dsl import ast
 from dsl.diagnostics import SOURCES, Diagnostic, DiagnosticError, Span
@@ -250,7 +256,8 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, file: str) -> Diagnostic
         last = len(lines)
         span = Span(file, last, len(lines[-1]) + 1)
         expected = getattr(err, "expected", None) or []
-        return Diagnostic(span, f"unexpected end of file; expected {_describe_expected(set(expected))}")
+        expected_text = _describe_expected(set(expected))
+        return Diagnostic(span, f"unexpected end of file; expected {expected_text}")
     span = Span(file, err.line, err.column)
     if isinstance(err, UnexpectedCharacters):
         ch = text[err.pos_in_stream] if err.pos_in_stream < len(text) else "?"

@@ -106,7 +106,10 @@ class Conv(OpDef):
         shape = (a.out, cin, a.kernel[0], a.kernel[1])
         fan_in = cin * a.kernel[0] * a.kernel[1]
         fan_out = a.out * a.kernel[0] * a.kernel[1]
-        weight = _xavier(rng, shape, fan_in, fan_out) if a.init == "xavier" else _kaiming(rng, shape, fan_out)
+        if a.init == "xavier":
+            weight = _xavier(rng, shape, fan_in, fan_out)
+        else:
+            weight = _kaiming(rng, shape, fan_out)
         w = {"weight": weight}
         if a.bias:
             w["bias"] = np.zeros(a.out, np.float32)

@@ -42,13 +42,13 @@ class Program:
 
     root: Path
     defs: dict[str, ast.Definition]
-    nets: dict[str, ast.Net]
+    nets: dict[str, ast.Net | ast.NetAlias]
 
 
 def read_program(path: Path) -> Program:
     """Parse ``path`` and its includes. Raises DiagnosticError."""
     defs: dict[str, ast.Definition] = {}
-    nets: dict[str, ast.Net] = {}
+    nets: dict[str, ast.Net | ast.NetAlias] = {}
     diags: list[Diagnostic] = []
     done: set[Path] = set()
 
@@ -86,7 +86,7 @@ def read_program(path: Path) -> Program:
                 visit(target, stack + (file,), item.span)
             elif isinstance(item, ast.Definition):
                 _define(defs, item, diags)
-            elif isinstance(item, ast.Net):
+            elif isinstance(item, (ast.Net, ast.NetAlias)):
                 if item.name in nets and nets[item.name].span.file != item.span.file:
                     pass  # an included file's net of the same name is shadowed
                 elif item.name in nets:
@@ -119,6 +119,19 @@ def _display(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def nets_of(spec: str) -> list[str]:
+    """The specs a SPEC names: itself, or ``FILE:NET`` for each net of a file that defines
+    several (so ``netc check vgg.net`` checks the whole family)."""
+    path, net_name = resolve_spec(spec)
+    if net_name is not None or path.suffix != ".net":
+        return [spec]
+    program = read_program(path)
+    own = [n.name for n in program.nets.values()
+           if Path(n.span.file).resolve() == path.resolve()
+           or n.span.file == _display(path.resolve())]
+    return [f"{path}:{n}" for n in own] if len(own) > 1 else [spec]
 
 
 def resolve_spec(spec: str) -> tuple[Path, str | None]:
@@ -155,7 +168,7 @@ def load(spec: str, overrides: dict[str, Any] | None = None,
         module = parse(text, str(spec_path))
         SOURCES.texts[str(spec_path)] = text
         defs = {d.name: d for d in module.items if isinstance(d, ast.Definition)}
-        nets = {n.name: n for n in module.items if isinstance(n, ast.Net)}
+        nets = {n.name: n for n in module.items if isinstance(n, (ast.Net, ast.NetAlias))}
         program = Program(spec_path, defs, nets)
     else:
         program = read_program(path)
@@ -179,6 +192,59 @@ def load(spec: str, overrides: dict[str, Any] | None = None,
     old = sys.getrecursionlimit()
     sys.setrecursionlimit(max(old, 20_000))
     try:
-        return Elaborator(program.defs, max_nodes=max_nodes).net(net, overrides, str(path))
+        elaborator = Elaborator(program.defs, max_nodes=max_nodes)
+        name = net.name
+        net, set_by_alias = resolve_alias(net, program, elaborator)
+        known = [p.name for p in net.params]
+        for key in overrides or {}:
+            if key not in known:
+                raise DiagnosticError(Diagnostic(None, f"net {name} has no parameter {key!r}; "
+                                                       f"it takes ({', '.join(known)})"))
+        graph = elaborator.net(net, {**set_by_alias, **(overrides or {})}, str(path))
+        graph.name = name
+        return graph
     finally:
         sys.setrecursionlimit(old)
+
+
+def resolve_alias(net, program: Program, elaborator: Elaborator):
+    """Follow ``net vgg16 = vgg(2, 2, 3, 3, 3)`` to the net it names, with the parameters the
+    aliases set (an alias of an alias adds its own; the outermost wins)."""
+    settings: dict[str, Any] = {}
+    seen: list[str] = []
+    while isinstance(net, ast.NetAlias):
+        if net.name in seen:
+            chain = " -> ".join(seen + [net.name])
+            raise DiagnosticError(Diagnostic(net.span, f"net alias cycle: {chain}"))
+        seen.append(net.name)
+        target = program.nets.get(net.target)
+        if target is None:
+            import difflib
+
+            close = difflib.get_close_matches(net.target, list(program.nets), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise DiagnosticError(Diagnostic(net.span, f"no net {net.target!r} to define "
+                                                       f"{net.name!r} from{hint}"))
+        params = target.params if isinstance(target, ast.Net) else ()
+        if isinstance(target, ast.Net) and len(net.args) > len(params):
+            raise DiagnosticError(Diagnostic(
+                net.span, f"net {target.name} takes {len(params)} parameters "
+                          f"({', '.join(p.name for p in params)}); got {len(net.args)}"))
+        if not isinstance(target, ast.Net) and net.args:
+            raise DiagnosticError(Diagnostic(net.span, "name the parameters of an alias of an "
+                                                       "alias (net b = a(x=1))"))
+        names = {p.name for p in params}
+        for kw in net.kwargs:
+            if isinstance(target, ast.Net) and kw.name not in names:
+                raise DiagnosticError(Diagnostic(
+                    kw.span, f"net {target.name} has no parameter {kw.name!r}; it takes "
+                             f"({', '.join(p.name for p in params)})"))
+        given = {p.name: a for p, a in zip(params, net.args)}
+        given.update({kw.name: kw.value for kw in net.kwargs})
+        for key, expr in given.items():
+            if key not in settings:  # the outer alias already set it
+                settings[key] = elaborator.eval(expr, {})
+        if elaborator.diags:
+            raise DiagnosticError(elaborator.diags)
+        net = target
+    return net, settings

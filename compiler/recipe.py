@@ -600,7 +600,7 @@ def _spec_path(spec: str, file: Path, recipe: ast.Recipe) -> str:
     from compiler.loader import zoo_index
 
     own = [i for i in parse(file.read_text(encoding="utf-8"), str(file)).items
-           if isinstance(i, ast.Net) and i.name == spec]
+           if isinstance(i, (ast.Net, ast.NetAlias)) and i.name == spec]
     if own:
         return f"{file}:{spec}"
     beside = file.parent / spec

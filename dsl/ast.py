@@ -169,6 +169,16 @@ class Net(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class NetAlias(Node):
+    """``net vgg16 = vgg(2, 2, 3, 3, 3)``: the net ``target`` with its parameters set."""
+
+    name: str
+    target: str
+    args: tuple[Node, ...]
+    kwargs: tuple[Kwarg, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Module(Node):
     """One parsed file."""
 

@@ -85,6 +85,10 @@ class _ToAst(Transformer):
         d = self.definition(meta, name, *rest)
         return ast.Definition(d.span, d.name, d.params, d.body, inline=True)
 
+    def net_alias(self, meta, name, target, *args):
+        pos, kw = _split_args(args)
+        return ast.NetAlias(self._s(meta), str(name), str(target), pos, kw)
+
     def net(self, meta, name, *rest):
         params = ()
         if rest and isinstance(rest[0], tuple):

@@ -72,3 +72,18 @@ def test_netc_console_script_runs():
     proc = subprocess.run([sys.executable, "-m", "runtime.cli", "check", "resnet50"],
                           capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.startswith("OK resnet50: 25,557,032 params")
+
+
+def test_check_a_file_of_several_nets_checks_each(cli):
+    from compiler.loader import zoo_dir
+
+    r = cli("check", zoo_dir() / "vgg.net")
+    assert r.code == 0
+    oks = [line.split(":")[0] for line in r.out.splitlines()]
+    assert oks == ["OK vgg", "OK vgg11", "OK vgg11_lrn", "OK vgg13", "OK vgg16c", "OK vgg16",
+                   "OK vgg19", "OK vgg11_bn", "OK vgg13_bn", "OK vgg16_bn", "OK vgg19_bn"]
+
+
+def test_set_on_an_alias_names_the_alias(cli):
+    r = cli("check", "vgg16", "--set", "colours=3")
+    assert r.code == 1 and "net vgg16 has no parameter 'colours'" in r.err

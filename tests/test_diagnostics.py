@@ -61,6 +61,11 @@ CASES = {
                          "input shape"),
     "range-of-blocks": ("def f(n) = relu for i in 1..n\n" + net("image -> f(relu)"), 1, 12,
                         "needs integers"),
+    "alias-unknown-net": ("net a = vgh(1)\n", 1, 1, "no net 'vgh' to define 'a' from"),
+    "alias-too-many": (net("image -> relu").replace("net n {", "net n(x=1) {") + "net m = n(1, 2)\n",
+                       5, 1, "net n takes 1 parameters (x); got 2"),
+    "alias-unknown-param": (net("image -> relu") + "net m = n(depth=3)\n", 5, 11,
+                            "net n has no parameter 'depth'"),
     # shapes
     "conv-too-big": (net("image -> conv(8, 5) -> conv(8, 5) -> conv(8, 30)"), 3, 40,
                      "(24 + 2*0 - 30)/1 + 1"),

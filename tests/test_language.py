@@ -232,3 +232,31 @@ net n { input x: 2x4x4
     expected = np.zeros((1, 4, 2, 2), np.float32)
     expected[0, :2] = x.numpy().reshape(2, 2, 2, 2, 2).mean(axis=(2, 4))
     assert np.allclose(out.numpy(), expected)
+
+
+ALIASES = """
+net vgg(n1=2, n2=2, classes=1000) {
+  input image: 3x32x32
+  output logits = image -> (conv(8, 3, pad=1) -> relu) * n1 -> maxpool(2)
+                        -> (conv(16, 3, pad=1) -> relu) * n2 -> gap -> flatten -> fc(classes)
+}
+net small = vgg(1, 1, classes=10)
+net smaller = small(n2=0, classes=5)
+"""
+
+
+def test_net_aliases_set_parameters(tmp_path):
+    path = spec(tmp_path, ALIASES)
+    small, smaller = load(f"{path}:small"), load(f"{path}:smaller")
+    assert small.name == "small" and summarize(small).outputs == {"logits": (10,)}
+    assert sum(n.op == "conv" for n in small) == 2
+    # an alias of an alias: its own settings win, the rest come from the alias it names
+    assert summarize(smaller).outputs == {"logits": (5,)}
+    assert sum(n.op == "conv" for n in smaller) == 1
+    # --set on the command line wins over both
+    assert summarize(load(f"{path}:small", {"classes": 3})).outputs == {"logits": (3,)}
+
+
+def test_zoo_families_are_aliases():
+    assert summarize(load("vgg19_bn")).params == 143_678_248
+    assert summarize(load("resnet152")).params == 60_192_808

@@ -52,6 +52,7 @@ PUBLISHED: dict[str, tuple[Exact | About | None, Exact | About | None]] = {
     "vgg13": (Exact(133_047_848), About(11.31 * G, 0.001)),
     "vgg16c": (Exact(133_638_952), None),
     "vgg16": (Exact(138_357_544), About(15.47 * G, 0.0005)),
+    "vgg": (Exact(138_357_544), About(15.47 * G, 0.0005)),  # the family's base: D by default
     "vgg19": (Exact(143_667_240), About(19.63 * G, 0.0005)),
     "vgg11_bn": (Exact(132_868_840), About(7.61 * G, 0.001)),
     "vgg13_bn": (Exact(133_053_736), About(11.31 * G, 0.001)),
@@ -62,6 +63,7 @@ PUBLISHED: dict[str, tuple[Exact | About | None, Exact | About | None]] = {
     "googlenet": (None, About(1.5 * G, 0.06)),
     # He et al. Table 1 (FLOPs there are multiply-adds), parameters as torchvision counts them.
     "resnet18": (Exact(11_689_512), About(1.8 * G, 0.03)),
+    "resnet": (Exact(11_689_512), About(1.8 * G, 0.03)),  # the family's base: ResNet-18
     "resnet34": (Exact(21_797_672), About(3.6 * G, 0.03)),
     "resnet50": (Exact(25_557_032), About(3.8 * G, 0.03)),
     "resnet50_v1_5": (Exact(25_557_032), About(4.09 * G, 0.002)),
@@ -70,6 +72,7 @@ PUBLISHED: dict[str, tuple[Exact | About | None, Exact | About | None]] = {
     "plain34": (None, About(3.6 * G, 0.03)),
     # He et al. §4.2 Table 6: 0.27 M, 0.46 M, 0.66 M, 0.85 M, 1.7 M, 19.4 M parameters.
     "cifar_resnet20": (About(0.27 * M, 0.005 / 0.27), None),
+    "cifar_resnet": (About(0.27 * M, 0.005 / 0.27), None),  # base: n = 3
     "cifar_resnet32": (About(0.46 * M, 0.005 / 0.46), None),
     "cifar_resnet44": (About(0.66 * M, 0.005 / 0.66), None),
     "cifar_resnet56": (About(0.85 * M, 0.005 / 0.85), None),

@@ -10,8 +10,21 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    """Check the spec; a file of several nets has each of them checked, errors of all."""
+    from compiler.loader import nets_of
     from compiler.summary import one_line, summarize
+    from dsl.diagnostics import DiagnosticError
 
-    graph = load_graph(args)
-    print(f"OK {one_line(summarize(graph))}, {len(graph)} nodes")
+    specs = nets_of(args.spec)
+    errors = []
+    for spec in specs:
+        args.spec = spec
+        try:
+            graph = load_graph(args)
+        except DiagnosticError as err:
+            errors.extend(d for d in err.diagnostics if d not in errors)
+            continue
+        print(f"OK {one_line(summarize(graph))}, {len(graph)} nodes")
+    if errors:
+        raise DiagnosticError(errors)
     return 0

@@ -57,11 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"netc: error: {err}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `netc summary ... | head`
+        return 0
+    except OSError as err:  # disk full, permission denied, a vanished file: no traceback
+        where = f" {err.filename}" if getattr(err, "filename", None) else ""
+        print(f"netc: error:{where} {err.strerror or err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("netc: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":

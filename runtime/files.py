@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from dsl.diagnostics import UserError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
@@ -22,8 +24,11 @@ def atomic_path(path: str | os.PathLike):
     'done'
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise UserError(f"cannot write {path}: {err.strerror or err}") from None
     os.close(fd)
     # mkstemp makes the file private (0600); give it the mode any new file would get.
     umask = os.umask(0)
@@ -31,7 +36,10 @@ def atomic_path(path: str | os.PathLike):
     os.chmod(tmp, 0o666 & ~umask)
     try:
         yield Path(tmp)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as err:
+            raise UserError(f"cannot write {path}: {err.strerror or err}") from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

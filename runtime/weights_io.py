@@ -80,8 +80,12 @@ def _read_torch(path: Path) -> dict[str, np.ndarray]:
     except pickle.UnpicklingError as err:
         raise UserError(f"{path} is not a plain tensor file and was refused without loading "
                         f"it ({_unpickler_reason(err)})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError) as err:
-        raise UserError(f"cannot read {path} as a PyTorch file: {err}") from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, KeyError,
+            IndexError, TypeError) as err:
+        # A file that is not a checkpoint at all fails deep inside the unpickler with any of
+        # these (random bytes gave a KeyError).
+        raise UserError(f"cannot read {path} as a PyTorch file: "
+                        f"{type(err).__name__}: {err}") from None
     state = _unwrap(obj)
     if state is None:
         raise UserError(f"{path} holds no state dict (a mapping of names to tensors)")

@@ -87,3 +87,18 @@ def test_check_a_file_of_several_nets_checks_each(cli):
 def test_set_on_an_alias_names_the_alias(cli):
     r = cli("check", "vgg16", "--set", "colours=3")
     assert r.code == 1 and "net vgg16 has no parameter 'colours'" in r.err
+
+
+def test_an_unwritable_output_is_an_error_not_a_traceback(tmp_path, cli):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    r = cli("compile", "lenet5", "-o", blocker / "lenet.onnx")
+    assert r.code == 1 and "netc: error: cannot write" in r.err and "Traceback" not in r.err
+
+
+def test_garbage_checkpoint_is_an_error_not_a_traceback(tmp_path, cli):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"junk\n" * 7)
+    r = cli("weights", "import", "lenet5", junk, "-o", tmp_path / "w.safetensors")
+    assert r.code == 1 and "cannot read" in r.err and "as a PyTorch file" in r.err
+    assert not (tmp_path / "w.safetensors").exists()

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from compiler.ir import Graph
+from dsl.diagnostics import UserError
 
 
 def init_weights(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
@@ -24,6 +25,9 @@ def init_weights(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
     >>> w["conv1_1.weight"].shape
     (64, 3, 3, 3)
     """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise UserError(f"the seed must be a non-negative integer; got {seed!r}")
+
     def draw(node):
         rng = np.random.default_rng([seed, zlib.crc32(node.name.encode())])
         ins = [graph[i].shape for i in node.inputs]

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 
 def test_check_ok_line(cli):
     r = cli("check", "vgg16")
@@ -102,3 +104,13 @@ def test_garbage_checkpoint_is_an_error_not_a_traceback(tmp_path, cli):
     r = cli("weights", "import", "lenet5", junk, "-o", tmp_path / "w.safetensors")
     assert r.code == 1 and "cannot read" in r.err and "as a PyTorch file" in r.err
     assert not (tmp_path / "w.safetensors").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["compile", "lenet5", "-o", "{tmp}/l.onnx", "--seed", "-5"], "seed must be a non-negative"),
+    (["summary", "vgg16", "--depth", "0"], "--depth must be at least 1"),
+    (["bench", "lenet5", "--batch", "0", "--no-compile"], "--batch must be at least 1"),
+])
+def test_bad_flags_are_errors_not_tracebacks(argv, message, tmp_path, cli):
+    r = cli(*[a.format(tmp=tmp_path) for a in argv])
+    assert r.code == 1 and message in r.err and "Traceback" not in r.err

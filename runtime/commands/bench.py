@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from dsl.diagnostics import UserError
 from runtime.commands.common import add_spec_arguments, load_graph
 
 
@@ -53,6 +54,11 @@ class Result:
 
 
 def run(args) -> int:
+    for flag in ("batch", "repeat"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise UserError(f"--{flag} must be at least 1; got {getattr(args, flag)}")
+    if args.warmup is not None and args.warmup < 0:
+        raise UserError(f"--warmup must not be negative; got {args.warmup}")
     import torch
 
     from compiler.lower_onnx import lower

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from dsl.diagnostics import UserError
 from runtime.commands.common import add_spec_arguments, load_graph
 
 
@@ -17,6 +18,8 @@ def add_arguments(p):
 def run(args) -> int:
     from compiler.summary import fold, human, human_bytes, one_line, summarize
 
+    if args.depth is not None and args.depth < 1:
+        raise UserError(f"--depth must be at least 1; got {args.depth}")
     graph = load_graph(args)
     summary = summarize(graph)
     if args.json:

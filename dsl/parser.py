@@ -51,12 +51,20 @@ _TERMINAL_WORDS = {
 }
 
 
+def load_grammar(package: str, filename: str, **options) -> Lark:
+    """A Lark LALR parser for a grammar file shipped in ``package``, with positions.
+
+    ``cache=True`` keeps the built LALR tables in the temp folder: a CLI process skips ~0.1 s.
+    Shared by the netc grammar and the Caffe prototxt grammar.
+    """
+    grammar = resources.files(package).joinpath(filename).read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False,
+                cache=True, **options)
+
+
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
-    grammar = resources.files("dsl").joinpath("netc.lark").read_text(encoding="utf-8")
-    # cache=True keeps the built LALR tables in the temp folder: a CLI process skips ~0.1 s.
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False,
-                cache=True, start=["start", "expr"])
+    return load_grammar("dsl", "netc.lark", start=["start", "expr"])
 
 
 @v_args(inline=True, meta=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import (
@@ -30,6 +29,7 @@ from lark.exceptions import (
 )
 
 from dsl.diagnostics import Diagnostic, DiagnosticError, Span
+from dsl.parser import load_grammar
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +89,8 @@ _TERMINAL_WORDS = {
 
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
-    grammar = resources.files(__package__).joinpath("prototxt.lark").read_text(encoding="utf-8")
     # A basic lexer, so that lex() can find an unclosed brace after a parse error.
-    return Lark(grammar, parser="lalr", lexer="basic", propagate_positions=True,
-                maybe_placeholders=False, cache=True)
+    return load_grammar(__package__, "prototxt.lark", lexer="basic")
 
 
 @v_args(inline=True, meta=True)

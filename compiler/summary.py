@@ -135,11 +135,12 @@ def one_line(summary: Summary) -> str:
             f"{ins} -> {outs}")
 
 
-def human(n: float, unit: str = "") -> str:
+def human(n: float) -> str:
+    """``15.47 G``, ``724.41 M``, ``512.00 k``: counts as the papers write them."""
     for div, suffix in ((1e12, " T"), (1e9, " G"), (1e6, " M"), (1e3, " k")):
         if abs(n) >= div:
-            return f"{n / div:.2f}{suffix}{unit}"
-    return f"{n:g} {unit}".rstrip() if unit else f"{n:g}"
+            return f"{n / div:.2f}{suffix}"
+    return f"{n:g}"
 
 
 def human_bytes(n: int) -> str:

@@ -33,9 +33,6 @@ class Fields:
     def span(self) -> Span:
         return self.message.span
 
-    def has(self, name: str) -> bool:
-        return bool(self.message.all(name))
-
     def field(self, name: str) -> Field | None:
         return self.message.one(name)
 

@@ -6,6 +6,8 @@ import platform
 import re
 from pathlib import Path
 
+from runtime.files import atomic_write_bytes
+
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
@@ -25,4 +27,4 @@ def write_section(name: str, text: str) -> None:
         new = pattern.sub(lambda _: block, old)
     else:
         new = old.rstrip() + "\n\n" + block + "\n"
-    RESULTS.write_text(new)
+    atomic_write_bytes(RESULTS, new.encode("utf-8"))  # other sections are never half-written

@@ -12,7 +12,6 @@ Every user error becomes a :class:`Diagnostic` with a :class:`Span`; a list of t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +62,11 @@ class SourceCache:
     def line(self, file: str, line: int) -> str | None:
         text = self.texts.get(file)
         if text is None:
-            try:
-                text = Path(file).read_text(encoding="utf-8", errors="replace")
-            except OSError:
+            from dsl.sources import NotRegular, read_regular
+
+            try:  # a regular file only: a diagnostic must not block on a FIFO
+                text = read_regular(file).decode("utf-8", errors="replace")
+            except NotRegular:
                 return None
             self.texts[file] = text
         lines = text.splitlines()

@@ -133,6 +133,13 @@ def check_cost(plan, height, width, budget, stream) -> int:
     cost = estimate(plan.graph, plan.taps, height, width)
     print(f"recipe {plan.name}: {plan.graph.name} at {cost.describe()}; "
           f"budget {human_bytes(budget)}", file=stream)
+    # Tiles bound the activations, never the image: it, its gradient, the optimiser's state and
+    # the content are whole-image float32 arrays (about four of them) whatever the tiling.
+    images = 4 * 4 * 3 * height * width
+    if images > budget:
+        raise UserError(f"recipe {plan.name}: a {height}x{width} image needs about "
+                        f"{human_bytes(images)} for itself, its gradient and the optimiser's "
+                        f"state, more than {human_bytes(budget)}; use a smaller --size")
     why = ("its loss reads a layer past a flatten" if plan.fixed_size else
            "a code term compares whole-image codes" if plan.needs("code") else None)
     if plan.tile:

@@ -268,6 +268,13 @@ def run(args) -> int:
               file=sys.stderr)
         return 130
     progress.close()
+    import numpy as np
+
+    if not np.isfinite(np.asarray(image)).all():
+        bad = next((i + 1 for i, v in enumerate(engine.history) if not np.isfinite(v)), None)
+        when = f" (the loss was {engine.history[bad - 1]} at step {bad})" if bad else ""
+        raise UserError(f"recipe {plan.name}: the image became NaN or infinite{when}; lower "
+                        f"the learning rate or the weights. Nothing was written to {out}")
     save_png(out, image)
     first, last = (engine.history[0], engine.history[-1]) if engine.history else (0.0, 0.0)
     print(f"wrote {out} ({width}x{height}); loss {first:.4g} -> {last:.4g} in "

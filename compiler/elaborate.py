@@ -149,7 +149,9 @@ class Elaborator:
             shape = opdef.infer_shape(attrs, in_shapes)
         except ShapeError as e:
             return self.error(span, str(e))
-        name = self._full(self.fresh(label, numbered=False) if label else self.fresh(op, True))
+        # An op whose name ends in a digit is numbered after an underscore: relu6_1, not relu61.
+        base = op + "_" if op[-1].isdigit() else op
+        name = self._full(self.fresh(label, numbered=False) if label else self.fresh(base, True))
         self.graph.add(Node(name, op, tuple(v.node for v in inputs), attrs, tuple(shape), span))
         return Value(name, tuple(shape))
 

@@ -56,6 +56,12 @@ REACH_CASES = {
     "upsample_bilinear_size": ("3x7x9", "upsample(size=[13, 5], mode=bilinear)"),
     "upsample_bilinear_to_one": ("3x7x9", "upsample(size=[1, 1], mode=bilinear)"),
     "upsample_interp": ("3x7x9", "upsample(size=[13, 17], mode=bilinear, align_corners=true)"),
+    "upsample_inside": ("3x6x5", "upsample(2, mode=bilinear) -> relu -> upsample(3) -> conv(2, 1)"),
+    "resize_fpn_odd": ("3x11x13", "add[conv(4, 1), resize[maxpool(2) -> conv(4, 1), identity]]"),
+    "resize_fpn_bilinear": ("3x12x12", "add[conv(4, 1), resize(mode=bilinear)[maxpool(2) "
+                                       "-> conv(4, 1), identity]]"),
+    "resize_corners": ("3x7x9", "resize(mode=bilinear, align_corners=true)[identity, "
+                                "upsample(size=[10, 4])]"),
     "crop_center": ("3x12x12", "crop[identity, conv(2, 3)]"),
     "crop_offsets": ("3x12x12", "crop(offset=[1, 2])[identity, conv(2, 5)]"),
     "crop_channels": ("3x12x12", "crop(offset=1, axis=1)[identity, conv(1, 5)]"),
@@ -114,12 +120,14 @@ def test_onnx_runtime_agrees_with_torch(tmp_path, case):
 
 def test_the_ops_lower_inside_onnx_functions(tmp_path):
     """Ops that read their input's size (same padding, fit, crop, upsample, slices) also lower
-    inside a model-local function (``--functions``), where values have local names."""
+    inside a model-local function (``--functions``), where values have local names; a Resize
+    in a function nested in another keeps the batch axis of the calls' outputs."""
     path = tmp_path / "u.net"
     path.write_text("""
 def down_up(c) = concat(fit=crop)[identity,
     maxpool(2, stride=2, pad=same) -> conv(c, 3, stride=2, pad=same) -> prelu
-    -> deconv(c, 2, stride=2) -> upsample(2, mode=bilinear)]
+    -> deconv(c, 2, stride=2) -> up]
+def up = upsample(2, mode=bilinear)
 def unit(c) = concat[chunk(2, 0), chunk(2, 1) -> conv(c // 2, 1)] -> channel_shuffle(2)
 net u { input image: 4x13x13
   image -> down_up(4) -> unit(8) -> crop[slice(0, 4), conv(4, 3)] }
@@ -132,7 +140,7 @@ net u { input image: 4x13x13
     with torch.no_grad():
         ref = build_module(graph, weights).eval()(torch.from_numpy(x)).numpy()
     model = lower(graph, weights, functions=True)
-    assert {f.name for f in model.functions} >= {"down_up", "unit"}
+    assert {f.name for f in model.functions} >= {"down_up", "unit", "up"}
     (out,) = run_ort(model, x)
     assert close(out, ref)
 

@@ -50,6 +50,10 @@ CASES = {
     "upsample-to-nothing": ("upsample(0.01)", "upsample(", "gives 0x0: floor(H·scale)"),
     "upsample-size-zero": ("upsample(size=[0, 4])", "size=", "'size' must be a positive"),
     "upsample-flat": ("flatten -> upsample(2)", "upsample(", "upsample needs a CxHxW"),
+    "resize-corners-nearest": ("resize(align_corners=true)[identity, maxpool(2)]",
+                               "align_corners=", "align_corners=true is for mode=bilinear"),
+    "resize-flat-ref": ("resize[identity, flatten]", "resize[", "resize (its reference) needs"),
+    "resize-one-input": ("resize[identity]", "resize[", "resize takes 2 inputs; got 1"),
     # crop and concat(fit=)
     "crop-larger-ref": ("crop[identity, upsample(2)]", "crop[",
                         "cannot cut 3x32x32 to the size of 3x64x64: on axis 2, 64 values"),

@@ -51,8 +51,9 @@ from dsl.diagnostics import Diagnostic, DiagnosticError, Span
 
 DEFAULT_MAX_NODES = 100_000
 DEFAULT_MAX_DEPTH = 64
-JOIN_KINDS = ("concat", "add", "mean", "mul", "max", "crop", "resize")
+JOIN_KINDS = ("concat", "add", "mean", "mul", "max", "crop")
 SHORTCUTS = ("identity", "pad", "pad_avg", "project", "conv")
+JOIN_KINDS += ("resize",)  # resize[x, ref]: x interpolated to ref's size
 
 
 class _Fatal(Exception):
@@ -113,7 +114,9 @@ class Elaborator:
             k = self.scope.counters.get(base, 0)
             while True:
                 k += 1
-                local = f"{base}{k}"
+                # A base that ends in a digit gets a "_" first: block 12 of bottleneck_v15 is
+                # bottleneck_v15_12, not bottleneck_v1512.
+                local = f"{base}_{k}" if base[-1:].isdigit() else f"{base}{k}"
                 if self._full(local) not in self.used:
                     break
             self.scope.counters[base] = k
@@ -149,9 +152,7 @@ class Elaborator:
             shape = opdef.infer_shape(attrs, in_shapes)
         except ShapeError as e:
             return self.error(span, str(e))
-        # An op whose name ends in a digit is numbered after an underscore: relu6_1, not relu61.
-        base = op + "_" if op[-1].isdigit() else op
-        name = self._full(self.fresh(label, numbered=False) if label else self.fresh(base, True))
+        name = self._full(self.fresh(label, numbered=False) if label else self.fresh(op, True))
         self.graph.add(Node(name, op, tuple(v.node for v in inputs), attrs, tuple(shape), span))
         return Value(name, tuple(shape))
 

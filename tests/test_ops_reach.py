@@ -300,6 +300,22 @@ def test_conv_same_is_tensorflows_padding(tmp_path):
     assert close(out, want)
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same'")  # torch pads a copy: expected
+@pytest.mark.parametrize("kernel, dilation", [(2, 1), (4, 1), ((2, 3), 2), (3, 3)])
+def test_stride_1_same_is_torchs_padding_same(tmp_path, kernel, dilation):
+    """torch's ``padding="same"`` (stride 1) also puts the odd pixel at the bottom/right."""
+    k = list(kernel) if isinstance(kernel, tuple) else kernel
+    graph = make_net(tmp_path, "3x9x8", f"conv(4, {k}, pad=same, dilation={dilation})")
+    weights = init_weights(graph, seed=0)
+    x = scaled_input(graph)
+    want = F.conv2d(torch.from_numpy(x), torch.from_numpy(weights["conv1.weight"]),
+                    torch.from_numpy(weights["conv1.bias"]), padding="same",
+                    dilation=dilation).numpy()
+    (out,) = run_ort(lower(graph, weights), x)
+    assert out.shape == want.shape
+    assert close(out, want)
+
+
 def test_bilinear_filler_is_caffes():
     # Caffe's BilinearFiller for a 4x4 kernel (FCN's 2x upsampling): f = 2, c = 0.75.
     axis = np.array([0.25, 0.75, 0.75, 0.25])

@@ -10,7 +10,20 @@ the call when the arguments together or the input shape are.
 
 from __future__ import annotations
 
+import math
+import os
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from compiler.ir import verify
+from compiler.loader import load
+from compiler.lower_onnx import lower
+from compiler.lower_torch import build_module
+from compiler.ops import REGISTRY
+from compiler.summary import summarize
+from dsl.diagnostics import DiagnosticError
 
 CASES = {
     # deconv
@@ -48,6 +61,7 @@ CASES = {
     "upsample-corners-nearest": ("upsample(2, align_corners=true)", "align_corners=",
                                  "align_corners=true is for mode=bilinear"),
     "upsample-to-nothing": ("upsample(0.01)", "upsample(", "gives 0x0: floor(H·scale)"),
+    "upsample-overflow": ("upsample(1e308)", "upsample(", "gives an axis past 2,147,483,647"),
     "upsample-size-zero": ("upsample(size=[0, 4])", "size=", "'size' must be a positive"),
     "upsample-flat": ("flatten -> upsample(2)", "upsample(", "upsample needs a CxHxW"),
     "resize-corners-nearest": ("resize(align_corners=true)[identity, maxpool(2)]",
@@ -96,10 +110,11 @@ CASES = {
     "shuffle-bare": ("channel_shuffle", "channel_shuffle", "needs arguments"),
     "shuffle-flat": ("flatten -> channel_shuffle(1)", "channel_shuffle(", "CxHxW"),
     # activations
-    "softplus-zero": ("softplus(0)", "0", "'beta' must be a positive finite number"),
+    "softplus-zero": ("softplus(0)", "0", "'beta' must be a positive finite float32 number"),
     "softplus-negative": ("softplus(beta=-1)", "beta=", "positive finite"),
     "prelu-shared": ("prelu(shared=2)", "shared=", "true or false"),
-    "prelu-init": ("prelu(init=1e999)", "init=", "'init' must be a finite number"),
+    "prelu-init": ("prelu(init=1e999)", "init=", "'init' must be a finite float32 number"),
+    "prelu-init-float32": ("prelu(init=1e308)", "init=", "'init' must be a finite float32"),
     "relu6-argument": ("relu6(2)", "relu6(", "at most 0 positional arguments"),
     "hardswish-kwarg": ("hardswish(alpha=0.2)", "alpha=", "hardswish has no parameter 'alpha'"),
 }
@@ -121,3 +136,47 @@ def test_located_error(case, tmp_path, cli):
     assert fragment in result.err, result.err
     caret = result.err.splitlines()[2]
     assert caret.strip().startswith("^") and len(caret) - len(caret.lstrip()) == col + 3
+
+
+# -- fuzz: any arguments give a graph that lowers, or located errors -------------------------
+
+NEW_OPS = ("deconv", "upsample", "resize", "crop", "slice", "chunk", "channel_shuffle",
+           "softplus", "prelu", "conv", "maxpool", "avgpool", "concat", "mul")
+VALUES = ["0", "1", "2", "3", "-1", "7", "33", "10000000", "1099511627776", "0.5", "1.5",
+          "1e308", "-2.0", "[1, 2]", "[0, 0, 1, 1]", "[2, 1, 0, 3]", "[]", "[2, -1]",
+          "[1.5, 2]", "same", "center", "crop", "pad", "nearest", "bilinear", "true", "false"]
+
+
+@st.composite
+def calls(draw):
+    op = draw(st.sampled_from(NEW_OPS))
+    names = [p.name for p in REGISTRY[op].params]
+    args = draw(st.lists(st.sampled_from(VALUES), max_size=3))
+    kwargs = draw(st.dictionaries(st.sampled_from(names), st.sampled_from(VALUES), max_size=3)
+                  ) if names else {}
+    text = ", ".join(args + [f"{k}={v}" for k, v in kwargs.items()])
+    call = f"{op}({text})" if text else op
+    if REGISTRY[op].min_inputs > 1 or op in ("concat", "mul"):
+        call += draw(st.sampled_from(["[identity, conv(3, 3)]", "[identity, maxpool(2)]",
+                                      "[conv(2, 1), gap]", "[identity]"]))
+    return call
+
+
+# 200 by default (about 6 s); NETC_FUZZ_EXAMPLES=3000 passed when these ops were written.
+@settings(max_examples=int(os.environ.get("NETC_FUZZ_EXAMPLES", 200)), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(calls())
+def test_any_arguments_lower_or_are_located_errors(tmp_path_factory, call):
+    path = tmp_path_factory.mktemp("args") / "a.net"
+    path.write_text(HEAD + call + " -> relu\n}\n")
+    try:
+        graph = load(str(path), max_nodes=100)
+    except DiagnosticError as err:
+        assert err.diagnostics and all(d.span is not None for d in err.diagnostics), call
+        return
+    verify(graph)
+    # Small enough to build: lower both ways (a kernel or axis of millions is only checked).
+    sizes = [math.prod(n.shape) for n in graph]
+    if max(sizes) <= 10**6 and summarize(graph).params <= 10**6:
+        lower(graph)
+        build_module(graph)

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from compiler.ops import ArgError, OpDef, Param, ShapeError, fmt_shape, register, spatial
-from compiler.ops.domains import POSITIVE, POSITIVE_NUMBER, between
+from compiler.ops.domains import MAX_SIZE, POSITIVE, POSITIVE_NUMBER, between
 
 
 _MODE_PARAMS = (
@@ -50,7 +50,11 @@ class Upsample(OpDef):
         c, h, w = spatial(ins[0], "upsample")
         if a.size is not None:
             return (c, a.size[0], a.size[1])
-        out = (math.floor(h * a.scale[0]), math.floor(w * a.scale[1]))
+        scaled = (h * a.scale[0], w * a.scale[1])
+        if max(scaled) > MAX_SIZE:  # (and 32·1e308 is inf, which floor cannot take)
+            raise ShapeError(f"upsample: scale {list(a.scale)} on {c}x{h}x{w} gives an axis "
+                             f"past {MAX_SIZE:,}")
+        out = (math.floor(scaled[0]), math.floor(scaled[1]))
         if min(out) <= 0:
             raise ShapeError(f"upsample: scale {list(a.scale)} on {c}x{h}x{w} gives "
                              f"{out[0]}x{out[1]}: floor(H·scale) must be at least 1")

@@ -436,3 +436,13 @@ def test_readme_example_of_the_newer_ops(tmp_path):
     # 256 + 144 + 256 + 3 bn·32, last conv 66.
     assert s.outputs == {"score": (2, 64, 64)}
     assert s.params == 448 + 4640 + 2064 + 264 + 288 + 256 + 144 + 256 + 96 + 66
+
+
+def test_a_broadcast_gate_widens_the_field_but_keeps_the_jump(tmp_path):
+    from compiler.summary import receptive_fields
+
+    graph = make_net(tmp_path, "3x16x16", "conv(4, 3) -> mul[identity, gap] -> conv(4, 3)")
+    fields = receptive_fields(graph)
+    # conv1: 3 (jump 1); gap over 14x14: 3 + 13 = 16 (jump 14); the product has the gate's
+    # field 16 and the identity's jump 1, so the last conv sees 16 + 2·1.
+    assert fields["mul1"] == (16, 1) and fields["conv2"] == (18, 1)

@@ -51,6 +51,9 @@ def lower(graph: Graph, weights: Mapping[str, np.ndarray] | None = None, *, seed
     ``weights`` are keyed like :func:`compiler.weights.init_weights`; None draws them with
     ``seed``. ``outputs`` are user names (``conv4_2``) added after the declared outputs.
     """
+    from compiler.budget import check_int64
+
+    check_int64(graph)  # before any weight is drawn: onnx.helper refuses integers past int64
     if weights is None:
         weights = init_weights(graph, seed)
     extra = resolve_outputs(graph, outputs)

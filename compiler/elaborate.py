@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compiler import ops as opreg
+from compiler.bindings import INPUT_KEY, NUMERIC_FUNCTIONS, SHAPE_NAMES, BindingsMixin
 from compiler.ir import Graph, InputSpec, Node
 from compiler.ops import ArgError, Attrs, ShapeError, Symbol, fmt_shape
 from compiler.values import (
@@ -65,12 +66,21 @@ class _Scope:
     counters: dict[str, int] = field(default_factory=dict)
 
 
-class Elaborator:
-    """Builds one :class:`Graph` from one ``ast.Net`` and the definitions visible to it."""
+class Elaborator(BindingsMixin):
+    """Builds one :class:`Graph` from one ``ast.Net`` and the definitions visible to it.
+
+    ``constants`` are the program's file-level ``let`` statements; ``input_shapes`` replace
+    declared input shapes (``--input``: input name, or None for the first input -> shape).
+    """
 
     def __init__(self, defs: dict[str, ast.Definition], max_nodes: int = DEFAULT_MAX_NODES,
-                 max_depth: int = DEFAULT_MAX_DEPTH):
+                 max_depth: int = DEFAULT_MAX_DEPTH,
+                 constants: dict[str, ast.LetStmt] | None = None,
+                 input_shapes: dict[str | None, tuple[int, ...]] | None = None):
         self.defs = defs
+        self.constants = dict(constants or {})
+        self._constant_values: dict[str, Any] = {}
+        self.input_shapes = dict(input_shapes or {})
         self.max_nodes = max_nodes
         self.max_depth = max_depth
         self.diags: list[Diagnostic] = []
@@ -174,11 +184,15 @@ class Elaborator:
     def eval_Name(self, e: ast.Name, env):
         if e.id in env:
             return env[e.id]
+        if e.id in SHAPE_NAMES:
+            return self.shape_name(e, env)
         if e.id in self.values and self.depth == 0:  # definitions cannot see a net's values
             v = self.values[e.id]
             return POISON if v is POISON else ValueRef(e.id, v, e.span)
         if e.id in ("true", "false"):
             return e.id == "true"
+        if e.id in self.constants:
+            return self.constant(e)
         if e.id in self.defs:
             defn = self.defs[e.id]
             if any(p.default is None for p in defn.params):
@@ -225,6 +239,10 @@ class Elaborator:
         if not isinstance(e.func, ast.Name):
             return self.error(e.span, "only a layer or a definition can be called")
         fname = e.func.id
+        if fname in NUMERIC_FUNCTIONS and fname not in env and fname not in self.defs:
+            value = self.numeric_call(e, fname, args, kwargs)
+            if value is not NotImplemented:
+                return value
         if fname in env:
             target = env[fname]
             if isinstance(target, (DefRef, DefBlock)):  # a definition passed as an argument
@@ -263,13 +281,23 @@ class Elaborator:
                 return self.error(span, f"{defn.name}: parameter {k!r} given twice")
             env[k] = v
         for p in params:
+            if p.name not in env and p.default is None:
+                return self.error(span, f"{defn.name} needs its parameter {p.name!r} "
+                                        f"({', '.join(q.name for q in params)})")
+        # Defaults are evaluated when the block is applied: they may read in_channels.
+        return DefBlock(defn, env, span, defn.name)
+
+    def bind_defaults(self, b: DefBlock, x: Value) -> tuple[dict[str, Any], str] | None:
+        """The environment of a definition call applied to ``x``: its arguments, defaults
+        evaluated in order, and ``x`` for in_channels; with the call as shown in notes."""
+        env: dict[str, Any] = {**b.env, INPUT_KEY: x}
+        for p in b.defn.params:
             if p.name not in env:
-                if p.default is None:
-                    return self.error(span, f"{defn.name} needs its parameter {p.name!r} "
-                                            f"({', '.join(q.name for q in params)})")
                 env[p.name] = self.eval(p.default, dict(env))
-        shown = ", ".join(f"{p.name}={_show(env[p.name])}" for p in params)
-        return DefBlock(defn, env, span, f"{defn.name}({shown})")
+                if env[p.name] is POISON:
+                    return None
+        shown = ", ".join(f"{p.name}={_show(env[p.name])}" for p in b.defn.params)
+        return env, f"{b.defn.name}({shown})"
 
     def make_residual(self, args, kwargs, span: Span):
         body = args[0] if args else kwargs.pop("body", None)
@@ -279,24 +307,29 @@ class Elaborator:
         if not isinstance(body, Block):
             return self.error(span, "residual needs a body of layers: residual(conv(...) -> bn)")
         shortcut = kwargs.pop("shortcut", "identity")
-        if isinstance(shortcut, (OpRef, OpBlock)):  # shortcut=identity / shortcut=conv
-            shortcut = shortcut.op.name
+        if isinstance(shortcut, OpRef) or (isinstance(shortcut, OpBlock)
+                                           and shortcut.op.name == "identity"):
+            shortcut = shortcut.op.name  # shortcut=identity / shortcut=conv
         survival = kwargs.pop("survival", None)
         if kwargs:
             return self.error(span, f"residual has no parameter {next(iter(kwargs))!r}; "
                                     "it takes (body, shortcut, survival)")
-        if shortcut not in SHORTCUTS:
+        if not isinstance(shortcut, Block) and shortcut not in SHORTCUTS:
             return self.error(span, f"residual: shortcut must be one of {', '.join(SHORTCUTS)}; "
-                                    f"got {shortcut!r}")
+                                    f"got {shortcut!r} (or layers: shortcut=conv(256, 1))")
         if survival is not None and not (isinstance(survival, (int, float))
                                          and 0 < survival <= 1):
             return self.error(span, f"residual: survival must be in (0, 1]; got {survival!r}")
-        return ResidualBlock(body, str(shortcut), survival, span)
+        if not isinstance(shortcut, Block):
+            shortcut = str(shortcut)
+        return ResidualBlock(body, shortcut, survival, span)
 
     def eval_Join(self, e: ast.Join, env):
         head = self.eval(e.head, env)
         if head is POISON:
             return POISON
+        if isinstance(head, list):  # table[i]
+            return self.index(head, e, env)
         if not isinstance(head, JoinHead):
             return self.error(e.head.span, "branches in [...] need a join: "
                                            f"{', '.join(JOIN_KINDS)}")
@@ -448,19 +481,23 @@ class Elaborator:
         return out
 
     def apply_DefBlock(self, b: DefBlock, x: Value, label):
+        bound = self.bind_defaults(b, x)
+        if bound is None:
+            return POISON
+        env, described = bound
         if self.depth >= self.max_depth:
             self.fatal(b.span, f"definitions nest deeper than {self.max_depth} calls; "
-                               f"a recursion does not reach its base case ({b.described})")
+                               f"a recursion does not reach its base case ({described})")
         inline = b.defn.inline and not label
         if not inline:
             local = self.fresh(label, numbered=False) if label else self.fresh(b.defn.name, True)
             # Which scopes are definition calls, for the ONNX lowering's --functions.
-            self.graph.calls[self._full(local)] = b.described
-        self.path.append(b.described)
+            self.graph.calls[self._full(local)] = described
+        self.path.append(described)
         self.depth += 1
         try:
             def body():
-                value = self.eval(b.defn.body, dict(b.env))
+                value = self.eval(b.defn.body, env)
                 if value is POISON:
                     return POISON
                 if not isinstance(value, Block):
@@ -530,6 +567,8 @@ class Elaborator:
         return self.add_node("residual", [y, short], attrs, b.span, label)
 
     def shortcut(self, b: ResidualBlock, x: Value, y: Value):
+        if isinstance(b.shortcut, Block):
+            return self.layer_shortcut(b, x, y)
         if x.shape == y.shape and b.shortcut != "conv":
             return x
         if b.shortcut == "identity" or len(x.shape) != 3 or len(y.shape) != 3:
@@ -559,6 +598,16 @@ class Elaborator:
                 v = self.add_node("bn", [v], opreg.REGISTRY["bn"].bind([], {}), b.span, None)
             return v
         return self.in_scope(self.fresh("shortcut", numbered=False), project)
+
+    def layer_shortcut(self, b: ResidualBlock, x: Value, y: Value):
+        """``shortcut=conv(256, 1, stride=2, bias=false)``: the given layers, always applied,
+        in the scope ``shortcut`` (pre-activation ResNets project without a bn)."""
+        short = self.in_scope(self.fresh("shortcut", numbered=False),
+                              lambda: self.apply(b.shortcut, x))
+        if isinstance(short, Value) and short.shape != y.shape:
+            return self.error(b.span, f"residual: body gives {fmt_shape(y.shape)}, shortcut "
+                                      f"layers give {fmt_shape(short.shape)}")
+        return short
 
     def _body_nodes(self, x: Value, y: Value) -> list[str]:
         names = list(self.graph.nodes)
@@ -600,6 +649,10 @@ class Elaborator:
             raise DiagnosticError(self.diags) from None
         if not graph.inputs and not self.diags:
             self.error(net.span, f"net {net.name} declares no input (input image: 3x224x224)")
+        for name in self.input_shapes:
+            if name is not None and name not in graph.inputs:
+                self.error(net.span, f"--input {name}=...: net {net.name} has no input {name!r}; "
+                                     f"it has {', '.join(graph.inputs) or 'none'}")
         if not output_names and isinstance(last, Value):
             if last.node in graph.inputs:
                 self.error(net.span, f"net {net.name} computes nothing from its input")
@@ -620,9 +673,13 @@ class Elaborator:
         if isinstance(stmt, ast.InputStmt):
             if stmt.name in self.values:
                 return self.error(stmt.span, f"{stmt.name!r} is already defined")
-            if any(d <= 0 for d in stmt.shape) or len(stmt.shape) not in (1, 3):
+            shape = self.input_shape(stmt, env)
+            if shape is None:
+                return POISON
+            if any(d <= 0 for d in shape) or len(shape) not in (1, 3):
                 return self.error(stmt.span, f"input shape must be CxHxW (or a length); got "
-                                             f"{fmt_shape(stmt.shape)}")
+                                             f"{fmt_shape(shape)}")
+            stmt = ast.InputStmt(stmt.span, stmt.name, shape, stmt.options)
             spec = self.input_spec(stmt, env)
             if spec is None:
                 return POISON
@@ -633,6 +690,14 @@ class Elaborator:
             return None
         if isinstance(stmt, ast.WithStmt):
             self.declaration(stmt, env)
+            return None
+        if isinstance(stmt, ast.LetStmt):  # let table = [...]: a number, list or word
+            if stmt.name in env or stmt.name in self.values:
+                return self.error(stmt.span, f"{stmt.name!r} is already defined")
+            env[stmt.name] = self.eval(stmt.value, env)
+            return None
+        if isinstance(stmt, ast.OutputStmt) and stmt.training:
+            self.training_output(stmt, env)  # never the net's implicit last chain
             return None
         if isinstance(stmt, (ast.BindStmt, ast.OutputStmt)):
             if stmt.value is None:  # output x
@@ -664,6 +729,37 @@ class Elaborator:
             return self.error(e.span, "this chain has no input: start it from a value, "
                                       "as in image -> ...")
         return self.apply(block, None)
+
+    def input_shape(self, stmt: ast.InputStmt, env) -> tuple[int, ...] | None:
+        """The declared shape with its ``{expr}`` dimensions evaluated, or the ``--input``
+        shape given for this input (by name, or for the first input)."""
+        key = stmt.name if stmt.name in self.input_shapes else None
+        if key in self.input_shapes and (key is not None or not self.graph.inputs):
+            return tuple(self.input_shapes[key])
+        dims = []
+        for d in stmt.shape:
+            v = d if isinstance(d, int) else self.eval(d, env)
+            if v is POISON:
+                return None
+            if isinstance(v, bool) or not isinstance(v, int):
+                self.error(d.span, f"an input dimension must be an integer; got {_show(v)}")
+                return None
+            dims.append(v)
+        return tuple(dims)
+
+    def training_output(self, stmt: ast.OutputStmt, env) -> Value | Poison:
+        """``training output aux1 = ...``: computed by the torch module in training mode only;
+        absent at inference, from ONNX and from the totals (the summary counts it apart)."""
+        if stmt.name in self.values:
+            return self.error(stmt.span, f"{stmt.name!r} is already defined")
+        v = self.expression(stmt.value, env)
+        self.values[stmt.name] = v
+        if isinstance(v, Value):
+            if stmt.name not in self.graph.nodes:
+                self.graph.aliases[stmt.name] = v.node
+            outs = self.graph.options.setdefault("training_outputs", {})
+            outs[stmt.name] = v.node
+        return v
 
     def input_spec(self, stmt: ast.InputStmt, env) -> InputSpec | None:
         opts = {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -43,12 +43,14 @@ class Program:
     root: Path
     defs: dict[str, ast.Definition]
     nets: dict[str, ast.Net | ast.NetAlias]
+    constants: dict[str, ast.LetStmt] = field(default_factory=dict)  # file-level ``let``
 
 
 def read_program(path: Path) -> Program:
     """Parse ``path`` and its includes. Raises DiagnosticError."""
     defs: dict[str, ast.Definition] = {}
     nets: dict[str, ast.Net | ast.NetAlias] = {}
+    constants: dict[str, ast.LetStmt] = {}
     diags: list[Diagnostic] = []
     done: set[Path] = set()
 
@@ -86,6 +88,12 @@ def read_program(path: Path) -> Program:
                 visit(target, stack + (file,), item.span)
             elif isinstance(item, ast.Definition):
                 _define(defs, item, diags)
+            elif isinstance(item, ast.LetStmt):
+                if item.name in constants and constants[item.name].span.file == item.span.file:
+                    first = constants[item.name].span
+                    diags.append(Diagnostic(item.span, f"{item.name!r} is defined twice "
+                                                       f"(first at line {first.line})"))
+                constants[item.name] = item
             elif isinstance(item, (ast.Net, ast.NetAlias)):
                 if item.name in nets and nets[item.name].span.file != item.span.file:
                     pass  # an included file's net of the same name is shadowed
@@ -96,7 +104,7 @@ def read_program(path: Path) -> Program:
     visit(path, (), None)
     if diags:
         raise DiagnosticError(diags)
-    return Program(path, defs, nets)
+    return Program(path, defs, nets, constants)
 
 
 def _define(defs, item: ast.Definition, diags) -> None:
@@ -155,8 +163,12 @@ def resolve_spec(spec: str) -> tuple[Path, str | None]:
 
 
 def load(spec: str, overrides: dict[str, Any] | None = None,
-         max_nodes: int = DEFAULT_MAX_NODES) -> Graph:
-    """Parse and elaborate ``spec`` into a checked IR graph. Raises DiagnosticError."""
+         max_nodes: int = DEFAULT_MAX_NODES,
+         input_shapes: dict[str | None, tuple[int, ...]] | None = None) -> Graph:
+    """Parse and elaborate ``spec`` into a checked IR graph. Raises DiagnosticError.
+
+    ``input_shapes`` replace declared input shapes (``--input``): input name, or None for the
+    first input, -> shape."""
     path, net_name = resolve_spec(spec)
     if path.suffix == ".prototxt":
         from compiler.caffe import import_prototxt  # the Caffe importer
@@ -192,7 +204,8 @@ def load(spec: str, overrides: dict[str, Any] | None = None,
     old = sys.getrecursionlimit()
     sys.setrecursionlimit(max(old, 20_000))
     try:
-        elaborator = Elaborator(program.defs, max_nodes=max_nodes)
+        elaborator = Elaborator(program.defs, max_nodes=max_nodes, constants=program.constants,
+                                input_shapes=input_shapes)
         name = net.name
         net, set_by_alias = resolve_alias(net, program, elaborator)
         known = [p.name for p in net.params]

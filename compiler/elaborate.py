@@ -681,6 +681,7 @@ class Elaborator(BindingsMixin):
                 return self.error(stmt.span, f"{stmt.name!r} is already defined")
             shape = self.input_shape(stmt, env)
             if shape is None:
+                self.values[stmt.name] = POISON  # its uses stay quiet
                 return POISON
             if any(d <= 0 for d in shape) or len(shape) not in (1, 3):
                 return self.error(stmt.span, f"input shape must be CxHxW (or a length); got "
@@ -893,7 +894,7 @@ _ARITH = {
     "-": lambda a, b: a - b,
     "*": lambda a, b: a * b,
     "/": lambda a, b: a / b,
-    "//": lambda a, b: a // b,
+    "//": lambda a, b: _floordiv(a, b),
     "%": lambda a, b: a % b,
     "==": lambda a, b: a == b,
     "!=": lambda a, b: a != b,
@@ -902,6 +903,12 @@ _ARITH = {
     ">": lambda a, b: a > b,
     ">=": lambda a, b: a >= b,
 }
+
+
+def _floordiv(a, b):
+    """``//`` gives an integer also on floats (7.9 // 2 is 3): sizes are computed with it."""
+    q = a // b
+    return int(q) if isinstance(q, float) and math.isfinite(q) else q
 
 
 def _freeze(v):

@@ -48,11 +48,14 @@ class NetModule(nn.Module):
     """A compiled network. Call it as ``net(x)`` or ``net(x, taps=[names])``.
 
     ``net(*inputs)`` returns the declared output (a tensor) or outputs (a tuple, in
-    ``graph.outputs`` order); in training mode the ``training output``s (auxiliary heads)
-    follow them, in the order the spec declares them. ``net(*inputs, taps=names)`` returns ``{name: tensor}`` for exactly
+    ``graph.outputs`` order). ``net(*inputs, taps=names)`` returns ``{name: tensor}`` for exactly
     the requested names, resolved with :meth:`compiler.ir.Graph.resolve` (node names, scope
     aliases such as ``inception_4c``, unique dotted suffixes such as ``conv4_2``), and computes
     only what those names need. Inputs are positional in ``graph.inputs`` order.
+
+    In training mode ``net(*inputs)`` also returns the ``training output``s (auxiliary heads),
+    after the declared outputs and in the order the spec declares them, as torchvision's
+    GoogLeNet and Inception-v3 do.
     """
 
     def __init__(self, graph: Graph):
@@ -209,6 +212,9 @@ class NetModule(nn.Module):
                             f"({', '.join(self.graph.inputs)}); got {len(inputs)}")
         if taps is None:
             targets = tuple(self.graph.outputs)
+            if self.training:  # auxiliary heads (``training output``) exist in training only
+                extra = self.graph.options.get("training_outputs") or {}
+                targets = tuple(dict.fromkeys([*targets, *extra.values()]))
             if self.training:  # auxiliary heads (``training output``) exist in training only
                 extra = self.graph.options.get("training_outputs") or {}
                 targets = tuple(dict.fromkeys([*targets, *extra.values()]))

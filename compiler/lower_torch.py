@@ -215,9 +215,6 @@ class NetModule(nn.Module):
             if self.training:  # auxiliary heads (``training output``) exist in training only
                 extra = self.graph.options.get("training_outputs") or {}
                 targets = tuple(dict.fromkeys([*targets, *extra.values()]))
-            if self.training:  # auxiliary heads (``training output``) exist in training only
-                extra = self.graph.options.get("training_outputs") or {}
-                targets = tuple(dict.fromkeys([*targets, *extra.values()]))
         else:
             if isinstance(taps, str):
                 taps = [taps]

@@ -72,6 +72,8 @@ class BindingsMixin:
 
     def constant(self, e: ast.Name) -> Any:
         """A file-level ``let``: evaluated once, on first use, in an empty environment."""
+        if self.constants[e.id].params is not None:
+            return self.error(e.span, f"{e.id} is a function: call it, {e.id}(...)")
         value = self._constant_values.get(e.id)
         if value is _EVALUATING:
             return self.error(e.span, f"{e.id} is defined in terms of itself")
@@ -79,6 +81,36 @@ class BindingsMixin:
             self._constant_values[e.id] = _EVALUATING
             value = self._constant_values[e.id] = self.eval(self.constants[e.id].value, {})
         return value
+
+    def call_function(self, e: ast.Call, fname: str, args: list, kwargs: dict, env) -> Any:
+        """``make_divisible(c * width)``: a file-level ``let f(v, d=8) = ...`` applied to
+        values. It sees its parameters, the file's constants and the caller's in_channels."""
+        stmt = self.constants[fname]
+        if stmt.params is None:
+            return self.error(e.func.span, f"{fname} is a value, not a function")
+        names = [p.name for p in stmt.params]
+        if len(args) > len(names) or any(k not in names for k in kwargs):
+            return self.error(e.span, f"{fname} takes ({', '.join(names)})")
+        inner: dict[str, Any] = dict(zip(names, args))
+        if INPUT_KEY in env:
+            inner[INPUT_KEY] = env[INPUT_KEY]
+        for k, v in kwargs.items():
+            if k in inner:
+                return self.error(e.span, f"{fname}: parameter {k!r} given twice")
+            inner[k] = v
+        for p in stmt.params:
+            if p.name not in inner:
+                if p.default is None:
+                    return self.error(e.span, f"{fname} needs its parameter {p.name!r}")
+                inner[p.name] = self.eval(p.default, dict(inner))
+        if self.depth >= self.max_depth:
+            self.fatal(e.span, f"functions nest deeper than {self.max_depth} calls; a recursion "
+                               f"does not reach its base case ({fname})")
+        self.depth += 1
+        try:
+            return self.eval(stmt.value, inner)
+        finally:
+            self.depth -= 1
 
     # ---- let, items, numeric functions --------------------------------------------------------
     def eval_Let(self, e: ast.Let, env):

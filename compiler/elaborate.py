@@ -242,6 +242,8 @@ class Elaborator(BindingsMixin):
         if not isinstance(e.func, ast.Name):
             return self.error(e.span, "only a layer or a definition can be called")
         fname = e.func.id
+        if fname in self.constants and fname not in env:
+            return self.call_function(e, fname, args, kwargs, env)
         if fname in NUMERIC_FUNCTIONS and fname not in env and fname not in self.defs:
             value = self.numeric_call(e, fname, args, kwargs)
             if value is not NotImplemented:

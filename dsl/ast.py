@@ -157,10 +157,12 @@ class OutputStmt(Node):
 @dataclass(frozen=True, slots=True)
 class LetStmt(Node):
     """``let table = [[1, 16, 1, 1], ...]`` in a net, or a file-level constant: a named number,
-    list or word (not a tensor), visible to the statements after it (file level: everywhere)."""
+    list or word (not a tensor), visible to the statements after it (file level: everywhere).
+    At file level ``let f(v, d=8) = ...`` defines a function computing a value."""
 
     name: str
     value: Node
+    params: tuple[Param, ...] | None = None  # let f(v, d=8) = ...: a function of numbers
 
 
 @dataclass(frozen=True, slots=True)

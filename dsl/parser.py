@@ -112,6 +112,9 @@ class _ToAst(Transformer):
     def constant(self, meta, name, value):
         return ast.LetStmt(self._s(meta), str(name), value)
 
+    def function(self, meta, name, params, value):
+        return ast.LetStmt(self._s(meta), str(name), value, params)
+
     def recipe_net(self, meta, spec):
         return ast.RecipeSetting(self._s(meta), "net", (spec,), ())
 

@@ -61,12 +61,26 @@ MODERN: dict[str, tuple] = {
     "preact_resnet164": (About(1.7 * M, 0.01), None, 0),
     "preact_resnet": (About(1.7 * M, 0.01), None, 0),
     "preact_resnet1001": (None, None, 0),
+    # torchvision: mobilenet_v2 3,504,872 (0.30 GFLOPS), mobilenet_v3_large 5,483,032 (0.22),
+    # mobilenet_v3_small 2,542,856 (0.06).
+    "mobilenet_v2": (Exact(3_504_872), About(0.30 * G, 0.005), 0),
+    "mobilenet_v3_large": (Exact(5_483_032), About(0.22 * G, 0.02), 0),
+    "mobilenet_v3": (Exact(5_483_032), About(0.22 * G, 0.02), 0),  # the base: Large
+    "mobilenet_v3_small": (Exact(2_542_856), About(0.06 * G, 0.06), 0),
+    # torchvision efficientnet_b0 5,288,548; Tan & Le Table 2: 0.39 B FLOPS (mult-adds).
+    "efficientnet_b0": (Exact(5_288_548), About(0.39 * G, 0.013), 0),
+    "efficientnet": (Exact(5_288_548), About(0.39 * G, 0.013), 0),
+    # torchvision shufflenet_v2_x1_0 2,278,604; Ma et al. Table 5: 146 M FLOPs at 1x.
+    "shufflenet_v2_x1_0": (Exact(2_278_604), About(146 * M, 0.01), 0),
+    "shufflenet_v2": (Exact(2_278_604), About(146 * M, 0.01), 0),
+    # Ronneberger et al. give no count; the output size is checked below.
+    "unet": (None, None, 0),
 }
 
 
 @lru_cache(maxsize=None)
-def zoo_graph(name: str, input_shape: tuple[int, ...] | None = None) -> Graph:
-    return load(name, input_shapes={None: input_shape} if input_shape else None)
+def zoo_graph(name: str, input_shape: tuple[int, ...] | None = None, **overrides) -> Graph:
+    return load(name, overrides, input_shapes={None: input_shape} if input_shape else None)
 
 
 @pytest.mark.parametrize("name", sorted(MODERN))
@@ -120,6 +134,30 @@ def test_mobilenet_v1_depthwise_convs_have_one_group_per_channel():
     assert About(1.3 * M, 0.03).holds(half.params) and About(149 * M, 0.01).holds(half.macs)
 
 
+def test_unet_maps_572_to_2x388x388_as_in_figure_1():
+    graph = zoo_graph("unet")
+    assert graph.inputs["image"].shape == (1, 572, 572)
+    assert graph[graph.outputs[0]].shape == (2, 388, 388)
+    ups = [n for n in graph if n.op == "deconv"]
+    assert [n.shape for n in ups] == [(512, 56, 56), (256, 104, 104), (128, 200, 200),
+                                            (64, 392, 392)]
+    joins = [n for n in graph if n.op == "concat"]
+    assert all(n.attrs["fit"] == "crop" for n in joins) and len(joins) == 4
+    # The contracting path's 64x568x568 is cut to the up-conv's 392x392 (Figure 1's top skip).
+    top = graph["level1.concat1"]
+    assert [graph[i].shape for i in top.inputs] == [(64, 568, 568), (64, 392, 392)]
+    assert top.shape == (128, 392, 392)
+
+
+def test_mobilenet_v3_se_gates_broadcast_over_the_map():
+    graph = zoo_graph("mobilenet_v3_small")
+    gates = [n for n in graph if n.op == "mul"]
+    assert len(gates) == 9  # the SE column of Table 2
+    for n in gates:
+        x, gate = (graph[i].shape for i in n.inputs)
+        assert gate == (x[0], 1, 1) and n.shape == x
+
+
 def test_inception_v3_grids_follow_table_1():
     graph = zoo_graph("inception_v3")
     at = {m: graph.nodes[graph.resolve(m)].shape for m in
@@ -135,6 +173,10 @@ def test_inception_v3_grids_follow_table_1():
     ("mobilenet.net", "mobilenet_v1_rows", "separable"),
     ("squeezenet.net", "fires_1_0", "fire"),
     ("densenet.net", None, "denselayer"),
+    ("mobilenet.net", "mobilenet_v2_rows", "inverted_residual"),
+    ("mobilenet.net", "mobilenet_v3_large_rows", "bneck"),
+    ("efficientnet.net", "efficientnet_b0_rows", "mbconv"),
+    ("shufflenet.net", "shufflenet_v2_x1_0_rows", "shuffle_unit"),
 ])
 def test_configuration_tables_appear_once(file, table, block):
     """The paper's table is one `let` (or net parameter) and the block is called in one place,
@@ -150,8 +192,11 @@ def test_configuration_tables_appear_once(file, table, block):
 
 # ---- training-only outputs --------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,aux", [("googlenet_tv", ["aux2", "aux1"]),
-                                      ("inception_v3", ["aux"])])
+@pytest.mark.parametrize("name,aux", [
+    ("googlenet_tv", ["aux2", "aux1"]),
+    pytest.param("inception_v3", ["aux"], marks=pytest.mark.skipif(
+        not os.environ.get("NETC_FULL_ZOO"), reason="set NETC_FULL_ZOO=1 to run (8 s)")),
+])
 def test_auxiliary_heads_exist_in_training_only(name, aux, one_torch_thread):
     graph = zoo_graph(name)
     assert list(graph.options["training_outputs"]) == aux
@@ -173,21 +218,28 @@ def test_auxiliary_heads_exist_in_training_only(name, aux, one_torch_thread):
 
 # ---- ONNX Runtime against torch ----------------------------------------------------------------
 
-# name -> input shape for the differential test (None: the net's own).
+# name -> input shape for the differential test (None: the net's own), or (shape, --set).
 SMALL = {"densenet121": (3, 32, 32), "squeezenet1_1": (3, 64, 64),
          "squeezenet1_0": (3, 64, 64), "mobilenet_v1": (3, 32, 32),
          "googlenet_tv": (3, 64, 64),
-         "preact_resnet164": None, "resnext50_32x4d": (3, 64, 64)}
+         "preact_resnet164": None,
+         "mobilenet_v2": (3, 32, 32), "mobilenet_v3_small": (3, 32, 32),
+         "mobilenet_v3_large": (3, 32, 32), "efficientnet_b0": (3, 32, 32),
+         "shufflenet_v2_x1_0": (3, 32, 32),
+         "unet": (None, {"size": 188, "width": 16})}  # the smallest tile that reaches 4x4
 FULL = {"densenet169": (3, 32, 32), "wide_resnet50_2": (3, 64, 64),
         "resnet101_v1_5": (3, 64, 64), "resnet152_v1_5": (3, 64, 64), "wrn28_10": None,
-        "preact_resnet1001": None,
+        "preact_resnet1001": None, "resnext50_32x4d": (3, 64, 64),
+        "unet_full": (None, {"size": 188}),
         "inception_v3": None}  # the auxiliary head needs a 17x17 Mixed_6e: 299x299
 RUN = {**SMALL, **(FULL if os.environ.get("NETC_FULL_ZOO") else {})}
 
 
 @pytest.mark.parametrize("name", sorted(RUN))
 def test_onnx_runtime_agrees_with_torch_on_modern_nets(name, one_torch_thread):
-    graph = zoo_graph(name, RUN[name])
+    shape, overrides = RUN[name] if isinstance(RUN[name], tuple) and isinstance(
+        RUN[name][-1], dict) else (RUN[name], {})
+    graph = zoo_graph(name.removesuffix("_full"), shape, **overrides)
     weights = sane_weights(graph)
     shape = next(iter(graph.inputs.values())).shape
     x = np.random.default_rng(2).standard_normal((3, *shape)).astype(np.float32)

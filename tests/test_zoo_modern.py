@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -251,3 +252,19 @@ def test_onnx_runtime_agrees_with_torch_on_modern_nets(name, one_torch_thread):
         (out,) = run_ort(model, x[:batch])
         assert out.shape == ref[:batch].shape
         assert_close(out, ref[:batch], f"{name} batch {batch}")
+
+
+def test_readme_zoo_table_gives_these_numbers():
+    """Every new net named in the README's zoo table shows the count `netc check` prints."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    shown = 0
+    for row in rows:
+        for name in re.findall(r"`(\w+)`", row.split("|")[1]):
+            if name in MODERN:
+                s = summarize(zoo_graph(name))
+                assert f"{s.params:,}" in row, (name, s.params, row)
+                if s.training_params:
+                    assert f"+{s.training_params:,}" in row, (name, row)
+                shown += 1
+    assert shown >= 20

@@ -226,3 +226,31 @@ def test_a_training_output_is_never_the_implicit_last_chain(tmp_path):
             "  training output aux = x -> gap -> flatten -> fc(2)")
     g = load(net(tmp_path, body))
     assert g.outputs == ["fc1"] and g["fc1"].shape == (3,)
+
+
+# ---- file-level functions ---------------------------------------------------------------------------
+
+FUNCTIONS = """
+let make_divisible(v, d=8) = let m = max(d, round(v / d) * d) in if m < 0.9 * v then m + d else m
+let fact(n) = if n <= 1 then 1 else n * fact(n - 1)
+let quarter() = in_channels // 4
+def squeeze = conv(quarter(), 1)
+"""
+
+
+def test_file_level_functions_compute_values(tmp_path):
+    body = ("image -> conv(make_divisible(32 * 0.35), 1) -> conv(make_divisible(10, d=4), 1) "
+            "-> conv(fact(4), 1) -> squeeze")
+    g = load(net(tmp_path, body, FUNCTIONS))
+    assert [n.shape[0] for n in g if n.op == "conv"] == [16, 12, 24, 6]
+
+
+@pytest.mark.parametrize("body,message", [
+    ("image -> conv(fact, 1)", "10:17: fact is a function: call it, fact(...)"),
+    ("image -> conv(fact(1, 2), 1)", "10:17: fact takes (n)"),
+    ("image -> conv(make_divisible(), 1)", "10:17: make_divisible needs its parameter 'v'"),
+    ("image -> conv(forever(1), 1)", "functions nest deeper than 64 calls"),
+])
+def test_function_mistakes_are_located(tmp_path, body, message):
+    msgs = errors(net(tmp_path, body, FUNCTIONS + "let forever(n) = forever(n + 1)\n"))
+    assert message in msgs[0], msgs

@@ -103,10 +103,8 @@ class BindingsMixin:
                 if p.default is None:
                     return self.error(e.span, f"{fname} needs its parameter {p.name!r}")
                 inner[p.name] = self.eval(p.default, dict(inner))
-        if self.depth >= self.max_depth:
-            self.fatal(e.span, f"functions nest deeper than {self.max_depth} calls; a recursion "
-                               f"does not reach its base case ({fname})")
-        self.depth += 1
+        self.step(e.span)
+        self.enter(e.span, f"the function {fname}")  # a recursion meets the depth limit
         try:
             return self.eval(stmt.value, inner)
         finally:
@@ -183,6 +181,9 @@ class BindingsMixin:
 
     def apply_ForEachBlock(self, b: ForEachBlock, x: Value, label):
         for item in b.items:
+            if x is POISON:
+                return POISON
+            self.step(b.span)
             names = dict(zip(b.vars, item)) if len(b.vars) > 1 else {b.vars[0]: item}
             value = self.eval(b.body, {**b.env, **names})
             if value is POISON:

@@ -249,7 +249,7 @@ def test_file_level_functions_compute_values(tmp_path):
     ("image -> conv(fact, 1)", "10:17: fact is a function: call it, fact(...)"),
     ("image -> conv(fact(1, 2), 1)", "10:17: fact takes (n)"),
     ("image -> conv(make_divisible(), 1)", "10:17: make_divisible needs its parameter 'v'"),
-    ("image -> conv(forever(1), 1)", "functions nest deeper than 64 calls"),
+    ("image -> conv(forever(1), 1)", "nest deeper than the limit of 64 (the function forever)"),
 ])
 def test_function_mistakes_are_located(tmp_path, body, message):
     msgs = errors(net(tmp_path, body, FUNCTIONS + "let forever(n) = forever(n + 1)\n"))

@@ -66,6 +66,7 @@ STEPS_PER_NODE = 10
 IDLE_STEPS = 200_000
 JOIN_KINDS = ("concat", "add", "mean", "mul", "max", "crop")
 SHORTCUTS = ("identity", "pad", "pad_avg", "project", "conv")
+JOIN_KINDS += ("resize",)  # resize[x, ref]: x interpolated to ref's size
 
 
 class _Fatal(Exception):
@@ -162,7 +163,9 @@ class Elaborator(BindingsMixin):
             k = self.scope.counters.get(base, 0)
             while True:
                 k += 1
-                local = f"{base}{k}"
+                # A base that ends in a digit gets a "_" first: block 12 of bottleneck_v15 is
+                # bottleneck_v15_12, not bottleneck_v1512.
+                local = f"{base}_{k}" if base[-1:].isdigit() else f"{base}{k}"
                 if self._full(local) not in self.used:
                     break
             self.scope.counters[base] = k

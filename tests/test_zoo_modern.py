@@ -112,8 +112,8 @@ def test_aliases_name_torchvisions_v1_5_resnets():
         v1, v15 = zoo_graph(f"resnet{depth}"), zoo_graph(f"resnet{depth}_v1_5")
         assert summarize(v1).params == summarize(v15).params
         stride = {n.name: n.attrs["stride"] for n in v15 if n.op == "conv"}
-        assert stride["layer2.bottleneck_v151.conv2"] == (2, 2)  # on the 3x3
-        assert stride["layer2.bottleneck_v151.conv1"] == (1, 1)
+        assert stride["layer2.bottleneck_v15_1.conv2"] == (2, 2)  # on the 3x3
+        assert stride["layer2.bottleneck_v15_1.conv1"] == (1, 1)
 
 
 def test_densenet_width_grows_by_32_per_layer_and_transitions_halve_it():

@@ -260,7 +260,7 @@ def load(spec: str, overrides: dict[str, Any] | None = None,
     if path.suffix == ".prototxt":
         from compiler.caffe import import_prototxt  # the Caffe importer
 
-        text = import_prototxt(path)
+        text = import_prototxt(path, input_shapes)
         spec_path = path.with_suffix(".net")
         from dsl.diagnostics import SOURCES
 

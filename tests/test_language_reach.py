@@ -254,3 +254,15 @@ def test_file_level_functions_compute_values(tmp_path):
 def test_function_mistakes_are_located(tmp_path, body, message):
     msgs = errors(net(tmp_path, body, FUNCTIONS + "let forever(n) = forever(n + 1)\n"))
     assert message in msgs[0], msgs
+
+
+def test_input_option_sizes_a_caffe_file_defined_at_runtime(tmp_path, cli):
+    """A deploy file whose input is 1x1 ("reshaped at runtime", as FCN's) needs --input."""
+    proto = tmp_path / "fcn.prototxt"
+    proto.write_text('name: "fcn" input: "data" input_dim: 1 input_dim: 3 input_dim: 1 '
+                     'input_dim: 1\nlayer { name: "conv1" type: "Convolution" bottom: "data" '
+                     'top: "conv1" convolution_param { num_output: 4 kernel_size: 3 } }\n')
+    result = cli("check", proto)
+    assert result.code == 1 and "output height is -1" in result.err
+    result = cli("summary", proto, "--input", "3x16x16")
+    assert result.code == 0 and "3x16x16 -> 4x14x14" in result.out

@@ -266,3 +266,25 @@ def test_input_option_sizes_a_caffe_file_defined_at_runtime(tmp_path, cli):
     assert result.code == 1 and "output height is -1" in result.err
     result = cli("summary", proto, "--input", "3x16x16")
     assert result.code == 0 and "3x16x16 -> 4x14x14" in result.out
+
+
+def test_readme_tour_examples_of_these_constructs_elaborate(tmp_path):
+    """The tour's SE block and configuration-table lines, as the README writes them."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    flat = " ".join(readme.split())
+    se = ("def se(squeeze=max(8, in_channels // 4)) = mul[identity, gap -> conv(squeeze, 1) "
+          "-> relu -> conv(in_channels, 1) -> sigmoid]")
+    rows = "let rows = [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2]]"
+    chain = ("image -> ((inverted_residual(t, c, if i == 1 then s else 1) for i in 1..n) "
+             "for t, c, n, s in rows)")
+    divisible = ("let make_divisible(v, d=8) = let m = max(d, round(v / d) * d) in "
+                 "if m < 0.9 * v then m + d else m")
+    for text in (se, rows, chain, divisible):
+        assert text in flat, text
+    head = (f"{se}\n{divisible}\ndef inverted_residual(t, c, stride) = conv(in_channels * t, 1) "
+            "-> conv(c, 3, stride=stride, pad=1) -> se")
+    g = load(net(tmp_path, f"{rows}\n  {chain}", head, shape="3x32x32"))
+    assert [n.shape for n in g if n.op == "mul"][-1] == (32, 8, 8)
+    assert sum(n.op == "mul" for n in g) == 6  # 1 + 2 + 3 blocks

@@ -66,6 +66,8 @@ STEPS_PER_NODE = 10
 IDLE_STEPS = 200_000
 JOIN_KINDS = ("concat", "add", "mean", "mul", "max", "crop")
 SHORTCUTS = ("identity", "pad", "pad_avg", "project", "conv")
+# The loss weight of an auxiliary head (``training output``) unless it says: GoogLeNet's 0.3.
+TRAINING_OUTPUT_WEIGHT = 0.3
 JOIN_KINDS += ("resize",)  # resize[x, ref]: x interpolated to ref's size
 
 
@@ -903,13 +905,21 @@ class Elaborator(BindingsMixin):
         absent at inference, from ONNX and from the totals (the summary counts it apart)."""
         if stmt.name in self.values:
             return self.error(stmt.span, f"{stmt.name!r} is already defined")
+        weight = TRAINING_OUTPUT_WEIGHT
+        for kw in stmt.options:
+            value = self.eval(kw.value, env)
+            if kw.name != "weight":
+                return self.error(kw.span, f"a training output takes weight=...; got {kw.name!r}")
+            if not (_is_num(value) and value >= 0):
+                return self.error(kw.span, f"weight must be a number >= 0; got {_show(value)}")
+            weight = float(value)
         v = self.expression(stmt.value, env)
         self.values[stmt.name] = v
         if isinstance(v, Value):
             if stmt.name not in self.graph.nodes:
                 self.graph.aliases[stmt.name] = v.node
-            outs = self.graph.options.setdefault("training_outputs", {})
-            outs[stmt.name] = v.node
+            self.graph.options.setdefault("training_outputs", {})[stmt.name] = v.node
+            self.graph.options.setdefault("training_output_weights", {})[stmt.name] = weight
         return v
 
     def input_spec(self, stmt: ast.InputStmt, env) -> InputSpec | None:

@@ -152,6 +152,7 @@ class OutputStmt(Node):
     name: str
     value: Node | None
     training: bool = False  # ``training output aux = ...``: absent at inference and in ONNX
+    options: tuple[Kwarg, ...] = ()  # ``, weight=0.3``: the head's share of the training loss
 
 
 @dataclass(frozen=True, slots=True)

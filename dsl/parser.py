@@ -154,8 +154,9 @@ class _ToAst(Transformer_NonRecursive):
             col += len(part) + 1
         return ast.InputStmt(self._s(meta), str(name), tuple(dims), tuple(options))
 
-    def training_output_stmt(self, meta, name, value):
-        return ast.OutputStmt(self._s(meta), str(name), value, training=True)
+    def training_output_stmt(self, meta, name, value, *options):
+        return ast.OutputStmt(self._s(meta), str(name), value, training=True,
+                              options=tuple(options))
 
     def let_stmt(self, meta, name, value):
         return ast.LetStmt(self._s(meta), str(name), value)

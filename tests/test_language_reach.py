@@ -288,3 +288,31 @@ def test_readme_tour_examples_of_these_constructs_elaborate(tmp_path):
     g = load(net(tmp_path, f"{rows}\n  {chain}", head, shape="3x32x32"))
     assert [n.shape for n in g if n.op == "mul"][-1] == (32, 8, 8)
     assert sum(n.op == "mul" for n in g) == 6  # 1 + 2 + 3 blocks
+
+
+def test_training_outputs_join_the_training_loss_with_their_weight(tmp_path):
+    """netc train adds weight x cross-entropy of each auxiliary head: its weights learn."""
+    from runtime.train import TrainConfig, auxiliary_heads, train
+
+    body = """
+  x = image -> conv(4, 3, pad=1) -> relu
+  output logits = x -> gap -> flatten -> fc(10)
+  training output aux = x -> conv(2, 1) as aux_conv -> flatten -> fc(10) as aux_fc, weight=0.4
+"""
+    path = net(tmp_path, body, shape="1x8x8")
+    graph = load(path)
+    assert auxiliary_heads(graph) == {"aux_fc": 0.4}
+    from compiler.weights import init_weights
+
+    before = init_weights(graph, 1)  # netc train's seed 1 draws these
+    cfg = TrainConfig(data="digits", epochs=1, batch_size=16, steps_per_epoch=3, lr=0.1, seed=1,
+                      checkpoint=str(tmp_path / "c.pt"), output=str(tmp_path / "w.safetensors"),
+                      progress=False, threads=1)
+    train(graph, cfg, log=lambda line: None)
+    from safetensors.numpy import load_file
+
+    after = load_file(str(tmp_path / "w.safetensors"))
+    assert not np.allclose(after["aux_fc.weight"], before["aux_fc.weight"])
+    assert not np.allclose(after["aux_conv.weight"], before["aux_conv.weight"])
+    bad = net(tmp_path, body.replace("weight=0.4", "weight=-1"), shape="1x8x8")
+    assert errors(bad) == ["7:85: weight must be a number >= 0; got -1"]

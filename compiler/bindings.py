@@ -113,11 +113,11 @@ class BindingsMixin:
     # ---- let, items, numeric functions --------------------------------------------------------
     def eval_Let(self, e: ast.Let, env):
         inner = dict(env)
-        for name, value in e.bindings:
-            v = self.eval(value, inner)
+        for b in e.bindings:
+            v = self.eval(b.value, inner)
             if v is POISON:
                 return POISON
-            inner[name] = v
+            inner[b.name] = v
         return self.eval(e.body, inner)
 
     def index(self, items: list, e: ast.Join, env) -> Any:

@@ -121,7 +121,7 @@ class RepeatList(Node):
 class Let(Node):
     """``let c = in_channels, r = c // 4 in body``: names bound in order, then ``body``."""
 
-    bindings: tuple[tuple[str, Node], ...]
+    bindings: tuple[Kwarg, ...]  # name = value, in order
     body: Node
 
 

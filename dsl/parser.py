@@ -218,7 +218,7 @@ class _ToAst(Transformer_NonRecursive):
         return ast.Let(self._s(meta), tuple(bindings), body)
 
     def binding(self, meta, name, value):
-        return (str(name), value)
+        return ast.Kwarg(self._s(meta), str(name), value)
 
     def name(self, meta, tok):
         return ast.Name(self._s(meta), str(tok))

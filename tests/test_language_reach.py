@@ -316,3 +316,11 @@ def test_training_outputs_join_the_training_loss_with_their_weight(tmp_path):
     assert not np.allclose(after["aux_conv.weight"], before["aux_conv.weight"])
     bad = net(tmp_path, body.replace("weight=0.4", "weight=-1"), shape="1x8x8")
     assert errors(bad) == ["7:85: weight must be a number >= 0; got -1"]
+
+
+def test_deep_nesting_inside_let_and_input_sizes_is_refused_not_a_crash(tmp_path):
+    deep = "[" * 300 + "1" + "]" * 300  # lists in lists: each one a level
+    for body, shape in ((f"image -> (let a = {deep} in conv(1, 1))", "3x8x8"),
+                        ("image -> conv(1, 1)", f"3x{{len({deep})}}x8")):
+        msgs = errors(net(tmp_path, body, shape=shape))
+        assert any("nest deeper than 200" in m for m in msgs), msgs

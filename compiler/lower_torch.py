@@ -52,6 +52,10 @@ class NetModule(nn.Module):
     the requested names, resolved with :meth:`compiler.ir.Graph.resolve` (node names, scope
     aliases such as ``inception_4c``, unique dotted suffixes such as ``conv4_2``), and computes
     only what those names need. Inputs are positional in ``graph.inputs`` order.
+
+    In training mode ``net(*inputs)`` also returns the ``training output``s (auxiliary heads),
+    after the declared outputs and in the order the spec declares them, as torchvision's
+    GoogLeNet and Inception-v3 do.
     """
 
     def __init__(self, graph: Graph):
@@ -208,6 +212,9 @@ class NetModule(nn.Module):
                             f"({', '.join(self.graph.inputs)}); got {len(inputs)}")
         if taps is None:
             targets = tuple(self.graph.outputs)
+            if self.training:  # auxiliary heads (``training output``) exist in training only
+                extra = self.graph.options.get("training_outputs") or {}
+                targets = tuple(dict.fromkeys([*targets, *extra.values()]))
         else:
             if isinstance(taps, str):
                 taps = [taps]

@@ -16,7 +16,7 @@ No Graphviz: the layout is netc's own, computed from the graph and its scopes.
 - **Repeats.** Consecutive sibling calls with the same arguments (ResNet's ``basic(ch=256,
   stride=1)`` five times) are drawn once with "× n" when all of them are shut.
 - **Edges** run from the bottom of the producing box to the top of the consuming one; an edge
-  that skips rows in its column (a residual shortcut) bows out to the right so it can be seen.
+  whose straight line would cross boxes (a residual shortcut) bows out to the right of them.
 
 The SVG carries a small script that redoes the grid arithmetic (the same as
 :func:`layout` here) when a group is clicked; without script (an ``<img>`` tag) it shows the
@@ -34,7 +34,7 @@ NODE_W, NODE_H = 176, 38      # a node's box
 SHUT_W, SHUT_H = 220, 50      # a shut group's box
 PAD, HEAD = 8, 34             # an open group's inner margin and header height (two lines)
 GAP_X, GAP_Y = 26, 24         # between columns, between rows
-BOW = 130                     # how far a row-skipping edge bows out
+BOW = 130                     # room on the right for bowed edges
 
 
 @dataclass
@@ -222,7 +222,7 @@ class Layout:
     height: float
     boxes: dict[str, Box]           # visible nodes (n-) and groups (g-, open or shut)
     offsets: dict[str, tuple[float, float]]  # member id -> position inside its group
-    edges: list[tuple[tuple[float, float], tuple[float, float], bool]]  # from, to, bows out
+    edges: list[tuple[tuple[float, float], tuple[float, float], float]]  # from, to, bow
 
 
 def _hidden(model: Model, shut: set[str], m: str) -> bool:
@@ -291,7 +291,7 @@ def layout(model: Model, shut: set[str]) -> Layout:
     place(model.groups[""], 0.0, 0.0)
     edges = []
     seen = set()
-    stops = _column_stops(boxes)
+    stops = _stops(boxes)
     for u, v in model.edges:
         a, b = _visible(model, shut, u), _visible(model, shut, v)
         if a == b or (a, b) in seen:
@@ -300,29 +300,37 @@ def layout(model: Model, shut: set[str]) -> Layout:
         ba, bb = boxes[a], boxes[b]
         start = (ba.x + ba.w / 2, ba.y + ba.h)
         end = (bb.x + bb.w / 2, bb.y)
-        bows = abs(start[0] - end[0]) < 1 and _blocked(stops, start, end)
-        edges.append((start, end, bows))
+        edges.append((start, end, _bow(stops, start, end)))
     return Layout(width, height, boxes, offsets, edges)
 
 
-def _column_stops(boxes: dict[str, Box]) -> dict[int, list[float]]:
-    """Tops of the node and shut-group boxes, by their centre's x (rounded)."""
-    stops: dict[int, list[float]] = {}
-    for b in boxes.values():
-        if b.id.startswith("n-") or b.shut:
-            stops.setdefault(round(b.x + b.w / 2), []).append(b.y)
-    for ys in stops.values():
-        ys.sort()
-    return stops
+def _stops(boxes: dict[str, Box]) -> tuple[list[float], list[Box]]:
+    """The node and shut-group boxes (what an edge must not cross), sorted by their top."""
+    solid = sorted((b for b in boxes.values() if b.id.startswith("n-") or b.shut),
+                   key=lambda b: b.y)
+    return [b.y for b in solid], solid
 
 
-def _blocked(stops, start, end) -> bool:
-    """A box lies on the straight line between ``start`` and ``end`` (same x)."""
+def _bow(stops, start, end) -> float:
+    """For a near-vertical edge whose straight line would cross boxes (a shortcut), the x of
+    the control points that take it round their right side (a cubic's middle is at
+    (x1 + x2)/8 + 3/4 of it); 0 for an edge that needs no bow."""
     import bisect
 
-    ys = stops.get(round(start[0]), [])
-    i = bisect.bisect_right(ys, start[1])
-    return i < len(ys) and ys[i] < end[1] - 1
+    ys, solid = stops
+    (x1, y1), (x2, y2) = start, end
+    if abs(x1 - x2) > NODE_W / 2:
+        return 0.0
+    right = None
+    for i in range(bisect.bisect_right(ys, y1), len(ys)):
+        b = solid[i]
+        cy = b.y + b.h / 2
+        if b.y >= y2 - 1:
+            break
+        x = x1 + (cy - y1) / (y2 - y1) * (x2 - x1)
+        if b.x - 2 < x < b.x + b.w + 2:
+            right = max(right if right is not None else b.x + b.w, b.x + b.w)
+    return 0.0 if right is None else (right + 12 - (x1 + x2) / 8) / 0.75
 
 
 def _visible(model: Model, shut: set[str], node_id: str) -> str:
@@ -342,14 +350,20 @@ def _visible(model: Model, shut: set[str], node_id: str) -> str:
     return node_id
 
 
-def edge_path(start, end, bows: bool) -> str:
-    """SVG path data of one edge (a cubic Bézier; a bow to the right for row skips)."""
+def edge_controls(start, end, bow: float):
+    """The four control points of an edge's cubic Bézier (bowed out to x = ``bow`` if set)."""
     (x1, y1), (x2, y2) = start, end
-    if bows:
-        return f"M{x1:.1f},{y1:.1f} C{x1 + BOW:.1f},{y1 + 30:.1f} {x2 + BOW:.1f},{y2 - 30:.1f} " \
-               f"{x2:.1f},{y2:.1f}"
+    if bow:
+        return start, (bow, y1 + 30), (bow, y2 - 30), end
     dy = max((y2 - y1) / 2, 12)
-    return f"M{x1:.1f},{y1:.1f} C{x1:.1f},{y1 + dy:.1f} {x2:.1f},{y2 - dy:.1f} {x2:.1f},{y2:.1f}"
+    return start, (x1, y1 + dy), (x2, y2 - dy), end
+
+
+def edge_path(start, end, bow: float) -> str:
+    """SVG path data of one edge."""
+    p = edge_controls(start, end, bow)
+    return "M{:.1f},{:.1f} C{:.1f},{:.1f} {:.1f},{:.1f} {:.1f},{:.1f}".format(
+        *(c for point in p for c in point))
 
 
 COLOURS = {"conv": "#cfe2ff", "fc": "#ffe0b3", "maxpool": "#d1f0d6", "avgpool": "#d1f0d6",

@@ -60,13 +60,14 @@ function visible(n){const chain=[];let m=n;
   while(M.parent[m]){m='g-'+M.parent[m];chain.push(m);}
   for(const g of chain.reverse()){if(shut.has(g.slice(2)))return hidden(g)?M.runs[g][0]:g;}
   return n;}
-let stops={};
-function blocked(x,y1,y2){const ys=stops[Math.round(x)]||[];let lo=0,hi=ys.length;
-  while(lo<hi){const mid=(lo+hi)>>1;if(ys[mid]<=y1)lo=mid+1;else hi=mid;}
-  return lo<ys.length&&ys[lo]<y2-1;}
-function path(a,b){const x1=a[0]+a[2]/2,y1=a[1]+a[3],x2=b[0]+b[2]/2,y2=b[1];
-  if(Math.abs(x1-x2)<1&&blocked(x1,y1,y2))return 'M'+x1+','+y1+' C'+(x1+K.BOW)+','+(y1+30)+' '+
-    (x2+K.BOW)+','+(y2-30)+' '+x2+','+y2;
+let solid=[];
+function bow(x1,y1,x2,y2){let right=null;if(Math.abs(x1-x2)>K.NW/2)return 0;
+  for(const b of solid){if(b[1]<=y1)continue;if(b[1]>=y2-1)break;
+    const x=x1+(b[1]+b[3]/2-y1)/(y2-y1)*(x2-x1);
+    if(b[0]-2<x&&x<b[0]+b[2]+2)right=Math.max(right===null?b[0]+b[2]:right,b[0]+b[2]);}
+  return right===null?0:(right+12-(x1+x2)/8)/0.75;}
+function path(a,b){const x1=a[0]+a[2]/2,y1=a[1]+a[3],x2=b[0]+b[2]/2,y2=b[1],w=bow(x1,y1,x2,y2);
+  if(w)return 'M'+x1+','+y1+' C'+w+','+(y1+30)+' '+w+','+(y2-30)+' '+x2+','+y2;
   const d=Math.max((y2-y1)/2,12);
   return 'M'+x1+','+y1+' C'+x1+','+(y1+d)+' '+x2+','+(y2-d)+' '+x2+','+y2;}
 function isStop(m){return m[0]==='n'||shut.has(m.slice(2));}
@@ -74,10 +75,8 @@ function render(){for(const m in abs)delete abs[m];
   const [w,h]=lay(''),root=document.documentElement;
   const svg=root.tagName==='svg'?root:document.querySelector('svg');
   svg.setAttribute('width',w+K.BOW);svg.setAttribute('height',h);
-  svg.setAttribute('viewBox','0 0 '+(w+K.BOW)+' '+h);place('',0,0);stops={};
-  for(const m in abs){if(!abs[m]||!isStop(m))continue;const k=Math.round(abs[m][0]+abs[m][2]/2);
-    (stops[k]=stops[k]||[]).push(abs[m][1]);}
-  for(const k in stops)stops[k].sort((a,b)=>a-b);
+  svg.setAttribute('viewBox','0 0 '+(w+K.BOW)+' '+h);place('',0,0);
+  solid=Object.keys(abs).filter(isStop).map(m=>abs[m]).sort((a,b)=>a[1]-b[1]);
   const seen=new Set(),E=el('edges'),ns='http://www.w3.org/2000/svg';E.textContent='';
   for(const [u,v] of M.edges){const a=visible(u),b=visible(v),k=a+'>'+b;
     if(a===b||seen.has(k))continue;seen.add(k);const p=document.createElementNS(ns,'path');

@@ -16,7 +16,7 @@ import numpy as np
 from compiler.torch_attribution import METHODS, backward_rule
 from dsl.diagnostics import UserError
 
-TITLES = {"saliency": "saliency (gradient)", "deconvnet": "deconvnet (Zeiler–Fergus)",
+TITLES = {"saliency": "saliency (gradient)", "deconvnet": "deconvnet (Zeiler-Fergus)",
           "guided": "guided backprop"}
 
 
@@ -62,12 +62,15 @@ def attribute(net, x: np.ndarray, layer: str, method: str, channel: int | None =
 
 
 def explain_picture(shown: np.ndarray, maps: list[Attribution], heading: str, size: int = 256):
-    """The image, then each method's map (signed, grey is zero) and its heat map, in one row
-    per method, under a heading."""
+    """The image beside each method's map (signed: grey is zero) and, for one method, its heat
+    map; for several methods the heat maps go on a second row, under their maps."""
     from runtime.views.pictures import attribution_rgb, heat_rgb, labelled_grid
 
-    cells, captions = [], []
-    for a in maps:
-        cells += [shown, attribution_rgb(a.map), heat_rgb(a.map)]
-        captions += ["image", TITLES[a.method], "|map|, max over channels"]
-    return labelled_grid(cells, 3, size, captions, title=heading)
+    if len(maps) == 1:
+        cells = [shown, attribution_rgb(maps[0].map), heat_rgb(maps[0].map)]
+        captions = ["image", TITLES[maps[0].method], "|map|, max over channels"]
+        return labelled_grid(cells, 3, size, captions, title=heading)
+    cells = [shown] + [attribution_rgb(a.map) for a in maps]
+    cells += [None] + [heat_rgb(a.map) for a in maps]
+    captions = ["image"] + [TITLES[a.method] for a in maps] + [""] + ["|map|"] * len(maps)
+    return labelled_grid(cells, 1 + len(maps), size, captions, title=heading)

@@ -20,12 +20,8 @@ def _bezier(p0, p1, p2, p3, steps: int = 24):
     return pts
 
 
-def _edge_points(start, end, bows: bool):
-    (x1, y1), (x2, y2) = start, end
-    if bows:
-        return _bezier(start, (x1 + draw.BOW, y1 + 30), (x2 + draw.BOW, y2 - 30), end)
-    dy = max((y2 - y1) / 2, 12)
-    return _bezier(start, (x1, y1 + dy), (x2, y2 - dy), end)
+def _edge_points(start, end, bow: float):
+    return _bezier(*draw.edge_controls(start, end, bow))
 
 
 def _ascii(text: str) -> str:
@@ -83,8 +79,8 @@ def to_png(graph: Graph, depth: int | None = None, scale: float = 1.5):
                               fill=draw.colour(model.ops[b.id]), outline="#555", width=1)
         pen.text(S(b.x + 6, b.y + 4), _fit(name, 26), fill="#111", font=bold)
         pen.text(S(b.x + 6, b.y + 20), _ascii(_fit(op, 30)), fill="#333", font=small)
-    for start, end, bows in lay.edges:
-        pts = [tuple(S(*p)) for p in _edge_points(start, end, bows)]
+    for start, end, bow in lay.edges:
+        pts = [tuple(S(*p)) for p in _edge_points(start, end, bow)]
         pen.line(pts, fill="#445", width=max(1, round(scale)))
         ex, ey = pts[-1]
         a = round(5 * scale)

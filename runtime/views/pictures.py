@@ -29,18 +29,24 @@ def attribution_rgb(a: np.ndarray) -> np.ndarray:
     """A C×H×W attribution as a picture: each channel scaled by the largest magnitude, 0 at grey.
 
     This is how Zeiler–Fergus and Springenberg et al. show reconstructions: the signal itself,
-    mid-grey where it is zero.
+    mid-grey where it is zero. The scale is the 99.5th percentile of |a| (a few extreme pixels
+    would otherwise leave the rest grey), larger values are clipped.
     """
-    m = float(np.abs(a).max()) or 1.0
+    m = _robust_max(np.abs(a))
     x = 0.5 + 0.5 * a / m
     x = np.repeat(x, 3, axis=0) if x.shape[0] == 1 else x[:3]
     return (np.clip(x.transpose(1, 2, 0), 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
+def _robust_max(a: np.ndarray) -> float:
+    m = float(np.percentile(a, 99.5))
+    return m if m > 0 else (float(a.max()) or 1.0)
+
+
 def heat_rgb(a: np.ndarray) -> np.ndarray:
     """max_c |a| as a black–red–yellow–white heat map (H×W×3 uint8)."""
     h = np.abs(a).max(axis=0)
-    h = h / (float(h.max()) or 1.0)
+    h = np.clip(h / _robust_max(h), 0, 1)
     r = np.clip(3 * h, 0, 1)
     g = np.clip(3 * h - 1, 0, 1)
     b = np.clip(3 * h - 2, 0, 1)

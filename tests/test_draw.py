@@ -12,7 +12,6 @@ import pytest
 from PIL import Image
 
 from compiler import draw
-from compiler.draw_svg import to_svg
 from compiler.loader import load
 from compiler.summary import summarize
 

@@ -6,13 +6,13 @@ No Graphviz: the layout is netc's own, computed from the graph and its scopes.
   ``layer2.basic1`` or ``inception_4c``, or a labelled group such as ``layer2``) is a group,
   drawn as a box around its members, with the call as written and the group's parameter and
   MAC totals. A group is open (its members shown) or shut (one box); clicking toggles it.
-- **Grid per group.** Inside a group every member (a node, or a child group treated as one
-  block) gets a row, its longest path from the group's entry, and a column: a member continues
-  the column of its first predecessor unless that column already went on to another member, in
-  which case it opens a new one. So parallel branches (inception's four paths, a FractalNet
-  join's columns, a projection shortcut) stand side by side and a chain stays one column. Row
-  heights and column widths are the largest members in them; shutting a group shrinks it, and
-  the rows and columns around it close up.
+- **Columns per group.** Inside a group every member (a node, or a child group treated as one
+  block) gets a column: it continues the column of its first predecessor unless that column
+  already went on to another member, in which case it opens a new one. So parallel branches
+  (inception's four paths, a FractalNet join's columns, a projection shortcut) stand side by
+  side and a chain stays one column. A column is as wide as its widest member; down a column a
+  member starts just below the lowest of its predecessors (``row`` keeps the longest-path
+  rank). Shutting a group shrinks it, and what is below and beside it closes up.
 - **Repeats.** Consecutive sibling calls with the same arguments (ResNet's ``basic(ch=256,
   stride=1)`` five times) are drawn once with "× n" when all of them are shut.
 - **Edges** run from the bottom of the producing box to the top of the consuming one; an edge
@@ -48,6 +48,7 @@ class Group:
     row: dict[str, int] = field(default_factory=dict)
     col: dict[str, int] = field(default_factory=dict)
     runs: list[list[str]] = field(default_factory=list)
+    preds: dict[str, list[str]] = field(default_factory=dict)  # member -> members feeding it
     params: int = 0
     macs: int = 0
     nodes: int = 0
@@ -168,7 +169,7 @@ def _grid(model: Model, g: Group, edges: list[tuple[str, str]]) -> None:
     claimed: set[str] = set()
     next_col = 0
     for m in g.members:
-        ps = [p for p in preds[m] if p in g.row]
+        ps = g.preds[m] = [p for p in preds[m] if p in g.row]
         g.row[m] = 1 + max((g.row[p] for p in ps), default=-1)
         if ps and ps[0] not in claimed:
             claimed.add(ps[0])
@@ -247,29 +248,28 @@ def layout(model: Model, shut: set[str]) -> Layout:
         return lay(model.groups[m[2:]])
 
     def lay(g: Group) -> tuple[float, float]:
-        rows: dict[int, float] = {}
+        # Columns share a width; down a column, each member starts below the lowest of its
+        # predecessors, so a short branch beside a tall one stays compact.
         cols: dict[int, float] = {}
         for m in g.members:
             w, h = sizes[m] = size(m)
-            rows[g.row[m]] = max(rows.get(g.row[m], 0.0), h)
             cols[g.col[m]] = max(cols.get(g.col[m], 0.0), w)
-        ys, y = {}, 0.0
-        for r in sorted(rows):
-            ys[r] = y
-            if rows[r]:
-                y += rows[r] + GAP_Y
         xs, x = {}, 0.0
         for c in sorted(cols):
             xs[c] = x
             if cols[c]:
                 x += cols[c] + GAP_X
+        ys: dict[str, float] = {}
+        bottom = 0.0
+        for m in g.members:
+            ys[m] = max((ys[p] + (sizes[p][1] + GAP_Y if sizes[p][1] else 0.0)
+                         for p in g.preds[m]), default=0.0)
+            bottom = max(bottom, ys[m] + sizes[m][1])
         top = HEAD + PAD if g.name else PAD
         for m in g.members:
             w, h = sizes[m]
-            offsets[m] = (PAD + xs[g.col[m]] + (cols[g.col[m]] - w) / 2,
-                          top + ys[g.row[m]] + (rows[g.row[m]] - h) / 2)
-        return (max(max(x - GAP_X, 0) + 2 * PAD, g.min_width),
-                max(y - GAP_Y, 0) + top + PAD)
+            offsets[m] = (PAD + xs[g.col[m]] + (cols[g.col[m]] - w) / 2, top + ys[m])
+        return (max(max(x - GAP_X, 0) + 2 * PAD, g.min_width), bottom + top + PAD)
 
     width, height = lay(model.groups[""])
     boxes: dict[str, Box] = {}

@@ -34,17 +34,16 @@ const el=id=>document.getElementById(id);
 function hidden(m){const r=M.runs[m];return !!r&&r[0]!==m&&r.every(x=>shut.has(x.slice(2)));}
 function size(m){if(m[0]==='n')return [K.NW,K.NH];if(hidden(m))return [0,0];
   if(shut.has(m.slice(2)))return [K.SW,K.SH];return lay(m.slice(2));}
-function lay(name){const g=M.groups[name],rows={},cols={};
-  for(const [m,r,c] of g){const s=sz[m]=size(m);rows[r]=Math.max(rows[r]||0,s[1]);
-    cols[c]=Math.max(cols[c]||0,s[0]);}
-  const ys={},xs={};let y=0,x=0;
-  const keys=o=>Object.keys(o).map(Number).sort((a,b)=>a-b);
-  for(const r of keys(rows)){ys[r]=y;if(rows[r])y+=rows[r]+K.GY;}
-  for(const c of keys(cols)){xs[c]=x;if(cols[c])x+=cols[c]+K.GX;}
+function lay(name){const g=M.groups[name],cols={},ys={},xs={};let x=0,bottom=0;
+  for(const [m,c] of g){const s=sz[m]=size(m);cols[c]=Math.max(cols[c]||0,s[0]);}
+  for(const c of Object.keys(cols).map(Number).sort((a,b)=>a-b)){
+    xs[c]=x;if(cols[c])x+=cols[c]+K.GX;}
+  for(const [m,c,ps] of g){let y=0;
+    for(const p of ps){const q=g[p][0];y=Math.max(y,ys[q]+(sz[q][1]?sz[q][1]+K.GY:0));}
+    ys[m]=y;bottom=Math.max(bottom,y+sz[m][1]);}
   const top=name?K.HEAD+K.PAD:K.PAD;
-  for(const [m,r,c] of g){const s=sz[m];
-    off[m]=[K.PAD+xs[c]+(cols[c]-s[0])/2,top+ys[r]+(rows[r]-s[1])/2];}
-  return [Math.max(Math.max(x-K.GX,0)+2*K.PAD,M.mw[name]),Math.max(y-K.GY,0)+top+K.PAD];}
+  for(const [m,c] of g)off[m]=[K.PAD+xs[c]+(cols[c]-sz[m][0])/2,top+ys[m]];
+  return [Math.max(Math.max(x-K.GX,0)+2*K.PAD,M.mw[name]),bottom+top+K.PAD];}
 function place(name,ox,oy){for(const [m] of M.groups[name]){const e=el(m),s=sz[m];
   if(!s[0]){e.setAttribute('display','none');continue;}
   e.removeAttribute('display');const x=ox+off[m][0],y=oy+off[m][1];abs[m]=[x,y,s[0],s[1]];
@@ -111,8 +110,8 @@ def to_svg(graph: Graph, depth: int | None = None) -> str:
         "K": {"NW": draw.NODE_W, "NH": draw.NODE_H, "SW": draw.SHUT_W, "SH": draw.SHUT_H,
               "PAD": draw.PAD, "HEAD": draw.HEAD, "GX": draw.GAP_X, "GY": draw.GAP_Y,
               "BOW": draw.BOW},
-        "groups": {n: [[m, g.row[m], g.col[m]] for m in g.members]
-                   for n, g in model.groups.items()},
+        "groups": {n: [[m, g.col[m], [g.members.index(p) for p in g.preds[m]]]
+                       for m in g.members] for n, g in model.groups.items()},
         "mw": {n: g.min_width for n, g in model.groups.items()},
         "runs": model.run_of, "parent": model.parent, "edges": model.edges,
         "shut": sorted(shut)}

@@ -96,13 +96,13 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 
 def grid_picture(thumbs: list[np.ndarray], cells: np.ndarray, rows: int, cols: int,
                  size: int):
-    """The images at their assigned cells."""
+    """The images at their assigned cells (a 1-pixel white margin round each)."""
     from runtime.views.pictures import fit_tile, to_image
 
     canvas = to_image(np.full((rows * size, cols * size, 3), 255, np.uint8))
     for thumb, cell in zip(thumbs, cells):
         r, c = divmod(int(cell), cols)
-        tile = fit_tile(thumb, size)
+        tile = fit_tile(thumb, size - 2)
         canvas.paste(tile, (c * size + (size - tile.width) // 2,
                             r * size + (size - tile.height) // 2))
     return canvas

@@ -135,8 +135,8 @@ def _members(out: list[str], model: draw.Model, g: draw.Group, shut: set[str],
             out.append(f'<g class="node" id="{m}" {move}{hide}><title>{escape(tip)}</title>'
                        f'<rect width="{draw.NODE_W}" height="{draw.NODE_H}" rx="4" '
                        f'fill="{draw.colour(model.ops[m])}"/>'
-                       f'<text class="nm" x="6" y="15">{escape(_fit(name, 26))}</text>'
-                       f'<text class="op" x="6" y="30">{escape(_fit(op, 30))}</text></g>')
+                       f'<text class="nm" x="6" y="15">{escape(draw.fit_text(name, 26))}</text>'
+                       f'<text class="op" x="6" y="30">{escape(draw.fit_text(op, 30))}</text></g>')
             continue
         name = m[2:]
         is_shut = name in shut
@@ -152,9 +152,9 @@ def _members(out: list[str], model: draw.Model, g: draw.Group, shut: set[str],
         out.append("</g>")
         out.append(f'<g class="shut"{"" if is_shut else _NONE}>'
                    f'<rect width="{draw.SHUT_W}" height="{draw.SHUT_H}" rx="6"/>'
-                   f'<text class="nm" x="8" y="16">{escape(_fit(title, 31))}</text>'
-                   f'<text class="sub" x="8" y="30">{escape(_fit(name, 36))}</text>'
-                   f'<text class="sub" x="8" y="43">{escape(_totals(model, name))}</text>'
+                   f'<text class="nm" x="8" y="16">{escape(draw.fit_text(title, 31))}</text>'
+                   f'<text class="sub" x="8" y="30">{escape(draw.fit_text(name, 36))}</text>'
+                   f'<text class="sub" x="8" y="43">{escape(draw.group_totals(model, name))}</text>'
                    f'<text class="times" x="{draw.SHUT_W - 8}" y="44" text-anchor="end">'
                    f"{times}</text></g></g>")
 
@@ -170,13 +170,3 @@ def _under_shut(model: draw.Model, shut: set[str], m: str) -> bool:
             return True
         p = model.parent.get("g-" + p, "")
     return False
-
-
-def _totals(model: draw.Model, name: str) -> str:
-    g = model.groups[name]
-    return f"{draw.human(g.params) if g.params else 0} params · " \
-           f"{draw.human(g.macs) if g.macs else 0} MACs"
-
-
-def _fit(text: str, n: int) -> str:
-    return text if len(text) <= n else text[:n - 1] + "…"

@@ -48,7 +48,7 @@ def run(args) -> int:
     with progress("top activations", len(source.items)) as advance, torch.no_grad():
         for items, pictures, x in batches(source.items, prep, args.batch_size):
             acts = net(torch.from_numpy(x), taps=[node])[node].numpy()
-            top.add([i.name for i in items], pictures, acts)
+            top.add([i.name for i in items], pictures, acts, [i.label for i in items])
             advance(len(items))
     what = "whole images" if f is None else f"{f.size[0]}x{f.size[1]} receptive-field crops"
     title = (f"{graph.name} · {args.layer}: top {args.k} of {top.seen} images per unit "

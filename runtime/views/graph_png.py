@@ -7,7 +7,6 @@ with Pillow's bundled font: no Cairo, no browser, nothing outside the wheels pip
 from __future__ import annotations
 
 from compiler import draw
-from compiler.draw_svg import _fit, _totals
 from compiler.ir import Graph
 
 
@@ -60,9 +59,9 @@ def to_png(graph: Graph, depth: int | None = None, scale: float = 1.5):
         if b.shut:
             pen.rounded_rectangle((x0, y0, x1, y1), radius=S(6)[0], fill="#e6ecfa",
                                   outline="#6b8cce", width=2)
-            pen.text(S(b.x + 8, b.y + 5), _fit(title, 31), fill="#111", font=bold)
-            pen.text(S(b.x + 8, b.y + 20), _fit(name, 36), fill="#333", font=small)
-            pen.text(S(b.x + 8, b.y + 33), _totals(model, name), fill="#333", font=small)
+            pen.text(S(b.x + 8, b.y + 5), draw.fit_text(title, 31), fill="#111", font=bold)
+            pen.text(S(b.x + 8, b.y + 20), draw.fit_text(name, 36), fill="#333", font=small)
+            pen.text(S(b.x + 8, b.y + 33), draw.group_totals(model, name), fill="#333", font=small)
             if b.times > 1:
                 pen.text(S(b.x + b.w - 8, b.y + 44), f"x {b.times}", fill="#b02020",
                          font=times, anchor="rs")
@@ -77,8 +76,8 @@ def to_png(graph: Graph, depth: int | None = None, scale: float = 1.5):
         name, op, _ = model.labels[b.id]
         pen.rounded_rectangle(S(b.x, b.y, b.x + b.w, b.y + b.h), radius=S(4)[0],
                               fill=draw.colour(model.ops[b.id]), outline="#555", width=1)
-        pen.text(S(b.x + 6, b.y + 4), _fit(name, 26), fill="#111", font=bold)
-        pen.text(S(b.x + 6, b.y + 20), _ascii(_fit(op, 30)), fill="#333", font=small)
+        pen.text(S(b.x + 6, b.y + 4), draw.fit_text(name, 26), fill="#111", font=bold)
+        pen.text(S(b.x + 6, b.y + 20), _ascii(draw.fit_text(op, 30)), fill="#333", font=small)
     for start, end, bow in lay.edges:
         pts = [tuple(S(*p)) for p in _edge_points(start, end, bow)]
         pen.line(pts, fill="#445", width=max(1, round(scale)))

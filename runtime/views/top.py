@@ -23,6 +23,7 @@ class Hit:
     score: float
     order: int
     name: str = field(compare=False)
+    label: str | None = field(compare=False)
     position: tuple[int, ...] = field(compare=False)
     crop: np.ndarray = field(compare=False, repr=False)
 
@@ -49,8 +50,10 @@ class TopK:
         self.heaps: dict[int, list[Hit]] = {u: [] for u in units}
         self.seen = 0
 
-    def add(self, names: list[str], pictures: np.ndarray, acts: np.ndarray) -> None:
-        """``acts`` is N×C×H×W (or N×C for a flat layer) for the N ``pictures``."""
+    def add(self, names: list[str], pictures: np.ndarray, acts: np.ndarray,
+            labels: list[str | None] | None = None) -> None:
+        """``acts`` is N×C×H×W (or N×C for a flat layer) for the N ``pictures``; ``labels``
+        are their classes, when they have them."""
         n = len(names)
         flat = acts.reshape(n, acts.shape[1], -1)
         for u in self.units:
@@ -63,7 +66,7 @@ class TopK:
                     continue
                 pos = np.unravel_index(int(best[b]), acts.shape[2:]) if acts.ndim == 4 else ()
                 pos = tuple(int(p) for p in pos)
-                hit = Hit(float(scores[b]), order, names[b], pos,
+                hit = Hit(float(scores[b]), order, names[b], labels[b] if labels else None, pos,
                           crop(pictures[b], self.field, *pos) if pos else pictures[b])
                 if len(heap) < self.k:
                     heapq.heappush(heap, hit)
@@ -77,7 +80,7 @@ class TopK:
 
 
 def top_picture(top: TopK, title: str, size: int = 64):
-    """One row per unit: its k best crops, each captioned with its score."""
+    """One row per unit: its k best crops, each captioned with its score (and class)."""
     from runtime.views.pictures import labelled_grid
 
     cells, captions = [], []
@@ -85,6 +88,10 @@ def top_picture(top: TopK, title: str, size: int = 64):
         hits = top.best(u)
         for i in range(top.k):
             cells.append(hits[i].crop if i < len(hits) else None)
-            captions.append(f"{hits[i].score:.3g}" if i < len(hits) else "")
+            if i < len(hits):
+                label = f" [{hits[i].label}]" if hits[i].label is not None else ""
+                captions.append(f"{hits[i].score:.3g}{label}")
+            else:
+                captions.append("")
     return labelled_grid(cells, top.k, size, captions,
                          row_titles=[f"unit {u}" for u in top.units], title=title)

@@ -156,13 +156,13 @@ PAGE = """<!doctype html><html><body>
 <script>
 document.getElementById('f').addEventListener('load', () => {
   const d = document.getElementById('f').contentDocument, svg = d.documentElement;
-  const g = d.getElementById('g-layer1');
+  const g = d.getElementById('g-GROUP'), inner = d.getElementById('g-INNER');
   const state = () => ({
     height: svg.getAttribute('height'),
     open: getComputedStyle(g.querySelector(':scope>.open')).display !== 'none',
     shut: getComputedStyle(g.querySelector(':scope>.shut')).display !== 'none',
-    inner: d.getElementById('g-layer1.basic1').getBoundingClientRect().width > 0,
-    times: d.querySelector('#g-layer1\\\\.basic1>.shut>.times').textContent,
+    inner: inner.getBoundingClientRect().width > 0,
+    times: inner.querySelector(':scope>.shut>.times').textContent,
     edges: d.getElementById('edges').childElementCount,
     transforms: Array.from(d.querySelectorAll('.node,.grp')).filter(
       e => e.getBoundingClientRect().width > 0).map(e => [e.id, e.getAttribute('transform')])});
@@ -176,16 +176,26 @@ document.getElementById('f').addEventListener('load', () => {
 </script></body></html>"""
 
 
-def _transform(x, y):
-    return f"translate({x:.1f},{y:.1f})"
+def _same_positions(transforms, lay):
+    """The script's translate() of every visible box equals Python's layout offset."""
+    got = dict(transforms)
+    assert set(got) == set(lay.boxes)
+    for key, t in got.items():
+        gx, gy = map(float, t[len("translate("):-1].split(","))
+        wx, wy = lay.offsets[key]
+        assert abs(gx - wx) < 0.06 and abs(gy - wy) < 0.06, key
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs "
                     "Debian's chromium where apt-get can reach the archive)")
-def test_browser_click_expands_a_group(tmp_path, cli):
+@pytest.mark.parametrize("net, group, inner, times", [
+    ("resnet18", "layer1", "layer1.basic1", 2),      # two identical basic blocks
+    ("fractalnet", "block2", "block2.fractal1", 2),  # f_C ∘ f_C in the deep column
+])
+def test_browser_click_expands_a_group(tmp_path, cli, net, group, inner, times):
     svg = tmp_path / "net.svg"
-    assert cli("draw", "resnet18", "--depth", "1", "-o", svg).code == 0
-    (tmp_path / "page.html").write_text(PAGE)
+    assert cli("draw", net, "--depth", "1", "-o", svg).code == 0
+    (tmp_path / "page.html").write_text(PAGE.replace("INNER", inner).replace("GROUP", group))
     run = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--allow-file-access-from-files", f"--user-data-dir={tmp_path / 'profile'}",
@@ -196,23 +206,19 @@ def test_browser_click_expands_a_group(tmp_path, cli):
     result = json.loads(dom[start:dom.index("</pre>", start)].replace("&quot;", '"')
                         .replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
     loaded, clicked, again = result["loaded"], result["clicked"], result["again"]
-    # The script's layout at load is the one Python wrote (the same arithmetic, twice).
-    m = draw.build_model(load("resnet18"))
-    lay = draw.layout(m, draw.initially_shut(m, 1))
-    want = {b.id: _transform(*lay.offsets[b.id]) for b in lay.boxes.values()}
-    got = {i: t for i, t in loaded["transforms"]}
-    assert set(got) == set(want)
-    for key, t in got.items():
-        gx, gy = map(float, t[10:-1].split(","))
-        wx, wy = map(float, want[key][10:-1].split(","))
-        assert abs(gx - wx) < 0.06 and abs(gy - wy) < 0.06, key
+    # At load the script lays out what Python wrote (the same arithmetic, twice).
+    m = draw.build_model(load(net))
+    shut = draw.initially_shut(m, 1)
+    lay = draw.layout(m, shut)
+    _same_positions(loaded["transforms"], lay)
     assert float(loaded["height"]) == pytest.approx(lay.height, abs=0.5)
     assert loaded["shut"] and not loaded["open"] and not loaded["inner"]
-    # Clicking layer1 opens it: its two identical blocks show as one "× 2" box; the picture
-    # grows by what the layout says.
-    lay_open = draw.layout(m, draw.initially_shut(m, 1) - {"layer1"})
+    # Clicking the group opens it: its identical blocks show as one "× n" box, and every box
+    # moves to where Python's layout of the new state puts it.
+    lay_open = draw.layout(m, shut - {group})
     assert clicked["open"] and not clicked["shut"] and clicked["inner"]
-    assert clicked["times"] == "× 2"
+    assert clicked["times"] == f"× {times}"
+    _same_positions(clicked["transforms"], lay_open)
     assert float(clicked["height"]) == pytest.approx(lay_open.height, abs=0.5)
     assert float(clicked["height"]) > float(loaded["height"])
     assert clicked["edges"] == len(lay_open.edges)

@@ -11,8 +11,9 @@ No Graphviz: the layout is netc's own, computed from the graph and its scopes.
   already went on to another member, in which case it opens a new one. So parallel branches
   (inception's four paths, a FractalNet join's columns, a projection shortcut) stand side by
   side and a chain stays one column. A column is as wide as its widest member; down a column a
-  member starts just below the lowest of its predecessors (``row`` keeps the longest-path
-  rank). Shutting a group shrinks it, and what is below and beside it closes up.
+  member starts just below the lowest of its predecessors; in a side column it then moves
+  down to just above its first successor (``row`` keeps the longest-path rank). Shutting a
+  group shrinks it, and what is below and beside it closes up.
 - **Repeats.** Consecutive sibling calls with the same arguments (ResNet's ``basic(ch=256,
   stride=1)`` five times) are drawn once with "× n" when all of them are shut.
 - **Edges** run from the bottom of the producing box to the top of the consuming one; an edge
@@ -49,6 +50,7 @@ class Group:
     col: dict[str, int] = field(default_factory=dict)
     runs: list[list[str]] = field(default_factory=list)
     preds: dict[str, list[str]] = field(default_factory=dict)  # member -> members feeding it
+    succs: dict[str, list[str]] = field(default_factory=dict)  # member -> members it feeds
     params: int = 0
     macs: int = 0
     nodes: int = 0
@@ -181,6 +183,10 @@ def _grid(model: Model, g: Group, edges: list[tuple[str, str]]) -> None:
     for m, ps in preds.items():
         for p in ps:
             succs[p].append(m)
+    g.succs = {m: [] for m in g.members}
+    for n in g.members:
+        for p in g.preds[n]:
+            g.succs[p].append(n)
     # A run: calls with the same text, each the only successor of the one before.
     run: list[str] = []
     for m in g.members + [""]:
@@ -265,6 +271,13 @@ def layout(model: Model, shut: set[str]) -> Layout:
             ys[m] = max((ys[p] + (sizes[p][1] + GAP_Y if sizes[p][1] else 0.0)
                          for p in g.preds[m]), default=0.0)
             bottom = max(bottom, ys[m] + sizes[m][1])
+        # Then each member of a side column (not the first) moves down to just above the
+        # first member it feeds, so a short branch sits next to its join and its long edge is a
+        # straight drop from the fork.
+        for m in reversed(g.members):
+            below = [ys[n] for n in g.succs[m]]
+            if below and g.col[m]:
+                ys[m] = max(ys[m], min(below) - (sizes[m][1] + GAP_Y if sizes[m][1] else 0.0))
         top = HEAD + PAD if g.name else PAD
         for m in g.members:
             w, h = sizes[m]

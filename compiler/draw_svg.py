@@ -41,6 +41,9 @@ function lay(name){const g=M.groups[name],cols={},ys={},xs={};let x=0,bottom=0;
   for(const [m,c,ps] of g){let y=0;
     for(const p of ps){const q=g[p][0];y=Math.max(y,ys[q]+(sz[q][1]?sz[q][1]+K.GY:0));}
     ys[m]=y;bottom=Math.max(bottom,y+sz[m][1]);}
+  for(let i=g.length-1;i>=0;i--){const [m,c,,ss]=g[i];if(!ss.length||!c)continue;
+    const below=Math.min(...ss.map(j=>ys[g[j][0]]));
+    ys[m]=Math.max(ys[m],below-(sz[m][1]?sz[m][1]+K.GY:0));}
   const top=name?K.HEAD+K.PAD:K.PAD;
   for(const [m,c] of g)off[m]=[K.PAD+xs[c]+(cols[c]-sz[m][0])/2,top+ys[m]];
   return [Math.max(Math.max(x-K.GX,0)+2*K.PAD,M.mw[name]),bottom+top+K.PAD];}
@@ -110,7 +113,8 @@ def to_svg(graph: Graph, depth: int | None = None) -> str:
         "K": {"NW": draw.NODE_W, "NH": draw.NODE_H, "SW": draw.SHUT_W, "SH": draw.SHUT_H,
               "PAD": draw.PAD, "HEAD": draw.HEAD, "GX": draw.GAP_X, "GY": draw.GAP_Y,
               "BOW": draw.BOW},
-        "groups": {n: [[m, g.col[m], [g.members.index(p) for p in g.preds[m]]]
+        "groups": {n: [[m, g.col[m], [g.members.index(p) for p in g.preds[m]],
+                        [g.members.index(p) for p in g.succs[m]]]
                        for m in g.members] for n, g in model.groups.items()},
         "mw": {n: g.min_width for n, g in model.groups.items()},
         "runs": model.run_of, "parent": model.parent, "edges": model.edges,

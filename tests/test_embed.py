@@ -56,9 +56,11 @@ def test_default_perplexity_fits_small_folders():
 @pytest.fixture(scope="module")
 def lenet_weights(tmp_path_factory):
     """LeNet-5 trained on scikit-learn's digits as the README does (95% held out, seconds)."""
-    out = tmp_path_factory.mktemp("lenet") / "lenet5.safetensors"
+    folder = tmp_path_factory.mktemp("lenet")
+    out = folder / "lenet5.safetensors"
     code = main(["train", "lenet5", "--data", "digits", "--optimizer", "adam", "--lr", "0.003",
-                 "--epochs", "8", "--no-progress", "--threads", "1", "-o", str(out)])
+                 "--epochs", "8", "--no-progress", "--threads", "1", "-o", str(out),
+                 "--checkpoint", str(folder / "lenet5.ckpt.pt")])
     assert code == 0
     return out
 

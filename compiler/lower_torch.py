@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from compiler import torch_attribution
 from compiler.ir import Graph
 from compiler.torch_joins import DropPathSampler
 from dsl.diagnostics import UserError
@@ -65,6 +66,8 @@ class NetModule(nn.Module):
         self._stateless: dict[str, nn.Module] = {}
         self._plans: dict[tuple[str, ...], tuple[_Step, ...]] = {}
         self._droppath: DropPathSampler | None = None
+        # An attribution method's backward rule at every ReLU (compiler.torch_attribution).
+        self.relu_rule: str | None = None
 
     # -- building ---------------------------------------------------------------------------
     def _install(self, name: str, module: nn.Module) -> None:
@@ -246,6 +249,8 @@ class NetModule(nn.Module):
             args = [values[i] for i in step.inputs]
             if step.op == "mean":
                 values[step.name] = fn(*args, sample=sample)
+            elif step.op == "relu" and self.relu_rule is not None:
+                values[step.name] = torch_attribution.relu(args[0], self.relu_rule)
             else:
                 values[step.name] = fn(*args)
             for name in step.free:

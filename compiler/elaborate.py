@@ -237,6 +237,11 @@ class Elaborator:
             return self.make_residual(args, kwargs, e.span)
         if fname in opreg.REGISTRY:
             return self.make_op(fname, args, kwargs, e.span)
+        if fname in opreg.VALUE_CALLS:  # an argument value such as fit=ridge(0.1)
+            try:
+                return opreg.VALUE_CALLS[fname](args, kwargs)
+            except ArgError as err:
+                return self.error(e.span, str(err))
         return self.unknown(fname, e.func.span)
 
     def unknown(self, name: str, span: Span) -> Poison:

@@ -26,6 +26,10 @@ COMMANDS = {
     "weights": ("runtime.commands.weights", "import a foreign state dict onto a spec"),
     "train": ("runtime.commands.train", "train a spec on digits, an image folder or CIFAR-10"),
     "recipe": ("runtime.commands.recipe", "run an image recipe: inversion, DeepDream, style"),
+    "fit": ("runtime.commands.fit", "solve a spec's fitted layers (pca, fc fit=) from data"),
+    "probe": ("runtime.commands.probe", "held-out accuracy of linear read-outs per layer"),
+    "eigenfaces": ("runtime.commands.eigenfaces",
+                   "eigenfaces: is it a face, who is it, reconstruct an occluded face"),
 }
 
 

@@ -265,3 +265,8 @@ def fmt_shape(shape: Shape | None) -> str:
 
 # Importing the op modules registers them.
 from compiler.ops import activation, conv, join, norm, pool, reshape  # noqa: E402,F401
+from compiler.ops import fitted  # noqa: E402,F401
+
+# Calls that make an argument value, not a layer: fc(10, fit=ridge(0.1)). name -> maker(args,
+# kwargs), raising ArgError.
+VALUE_CALLS = dict(fitted.VALUE_CALLS)

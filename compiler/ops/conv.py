@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from compiler.ops import ArgError, Attrs, OpDef, Param, Shape, ShapeError, register, spatial
+from compiler.ops.domains import NON_NEGATIVE, POSITIVE
 
 
 def window_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 1,
@@ -59,29 +60,25 @@ class Conv(OpDef):
     name = "conv"
     doc = "2-D convolution: conv(out, kernel, stride=1, pad=0, dilation=1, groups=1, bias=true)"
     params = (
-        Param("out", "int"),
-        Param("kernel", "pair"),
-        Param("stride", "pair", 1),
-        Param("pad", "pair", 0, choices=("same",), doc="an int, [h, w], or same"),
-        Param("dilation", "pair", 1),
-        Param("groups", "int", 1),
+        Param("out", "int", domain=POSITIVE),
+        Param("kernel", "pair", domain=POSITIVE),
+        Param("stride", "pair", 1, domain=POSITIVE),
+        Param("pad", "pair", 0, choices=("same",), doc="an int, [h, w], or same",
+              domain=NON_NEGATIVE),
+        Param("dilation", "pair", 1, domain=POSITIVE),
+        Param("groups", "int", 1, domain=POSITIVE),
         Param("bias", "bool", True),
         Param("init", "enum", "kaiming", choices=("kaiming", "xavier")),
     )
 
     def normalise(self, a: Attrs) -> Attrs:
-        if a.out <= 0:
-            raise ArgError(f"conv: out must be positive; got {a.out}")
-        if min(a.kernel) <= 0 or min(a.stride) <= 0 or min(a.dilation) <= 0:
-            raise ArgError("conv: kernel, stride and dilation must be positive")
+        # Each value's range is its Param's domain; what is left relates parameters.
         if a.pad == "same":
             if a.stride != (1, 1) or any(k % 2 == 0 for k in a.kernel):
-                raise ArgError("conv: pad=same needs stride 1 and an odd kernel")
+                raise ArgError("conv: pad=same needs stride 1 and an odd kernel", "pad")
             a = a.replace(pad=tuple(d * (k - 1) // 2 for k, d in zip(a.kernel, a.dilation)))
-        if min(a.pad) < 0:
-            raise ArgError(f"conv: pad must not be negative; got {a.pad}")
-        if a.groups <= 0 or a.out % a.groups:
-            raise ArgError(f"conv: out={a.out} is not divisible by groups={a.groups}")
+        if a.out % a.groups:
+            raise ArgError(f"conv: out={a.out} is not divisible by groups={a.groups}", "groups")
         return a
 
     def infer_shape(self, a, ins):
@@ -135,7 +132,7 @@ class FC(OpDef):
     doc = ("fully connected layer on a flat vector: fc(out, bias=true); fit=lstsq or "
            "fit=ridge(λ) makes netc fit solve it by least squares (compiler/ops/fitted.py)")
     params = (
-        Param("out", "int"),
+        Param("out", "int", domain=POSITIVE),
         Param("bias", "bool", True),
         Param("init", "enum", "uniform", choices=("uniform", "xavier", "normal")),
         Param("fit", "any", None, doc="lstsq, lstsq(rcond=r) or ridge(λ)"),
@@ -144,8 +141,6 @@ class FC(OpDef):
     def normalise(self, a):
         from compiler.ops.fitted import fit_value
 
-        if a.out <= 0:
-            raise ArgError(f"fc: out must be positive; got {a.out}")
         return a.replace(fit=fit_value(a.fit))
 
     def fit_weights(self, a, ins, out, moments):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from compiler.ops import ArgError, OpDef, Param, ShapeError, Symbol, fmt_shape, register
+from compiler.ops.domains import POSITIVE, between
 
 FIT_METHODS = ("lstsq", "ridge")
 
@@ -51,8 +52,8 @@ def fit_value(v) -> Fit | None:
     if isinstance(v, Symbol) and str(v) == "lstsq":
         return Fit("lstsq")
     if isinstance(v, Symbol) and str(v) == "ridge":
-        raise ArgError("fit=ridge needs its λ: fit=ridge(0.1)")
-    raise ArgError(f"fit must be lstsq or ridge(λ); got {v!r}")
+        raise ArgError("fit=ridge needs its λ: fit=ridge(0.1)", "fit")
+    raise ArgError(f"fit must be lstsq or ridge(λ); got {v!r}", "fit")
 
 
 def make_ridge(args, kwargs) -> Fit:
@@ -88,12 +89,8 @@ class UnitNorm(OpDef):
     name = "unitnorm"
     doc = ("per-image normalisation: x - mean(x), divided by its norm, over all values of one "
            "sample: unitnorm(center=true, eps=1e-8)")
-    params = (Param("center", "bool", True), Param("eps", "float", 1e-8))
-
-    def normalise(self, a):
-        if not 0 < a.eps < 1:
-            raise ArgError(f"unitnorm: eps must be in (0, 1); got {a.eps}")
-        return a
+    params = (Param("center", "bool", True),
+              Param("eps", "float", 1e-8, domain=between(0, 1, lo_open=True, hi_open=True)))
 
     def infer_shape(self, a, ins):
         return ins[0]
@@ -121,12 +118,7 @@ class _Subspace(OpDef):
     """The k-dimensional PCA subspace of a flat input; subclasses choose what they output."""
 
     mode = "code"
-    params = (Param("k", "int"),)
-
-    def normalise(self, a):
-        if a.k <= 0:
-            raise ArgError(f"{self.name}: k must be positive; got {a.k}")
-        return a
+    params = (Param("k", "int", domain=POSITIVE),)
 
     def infer_shape(self, a, ins):
         f = _flat(self.name, ins[0])
@@ -197,7 +189,7 @@ class PCA(_Subspace):
            "top-k right singular vectors; whiten divides by sigma/sqrt(n-1): "
            "pca(k, whiten=false)")
     mode = "code"
-    params = (Param("k", "int"), Param("whiten", "bool", False))
+    params = (Param("k", "int", domain=POSITIVE), Param("whiten", "bool", False))
 
     def out_shape(self, a, f):
         return (a.k,)

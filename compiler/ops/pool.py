@@ -6,11 +6,13 @@ import numpy as np
 
 from compiler.ops import ArgError, OpDef, Param, register, spatial
 from compiler.ops.conv import onnx_window, window_shape
+from compiler.ops.domains import NON_NEGATIVE, POSITIVE
 
 _WINDOW_PARAMS = (
-    Param("kernel", "pair"),
-    Param("stride", "pair", None, doc="defaults to the kernel size, as in PyTorch and Keras"),
-    Param("pad", "pair", 0),
+    Param("kernel", "pair", domain=POSITIVE),
+    Param("stride", "pair", None, doc="defaults to the kernel size, as in PyTorch and Keras",
+          domain=POSITIVE),
+    Param("pad", "pair", 0, domain=NON_NEGATIVE),
     Param("ceil", "bool", False, doc="round the output size up, as Caffe does by default"),
 )
 
@@ -19,10 +21,9 @@ class _Window(OpDef):
     def normalise(self, a):
         if a.stride is None:
             a = a.replace(stride=a.kernel)
-        if min(a.kernel) <= 0 or min(a.stride) <= 0 or min(a.pad) < 0:
-            raise ArgError(f"{self.name}: kernel and stride must be positive, pad not negative")
         if any(2 * p > k for p, k in zip(a.pad, a.kernel)):
-            raise ArgError(f"{self.name}: pad {a.pad} is more than half the kernel {a.kernel}")
+            raise ArgError(f"{self.name}: pad {a.pad} is more than half the kernel {a.kernel}",
+                           "pad")
         return a
 
     def infer_shape(self, a, ins):
@@ -96,7 +97,7 @@ class GlobalAvgPool(OpDef):
 class AdaptiveAvgPool(OpDef):
     name = "adaptive_avgpool"
     doc = "adaptive average pooling to a fixed size, as torchvision's AlexNet and VGG"
-    params = (Param("size", "pair"),)
+    params = (Param("size", "pair", domain=POSITIVE),)
 
     def infer_shape(self, a, ins):
         c, h, w = spatial(ins[0], "adaptive_avgpool")

@@ -87,6 +87,17 @@ def detect(graph: Graph, weights) -> Detection:
     return Detection(faces, others, float(roc_auc_score(label, score)), float(thr[eer]))
 
 
+def projections(graph: Graph, weights, rows=(80, 81, 82, 100, 101, 102)):
+    """Images (3 held-out faces, 3 non-faces), their projections onto face space (each
+    stretched to [0, 1] for a picture) and their distances from face space."""
+    images = lfw_rows("0-199")[list(rows)]
+    proj = run_net(graph, weights, images, _node(graph, "pca_reconstruct"))
+    dist = run_net(graph, weights, images, _node(graph, "pca_distance"))[:, 0]
+    side = images.shape[1]
+    stretched = [(p - p.min()) / (np.ptp(p) or 1.0) for p in proj.reshape(-1, side, side)]
+    return list(images), stretched, dist
+
+
 def shifted_copies(faces: np.ndarray, copies: int, noise: float, seed: int = 0):
     """Each face ``copies`` times, shifted by up to 2 pixels (edges repeated) plus Gaussian
     noise of std ``noise``, clipped to [0, 1]; returns (images, identity of each)."""

@@ -4,6 +4,9 @@ located errors."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -72,21 +75,12 @@ def test_fitted_eigenfaces_torch_and_onnx_runtime_agree(eigen_weights, tmp_path,
     np.testing.assert_allclose(ref[2][:, 0], np.linalg.norm(ref[1] - xs, axis=1), atol=1e-5)
 
 
-READOUT = """
-net readout(k=20) {
-  input image: 1x8x8
-  image -> flatten -> pca(k) as codes -> fc(10, fit=ridge(2.5)) as scores
-}
-net direct {
-  input image: 1x8x8
-  image -> flatten -> fc(10, fit=lstsq) as scores
-}
-"""
+READOUT = Path(__file__).resolve().parents[1] / "examples" / "readout.net"
+README = READOUT.parents[1] / "README.md"
 
 
 def test_fc_is_fitted_after_the_pca_it_reads_and_equals_scikit_learn(tmp_path, cli):
-    spec = tmp_path / "readout.net"
-    spec.write_text(READOUT)
+    spec = READOUT
     graph = load(f"{spec}:readout")
     assert fit_order(graph) == [["codes"], ["scores"]]
     out = tmp_path / "w.safetensors"
@@ -111,8 +105,7 @@ def test_fc_is_fitted_after_the_pca_it_reads_and_equals_scikit_learn(tmp_path, c
 
 
 def test_plain_least_squares_read_out_reports_its_rank(tmp_path, cli):
-    spec = tmp_path / "readout.net"
-    spec.write_text(READOUT)
+    spec = READOUT
     out = tmp_path / "w.safetensors"
     r = cli("fit", f"{spec}:direct", "--data", "digits", "-o", str(out))
     assert r.code == 0, r.err
@@ -186,3 +179,15 @@ def test_a_fitted_fc_needs_labels_that_match(tmp_path, cli):
     assert r.code == 1 and "needs class labels" in r.err
     r = cli("fit", f"{spec}:g", "--data", "digits", "-o", str(tmp_path / "w.safetensors"))
     assert r.code == 1 and "cannot be fitted to 10 classes" in r.err
+
+
+def test_the_readme_spec_is_the_zoo_eigenfaces(tmp_path):
+    from compiler.summary import summarize
+
+    text = README.read_text()
+    text = text[text.index("## Fitted layers"):]
+    spec = tmp_path / "e.net"
+    spec.write_text(re.findall(r"```\n(.*?)```", text, re.DOTALL)[0])
+    ours, zoo = load(str(spec)), load("eigenfaces")
+    assert [(n.name, n.op, n.shape) for n in ours] == [(n.name, n.op, n.shape) for n in zoo]
+    assert summarize(ours).params == summarize(zoo).params == 11_250

@@ -32,6 +32,10 @@ def add_arguments(p):
                        help="fitted weights (default: fit on lfw_subset faces 0-79 first)")
         if name in ("reconstruct", "show"):
             s.add_argument("-o", "--output", required=True, metavar="OUT.png")
+        if name == "detect":
+            s.add_argument("-o", "--output", metavar="OUT.png",
+                           help="also picture 3 held-out faces and 3 non-faces over their "
+                                "projections onto face space (the lecture's Figure 4)")
         if name == "identify":
             s.add_argument("--copies", type=int, default=5, help="probes per face (default 5)")
             s.add_argument("--noise", type=float, default=0.05,
@@ -55,6 +59,11 @@ def run(args) -> int:
               f"{d.other_distances.std():.3f}")
         print(f"ROC AUC {d.auc:.3f} (faces 80-99 vs non-faces 100-199); equal-error "
               f"threshold {d.threshold:.4f}")
+        if args.output:
+            shown, projected, dist = ef.projections(graph, weights)
+            ef.write_panel(args.output, [shown, projected])
+            print(f"wrote {args.output}: images over their projections; distances "
+                  + ", ".join(f"{v:.3f}" for v in dist))
     elif args.action == "identify":
         if args.copies < 1 or not 0 <= args.noise < 1:
             raise UserError("--copies must be at least 1 and --noise in [0, 1)")

@@ -37,6 +37,9 @@ from dsl.diagnostics import UserError
 from runtime.data import IMAGE_SUFFIXES, load_dataset, make_batch
 
 LFW_FACES = 100  # skimage.data.lfw_subset(): rows 0-99 are faces, 100-199 are not
+# A fit keeps an F×F float64 scatter per fitted layer, a probe the n×F codes of a layer: past
+# this many bytes they are refused with the numbers, rather than exhausting memory.
+MAX_BYTES = 2 * 2**30
 
 
 @dataclass
@@ -142,6 +145,12 @@ def fit_graph(graph: Graph, weights: dict[str, np.ndarray], images: Images,
     for names in order:
         for name in names:
             node = graph[name]
+            features = int(np.prod(graph[node.inputs[0]].shape))
+            if 8 * features * features > MAX_BYTES:
+                raise UserError(f"{name}: its input has {features:,} values; fitting it keeps "
+                                f"a {features:,}x{features:,} scatter matrix "
+                                f"({8 * features**2 / 2**30:.1f} GiB, the limit is "
+                                f"{MAX_BYTES / 2**30:.0f} GiB): pool or project the input first")
             if node.op == "fc":
                 if images.labels is None:
                     raise UserError(f"{name}: a fitted fc needs class labels; {images.name} "
@@ -181,14 +190,30 @@ class ProbeResult:
 
 
 def codes(graph: Graph, module, x: torch.Tensor, layers: list[str], spec,
-          batch_size: int = 256) -> dict[str, np.ndarray]:
-    """The flattened code of each layer for uint8 images ``x`` (float64, n × F)."""
+          features: int | None = None, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """The flattened code of each layer for uint8 images ``x`` (float64, n × F); with
+    ``features``, codes wider than that go through :func:`random_projection` batch by batch."""
     out: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
+    projections: dict[str, np.ndarray | None] = {}
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
             taps = module(make_batch(x[i:i + batch_size], spec), taps=layers)
             for layer in layers:
-                out[layer].append(taps[layer].flatten(1).double().numpy())
+                code = taps[layer].flatten(1).double().numpy()
+                if layer not in projections:
+                    width = code.shape[1]
+                    wide = features is not None and width > features
+                    kept = features if wide else width
+                    if 8 * len(x) * kept > MAX_BYTES:
+                        raise UserError(f"{layer}: {len(x):,} codes of {kept:,} values need "
+                                        f"{8 * len(x) * kept / 2**30:.1f} GiB (the limit is "
+                                        f"{MAX_BYTES / 2**30:.0f} GiB); compare at one width "
+                                        "with --features N")
+                    projections[layer] = random_projection(width, features, layer) if wide \
+                        else None
+                if projections[layer] is not None:
+                    code = code @ projections[layer]
+                out[layer].append(code)
     return {layer: np.concatenate(parts) for layer, parts in out.items()}
 
 
@@ -242,15 +267,11 @@ def probe(graph: Graph, weights, source: str, layers: list[str], ridge: float | 
     spec = next(iter(graph.inputs.values()))
     data = load_dataset(source, spec.shape)
     log(data.describe())
-    train = codes(graph, module, data.train_x, layers, spec)
-    test = codes(graph, module, data.test_x, layers, spec)
+    train = codes(graph, module, data.train_x, layers, spec, features)
+    test = codes(graph, module, data.test_x, layers, spec, features)
     results = []
     for layer in layers:
-        a, b = train[layer], test[layer]
-        if features is not None and a.shape[1] > features:
-            p = random_projection(a.shape[1], features, layer)
-            a, b = a @ p, b @ p
-        r = probe_layer(a, data.train_y.numpy(), b, data.test_y.numpy(), len(data.classes),
-                        ridge, layer)
+        r = probe_layer(train[layer], data.train_y.numpy(), test[layer], data.test_y.numpy(),
+                        len(data.classes), ridge, layer)
         results.append(r)
     return results

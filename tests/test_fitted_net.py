@@ -191,3 +191,26 @@ def test_the_readme_spec_is_the_zoo_eigenfaces(tmp_path):
     ours, zoo = load(str(spec)), load("eigenfaces")
     assert [(n.name, n.op, n.shape) for n in ours] == [(n.name, n.op, n.shape) for n in zoo]
     assert summarize(ours).params == summarize(zoo).params == 11_250
+
+
+def test_a_fit_that_cannot_fit_in_memory_is_refused(tmp_path, cli):
+    spec = tmp_path / "big.net"
+    spec.write_text("net big {\n input image: 3x128x128\n image -> flatten -> pca(2)\n}\n")
+    out = tmp_path / "w.safetensors"
+    r = cli("fit", str(spec), "--data", "digits", "-o", str(out))
+    assert r.code == 1 and "49,152 values" in r.err and "GiB" in r.err, r.err
+    assert not out.exists()
+
+
+def test_fitted_read_out_net_torch_and_onnx_runtime_agree(tmp_path, cli):
+    out = tmp_path / "w.safetensors"
+    assert cli("fit", f"{READOUT}:readout", "--data", "digits", "-o", str(out)).code == 0
+    graph = load(f"{READOUT}:readout")
+    weights = read_safetensors(graph, out)
+    x = (load_dataset("digits", (1, 8, 8)).test_x[:50].float() / 255.0).numpy()
+    session = ort.InferenceSession(lower(graph, weights).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"image": x})
+    with torch.no_grad():
+        want = build_module(graph, weights).eval()(torch.from_numpy(x)).numpy()
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max() + 1e-6

@@ -66,6 +66,8 @@ def run_net(graph: Graph, weights, images: np.ndarray, layer: str) -> np.ndarray
 
 @dataclass(frozen=True)
 class Detection:
+    """Distances from face space of the held-out faces and of the non-faces, their ROC AUC."""
+
     face_distances: np.ndarray
     other_distances: np.ndarray
     auc: float
@@ -129,6 +131,8 @@ def identify(graph: Graph, weights, copies: int = 5, noise: float = 0.05,
 
 @dataclass(frozen=True)
 class Reconstruction:
+    """Occluded faces filled from face space, and the hidden-pixel errors."""
+
     occluded: np.ndarray        # n×25×25, hidden pixels set to 0
     reconstructed: np.ndarray   # n×25×25: visible pixels kept, hidden ones from face space
     rmse: float                 # on the hidden pixels, over all images

@@ -182,6 +182,9 @@ def fit_graph(graph: Graph, weights: dict[str, np.ndarray], images: Images,
 
 @dataclass(frozen=True)
 class ProbeResult:
+    """One layer's probe: its code width (after any projection), the ridge λ used, and the
+    accuracy of the read-out on the training and on the held-out split."""
+
     layer: str
     features: int
     ridge: float

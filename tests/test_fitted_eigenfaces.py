@@ -67,3 +67,18 @@ def test_the_commands_print_what_they_measured(cli, tmp_path):
     assert res.code == 0 and "ROC AUC 0.963" in res.out, res.out
     res = cli("eigenfaces", "show", "-o", str(tmp_path / "e.png"), "--set", "k=4")
     assert res.code == 0 and "the mean face and 4 eigenfaces" in res.out
+
+
+def test_a_face_space_fitted_from_a_folder_of_images(tmp_path, cli):
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i, face in enumerate(ef.lfw_rows(ef.FIT_ROWS)):
+        Image.fromarray((face * 255).round().astype(np.uint8)).save(folder / f"{i:03d}.png")
+    out = tmp_path / "faces.safetensors"
+    r = cli("fit", "eigenfaces", "--data", f"folder:{folder}", "-o", str(out))
+    assert r.code == 0 and "80 images" in r.out, r.err
+    from compiler.lower_onnx import read_safetensors
+
+    graph = load("eigenfaces")
+    d = ef.detect(graph, read_safetensors(graph, out))
+    assert abs(d.auc - ef.detect(*fitted()).auc) < 0.01  # 8-bit PNGs: nearly the same fit

@@ -62,6 +62,36 @@ def estimate(graph: Graph) -> Estimate:
     return Estimate(params, acts, heaviest, most)
 
 
+def _ints(value):
+    """Every integer inside an attribute value (ints, pairs, nested tuples)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, bool):
+            continue
+        if isinstance(v, int):
+            yield v
+        elif isinstance(v, (tuple, list)):
+            stack.extend(v)
+
+
+def check_int64(graph: Graph) -> None:
+    """A located DiagnosticError if a dim or an integer attribute does not fit ONNX's int64
+    (the op domains keep netc's own ops far inside; this guards every op, new ones too)."""
+    diags = []
+    for node in graph:
+        bad = [d for d in node.shape if not -INT64_MAX - 1 <= d <= INT64_MAX]
+        for key in node.attrs:
+            bad += [v for v in _ints(node.attrs[key]) if not -INT64_MAX - 1 <= v <= INT64_MAX]
+        if bad:
+            v = bad[0]
+            shown = f"{v:,}" if v.bit_length() < 200 else f"an integer of {v.bit_length()} bits"
+            diags.append(Diagnostic(node.span, f"{node.name} ({node.op}): {shown} does not "
+                                               "fit the 64-bit integers of an ONNX model"))
+    if diags:
+        raise DiagnosticError(diags)
+
+
 def check_memory(graph: Graph, max_bytes: int) -> Estimate:
     """The estimate, or a DiagnosticError at the heaviest node if it is past ``max_bytes``."""
     from compiler.summary import human_bytes

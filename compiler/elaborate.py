@@ -58,7 +58,10 @@ from dsl.diagnostics import Diagnostic, DiagnosticError, Span
 
 DEFAULT_MAX_NODES = 100_000
 DEFAULT_MAX_DEPTH = 64
-MAX_DEPTH_LIMIT = 10_000  # --max-depth can raise the limit this far (the loader's stack allows it)
+# --max-depth can raise the limit this far: a call d deep names its nodes with d scopes
+# (stage.block.f.f.f...), so n nodes at depth d cost O(n·d) in names alone; 2,000 checks in
+# seconds, and no real net nests a tenth of that.
+MAX_DEPTH_LIMIT = 2_000
 # The step budget: IDLE_STEPS of work plus STEPS_PER_NODE per node made (the zoo needs at most
 # 4 per node), so elaboration is linear in the nodes it makes and an empty loop stops in seconds.
 STEPS_PER_NODE = 10
@@ -425,7 +428,8 @@ class Elaborator:
             return self.error(node.span, f"{v.op.name} needs arguments: {v.op.signature()}")
         if isinstance(v, str):
             hint = f": write {v} without quotes" if v in opreg.REGISTRY or v in self.defs else ""
-            return self.error(node.span, f"expected a layer here; got the string \"{v}\"{hint}")
+            return self.error(node.span, f"expected a layer here; got the string "
+                                         f"\"{_clip(v)}\"{hint}")
         return self.error(node.span, f"expected a layer here; got {_show(v)}")
 
     def eval_BinOp(self, e: ast.BinOp, env):
@@ -1003,6 +1007,10 @@ def _is_num(v) -> bool:
         isinstance(v, int) or math.isfinite(v))
 
 
+def _clip(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 def _show(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -1017,5 +1025,5 @@ def _show(v) -> str:
     if isinstance(v, OpRef):
         return v.op.name
     if isinstance(v, list):
-        return "[" + ", ".join(_show(i) for i in v) + "]"
-    return str(v)
+        return "[" + ", ".join(_show(i) for i in v[:8]) + (", ...]" if len(v) > 8 else "]")
+    return _clip(str(v))

@@ -79,7 +79,8 @@ SOURCES = SourceCache()
 def render_one(diag: Diagnostic, sources: SourceCache = SOURCES) -> str:
     """Render one diagnostic: location, message, the source line with a caret, then notes."""
     where = f"{diag.span}: " if diag.span else ""
-    out = [f"{where}{diag.severity}: {diag.message}"]
+    message = diag.message if len(diag.message) <= 1000 else diag.message[:997] + "..."
+    out = [f"{where}{diag.severity}: {message}"]
     if diag.span is not None:
         text = sources.line(diag.span.file, diag.span.line)
         if text is not None:

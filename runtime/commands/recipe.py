@@ -133,6 +133,13 @@ def check_cost(plan, height, width, budget, stream) -> int:
     cost = estimate(plan.graph, plan.taps, height, width)
     print(f"recipe {plan.name}: {plan.graph.name} at {cost.describe()}; "
           f"budget {human_bytes(budget)}", file=stream)
+    # Tiles bound the activations, never the image: it, its gradient, the optimiser's state and
+    # the content are whole-image float32 arrays (about four of them) whatever the tiling.
+    images = 4 * 4 * 3 * height * width
+    if images > budget:
+        raise UserError(f"recipe {plan.name}: a {height}x{width} image needs about "
+                        f"{human_bytes(images)} for itself, its gradient and the optimiser's "
+                        f"state, more than {human_bytes(budget)}; use a smaller --size")
     why = ("its loss reads a layer past a flatten" if plan.fixed_size else
            "a code term compares whole-image codes" if plan.needs("code") else None)
     if plan.tile:
@@ -261,6 +268,13 @@ def run(args) -> int:
               file=sys.stderr)
         return 130
     progress.close()
+    import numpy as np
+
+    if not np.isfinite(np.asarray(image)).all():
+        bad = next((i + 1 for i, v in enumerate(engine.history) if not np.isfinite(v)), None)
+        when = f" (the loss was {engine.history[bad - 1]} at step {bad})" if bad else ""
+        raise UserError(f"recipe {plan.name}: the image became NaN or infinite{when}; lower "
+                        f"the learning rate or the weights. Nothing was written to {out}")
     save_png(out, image)
     first, last = (engine.history[0], engine.history[-1]) if engine.history else (0.0, 0.0)
     print(f"wrote {out} ({width}x{height}); loss {first:.4g} -> {last:.4g} in "

@@ -214,3 +214,20 @@ def test_fitted_read_out_net_torch_and_onnx_runtime_agree(tmp_path, cli):
     with torch.no_grad():
         want = build_module(graph, weights).eval()(torch.from_numpy(x)).numpy()
     assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max() + 1e-6
+
+
+def test_training_leaves_a_fitted_subspace_as_solved(tmp_path, cli):
+    from runtime.train import TrainConfig, train
+
+    spec = tmp_path / "t.net"
+    spec.write_text("net t {\n input image: 1x8x8\n image -> flatten -> pca(10) -> fc(10)\n}\n")
+    fitted = tmp_path / "fitted.safetensors"
+    assert cli("fit", str(spec), "--data", "digits", "-o", str(fitted)).code == 0
+    out = tmp_path / "trained.safetensors"
+    cfg = TrainConfig(epochs=1, optimizer="adam", lr=0.01, progress=False, init=str(fitted),
+                      output=str(out), checkpoint=str(tmp_path / "c.pt"))
+    train(load(str(spec)), cfg, log=lambda line: None)
+    before, after = load_file(str(fitted)), load_file(str(out))
+    for key in ("pca1.components", "pca1.mean", "pca1.variance"):
+        np.testing.assert_array_equal(after[key], before[key])
+    assert not np.array_equal(after["fc1.weight"], before["fc1.weight"])

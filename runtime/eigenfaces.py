@@ -100,6 +100,19 @@ def projections(graph: Graph, weights, rows=(80, 81, 82, 100, 101, 102)):
     return list(images), stretched, dist
 
 
+def score_files(graph: Graph, weights, paths) -> np.ndarray:
+    """Distance from face space of image files (grey, resized to the input straight, with
+    no crop: a face should fill the picture as lfw_subset's do)."""
+    from compiler.lower_torch import build_module
+    from runtime.images import Preprocess, load_batch
+
+    layer = _node(graph, "pca_distance")
+    x = load_batch(list(paths), Preprocess.from_spec(next(iter(graph.inputs.values())), 1.0))
+    module = build_module(graph, weights).eval()
+    with torch.no_grad():
+        return module(torch.from_numpy(x), taps=[layer])[layer][:, 0].double().numpy()
+
+
 def shifted_copies(faces: np.ndarray, copies: int, noise: float, seed: int = 0):
     """Each face ``copies`` times, shifted by up to 2 pixels (edges repeated) plus Gaussian
     noise of std ``noise``, clipped to [0, 1]; returns (images, identity of each)."""

@@ -82,3 +82,24 @@ def test_a_face_space_fitted_from_a_folder_of_images(tmp_path, cli):
     graph = load("eigenfaces")
     d = ef.detect(graph, read_safetensors(graph, out))
     assert abs(d.auc - ef.detect(*fitted()).auc) < 0.01  # 8-bit PNGs: nearly the same fit
+
+
+def test_detect_scores_image_files_against_the_threshold(tmp_path, cli):
+    rows = ef.lfw_rows("0-199")
+    paths = []
+    for i in (90, 150):  # a held-out face and a non-face
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray((rows[i] * 255).round().astype(np.uint8)).save(paths[-1])
+    res = cli("eigenfaces", "detect", "--images", *paths)
+    assert res.code == 0, res.err
+    d = ef.detect(*fitted())
+    lines = [line for line in res.out.splitlines() if line.startswith(str(tmp_path))]
+    assert len(lines) == 2
+    # the file's distance is the net's on the same (8-bit) pixels
+    near = d.face_distances[90 - 80]
+    got = float(lines[0].split("distance ")[1].split(":")[0])
+    assert abs(got - near) < 0.01, (got, near)
+    verdicts = [line.rsplit(": ", 1)[1].split(" (")[0] for line in lines]
+    want = ["a face" if near < d.threshold else "not a face",
+            "a face" if d.other_distances[50] < d.threshold else "not a face"]
+    assert verdicts == want

@@ -36,6 +36,12 @@ def add_arguments(p):
             s.add_argument("-o", "--output", metavar="OUT.png",
                            help="also picture 3 held-out faces and 3 non-faces over their "
                                 "projections onto face space (the lecture's Figure 4)")
+            s.add_argument("--images", nargs="+", metavar="IMAGE", default=[],
+                           help="also score these images: a face when the distance is below "
+                                "the threshold")
+            s.add_argument("--threshold", type=float, default=None,
+                           help="distance below which an image is a face (default: the "
+                                "equal-error threshold measured on lfw_subset)")
         if name == "identify":
             s.add_argument("--copies", type=int, default=5, help="probes per face (default 5)")
             s.add_argument("--noise", type=float, default=0.05,
@@ -59,6 +65,11 @@ def run(args) -> int:
               f"{d.other_distances.std():.3f}")
         print(f"ROC AUC {d.auc:.3f} (faces 80-99 vs non-faces 100-199); equal-error "
               f"threshold {d.threshold:.4f}")
+        if args.images:
+            threshold = d.threshold if args.threshold is None else args.threshold
+            for path, dist in zip(args.images, ef.score_files(graph, weights, args.images)):
+                verdict = "a face" if dist < threshold else "not a face"
+                print(f"{path}: distance {dist:.4f}: {verdict} (threshold {threshold:.4f})")
         if args.output:
             shown, projected, dist = ef.projections(graph, weights)
             ef.write_panel(args.output, [shown, projected])

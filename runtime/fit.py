@@ -180,6 +180,35 @@ def fit_graph(graph: Graph, weights: dict[str, np.ndarray], images: Images,
     return weights
 
 
+def fit_signature(graph: Graph) -> str:
+    """What the fitted weights depend on: for each fitted node, the ops on its backward slice
+    (``flatten1=flatten,prepared=unitnorm,face_space=pca``), one line per node."""
+    lines = []
+    for node in graph:
+        if node.op != "input" and is_fitted(node):
+            ops = ",".join(f"{n.name}={n.op}" for n in graph.slice([node.name]) if n.op != "input")
+            lines.append(ops)
+    return "\n".join(lines)
+
+
+def check_fitted_for(graph: Graph, path) -> None:
+    """Refuse weights that ``netc fit`` solved for another net (say, one without unitnorm):
+    their fitted layers would not mean what this net's mean. Files without the record pass."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), "np") as f:
+            recorded = (f.metadata() or {}).get("netc_fit")
+    except (OSError, SafetensorError) as err:
+        raise UserError(f"cannot read {path}: {err}") from None
+    if recorded is not None and recorded != fit_signature(graph):
+        mine = set(fit_signature(graph).replace("\n", ",").split(","))
+        theirs = set(recorded.replace("\n", ",").split(","))
+        diff = ", ".join(sorted(theirs - mine)) or "(different layers)"
+        raise UserError(f"{path} was fitted for another net ({diff}); refit it with netc fit "
+                        "for this one, or give the same --set values")
+
+
 @dataclass(frozen=True)
 class ProbeResult:
     """One layer's probe: its code width (after any projection), the ridge λ used, and the

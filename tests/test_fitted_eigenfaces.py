@@ -103,3 +103,15 @@ def test_detect_scores_image_files_against_the_threshold(tmp_path, cli):
     want = ["a face" if near < d.threshold else "not a face",
             "a face" if d.other_distances[50] < d.threshold else "not a face"]
     assert verdicts == want
+
+
+def test_weights_fitted_for_another_net_are_refused(tmp_path, cli):
+    weights = tmp_path / "faces.safetensors"
+    assert cli("fit", "eigenfaces", "--data", "lfw:0-79", "-o", str(weights)).code == 0
+    out = tmp_path / "x.png"
+    res = cli("eigenfaces", "reconstruct", "--set", "normalize=false", "--weights", str(weights),
+              "-o", str(out))
+    assert res.code == 1 and "fitted for another net (prepared=unitnorm)" in res.err, res.err
+    assert not out.exists()
+    res = cli("eigenfaces", "detect", "--weights", str(weights))
+    assert res.code == 0 and "ROC AUC 0.963" in res.out

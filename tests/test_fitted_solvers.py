@@ -124,3 +124,12 @@ def test_reconstruction_error_falls_as_k_grows():
     p = pca(x, 64)
     left = p.explained_variance[10:].sum() * (len(x) - 1) / len(x) / x.shape[1]
     np.testing.assert_allclose(errors[3], left, rtol=1e-8)
+
+
+def test_the_module_docstring_example_runs():
+    import doctest
+
+    import compiler.fitting
+
+    result = doctest.testmod(compiler.fitting)
+    assert result.attempted > 0 and result.failed == 0

@@ -56,7 +56,12 @@ def run(args) -> int:
     from runtime.commands.common import load_graph
 
     graph = load_graph(args)
-    weights = read_safetensors(graph, args.weights) if args.weights else None
+    weights = None
+    if args.weights:
+        from runtime.fit import check_fitted_for
+
+        check_fitted_for(graph, args.weights)
+        weights = read_safetensors(graph, args.weights)
     weights = ef.fitted_weights(graph, weights, log=lambda line: print("fit " + line))
     if args.action == "detect":
         d = ef.detect(graph, weights)

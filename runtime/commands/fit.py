@@ -58,7 +58,7 @@ def run(args) -> int:
     import time
 
     from dsl.diagnostics import UserError
-    from runtime.fit import fit_graph, load_images
+    from runtime.fit import fit_graph, fit_signature, load_images
     from runtime.weights_io import write_safetensors
 
     if not args.output.endswith(".safetensors"):
@@ -71,6 +71,7 @@ def run(args) -> int:
     images = load_images(args.data, next(iter(graph.inputs.values())).shape)
     print(f"{images.name}: {len(images.x):,} images")
     fitted = fit_graph(graph, weights, images, args.batch_size, log=print)
-    write_safetensors(args.output, fitted, {"netc_net": graph.name})
+    write_safetensors(args.output, fitted, {"netc_net": graph.name,
+                                            "netc_fit": fit_signature(graph)})
     print(f"wrote {args.output} ({time.perf_counter() - start:.2f} s)")
     return 0

@@ -263,3 +263,5 @@ class _Lowering:
         for o, v in zip(outs, values):
             env[o] = v
             tape.shapes[v] = self.graph[o].shape
+            if ftape.declared:  # a Resize inside: inference loses the outputs' batch axis
+                tape.declare(v, self.graph[o].shape)

@@ -24,8 +24,12 @@ from dsl.diagnostics import SOURCES, Diagnostic, DiagnosticError, Span
 __all__ = ["check_spec", "import_prototxt", "import_prototxt_text"]
 
 
-def import_prototxt_text(text: str, file: str, net_name: str | None = None) -> str:
+def import_prototxt_text(text: str, file: str, net_name: str | None = None,
+                         input_shapes: dict | None = None) -> str:
     """The netc spec text of the prototxt ``text`` (``file`` locates diagnostics).
+
+    ``input_shapes`` (``--input``: name or None for the first input -> C, H, W) replace the
+    file's input shapes, for a net whose input is "defined at runtime".
 
     >>> print(import_prototxt_text('''
     ... name: "tiny" input: "data" input_dim: 1 input_dim: 3 input_dim: 8 input_dim: 8
@@ -45,11 +49,11 @@ def import_prototxt_text(text: str, file: str, net_name: str | None = None) -> s
 
     SOURCES.texts[file] = text
     root = parse_prototxt(text, file)
-    net = read_net(root, net_name or Path(file).stem)
+    net = read_net(root, net_name or Path(file).stem, input_shapes)
     return write_spec(net, Path(file).name)
 
 
-def import_prototxt(path: str | Path) -> str:
+def import_prototxt(path: str | Path, input_shapes: dict | None = None) -> str:
     """Read a ``.prototxt`` file and return its netc spec text. Raises DiagnosticError."""
     path = Path(path)
     shown = _display(path)
@@ -65,7 +69,7 @@ def import_prototxt(path: str | Path) -> str:
         line = raw[: e.start].count(b"\n") + 1
         raise DiagnosticError(Diagnostic(Span(shown, line, 1), "this is not a UTF-8 text file "
                                          "(a binary .caffemodel? netc imports .prototxt text)"))
-    return import_prototxt_text(text, shown, path.stem)
+    return import_prototxt_text(text, shown, path.stem, input_shapes)
 
 
 def _display(path: Path) -> str:

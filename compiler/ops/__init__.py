@@ -54,10 +54,12 @@ class Param:
     """One parameter of an op.
 
     ``kind`` is one of ``int``, ``float``, ``bool``, ``pair`` (an int or ``[h, w]``),
-    ``floats`` (a list of numbers), ``enum`` (one of ``choices``), ``block`` (a sub-network, used
-    by ``residual``) or ``any``. ``domain`` (:mod:`compiler.ops.domains`) says which numbers an
-    ``int``, ``float``, ``pair`` or ``floats`` parameter accepts, element by element; without
-    one, any 64-bit integer or any finite number (``test_registry`` wants it declared).
+    ``pads`` (an int, ``[h, w]`` or ``[top, left, bottom, right]``), ``scale`` (a positive
+    number or ``[h, w]`` of them), ``ints`` (an int or a list of ints), ``floats`` (a list of
+    numbers), ``enum`` (one of ``choices``), ``block`` (a sub-network, used by ``residual``) or
+    ``any``. ``domain`` (:mod:`compiler.ops.domains`) says which numbers a numeric parameter
+    accepts, element by element; without one, any 64-bit integer or any finite number
+    (``test_registry`` wants it declared).
     """
 
     name: str
@@ -244,6 +246,17 @@ def _shown(v: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _op_word(v: Any) -> str | None:
+    """The name of an op written bare (``crop``), which the elaborator has made a layer."""
+    from compiler.values import JoinHead, OpBlock, OpRef
+
+    if isinstance(v, OpRef):
+        return v.op.name
+    if isinstance(v, (OpBlock, JoinHead)) and v.attrs == v.op.bind([], {}):
+        return v.op.name
+    return None
+
+
 def _check_type(p: Param, v: Any, bad) -> Any:
     """The kind check of :func:`check_kind`: the value normalised, or ``bad(...)`` raised."""
     from compiler.values import Block
@@ -252,7 +265,8 @@ def _check_type(p: Param, v: Any, bad) -> Any:
         return v
     if v is None and p.default is None:
         return None
-    if isinstance(v, Symbol) and p.kind in ("int", "pair") and p.choices and v in p.choices:
+    if (isinstance(v, Symbol) and p.kind in ("int", "pair", "pads", "ints") and p.choices
+            and v in p.choices):
         return str(v)
     if p.kind == "int":
         if isinstance(v, bool) or not isinstance(v, int):
@@ -281,6 +295,36 @@ def _check_type(p: Param, v: Any, bad) -> Any:
         ):
             return (v[0], v[1])
         raise bad("an integer or [height, width]")
+    if p.kind == "pads":
+        if isinstance(v, (list, tuple)) and len(v) == 4 and all(
+            isinstance(x, int) and not isinstance(x, bool) for x in v
+        ):
+            return tuple(v)
+        if isinstance(v, int) and not isinstance(v, bool):
+            return (v, v)
+        if isinstance(v, (list, tuple)) and len(v) == 2 and all(
+            isinstance(x, int) and not isinstance(x, bool) for x in v
+        ):
+            return (v[0], v[1])
+        raise bad("an integer, [h, w], [top, left, bottom, right]"
+                  + "".join(f" or {c}" for c in p.choices))
+    if p.kind == "scale":
+        nums = list(v) if isinstance(v, (list, tuple)) else [v, v]
+        if len(nums) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                  for x in nums):
+            try:
+                return (float(nums[0]), float(nums[1]))
+            except OverflowError:
+                raise bad("a finite number or [h, w] of them") from None
+        raise bad("a number or [h, w] of them")
+    if p.kind == "ints":
+        if isinstance(v, int) and not isinstance(v, bool):
+            return (v,)
+        if isinstance(v, (list, tuple)) and all(
+            isinstance(x, int) and not isinstance(x, bool) for x in v
+        ):
+            return tuple(v)
+        raise bad("an integer or a list of integers" + "".join(f" or {c}" for c in p.choices))
     if p.kind == "floats":
         if isinstance(v, (list, tuple)) and all(
             isinstance(x, (int, float)) and not isinstance(x, bool) for x in v
@@ -293,6 +337,9 @@ def _check_type(p: Param, v: Any, bad) -> Any:
     if p.kind == "enum":
         if isinstance(v, str) and v in p.choices:
             return str(v)
+        word = _op_word(v)
+        if word in p.choices:  # a choice that is also an op's name: concat(fit=crop)
+            return word
         raise bad("one of " + ", ".join(p.choices))
     if p.kind == "block":
         if isinstance(v, Block):
@@ -328,7 +375,17 @@ def fmt_shape(shape: Shape | None) -> str:
 
 
 # Importing the op modules registers them.
-from compiler.ops import activation, conv, join, norm, pool, reshape  # noqa: E402,F401
+from compiler.ops import (  # noqa: E402,F401
+    activation,
+    channels,
+    conv,
+    deconv,
+    join,
+    norm,
+    pool,
+    reshape,
+    resize,
+)
 from compiler.ops import fitted  # noqa: E402,F401
 
 # Calls that make an argument value, not a layer: fc(10, fit=ridge(0.1)). name -> maker(args,

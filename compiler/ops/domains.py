@@ -85,4 +85,5 @@ DROP_PROBABILITY = Domain("a probability in [0, 1)", 0, 1, hi_open=True)
 SURVIVAL = Domain("a survival probability in (0, 1]", 0, 1, lo_open=True)
 
 # What a parameter of each kind accepts when it declares no domain of its own.
-KIND_DEFAULTS = {"int": INTEGER, "float": FINITE, "pair": INTEGER, "floats": FINITE}
+KIND_DEFAULTS = {"int": INTEGER, "float": FINITE, "pair": INTEGER, "floats": FINITE,
+                 "pads": INTEGER, "scale": FINITE, "ints": INTEGER}

@@ -136,9 +136,20 @@ def test_a_global_column_gives_the_column_network(fractal):
     plain.load_named(module.state_dict(), allow_unused=True)  # the full net's weights, by name
     plain.train()
     x = torch.randn(2, 3, 8, 8)
-    module._droppath.draw = lambda device: (torch.tensor(True), torch.tensor(3))
+    # The network's uniforms end with (global or local, column): 0 < 0.5 is global, and
+    # 0.9 picks column 1 + floor(0.9 * 3) = 3.
+    u = torch.full((module._gates.count,), 0.5, dtype=torch.float64)
+    u[-2:] = torch.tensor([0.0, 0.9])
+    module._gates.uniforms = lambda: u
+    ran = []
+    hooks = [module.get_submodule(n.name).register_forward_hook(
+        lambda m, i, o, name=n.name: ran.append(name)) for n in fractal if n.op == "conv"]
     out = module(x)
     torch.testing.assert_close(out, plain(x), rtol=1e-5, atol=1e-6)
+    # Only the sampled column's convs ran: the deepest column's 2 * 2^(C-1) of the 14.
+    assert sorted(ran) == sorted(n.name for n in deepest_column(fractal) if n.op == "conv")
+    for h in hooks:
+        h.remove()
 
 
 def test_eval_mode_join_is_the_plain_mean(fractal):

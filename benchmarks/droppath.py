@@ -22,6 +22,7 @@ drop-path trains one column at a time. This measures what netc's training step c
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -147,12 +148,14 @@ def expected_share(module) -> str:
 def render(rows, turns_note: str) -> str:
     import torch
 
-    load = os.getloadavg()[0]
+    loads = [r["load"] for r in rows if "load" in r] or [os.getloadavg()[0]]
+    threads = rows[0].get("threads", torch.get_num_threads()) if rows else 1
     lines = [
         "## Stochastic depth and drop-path: training step time (`benchmarks/droppath.py`)",
         "",
-        f"Machine: {machine()}, no GPU; torch {torch.__version__}, {torch.get_num_threads()} "
-        f"thread(s); load average {load:.1f} at the end (the 2 cores were shared with other "
+        f"Machine: {machine()}, no GPU; torch {torch.__version__}, {threads} "
+        f"thread(s); load average {min(loads):.1f}–{max(loads):.1f} after each pair (the 2 "
+        "cores were shared with other "
         "jobs: single step times are noisy, the paired ratios much less). One SGD step "
         "(forward, cross-entropy, backward, update) on a fixed random batch; the two sides "
         "alternate step by step in one process, and each turn gives one ratio A/B. "
@@ -194,7 +197,15 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--note", default="", help="a sentence for RESULTS.md")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--json", metavar="FILE", help="also write the raw figures")
+    ap.add_argument("--from-json", metavar="FILE", help="only re-render figures saved before")
     args = ap.parse_args(argv)
+    if args.from_json:
+        text = render(json.loads(Path(args.from_json).read_text()), args.note)
+        print(text)
+        if not args.no_write:
+            write_section("droppath", text)
+        return 0
 
     import torch
 
@@ -212,7 +223,10 @@ def main(argv=None) -> int:
                           lambda s: print(s, flush=True))
             print(f"  ratio {row['ratio']:.3f} (p10–p90 {row['p10']:.3f}–{row['p90']:.3f}); "
                   f"A {row['a_s']:.2f} s, B {row['b_s']:.2f} s", flush=True)
+            row["threads"], row["load"] = args.threads, os.getloadavg()[0]
             rows.append(row)
+            if args.json:  # after every pair, so a capped or killed run keeps what it measured
+                Path(args.json).write_text(json.dumps(rows, indent=1))
     text = render(rows, args.note)
     print(text)
     if not args.no_write:

@@ -63,6 +63,9 @@ class NetModule(nn.Module):
         self._plans: dict[tuple[str, ...], tuple[_Step, ...]] = {}
         self._droppath: DropPathSampler | None = None
         self._gates = Gates((), (), None)  # stochastic depth and drop-path decisions
+        # Skipped layers' parameters get zero gradients (torch_gates.zero_touch); False leaves
+        # them without (None), for DDP with find_unused_parameters=True.
+        self.zero_grads_for_skipped = True
 
     # -- building ---------------------------------------------------------------------------
     def _install(self, name: str, module: nn.Module) -> None:
@@ -252,7 +255,7 @@ class NetModule(nn.Module):
                 values[step.name] = self._step(step, values, decisions, sample, inputs[0])
             for name in step.free:
                 values.pop(name, None)
-        if skipped and torch.is_grad_enabled():
+        if skipped and self.zero_grads_for_skipped and torch.is_grad_enabled():
             touch = zero_touch(p for name in skipped if name not in self._stateless
                                for p in self.get_submodule(name).parameters())
             if touch is not None:

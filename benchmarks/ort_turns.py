@@ -133,8 +133,8 @@ def render(net, threads, times, seq, nodes, diffs, rounds) -> str:
 
     base = "ORT netc"
     lines = [
-        f"## ONNX Runtime on netc's file and on torch's exports, turn by turn "
-        f"(`benchmarks/ort_turns.py`)",
+        "## ONNX Runtime on netc's file and on torch's exports, turn by turn "
+        "(`benchmarks/ort_turns.py`)",
         "",
         f"Machine: {machine()}, no GPU; torch {torch.__version__}, onnxruntime "
         f"{onnxruntime.__version__}; {threads} threads for every backend; load average "

@@ -10,7 +10,10 @@
   the state dict hold exactly the weights; :meth:`NetModule.train` still reaches them, since
   dropout, drop-path and stochastic depth behave differently in training;
 - ``forward`` walks a precomputed plan: the backward slice of the requested values (the declared
-  outputs, or ``taps``), each intermediate freed after its last use.
+  outputs, or ``taps``), each intermediate freed after its last use;
+- in training, the step's stochastic-depth and drop-path decisions are made first
+  (:mod:`compiler.torch_gates`), and the plan skips the closed residual bodies and dropped join
+  inputs that nothing kept still needs.
 
 Initial weights are netc's own seeded numpy arrays (:func:`compiler.weights.init_weights`), the
 same numbers the ONNX lowering writes, so one seed gives the same network in both worlds.

@@ -33,7 +33,8 @@ import numpy as np
 from compiler.ir import Graph, Node
 
 FOLDABLE = ("conv", "fc")
-VANISHING = ("dropout", "identity")  # the identity at inference: bn(drop(conv x)) = drop(bn(conv x))
+# The identity at inference: bn(drop(conv x)) = drop(bn(conv x)).
+VANISHING = ("dropout", "identity")
 
 
 def fold_bn(graph: Graph, weights: Mapping[str, np.ndarray],

@@ -97,11 +97,13 @@ def q(values, p: float) -> float:
     return values[min(len(values) - 1, max(0, round(p * (len(values) - 1))))]
 
 
-def measure(pair: str, compiled: bool, turns: int, warmup: int, cap_s: float, log) -> dict:
+def measure(pair: str, compiled: bool, turns: int, warmup: int, cap_s: float, log,
+            batch: int | None = None) -> dict:
     """Alternate the pair's two sides turn by turn; the paired ratios and the times."""
     import torch._dynamo
 
-    a_name, b_name, batch, _ = PAIRS[pair]
+    a_name, b_name, default_batch, _ = PAIRS[pair]
+    batch = batch or default_batch
     torch._dynamo.reset()
     a, b = Side(a_name, batch, compiled), Side(b_name, batch, compiled)
     for i in range(warmup):  # compiling happens here, once per side
@@ -188,6 +190,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", nargs="+", choices=sorted(PAIRS), default=list(PAIRS))
     ap.add_argument("--compile", action="store_true", help="also measure torch.compile")
+    ap.add_argument("--no-eager", dest="eager", action="store_false",
+                    help="only torch.compile (with --compile)")
+    ap.add_argument("--batch", type=int, help="batch size (default: per pair)")
+    ap.add_argument("--merge", nargs="*", default=[], metavar="FILE",
+                    help="rows saved by earlier runs (--json) to report with this run's")
     ap.add_argument("--compile-pairs", nargs="+", choices=sorted(PAIRS),
                     default=["resnet110", "fractalnet"],
                     help="the pairs measured compiled (1202 layers take long to compile)")
@@ -210,8 +217,8 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    rows = []
-    modes = [False] + ([True] if args.compile else [])
+    rows = [row for f in args.merge for row in json.loads(Path(f).read_text())]
+    modes = ([False] if args.eager else []) + ([True] if args.compile else [])
     for compiled in modes:
         for pair in args.pairs:
             if compiled and pair not in args.compile_pairs:
@@ -220,7 +227,7 @@ def main(argv=None) -> int:
             print(f"{pair} ({'torch.compile' if compiled else 'eager'}), {turns} turns",
                   flush=True)
             row = measure(pair, compiled, turns, args.warmup, args.cap,
-                          lambda s: print(s, flush=True))
+                          lambda s: print(s, flush=True), args.batch)
             print(f"  ratio {row['ratio']:.3f} (p10–p90 {row['p10']:.3f}–{row['p90']:.3f}); "
                   f"A {row['a_s']:.2f} s, B {row['b_s']:.2f} s", flush=True)
             row["threads"], row["load"] = args.threads, os.getloadavg()[0]

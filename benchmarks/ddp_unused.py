@@ -8,7 +8,8 @@ forward to find the parameters it does not reach). Run under torchrun with 2 CPU
 both variants train copies of one net in the same processes, alternating step by step, with
 the same gates on every rank:
 
-    OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node 2 benchmarks/ddp_unused.py
+    OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node 2 benchmarks/ddp_unused.py \
+        [NET [STEPS]] [--write]            # --write: the ddp_unused section of RESULTS.md
 
 It prints the median step time of each, their paired ratio, and what the optimiser sees for a
 skipped parameter (a zero gradient, or None).
@@ -26,6 +27,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+EXPLAIN = """netc uses the zero gradients: the optimiser then treats a skipped block as the
+multiply-by-0 version did and as Huang et al.'s Lua code does (a zero gradient; momentum and
+weight decay still act), one process and N processes follow the same rule, and DDP needs no
+graph walk. With ``find_unused_parameters`` the skipped parameters keep no gradient (None), so
+SGD leaves them alone for that step: another optimiser trajectory."""
+
+
 def main() -> None:
     import torch
     import torch.distributed as dist
@@ -38,8 +46,9 @@ def main() -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo")
     rank = dist.get_rank()
-    net = sys.argv[1] if len(sys.argv) > 1 else "cifar_resnet56"
-    steps = int(sys.argv[2]) if len(sys.argv) > 2 else 12
+    args = [a for a in sys.argv[1:] if a != "--write"]
+    net = args[0] if args else "cifar_resnet56"
+    steps = int(args[1]) if len(args) > 1 else 12
     graph = load(net)
     graph.options["stochastic_depth"] = 0.5  # the zoo's 56-layer net, with stochastic depth
     from compiler.elaborate import assign_survival
@@ -73,12 +82,22 @@ def main() -> None:
     if rank == 0:
         a, b = times["zero gradients"], times["find_unused_parameters"]
         ratios = sorted(x / y for x, y in zip(a, b))
-        print(f"{net} with stochastic depth, 2 gloo ranks, batch 16 per rank, {steps} steps")
+        lines = [f"`{net}` with stochastic depth (p_L = 0.5), 2 gloo ranks, batch 16 per rank, "
+                 f"{steps} steps of each variant, alternating; load average "
+                 f"{os.getloadavg()[0]:.1f} (shared cores).", ""]
         for name, ts in times.items():
-            print(f"  {name}: median step {statistics.median(ts) * 1000:.0f} ms; parameters "
-                  f"without a gradient after the last backward: {none_grads[name]}")
-        print(f"  zero gradients / find_unused_parameters: median {statistics.median(ratios):.3f}"
-              f" (range {ratios[0]:.3f}-{ratios[-1]:.3f})")
+            lines.append(f"- {name}: median step {statistics.median(ts) * 1000:.0f} ms; "
+                         f"parameters without a gradient after the last backward: "
+                         f"{none_grads[name]}")
+        lines.append(f"- zero gradients / find_unused_parameters: median "
+                     f"{statistics.median(ratios):.3f} (range {ratios[0]:.3f}–{ratios[-1]:.3f})")
+        text = "\n".join(lines)
+        print(text)
+        if "--write" in sys.argv:
+            from benchmarks._results import write_section
+
+            write_section("ddp_unused", "## DDP with skipped blocks (`benchmarks/ddp_unused.py`)"
+                          "\n\n" + text + "\n\n" + EXPLAIN)
     dist.destroy_process_group()
 
 

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from compiler import torch_attribution
 from compiler.ir import Graph
 from compiler.torch_gates import Gates, live_nodes, zero_touch
 from compiler.torch_joins import DropPathSampler, MeanJoin, ResidualJoin
@@ -56,6 +57,10 @@ class NetModule(nn.Module):
     the requested names, resolved with :meth:`compiler.ir.Graph.resolve` (node names, scope
     aliases such as ``inception_4c``, unique dotted suffixes such as ``conv4_2``), and computes
     only what those names need. Inputs are positional in ``graph.inputs`` order.
+
+    In training mode ``net(*inputs)`` also returns the ``training output``s (auxiliary heads),
+    after the declared outputs and in the order the spec declares them, as torchvision's
+    GoogLeNet and Inception-v3 do.
     """
 
     def __init__(self, graph: Graph):
@@ -69,6 +74,8 @@ class NetModule(nn.Module):
         # Skipped layers' parameters get zero gradients (torch_gates.zero_touch); False leaves
         # them without (None), for DDP with find_unused_parameters=True.
         self.zero_grads_for_skipped = True
+        # An attribution method's backward rule at every ReLU (compiler.torch_attribution).
+        self.relu_rule: str | None = None
 
     # -- building ---------------------------------------------------------------------------
     def _install(self, name: str, module: nn.Module) -> None:
@@ -216,6 +223,9 @@ class NetModule(nn.Module):
                             f"({', '.join(self.graph.inputs)}); got {len(inputs)}")
         if taps is None:
             targets = tuple(self.graph.outputs)
+            if self.training:  # auxiliary heads (``training output``) exist in training only
+                extra = self.graph.options.get("training_outputs") or {}
+                targets = tuple(dict.fromkeys([*targets, *extra.values()]))
         else:
             if isinstance(taps, str):
                 taps = [taps]
@@ -277,6 +287,8 @@ class NetModule(nn.Module):
             return out
         if step.op == "residual":
             return fn(*args, gate=decisions.get(step.name))
+        if step.op == "relu" and self.relu_rule is not None:
+            return torch_attribution.relu(args[0], self.relu_rule)
         return fn(*args)
 
     def _record(self, decisions) -> None:

@@ -45,7 +45,7 @@ NOT_ORDINARY = {
 
 def _marked(net: str):
     if net in NOT_ORDINARY:
-        return pytest.param(net, marks=pytest.mark.xfail(reason=NOT_ORDINARY[net], strict=False))
+        return pytest.param(net, marks=pytest.mark.xfail(reason=NOT_ORDINARY[net], strict=True))
     return net
 
 

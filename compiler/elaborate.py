@@ -113,7 +113,9 @@ class Elaborator:
             k = self.scope.counters.get(base, 0)
             while True:
                 k += 1
-                local = f"{base}{k}"
+                # A base that ends in a digit gets a "_" first: block 12 of bottleneck_v15 is
+                # bottleneck_v15_12, not bottleneck_v1512.
+                local = f"{base}_{k}" if base[-1:].isdigit() else f"{base}{k}"
                 if self._full(local) not in self.used:
                     break
             self.scope.counters[base] = k

@@ -196,7 +196,9 @@ class Elaborator:
             return self.make_op(e.id, [], {}, e.span)
         return Symbol(e.id)
 
-    def make_op(self, name: str, args, kwargs, span: Span):
+    def make_op(self, name: str, args, kwargs, span: Span, arg_spans=None):
+        """Bind a call of op ``name``; a bad argument is reported at that argument's span
+        (``arg_spans`` maps a parameter name to where the call writes it)."""
         opdef = opreg.REGISTRY[name]
         # Binding is pure: the same call (a conv inside a repeated block) is bound once.
         try:
@@ -208,7 +210,8 @@ class Elaborator:
             try:
                 attrs = opdef.bind(args, kwargs)
             except ArgError as err:
-                return self.error(span, str(err))
+                where = (arg_spans or {}).get(err.param, span)
+                return self.error(where, str(err))
             if key is not None:
                 self._bound[key] = attrs
         if name in JOIN_KINDS:
@@ -238,7 +241,10 @@ class Elaborator:
         if fname == "residual":
             return self.make_residual(args, kwargs, e.span)
         if fname in opreg.REGISTRY:
-            return self.make_op(fname, args, kwargs, e.span)
+            params = opreg.REGISTRY[fname].params
+            spans = {p.name: a.span for p, a in zip(params, e.args)}
+            spans.update((kw.name, kw.span) for kw in e.kwargs)
+            return self.make_op(fname, args, kwargs, e.span, spans)
         return self.unknown(fname, e.func.span)
 
     def unknown(self, name: str, span: Span) -> Poison:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from compiler.ops import ArgError, OpDef, Param, register
+from compiler.ops import OpDef, Param, register
+from compiler.ops.domains import DROP_PROBABILITY, FINITE
 
 
 class _Pointwise(OpDef):
@@ -38,9 +39,10 @@ _simple("sigmoid", "Sigmoid", "logistic sigmoid", onnx_op="Sigmoid")
 _simple("tanh", "Tanh", "hyperbolic tangent", onnx_op="Tanh")
 _simple("identity", "Identity", "passes its input through")
 _simple("leaky_relu", "LeakyReLU", "leaky ReLU: leaky_relu(slope=0.01)",
-        (Param("slope", "float", 0.01),), ("slope",), "LeakyRelu", (("alpha", "slope"),))
+        (Param("slope", "float", 0.01, domain=FINITE),), ("slope",), "LeakyRelu",
+        (("alpha", "slope"),))
 _simple("elu", "ELU", "exponential linear unit: elu(alpha=1.0)",
-        (Param("alpha", "float", 1.0),), ("alpha",), "Elu", (("alpha", "alpha"),))
+        (Param("alpha", "float", 1.0, domain=FINITE),), ("alpha",), "Elu", (("alpha", "alpha"),))
 
 
 @register
@@ -68,12 +70,7 @@ class Gelu(_Pointwise):
 class Dropout(_Pointwise):
     name = "dropout"
     doc = "dropout(p=0.5): zeroes each value with probability p in training; identity in eval"
-    params = (Param("p", "float", 0.5),)
-
-    def normalise(self, a):
-        if not 0.0 <= a.p < 1.0:
-            raise ArgError(f"dropout: p must be in [0, 1); got {a.p}")
-        return a
+    params = (Param("p", "float", 0.5, domain=DROP_PROBABILITY),)
 
     def to_torch(self, a, ins, out):
         import torch.nn as nn

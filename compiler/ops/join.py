@@ -9,6 +9,7 @@ act in the PyTorch lowering (training); the ONNX lowering computes their inferen
 from __future__ import annotations
 
 from compiler.ops import OpDef, Param, ShapeError, fmt_shape, register, spatial
+from compiler.ops.domains import POSITIVE, PROBABILITY, SURVIVAL
 
 
 def _same_shapes(op: str, ins) -> tuple:
@@ -111,7 +112,8 @@ class Mean(_Elementwise):
     doc = ("FractalNet join: element-wise mean of the inputs that survive drop-path; "
            "mean(droppath=p) drops each input with probability p while training, keeping one")
     min_inputs = 1
-    params = (Param("droppath", "float", None, doc="local drop probability; default: the net's"),)
+    params = (Param("droppath", "float", None, doc="local drop probability; default: the net's",
+                    domain=PROBABILITY),)
     # Attribute set by the elaborator: ``columns``, the FractalNet column of each input
     # (1 = the shallowest), used by global drop-path and the deepest-column pass.
 
@@ -134,7 +136,7 @@ class Residual(OpDef):
            "`survival` in training and is scaled by it in inference")
     min_inputs = 2
     max_inputs = 2
-    params = (Param("survival", "float", 1.0),)
+    params = (Param("survival", "float", 1.0, domain=SURVIVAL),)
 
     def to_torch(self, a, ins, out):
         from compiler.torch_joins import ResidualJoin
@@ -167,7 +169,7 @@ class ShortcutPad(OpDef):
            "(He et al., fb.resnet.torch) or average stride x stride windows (mode=avg, Huang et "
            "al.'s stochastic-depth code), then append zero channels: "
            "shortcut_pad(out, stride, mode=subsample)")
-    params = (Param("out", "int"), Param("stride", "int", 1),
+    params = (Param("out", "int", domain=POSITIVE), Param("stride", "int", 1, domain=POSITIVE),
               Param("mode", "enum", "subsample", choices=("subsample", "avg")))
 
     def to_torch(self, a, ins, out):

@@ -362,3 +362,4 @@ def fmt_shape(shape: Shape | None) -> str:
 
 # Importing the op modules registers them.
 from compiler.ops import activation, conv, deconv, join, norm, pool, reshape  # noqa: E402,F401
+from compiler.ops import caffe_affine, caffe_norm, caffe_pool, view  # noqa: E402,F401

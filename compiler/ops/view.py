@@ -51,5 +51,5 @@ class Reshape(OpDef):
         return Reshape()
 
     def to_onnx(self, tape, node, inputs, weights):
-        shape = tape.constant(f"{node.name}.shape", np.array([-1, *node.shape], np.int64))
+        shape = tape.constant(f"{node.name}.shape", np.array([0, *node.shape], np.int64))  # 0: keep the batch
         return tape.op("Reshape", [inputs[0], shape], name=node.name)

@@ -51,5 +51,6 @@ class Reshape(OpDef):
         return Reshape()
 
     def to_onnx(self, tape, node, inputs, weights):
-        shape = tape.constant(f"{node.name}.shape", np.array([0, *node.shape], np.int64))  # 0: keep the batch
+        # 0 copies the batch axis, so ONNX shape inference keeps its symbolic name
+        shape = tape.constant(f"{node.name}.shape", np.array([0, *node.shape], np.int64))
         return tape.op("Reshape", [inputs[0], shape], name=node.name)

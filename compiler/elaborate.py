@@ -51,7 +51,7 @@ from dsl.diagnostics import Diagnostic, DiagnosticError, Span
 
 DEFAULT_MAX_NODES = 100_000
 DEFAULT_MAX_DEPTH = 64
-JOIN_KINDS = ("concat", "add", "mean", "mul", "max")
+JOIN_KINDS = ("concat", "add", "mean", "mul", "max", "crop")
 SHORTCUTS = ("identity", "pad", "pad_avg", "project", "conv")
 
 

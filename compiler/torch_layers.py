@@ -98,6 +98,28 @@ class Crop(nn.Module):
         return f"axis={self.axis}, offsets={self.offsets}, size={self.size}"
 
 
+class FitConcat(nn.Module):
+    """``concat(fit=crop|pad)``: each input cut or zero-padded by its (top, left, bottom,
+    right), then concatenated along channels."""
+
+    def __init__(self, how: str, offsets, size):
+        super().__init__()
+        self.how, self.offsets, self.size = how, [tuple(o) for o in offsets], tuple(size)
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        fitted = []
+        for x, (t, left, b, r) in zip(xs, self.offsets):
+            if self.how == "crop":
+                x = x[:, :, t:t + self.size[0], left:left + self.size[1]]
+            elif (t, left, b, r) != (0, 0, 0, 0):
+                x = F.pad(x, (left, r, t, b))
+            fitted.append(x)
+        return torch.cat(fitted, dim=1)
+
+    def extra_repr(self) -> str:
+        return f"fit={self.how}, size={self.size}"
+
+
 class Slice(nn.Module):
     """Indices ``start`` .. ``end`` − 1 along dimension ``axis`` (a channel split)."""
 

@@ -246,6 +246,17 @@ def _shown(v: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _op_word(v: Any) -> str | None:
+    """The name of an op written bare (``crop``), which the elaborator has made a layer."""
+    from compiler.values import JoinHead, OpBlock, OpRef
+
+    if isinstance(v, OpRef):
+        return v.op.name
+    if isinstance(v, (OpBlock, JoinHead)) and v.attrs == v.op.bind([], {}):
+        return v.op.name
+    return None
+
+
 def _check_type(p: Param, v: Any, bad) -> Any:
     """The kind check of :func:`check_kind`: the value normalised, or ``bad(...)`` raised."""
     from compiler.values import Block
@@ -326,6 +337,9 @@ def _check_type(p: Param, v: Any, bad) -> Any:
     if p.kind == "enum":
         if isinstance(v, str) and v in p.choices:
             return str(v)
+        word = _op_word(v)
+        if word in p.choices:  # a choice that is also an op's name: concat(fit=crop)
+            return word
         raise bad("one of " + ", ".join(p.choices))
     if p.kind == "block":
         if isinstance(v, Block):
@@ -361,5 +375,15 @@ def fmt_shape(shape: Shape | None) -> str:
 
 
 # Importing the op modules registers them.
-from compiler.ops import activation, conv, deconv, join, norm, pool, reshape  # noqa: E402,F401
+from compiler.ops import (  # noqa: E402,F401
+    activation,
+    channels,
+    conv,
+    deconv,
+    join,
+    norm,
+    pool,
+    reshape,
+    resize,
+)
 from compiler.ops import caffe_affine, caffe_norm, caffe_pool, view  # noqa: E402,F401

@@ -221,13 +221,20 @@ def map_weights(graph: Graph, source: Source, skip: tuple[str, ...] = (),
 def _by_name(graph, ours, groups, source, result) -> list[tuple[Layer, Layer]] | None:
     """Rule 2: pairs by name, or None when the file does not use the spec's names."""
     if source.caffe:
-        from compiler.caffe.net import Labels
-
-        theirs = {Labels.plain(g.name): g for g in groups}
-        if not ours or any(l.name not in theirs for l in ours):
+        theirs = {}
+        for g in groups:  # the labels netc's prototxt import gives a Caffe layer name
+            for label in _labels(g.name):
+                theirs.setdefault(label, g)
+        for l in ours:  # a Convolution with several bottoms is name, name_2, ... (shared)
+            base = re.sub(r"_\d+$", "", l.name)
+            if l.name not in theirs and base in theirs:
+                theirs[l.name] = theirs[base]
+        nodes = {n.name for n in graph}
+        if any(l.name not in theirs for l in ours) or not any(
+                label in nodes for g in groups for label in _labels(g.name)):
             return None
-        result.ignored = [g.name for g in groups
-                          if Labels.plain(g.name) not in {l.name for l in ours}]
+        used = {id(theirs[l.name]) for l in ours}
+        result.ignored = [g.name for g in groups if id(g) not in used]
     else:
         theirs = {g.name: g for g in groups}
         if {l.name for l in ours} != set(theirs):
@@ -239,6 +246,15 @@ def _by_name(graph, ours, groups, source, result) -> list[tuple[Layer, Layer]] |
             raise UserError(_report(graph, f"layer {i + 1} of {len(ours)}, by name", mine,
                                     other))
     return pairs
+
+
+def _labels(caffe_name: str) -> tuple[str, str]:
+    """The label netc's prototxt import gives a Caffe layer: its plain spelling, or that with
+    a ``_`` when the plain one is a netc keyword or op name (``output_``)."""
+    from compiler.caffe.net import Labels
+
+    plain = Labels.plain(caffe_name)
+    return plain, plain + "_"
 
 
 # ---- reports -----------------------------------------------------------------------------------

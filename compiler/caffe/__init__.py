@@ -12,7 +12,9 @@ The pipeline, one module each:
 
 Both the V1 format (``layers { type: CONVOLUTION }``) and the current one
 (``layer { type: "Convolution" }``) are read. Every mistake is a located diagnostic in the
-prototxt (``file:line:col``). Weights (``.caffemodel``) are out of scope.
+prototxt (``file:line:col``), every error of a file in file order. A train_val file imports as
+its TEST net (:mod:`~compiler.caffe.phases`). Weights (``.caffemodel``) are read by
+:mod:`~compiler.caffe.caffemodel`.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from pathlib import Path
 
 from dsl.diagnostics import SOURCES, Diagnostic, DiagnosticError, Span
 
-__all__ = ["check_spec", "import_prototxt", "import_prototxt_text"]
+__all__ = ["check_spec", "import_prototxt", "import_prototxt_net", "import_prototxt_text"]
 
 
-def import_prototxt_text(text: str, file: str, net_name: str | None = None) -> str:
+def import_prototxt_text(text: str, file: str, net_name: str | None = None,
+                         input_shape: tuple[int, ...] | None = None,
+                         stages: frozenset[str] = frozenset()) -> str:
     """The netc spec text of the prototxt ``text`` (``file`` locates diagnostics).
 
     >>> print(import_prototxt_text('''
@@ -40,18 +44,29 @@ def import_prototxt_text(text: str, file: str, net_name: str | None = None) -> s
     }
     <BLANKLINE>
     """
+    return _import(text, file, net_name, input_shape, stages)[0]
+
+
+def _import(text, file, net_name, input_shape, stages):
     from compiler.caffe.emit import write_spec
     from compiler.caffe.net import read_net
     from compiler.caffe.textformat import parse_prototxt
 
     SOURCES.texts[file] = text
     root = parse_prototxt(text, file)
-    net = read_net(root, net_name or Path(file).stem)
-    return write_spec(net, Path(file).name)
+    net = read_net(root, net_name or Path(file).stem, input_shape, stages)
+    return write_spec(net, Path(file).name), net
 
 
 def import_prototxt(path: str | Path) -> str:
     """Read a ``.prototxt`` file and return its netc spec text. Raises DiagnosticError."""
+    return import_prototxt_net(path)[0]
+
+
+def import_prototxt_net(path: str | Path, input_shape: tuple[int, ...] | None = None,
+                        stages: frozenset[str] = frozenset()):
+    """(spec text, :class:`~compiler.caffe.net.ImportedNet`) of a ``.prototxt`` file; the net
+    says what a train_val file had that the deploy net does not. Raises DiagnosticError."""
     path = Path(path)
     shown = _display(path)
     try:
@@ -64,7 +79,7 @@ def import_prototxt(path: str | Path) -> str:
         line = raw[: e.start].count(b"\n") + 1
         raise DiagnosticError(Diagnostic(Span(shown, line, 1), "this is not a UTF-8 text file "
                                          "(a binary .caffemodel? netc imports .prototxt text)"))
-    return import_prototxt_text(text, shown, path.stem)
+    return _import(text, shown, path.stem, input_shape, stages)
 
 
 def _display(path: Path) -> str:

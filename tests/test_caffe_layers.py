@@ -165,7 +165,7 @@ def test_layers_of_the_training_phase_are_skipped():
     train_data = layer("mnist", "Data", bottoms=(), body="include { phase: TRAIN }")
     text, graph = imported(train_data, layer("r", "ReLU"), train_only)
     assert "as drop" not in text and list(graph.outputs) == ["r"]
-    assert "#   drop (Dropout): include rules not met in the TEST phase" in text
+    assert "#   drop (Dropout): not in the TEST net (its include rules)" in text
 
 
 def test_names_become_unique_valid_labels():

@@ -342,13 +342,14 @@ class NetReader(Reshaping):
         node.options = phases.input_options(msg, shape[0])
         for top, _ in tops[1:]:
             self.gone[top] = f"the data layer {info.name!r} (its labels)"
-        self.net.dropped.append(f"{info.name} ({info.type}): the input {node.name}: "
+        self.net.dropped.append(f"{info.name} ({info.type}): became the input {node.name}: "
                                 f"{'x'.join(map(str, shape))}{node.options}")
 
     def drop_layer(self, info: layers.LayerInfo, fields: Fields) -> None:
         for top, _ in fields.strings("top"):
             self.gone[top] = f"the {info.type} layer {info.name!r}"
-        self.net.dropped.append(f"{info.name} ({info.type}): training only")
+        self.net.dropped.append(f"{info.name} ({info.type}): a loss or a metric, not part of "
+                                "a deploy net")
 
     def input_layer(self, info: layers.LayerInfo, fields: Fields) -> None:
         tops = fields.strings("top")

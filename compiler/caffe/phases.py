@@ -53,9 +53,9 @@ def excluded_by(msg: Message, stages: frozenset[str] = frozenset()) -> str | Non
     if include and exclude:
         raise error(exclude[0].span, "a layer has include or exclude rules, not both (Caffe)")
     if include and not any(_meets(f.value, stages) for f in include):
-        return "include rules not met in the TEST phase"
+        return "not in the TEST net (its include rules)"
     if exclude and any(_meets(f.value, stages) for f in exclude):
-        return "excluded in the TEST phase"
+        return "not in the TEST net (its exclude rules)"
     return None
 
 

@@ -138,8 +138,10 @@ class _Search:
 
     BUDGET = 200_000
 
-    def __init__(self, ours: list[Layer]):
+    def __init__(self, ours: list[Layer], prune: bool = True, budget: int = BUDGET):
         self.ours = ours
+        self.prune = prune
+        self.budget = budget
         self.steps = 0
         self.failure = Failure()
         self.dead: set[tuple[int, int]] = set()  # (id of a subtree, position) known not to fit
@@ -155,7 +157,7 @@ class _Search:
         if key in self.dead:
             return None
         self.steps += 1
-        if self.steps > self.BUDGET:
+        if self.steps > self.budget:
             raise PairingError(self.failure, budget_spent=True)
         out: list[tuple[Layer, Layer]] = []
         if node.layer is not None:  # a module's own tensors come before its children's
@@ -210,9 +212,17 @@ def _first_layer(node: _Tree) -> Layer | None:
 def pair_tree(ours: list[Layer], groups: dict[str, Layer]) -> list[tuple[Layer, Layer]]:
     """Rules 2-3: the file's groups laid out along ``ours``. Raises :class:`PairingError`."""
     root = _tree(groups)
-    search = _Search(ours)
-    found = search.place(root, 0)
+    found = _Search(ours).place(root, 0)
     if found is None or len(found) != len(ours):
+        # Pruning by digests finds a fit fast but stops early where none exists: search again
+        # without it (on a small budget) to find how far the file does fit, for the report.
+        search = _Search(ours, prune=False, budget=20_000)
+        try:
+            placed = search.place(root, 0)
+        except PairingError:
+            placed = None
+        if placed is not None and len(placed) < len(ours):  # the file ends early
+            raise PairingError(Failure(len(placed), None))
         raise PairingError(search.failure)
     return found
 

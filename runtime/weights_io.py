@@ -315,14 +315,15 @@ def likely_causes(graph, ours: list[Layer], groups: list[Layer], source: Source)
     if heads and len(groups) > len(ours):
         out.append(f"the file carries auxiliary heads ({', '.join(heads)}) that the spec has "
                    f"no place for: add --skip {','.join(heads)}")
-    other = _zoo_fit(graph.name, groups, source)
-    if other:
-        out.append(f"the file fits the zoo's {other}: a file of another net?")
+    others = _zoo_fits(graph.name, groups, source)
+    if others:
+        out.append(f"the file fits the zoo's {', '.join(others)}: a file of another net?")
     return out
 
 
-def _zoo_fit(current: str, groups: list[Layer], source: Source) -> str | None:
-    """The first zoo net (other than ``current``) the file's layers fit, if any."""
+def _zoo_fits(current: str, groups: list[Layer], source: Source) -> list[str]:
+    """The zoo nets (other than ``current``, at most 3) the file's layers fit."""
+    found = []
     from compiler.loader import load, zoo_index
 
     for name in sorted(zoo_index()):
@@ -345,8 +346,10 @@ def _zoo_fit(current: str, groups: list[Layer], source: Source) -> str | None:
                 pair_tree(theirs, {g.name: g for g in groups})
         except PairingError:
             continue
-        return name
-    return None
+        found.append(name)
+        if len(found) == 3:
+            break
+    return found
 
 
 # ---- rule 5: where the stride is ---------------------------------------------------------------

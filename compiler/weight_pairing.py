@@ -228,7 +228,12 @@ def pair_tree(ours: list[Layer], groups: dict[str, Layer]) -> list[tuple[Layer, 
 
 
 def pair_in_order(ours: list[Layer], theirs: list[Layer]) -> list[tuple[Layer, Layer]]:
-    """Rule 5: layer i with layer i. Raises :class:`PairingError` at the first misfit."""
+    """Rule 5: layer i with layer i. Raises :class:`PairingError` at the first misfit.
+
+    No other order is tried: a caffemodel's layer names say nothing of netc's structure, and
+    where two layers have equal shapes (a bottleneck's last 1x1 and its projection) another
+    order could fit and compute something else.
+    """
     for i, (mine, other) in enumerate(zip(ours, theirs)):
         if not fits(mine, other):
             raise PairingError(Failure(i, other))

@@ -310,6 +310,11 @@ def likely_causes(graph, ours: list[Layer], groups: list[Layer], source: Source)
         out.append("the file is torchvision's GoogLeNet (batch norm after every conv, a 3x3 "
                    "where Caffe's 5x5 branch is); the zoo's googlenet is Caffe's "
                    "bvlc_googlenet, whose weights are bvlc_googlenet.caffemodel")
+    if source.caffe and any(re.match(r"res\d+[a-z]\d*_branch1$", n) for n in names):
+        out.append("the file is one of He et al.'s Caffe ResNets, which store each block's "
+                   "projection (branch1) before its body and give conv1 a bias: use its "
+                   "deploy prototxt (ResNet-50-deploy.prototxt) as the spec, which takes the "
+                   "file by layer name")
     heads = sorted({re.split(r"[./]", n)[0] for n in names
                     if re.match(r"(aux|loss)\d", re.split(r"[./]", n)[0])})
     if heads and len(groups) > len(ours):

@@ -11,8 +11,14 @@ Rules, in order of application:
    caused it and at the expansion path that led there.
 4. Errors do not stop elaboration: the failing value becomes ``POISON`` and later errors that
    depend on it are suppressed; independent errors are all reported.
-5. Growth is bounded: more than ``max_nodes`` nodes, or definition calls nested deeper than
-   ``max_depth``, stop elaboration at once with a diagnostic.
+5. Growth is bounded: more than ``max_nodes`` nodes, definition calls (or parameter defaults
+   that call definitions) nested deeper than ``max_depth``, or more than ``IDLE_STEPS +
+   STEPS_PER_NODE * nodes made`` steps (applications, iterations, calls: work that makes no
+   node, such as an empty ``for`` over 10**12, counts too) stop elaboration at once with a
+   diagnostic.
+6. Cost is linear in the nodes made: chains, sums and ``if ... else if`` ladders are walked in
+   loops (:mod:`dsl.nesting` bounds the rest), colliding labels find their next free suffix in
+   O(1), and a residual finds its body's nodes by position.
 
 After elaboration: nested FractalNet mean-joins are flattened (:func:`flatten_mean_joins`) and
 stochastic-depth survival probabilities are assigned (:func:`assign_survival`).
@@ -28,6 +34,7 @@ from typing import Any
 from compiler import ops as opreg
 from compiler.ir import Graph, InputSpec, Node
 from compiler.ops import ArgError, Attrs, ShapeError, Symbol, fmt_shape
+from compiler.ops.domains import MAX_SIZE
 from compiler.values import (
     POISON,
     Block,
@@ -51,8 +58,17 @@ from dsl.diagnostics import Diagnostic, DiagnosticError, Span
 
 DEFAULT_MAX_NODES = 100_000
 DEFAULT_MAX_DEPTH = 64
+# --max-depth can raise the limit this far: a call d deep names its nodes with d scopes
+# (stage.block.f.f.f...), so n nodes at depth d cost O(n·d) in names alone; 2,000 checks in
+# seconds, and no real net nests a tenth of that.
+MAX_DEPTH_LIMIT = 2_000
+# The step budget: IDLE_STEPS of work plus STEPS_PER_NODE per node made (the zoo needs at most
+# 4 per node), so elaboration is linear in the nodes it makes and an empty loop stops in seconds.
+STEPS_PER_NODE = 10
+IDLE_STEPS = 200_000
 JOIN_KINDS = ("concat", "add", "mean", "mul", "max", "crop")
 SHORTCUTS = ("identity", "pad", "pad_avg", "project", "conv")
+JOIN_KINDS += ("resize",)  # resize[x, ref]: x interpolated to ref's size
 
 
 class _Fatal(Exception):
@@ -73,6 +89,12 @@ class Elaborator:
         self.defs = defs
         self.max_nodes = max_nodes
         self.max_depth = max_depth
+        self.idle_steps = max(IDLE_STEPS, 2 * max_nodes)
+        self.steps = 0
+        self.where: Span | None = None  # the last block applied: where a RecursionError lands
+        self._suffix: dict[str, int] = {}  # full label -> last suffix tried (linear labels)
+        self._position: dict[str, int] = {}  # node name -> its index in graph order
+        self._order: list[str] = []
         self.diags: list[Diagnostic] = []
         self.graph: Graph | None = None
         self.values: dict[str, Value | Poison] = {}
@@ -99,6 +121,27 @@ class Elaborator:
         self.error(span, message)
         raise _Fatal
 
+    def step(self, span: Span | None) -> None:
+        """Count one unit of work (an application, an iteration, a call) against the budget."""
+        self.steps += 1
+        self.where = span
+        if self.steps > self.idle_steps and self.graph is not None:
+            made = len(self.graph.nodes)
+            if self.steps > self.idle_steps + STEPS_PER_NODE * made:
+                self.fatal(span, f"elaboration has taken {self.steps:,} steps (applications, "
+                                 f"iterations, calls) and made only {made:,} nodes: a "
+                                 "repetition or recursion that makes nothing? (the budget is "
+                                 f"{self.idle_steps:,} steps, plus {STEPS_PER_NODE} per node)")
+
+    def enter(self, span: Span | None, described: str) -> None:
+        """One level deeper into definition calls; fatal past ``max_depth``."""
+        if self.depth >= self.max_depth:
+            self.fatal(span, f"definition calls nest deeper than the limit of {self.max_depth} "
+                             f"({described}): a recursion that does not reach its base case, or "
+                             "a deeper one than the limit allows (raise it with --max-depth, up "
+                             f"to {MAX_DEPTH_LIMIT:,})")
+        self.depth += 1
+
     # ---- naming -----------------------------------------------------------------------------
     @property
     def scope(self) -> _Scope:
@@ -120,10 +163,13 @@ class Elaborator:
                     break
             self.scope.counters[base] = k
         else:
-            local, k = base, 0
+            # A label used n times tries base, base_1, ... once overall, not once per use.
+            local, full = base, self._full(base)
+            k = self._suffix.get(full, 0)
             while self._full(local) in self.used:
                 k += 1
                 local = f"{base}_{k}"
+            self._suffix[full] = k
         self.used.add(self._full(local))
         return local
 
@@ -151,9 +197,19 @@ class Elaborator:
             shape = opdef.infer_shape(attrs, in_shapes)
         except ShapeError as e:
             return self.error(span, str(e))
+        big = [d for d in shape if d > MAX_SIZE]
+        if big:  # flatten of a huge map, concat of many branches: past int32 indexing
+            return self.error(span, f"{op}: output {fmt_shape(shape)} has an axis of {big[0]:,}; "
+                                    f"netc builds axes up to {MAX_SIZE:,}")
         name = self._full(self.fresh(label, numbered=False) if label else self.fresh(op, True))
-        self.graph.add(Node(name, op, tuple(v.node for v in inputs), attrs, tuple(shape), span))
+        self.record(Node(name, op, tuple(v.node for v in inputs), attrs, tuple(shape), span))
         return Value(name, tuple(shape))
+
+    def record(self, node: Node) -> None:
+        """Add ``node`` to the graph, remembering its position (residual bodies use it)."""
+        self._position[node.name] = len(self._order)
+        self._order.append(node.name)
+        self.graph.add(node)
 
     # ---- evaluation -------------------------------------------------------------------------
     def eval(self, e: ast.Node, env: dict[str, Any]) -> Any:
@@ -247,7 +303,14 @@ class Elaborator:
             return self.make_op(fname, args, kwargs, e.span, spans)
         return self.unknown(fname, e.func.span)
 
+    def unknown_name(self, name: str, span: Span) -> Poison:
+        """A label's ``{name}`` that names nothing."""
+        return self.error(span, f"{name!r} in this label is not a parameter or loop variable")
+
     def unknown(self, name: str, span: Span) -> Poison:
+        if name in self.values and self.depth > 0:
+            return self.error(span, f"{name!r} is a value of the net; a definition sees only its "
+                                    "parameters: pass the value in, or use it in the net")
         known = list(self.defs) + list(opreg.REGISTRY) + list(self.values)
         close = difflib.get_close_matches(name, known, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -270,12 +333,21 @@ class Elaborator:
             if k in env:
                 return self.error(span, f"{defn.name}: parameter {k!r} given twice")
             env[k] = v
+        self.step(span)
         for p in params:
             if p.name not in env:
                 if p.default is None:
                     return self.error(span, f"{defn.name} needs its parameter {p.name!r} "
                                             f"({', '.join(q.name for q in params)})")
-                env[p.name] = self.eval(p.default, dict(env))
+                # A default may call definitions (def f(x = g()) = ...): one level deeper, so
+                # a default that calls its own definition meets the depth limit.
+                self.enter(p.default.span, f"the default of {defn.name}'s {p.name}")
+                self.path.append(f"{defn.name}'s default {p.name}")
+                try:
+                    env[p.name] = self.eval(p.default, dict(env))
+                finally:
+                    self.depth -= 1
+                    self.path.pop()
         shown = ", ".join(f"{p.name}={_show(env[p.name])}" for p in params)
         return DefBlock(defn, env, span, f"{defn.name}({shown})")
 
@@ -319,17 +391,28 @@ class Elaborator:
         return JoinBlock(head.op, head.attrs, tuple(branches), e.span)
 
     def eval_Seq(self, e: ast.Seq, env):
-        first = self.eval(e.first, env)
-        then = self.eval(e.then, env)
-        if first is POISON or then is POISON:
-            return POISON
-        for part, part_ast in ((first, e.first), (then, e.then)):
-            if not isinstance(part, Block):
-                return self.not_a_block(part, part_ast)
-        if isinstance(then, ValueRef):
-            return self.error(e.then.span, f"{then.name!r} is a value; a chain can start from a "
-                                           "value but cannot flow into one")
-        return SeqBlock(first, then, e.span)
+        # ``a -> b -> c`` is Seq(Seq(a, b), c): walk the chain in a loop, not by recursion, so a
+        # generated chain of 100,000 layers costs no stack.
+        links = []
+        while isinstance(e, ast.Seq):
+            links.append(e)
+            e = e.first
+        acc = self.eval(e, env)
+        if acc is not POISON and not isinstance(acc, Block):
+            acc = self.not_a_block(acc, e)
+        for link in reversed(links):
+            then = self.eval(link.then, env)  # evaluated even after an error: report them all
+            if then is POISON:
+                acc = POISON
+                continue
+            if not isinstance(then, Block):
+                acc = self.not_a_block(then, link.then)
+            elif isinstance(then, ValueRef):
+                acc = self.error(link.then.span, f"{then.name!r} is a value; a chain can start "
+                                                 "from a value but cannot flow into one")
+            elif acc is not POISON:
+                acc = SeqBlock(acc, then, link.span)
+        return acc
 
     def not_a_block(self, v, node: ast.Node) -> Poison:
         if isinstance(v, Symbol):
@@ -341,10 +424,25 @@ class Elaborator:
             return self.error(node.span, f"{v.defn.name} needs arguments ({params})")
         if isinstance(v, OpRef):
             return self.error(node.span, f"{v.op.name} needs arguments: {v.op.signature()}")
+        if isinstance(v, str):
+            hint = f": write {v} without quotes" if v in opreg.REGISTRY or v in self.defs else ""
+            return self.error(node.span, f"expected a layer here; got the string "
+                                         f"\"{_clip(v)}\"{hint}")
         return self.error(node.span, f"expected a layer here; got {_show(v)}")
 
     def eval_BinOp(self, e: ast.BinOp, env):
-        left = self.eval(e.left, env)
+        # A sum of 5,000 terms is a left spine of BinOps: evaluated in a loop.
+        spine = []
+        while isinstance(e, ast.BinOp):
+            spine.append(e)
+            e = e.left
+        acc = self.eval(e, env)
+        for op in reversed(spine):
+            acc = self.binop(op, acc, env)
+        return acc
+
+    def binop(self, e: ast.BinOp, left, env):
+        """``left <op> right`` with ``left`` already evaluated."""
         if e.op in ("and", "or"):
             if left is POISON:
                 return POISON
@@ -359,6 +457,8 @@ class Elaborator:
         if e.op == "*" and isinstance(left, Block) and _is_int(right):
             if right < 0:
                 return self.error(e.right.span, f"cannot repeat a block {right} times")
+            if isinstance(left, TimesBlock):  # (b * m) * n is b * (m*n): no nesting
+                return TimesBlock(left.body, left.times * right, e.span)
             return TimesBlock(left, right, e.span)
         if not (_is_num(left) and _is_num(right)):
             if e.op in ("==", "!=") and isinstance(left, str) and isinstance(right, str):
@@ -366,27 +466,45 @@ class Elaborator:
             shown = f"{_show(left)} {e.op} {_show(right)}"
             return self.error(e.span, f"cannot compute {shown}: {e.op} needs numbers")
         try:
-            return _ARITH[e.op](left, right)
+            value = _ARITH[e.op](left, right)
         except ZeroDivisionError:
             return self.error(e.span, f"division by zero in {_show(left)} {e.op} {_show(right)}")
+        except OverflowError:
+            return self.error(e.span, f"{_show(left)} {e.op} {_show(right)} is too large")
+        if isinstance(value, float) and not math.isfinite(value):
+            return self.error(e.span, f"{_show(left)} {e.op} {_show(right)} is not finite")
+        if _is_int(value) and abs(value) > _BIG_INT:
+            return self.error(e.span, f"{_show(left)} {e.op} {_show(right)} has more than "
+                                      f"{_BIG_INT_DIGITS} digits")
+        return value
 
     def eval_UnaryOp(self, e: ast.UnaryOp, env):
-        v = self.eval(e.operand, env)
-        if v is POISON:
-            return POISON
-        if e.op == "not":
-            return not v
-        if not _is_num(v):
-            return self.error(e.span, f"cannot negate {_show(v)}")
-        return -v if e.op == "-" else v
+        ops = []  # ``not not ... x``: a loop, innermost first
+        while isinstance(e, ast.UnaryOp):
+            ops.append(e)
+            e = e.operand
+        v = self.eval(e, env)
+        for u in reversed(ops):
+            if v is POISON:
+                return POISON
+            if u.op == "not":
+                v = not v
+            elif not _is_num(v):
+                return self.error(u.span, f"cannot negate {_show(v)}")
+            elif u.op == "-":
+                v = -v
+        return v
 
     def eval_IfExpr(self, e: ast.IfExpr, env):
-        cond = self.eval(e.cond, env)
-        if cond is POISON:
-            return POISON
-        if not isinstance(cond, (bool, int, float)):
-            return self.error(e.cond.span, f"a condition must be true or false; got {_show(cond)}")
-        return self.eval(e.then if cond else e.orelse, env)
+        while isinstance(e, ast.IfExpr):  # an if ... else if ... ladder, in a loop
+            cond = self.eval(e.cond, env)
+            if cond is POISON:
+                return POISON
+            if not isinstance(cond, (bool, int, float)):
+                return self.error(e.cond.span,
+                                  f"a condition must be true or false; got {_show(cond)}")
+            e = e.then if cond else e.orelse
+        return self.eval(e, env)
 
     def eval_Repeat(self, e: ast.Repeat, env):
         lo, hi = self.eval(e.lo, env), self.eval(e.hi, env)
@@ -407,6 +525,8 @@ class Elaborator:
                 v = self.eval(part, env)
                 if v is POISON:
                     return POISON
+                if isinstance(v, Symbol):  # a name bound to nothing, not text to paste
+                    return self.unknown_name(str(v), part.span)
                 if not (_is_int(v) or isinstance(v, str)):
                     return self.error(part.span, "a label can interpolate integers and "
                                                  f"names; got {_show(v)}")
@@ -432,6 +552,7 @@ class Elaborator:
                                           "as in image -> ...")
         if x is POISON:
             return POISON
+        self.step(block.span)
         method = getattr(self, "apply_" + type(block).__name__)
         return method(block, x, label)
 
@@ -456,16 +577,13 @@ class Elaborator:
         return out
 
     def apply_DefBlock(self, b: DefBlock, x: Value, label):
-        if self.depth >= self.max_depth:
-            self.fatal(b.span, f"definitions nest deeper than {self.max_depth} calls; "
-                               f"a recursion does not reach its base case ({b.described})")
+        self.enter(b.span, b.described)
         inline = b.defn.inline and not label
         if not inline:
             local = self.fresh(label, numbered=False) if label else self.fresh(b.defn.name, True)
             # Which scopes are definition calls, for the ONNX lowering's --functions.
             self.graph.calls[self._full(local)] = b.described
         self.path.append(b.described)
-        self.depth += 1
         try:
             def body():
                 value = self.eval(b.defn.body, dict(b.env))
@@ -480,15 +598,28 @@ class Elaborator:
             self.path.pop()
 
     def apply_SeqBlock(self, b: SeqBlock, x: Value | None, label):
-        return self.apply(b.then, self.apply(b.first, x))
+        steps = []  # SeqBlock(SeqBlock(a, b), c): a loop down the chain, then along it
+        while isinstance(b, SeqBlock):
+            steps.append(b.then)
+            b = b.first
+        x = self.apply(b, x)
+        for then in reversed(steps):
+            x = self.apply(then, x)
+        return x
 
     def apply_TimesBlock(self, b: TimesBlock, x: Value, label):
         for _ in range(b.times):
+            if x is POISON:
+                return POISON
+            self.step(b.span)  # an empty body (relu * 0) * 10**9 still costs each turn
             x = self.apply(b.body, x)
         return x
 
     def apply_ForBlock(self, b: ForBlock, x: Value, label):
         for i in range(b.lo, b.hi + 1):
+            if x is POISON:
+                return POISON
+            self.step(b.span)
             value = self.eval(b.body, {**b.env, b.var: i})
             if value is POISON:
                 return POISON
@@ -533,6 +664,9 @@ class Elaborator:
             self.path.pop()
         if short is POISON:
             return POISON
+        if short.shape != y.shape:  # a pad_avg shortcut floors where the body rounded up
+            return self.error(b.span, f"residual: body gives {fmt_shape(y.shape)}, "
+                                      f"shortcut={b.shortcut} gives {fmt_shape(short.shape)}")
         attrs = Attrs(survival=b.survival if b.survival is not None else 1.0,
                       explicit=b.survival is not None)
         return self.add_node("residual", [y, short], attrs, b.span, label)
@@ -540,10 +674,15 @@ class Elaborator:
     def shortcut(self, b: ResidualBlock, x: Value, y: Value):
         if x.shape == y.shape and b.shortcut != "conv":
             return x
-        if b.shortcut == "identity" or len(x.shape) != 3 or len(y.shape) != 3:
+        if b.shortcut == "identity":
             return self.error(
                 b.span, f"residual: body gives {fmt_shape(y.shape)}, shortcut gives "
                         f"{fmt_shape(x.shape)}; declare shortcut=project or shortcut=pad")
+        if len(x.shape) != 3 or len(y.shape) != 3:
+            return self.error(
+                b.span, f"residual: body gives {fmt_shape(y.shape)}, its input is "
+                        f"{fmt_shape(x.shape)}; shortcut={b.shortcut} matches feature maps "
+                        "(CxHxW) only: the body must keep a flat vector's size")
         (cx, hx, wx), (cy, hy, wy) = x.shape, y.shape
         stride = -(-hx // hy) if hy else 0
         if stride < 1 or -(-hx // stride) != hy or -(-wx // stride) != wy:
@@ -569,9 +708,8 @@ class Elaborator:
         return self.in_scope(self.fresh("shortcut", numbered=False), project)
 
     def _body_nodes(self, x: Value, y: Value) -> list[str]:
-        names = list(self.graph.nodes)
-        start = names.index(x.node) + 1
-        return names[start:names.index(y.node) + 1]
+        # By position, not by searching the node list: n residual blocks cost O(n), not O(n²).
+        return self._order[self._position[x.node] + 1:self._position[y.node] + 1]
 
     # ---- nets -------------------------------------------------------------------------------
     def net(self, net: ast.Net, overrides: dict[str, Any] | None = None,
@@ -606,6 +744,11 @@ class Elaborator:
                     last = result
         except _Fatal:
             raise DiagnosticError(self.diags) from None
+        except RecursionError:  # a last resort: depth and nesting limits should come first
+            self.error(self.where, "this net nests too deeply to elaborate (definition calls "
+                                   "and brackets inside one another); lower --max-depth or "
+                                   "flatten the spec")
+            raise DiagnosticError(self.diags) from None
         if not graph.inputs and not self.diags:
             self.error(net.span, f"net {net.name} declares no input (input image: 3x224x224)")
         if not output_names and isinstance(last, Value):
@@ -628,13 +771,15 @@ class Elaborator:
         if isinstance(stmt, ast.InputStmt):
             if stmt.name in self.values:
                 return self.error(stmt.span, f"{stmt.name!r} is already defined")
-            if any(d <= 0 for d in stmt.shape) or len(stmt.shape) not in (1, 3):
-                return self.error(stmt.span, f"input shape must be CxHxW (or a length); got "
-                                             f"{fmt_shape(stmt.shape)}")
-            spec = self.input_spec(stmt, env)
+            problem = _input_shape_problem(stmt.shape)
+            spec = self.input_spec(stmt, env) if problem is None else None
+            if problem is not None:
+                self.error(stmt.span, problem)
             if spec is None:
+                # Known but failed: later uses stay quiet instead of "unknown layer 'image'".
+                self.values[stmt.name] = POISON
                 return POISON
-            g.add(Node(stmt.name, "input", (), Attrs(), stmt.shape, stmt.span))
+            self.record(Node(stmt.name, "input", (), Attrs(), stmt.shape, stmt.span))
             self.used.add(stmt.name)
             g.inputs[stmt.name] = spec
             self.values[stmt.name] = Value(stmt.name, stmt.shape)
@@ -676,15 +821,19 @@ class Elaborator:
     def input_spec(self, stmt: ast.InputStmt, env) -> InputSpec | None:
         opts = {}
         for kw in stmt.options:
+            if kw.name in opts:
+                self.error(kw.span, f"input option {kw.name!r} given twice")
+                return None
             v = self.eval(kw.value, env)
             if v is POISON:
                 return None
             opts[kw.name] = v
         known = {"mean", "std", "scale", "layout"}
+        where = {kw.name: kw.span for kw in stmt.options}
         for k in opts:
             if k not in known:
-                self.error(stmt.span, f"input has no option {k!r}; "
-                                      f"it takes {', '.join(sorted(known))}")
+                self.error(where[k], f"input has no option {k!r}; "
+                                     f"it takes {', '.join(sorted(known))}")
                 return None
         c = stmt.shape[0]
         for k in ("mean", "std"):
@@ -693,9 +842,19 @@ class Elaborator:
                 if _is_num(v):
                     v = [v] * c
                 if not (isinstance(v, list) and len(v) == c and all(_is_num(i) for i in v)):
-                    self.error(stmt.span, f"input {k} needs {c} numbers (one per channel)")
+                    self.error(where[k], f"input {k} needs {c} finite numbers (one per "
+                                         f"channel); got {_show(opts[k])}")
+                    return None
+                if k == "std" and any(i <= 0 for i in v):
+                    self.error(where[k], f"input std must be positive (it divides); got "
+                                         f"{_show(opts[k])}")
                     return None
                 opts[k] = tuple(float(i) for i in v)
+        scale = opts.get("scale", 1.0)
+        if not (_is_num(scale) and scale > 0):
+            self.error(where.get("scale", stmt.span), "input scale must be a positive number "
+                                                      f"(255 for Caffe); got {_show(scale)}")
+            return None
         layout = str(opts.get("layout", "rgb"))
         if layout not in ("rgb", "bgr", "gray"):
             self.error(stmt.span, f"input layout must be rgb, bgr or gray; got {layout!r}")
@@ -730,6 +889,19 @@ class Elaborator:
             opts["droppath_global"] = float(params.get("global", 0.5))
         else:
             opts["stochastic_depth"] = float(params.get("p_L", 0.5))
+
+
+def _input_shape_problem(shape: tuple[int, ...]) -> str | None:
+    """Why an input shape cannot be, or None: CxHxW or a length, positive, buildable."""
+    if len(shape) == 4 and shape[0] == 1:
+        rest = fmt_shape(shape[1:])
+        return (f"input shape {fmt_shape(shape)} has 4 axes; shapes exclude the batch axis: "
+                f"write {rest}")
+    if len(shape) not in (1, 3) or any(d <= 0 for d in shape):
+        return f"input shape must be CxHxW (or a length); got {fmt_shape(shape)}"
+    if any(d > MAX_SIZE for d in shape):
+        return f"input shape {fmt_shape(shape)}: netc builds axes up to {MAX_SIZE:,}"
+    return None
 
 
 def _starts_with_value(block) -> bool:
@@ -810,6 +982,12 @@ _ARITH = {
 }
 
 
+# Integers past 100 digits are no size, count or seed anything can use; arithmetic that grows
+# past them is refused at once (Python would keep multiplying ever larger numbers).
+_BIG_INT_DIGITS = 100
+_BIG_INT = 10**_BIG_INT_DIGITS
+
+
 def _freeze(v):
     """A hashable form of an argument list (lists become tuples); TypeError if impossible."""
     if isinstance(v, (list, tuple)):
@@ -823,7 +1001,12 @@ def _is_int(v) -> bool:
 
 
 def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and (
+        isinstance(v, int) or math.isfinite(v))
+
+
+def _clip(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _show(v) -> str:
@@ -840,5 +1023,5 @@ def _show(v) -> str:
     if isinstance(v, OpRef):
         return v.op.name
     if isinstance(v, list):
-        return "[" + ", ".join(_show(i) for i in v) + "]"
-    return str(v)
+        return "[" + ", ".join(_show(i) for i in v[:8]) + (", ...]" if len(v) > 8 else "]")
+    return _clip(str(v))

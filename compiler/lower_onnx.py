@@ -51,6 +51,9 @@ def lower(graph: Graph, weights: Mapping[str, np.ndarray] | None = None, *, seed
     ``weights`` are keyed like :func:`compiler.weights.init_weights`; None draws them with
     ``seed``. ``outputs`` are user names (``conv4_2``) added after the declared outputs.
     """
+    from compiler.budget import check_int64
+
+    check_int64(graph)  # before any weight is drawn: onnx.helper refuses integers past int64
     if weights is None:
         weights = init_weights(graph, seed)
     extra = resolve_outputs(graph, outputs)
@@ -254,3 +257,5 @@ class _Lowering:
         for o, v in zip(outs, values):
             env[o] = v
             tape.shapes[v] = self.graph[o].shape
+            if ftape.declared:  # a Resize inside: inference loses the outputs' batch axis
+                tape.declare(v, self.graph[o].shape)

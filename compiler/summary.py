@@ -54,7 +54,7 @@ def receptive_fields(graph: Graph) -> dict[str, tuple[int, int] | None]:
     """(receptive field, jump) along the height axis for every feature-map node.
 
     rf_out = rf_in + d·(k − 1)·jump_in and jump_out = jump_in·s for windowed ops; joins take
-    the largest field of their inputs.
+    the largest field of their inputs, and the jump of those of the output's spatial size.
     """
     fields: dict[str, tuple[int, int] | None] = {}
     for node in graph:
@@ -65,8 +65,12 @@ def receptive_fields(graph: Graph) -> dict[str, tuple[int, int] | None]:
         if len(node.shape) != 3 or any(f is None for f in ins):
             fields[node.name] = None
             continue
-        rf, jump = max(f[0] for f in ins), max(f[1] for f in ins)
-        geo = node.opdef.geometry(node.attrs, [graph[i].shape for i in node.inputs])
+        shapes = [graph[i].shape for i in node.inputs]
+        # A broadcast input (SE's Cx1x1 gate) adds its field but not its jump: the output's
+        # pixels are spaced as the inputs of the output's own size.
+        spaced = [f[1] for f, sh in zip(ins, shapes) if sh[1:] == node.shape[1:]]
+        rf, jump = max(f[0] for f in ins), max(spaced or [f[1] for f in ins])
+        geo = node.opdef.geometry(node.attrs, shapes)
         if geo is not None:
             (k, _), (s, _), (d, _) = geo
             rf, jump = rf + d * (k - 1) * jump, jump * s

@@ -120,6 +120,21 @@ class FitConcat(nn.Module):
         return f"fit={self.how}, size={self.size}"
 
 
+class ResizeTo(nn.Module):
+    """``resize[x, ref]``: ``x`` interpolated to ``size`` (``ref``'s, known when compiling)."""
+
+    def __init__(self, size, mode: str, align_corners: bool):
+        super().__init__()
+        self.size, self.mode = tuple(size), mode
+        self.align_corners = align_corners if mode == "bilinear" else None
+
+    def forward(self, x: torch.Tensor, *_refs: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, size=self.size, mode=self.mode, align_corners=self.align_corners)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, mode={self.mode}"
+
+
 class Slice(nn.Module):
     """Indices ``start`` .. ``end`` − 1 along dimension ``axis`` (a channel split)."""
 

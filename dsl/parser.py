@@ -10,11 +10,12 @@ The grammar lives in ``netc.lark`` beside this file. Lark's exceptions stop at t
 
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
 from importlib import resources
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, v_args
 from lark.exceptions import (
     UnexpectedCharacters,
     UnexpectedEOF,
@@ -22,9 +23,13 @@ from lark.exceptions import (
     UnexpectedToken,
     VisitError,
 )
+from lark.visitors import Transformer_NonRecursive
 
 from dsl import ast
 from dsl.diagnostics import SOURCES, Diagnostic, DiagnosticError, Span
+from dsl.nesting import check_nesting
+
+MAX_DIGITS = 100  # the longest integer literal (the elaborator refuses larger results, too)
 
 # How terminals read in "expected ..." messages.
 _TERMINAL_WORDS = {
@@ -68,8 +73,12 @@ def _lark() -> Lark:
 
 
 @v_args(inline=True, meta=True)
-class _ToAst(Transformer):
-    """One method per grammar alias; each builds one frozen AST node with its span."""
+class _ToAst(Transformer_NonRecursive):
+    """One method per grammar alias; each builds one frozen AST node with its span.
+
+    Non-recursive: a generated chain of 100,000 layers is a parse tree 100,000 deep, and Lark's
+    recursive Transformer would stop at Python's recursion limit.
+    """
 
     def __init__(self, file: str):
         super().__init__()
@@ -127,6 +136,9 @@ class _ToAst(Transformer):
 
     # statements
     def input_stmt(self, meta, name, shape, *options):
+        if any(len(d) > MAX_DIGITS for d in str(shape).split("x")):
+            raise DiagnosticError(Diagnostic(Span.of(self.file, shape),
+                                             "an axis of this shape has too many digits"))
         dims = tuple(int(d) for d in str(shape).split("x"))
         return ast.InputStmt(self._s(meta), str(name), dims, tuple(options))
 
@@ -182,10 +194,18 @@ class _ToAst(Transformer):
         return ast.Name(self._s(meta), str(tok))
 
     def int_lit(self, meta, tok):
+        if len(tok) > MAX_DIGITS:  # int() refuses past 4,300 digits; no size needs 100
+            raise DiagnosticError(Diagnostic(
+                self._s(meta), f"this integer has {len(tok):,} digits; netc takes up to "
+                               f"{MAX_DIGITS}"))
         return ast.Num(self._s(meta), int(tok))
 
     def float_lit(self, meta, tok):
-        return ast.Num(self._s(meta), float(tok))
+        value = float(tok) if len(tok) <= 400 else float("inf")
+        if not math.isfinite(value):
+            raise DiagnosticError(Diagnostic(self._s(meta), f"{_excerpt(str(tok))} is too large "
+                                                            "to be a number"))
+        return ast.Num(self._s(meta), value)
 
     def string_lit(self, meta, tok):
         return ast.Str(self._s(meta), str(tok)[1:-1])
@@ -244,6 +264,10 @@ class _Shifted(_ToAst):
                     meta.end_column + self.col_offset)
 
 
+def _excerpt(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 def _split_args(args) -> tuple[tuple, tuple]:
     args = [a for a in args if a is not None]
     pos = tuple(a for a in args if not isinstance(a, ast.Kwarg))
@@ -287,22 +311,35 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, file: str) -> Diagnostic
         hint = " (missing '->' between layers?)"
     return Diagnostic(
         span,
-        f"unexpected {str(tok)!r}; expected {_describe_expected(err.expected)}{hint}",
+        f"unexpected {_excerpt(str(tok))!r}; expected {_describe_expected(err.expected)}{hint}",
     )
 
 
 def parse(text: str, file: str = "<string>") -> ast.Module:
-    """Parse one file's text. Raises :class:`DiagnosticError` on any syntax error."""
+    """Parse one file's text. Raises :class:`DiagnosticError` on any syntax error.
+
+    Line ends are normalised first (CR-only and CRLF files are located like LF files), and an
+    expression nested deeper than :data:`dsl.nesting.MAX_NESTING` is refused at its place, so
+    nothing later depends on Python's recursion limit.
+    """
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     SOURCES.texts[file] = text
-    if "\x00" in text:
-        raise DiagnosticError(Diagnostic(Span(file, 1, 1), "this is not a text file (NUL byte)"))
+    nul = text.find("\x00")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        col = nul - (text.rfind("\n", 0, nul) + 1) + 1
+        raise DiagnosticError(Diagnostic(Span(file, line, col),
+                                         "this is not a text file (NUL byte)"))
     try:
         tree = _lark().parse(text, start="start")
     except UnexpectedInput as err:
         raise DiagnosticError(_syntax_diagnostic(err, text, file)) from None
     try:
-        return _ToAst(file).transform(tree)
+        module = _ToAst(file).transform(tree)
     except VisitError as err:
         if isinstance(err.orig_exc, DiagnosticError):
             raise err.orig_exc from None
         raise
+    check_nesting(module)
+    return module

@@ -83,7 +83,7 @@ CASES = {
                     "cannot reduce 3 channels to 2"),
     # growth
     "infinite-recursion": ("def f(n) = relu -> f(n + 1)\n" + net("image -> f(1)"), 1, 20,
-                           "nest deeper than 64"),
+                           "nest deeper than the limit of 64"),
     "repetition-bomb": (net("image -> relu * 1000000"), 3, 12, "grows past 100,000 nodes"),
 }
 

@@ -19,7 +19,6 @@ its TEST net (:mod:`~compiler.caffe.phases`). Weights (``.caffemodel``) are read
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from dsl.diagnostics import SOURCES, Diagnostic, DiagnosticError, Span
@@ -69,10 +68,12 @@ def import_prototxt_net(path: str | Path, input_shape: tuple[int, ...] | None = 
     says what a train_val file had that the deploy net does not. Raises DiagnosticError."""
     path = Path(path)
     shown = _display(path)
+    from dsl.sources import NotRegular, read_regular
+
     try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise DiagnosticError(Diagnostic(None, f"cannot read {shown}: {e.strerror or e}")) from None
+        raw = read_regular(path)  # a regular file of at most 16 MiB: no FIFO, no /dev/zero
+    except NotRegular as e:
+        raise DiagnosticError(Diagnostic(None, str(e))) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -100,12 +101,9 @@ def check_spec(text: str, file: str):
     from dsl import ast
     from dsl.parser import parse
 
+    from compiler.loader import run_deep
+
     SOURCES.texts[file] = text
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old, 20_000))  # as the loader: deep nets recurse deeply
-    try:
-        module = parse(text, file)
-        net = next(item for item in module.items if isinstance(item, ast.Net))
-        return Elaborator({}).net(net, None, file)
-    finally:
-        sys.setrecursionlimit(old)
+    module = parse(text, file)
+    net = next(item for item in module.items if isinstance(item, ast.Net))
+    return run_deep(lambda: Elaborator({}).net(net, None, file))  # as the loader does

@@ -324,7 +324,7 @@ def _check_type(p: Param, v: Any, bad) -> Any:
             isinstance(x, int) and not isinstance(x, bool) for x in v
         ):
             return tuple(v)
-        raise bad("an integer or a list of integers")
+        raise bad("an integer or a list of integers" + "".join(f" or {c}" for c in p.choices))
     if p.kind == "floats":
         if isinstance(v, (list, tuple)) and all(
             isinstance(x, (int, float)) and not isinstance(x, bool) for x in v

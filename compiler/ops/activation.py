@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.ops import OpDef, Param, register
-from compiler.ops.domains import DROP_PROBABILITY, FINITE, POSITIVE_NUMBER
+from compiler.ops.domains import DROP_PROBABILITY, FINITE, between
+
+# A learned slope or a scale that torch and ONNX hold in float32 (1e308 would overflow).
+FLOAT32 = between(-3.4e38, 3.4e38, text="a finite float32 number")
+POSITIVE_FLOAT32 = between(0, 3.4e38, lo_open=True, text="a positive finite float32 number")
 
 
 class _Pointwise(OpDef):
@@ -173,7 +177,7 @@ class HardSigmoid(_Pointwise):
 class Softplus(_Pointwise):
     name = "softplus"
     doc = "softplus(beta=1): log(1 + exp(beta·x))/beta"
-    params = (Param("beta", "float", 1.0, domain=POSITIVE_NUMBER),)
+    params = (Param("beta", "float", 1.0, domain=POSITIVE_FLOAT32),)
 
     def to_torch(self, a, ins, out):
         import torch.nn as nn
@@ -217,7 +221,7 @@ class PRelu(_Pointwise):
     doc = ("parametric ReLU max(0, x) + a·min(0, x) with a learned slope a per channel, or one "
            "for all with prelu(shared=true); a starts at 0.25 (He et al. 2015, Caffe's PReLU)")
     params = (Param("shared", "bool", False, doc="one slope for every channel"),
-              Param("init", "float", 0.25, domain=FINITE, doc="the slope's initial value"))
+              Param("init", "float", 0.25, domain=FLOAT32, doc="the slope's initial value"))
 
     def param_count(self, a, ins, out):
         return 1 if a.shared else ins[0][0]

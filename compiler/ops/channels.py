@@ -3,7 +3,7 @@
 ShuffleNet v2's unit splits the channels in two halves, sends one through convolutions and
 concatenates them again; each half is a single-input op, so the unit is a plain join::
 
-    def unit(c) = concat[chunk(2, 0), chunk(2, 1) -> conv(c / 2, 1) -> ...] -> channel_shuffle(2)
+    def unit(c) = concat[chunk(2, 0), chunk(2, 1) -> conv(c // 2, 1) -> ...] -> channel_shuffle(2)
 
 ``slice`` and ``chunk`` count axes as torch and Caffe do (1 = channels, 2 = height, 3 = width;
 0 is the batch) and take Python's half-open ranges, negative indices counting from the end.

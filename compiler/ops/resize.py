@@ -2,6 +2,7 @@
 
 - ``upsample(scale)`` / ``upsample(size=[h, w])``: nearest or bilinear interpolation (torch's
   ``nn.Upsample``, ONNX ``Resize``; Caffe's Interp is ``size=`` with ``align_corners=true``).
+- ``resize[x, ref]``: ``x`` interpolated to ``ref``'s size (FPN's top-down path).
 - ``crop[x, ref]``: ``x`` cut to ``ref``'s size (Caffe's Crop layer; the U-Net skip).
 - :func:`fit_offsets`: where ``concat(fit=crop|pad)`` cuts or zero-pads each branch to one
   size, centred with the odd pixel at the bottom/right.
@@ -14,7 +15,14 @@ import math
 import numpy as np
 
 from compiler.ops import ArgError, OpDef, Param, ShapeError, fmt_shape, register, spatial
-from compiler.ops.domains import POSITIVE, POSITIVE_NUMBER, between
+from compiler.ops.domains import MAX_SIZE, POSITIVE, POSITIVE_NUMBER, between
+
+
+_MODE_PARAMS = (
+    Param("mode", "enum", "nearest", choices=("nearest", "bilinear")),
+    Param("align_corners", "bool", False,
+          doc="bilinear only: corner pixels of input and output coincide (Caffe's Interp)"),
+)
 
 
 @register
@@ -25,9 +33,7 @@ class Upsample(OpDef):
     params = (
         Param("scale", "scale", None, domain=POSITIVE_NUMBER,
               doc="a number or [h, w]; the output is floor(H·scale) x floor(W·scale)"),
-        Param("mode", "enum", "nearest", choices=("nearest", "bilinear")),
-        Param("align_corners", "bool", False,
-              doc="bilinear only: corner pixels of input and output coincide (Caffe's Interp)"),
+        *_MODE_PARAMS,
         Param("size", "pair", None, domain=POSITIVE, doc="the output's [h, w] instead of a scale"),
     )
 
@@ -44,7 +50,11 @@ class Upsample(OpDef):
         c, h, w = spatial(ins[0], "upsample")
         if a.size is not None:
             return (c, a.size[0], a.size[1])
-        out = (math.floor(h * a.scale[0]), math.floor(w * a.scale[1]))
+        scaled = (h * a.scale[0], w * a.scale[1])
+        if max(scaled) > MAX_SIZE:  # (and 32·1e308 is inf, which floor cannot take)
+            raise ShapeError(f"upsample: scale {list(a.scale)} on {c}x{h}x{w} gives an axis "
+                             f"past {MAX_SIZE:,}")
+        out = (math.floor(scaled[0]), math.floor(scaled[1]))
         if min(out) <= 0:
             raise ShapeError(f"upsample: scale {list(a.scale)} on {c}x{h}x{w} gives "
                              f"{out[0]}x{out[1]}: floor(H·scale) must be at least 1")
@@ -63,23 +73,62 @@ class Upsample(OpDef):
                            align_corners=a.align_corners if a.mode == "bilinear" else None)
 
     def to_onnx(self, tape, node, inputs, weights):
-        a, n = node.attrs, node.name
-        (_, h, w), (oh, ow) = tape.shape(inputs[0]), node.shape[1:]
-        if a.mode == "nearest" and (oh % h or ow % w):
-            # Resize computes dst / (out/in), torch dst · (in/out), in float32: they pick
-            # different pixels for about 5% of ratios. Gather torch's own indices instead.
-            rows = tape.constant(f"{n}.rows", nearest_indices(h, oh))
-            cols = tape.constant(f"{n}.cols", nearest_indices(w, ow))
-            y = tape.op("Gather", [inputs[0], rows], name=f"{n}/rows", axis=2)
-            return tape.op("Gather", [y, cols], name=n, axis=3)
-        sizes = tape.constant(f"{n}.sizes", np.array([oh, ow], np.int64))
-        if a.mode == "nearest":  # an integer ratio: src = floor(dst / scale), exactly
-            modes = dict(mode="nearest", coordinate_transformation_mode="asymmetric",
-                         nearest_mode="floor")
-        else:  # torch's bilinear: src = (dst + 0.5)·in/out − 0.5, clamped at 0 (half_pixel)
-            modes = dict(mode="linear", coordinate_transformation_mode=(
-                "align_corners" if a.align_corners else "half_pixel"))
-        return tape.op("Resize", [inputs[0], "", "", sizes], name=n, axes=[2, 3], **modes)
+        return onnx_resize(tape, node.name, inputs[0], node.shape[1:], node.attrs.mode,
+                           node.attrs.align_corners)
+
+
+@register
+class Resize(OpDef):
+    name = "resize"
+    doc = ("resize(mode=nearest|bilinear, align_corners=false)[x, ref]: x interpolated to "
+           "ref's height and width (FPN's top-down path, DeepLabv3+'s decoder)")
+    min_inputs = 2
+    max_inputs = 2
+    params = _MODE_PARAMS
+
+    def normalise(self, a):
+        if a.align_corners and a.mode != "bilinear":
+            raise ArgError("resize: align_corners=true is for mode=bilinear", "align_corners")
+        return a
+
+    def infer_shape(self, a, ins):
+        c, _, _ = spatial(ins[0], "resize")
+        _, h, w = spatial(ins[1], "resize (its reference)")
+        return (c, h, w)
+
+    def geometry(self, a, ins):
+        return ((2, 2), (1, 1), (1, 1)) if a.mode == "bilinear" else None
+
+    def to_torch(self, a, ins, out):
+        from compiler.torch_layers import ResizeTo
+
+        return ResizeTo(out[1:], a.mode, a.align_corners)
+
+    def to_onnx(self, tape, node, inputs, weights):
+        return onnx_resize(tape, node.name, inputs[0], node.shape[1:], node.attrs.mode,
+                           node.attrs.align_corners)
+
+
+def onnx_resize(tape, n: str, x: str, size, mode: str, align_corners: bool) -> str:
+    """ONNX nodes resizing ``x`` to the spatial ``size`` as torch's ``F.interpolate`` does."""
+    (_, h, w), (oh, ow) = tape.shape(x), size
+    if mode == "nearest" and (oh % h or ow % w):
+        # Resize computes dst / (out/in), torch dst · (in/out), in float32: they pick
+        # different pixels for about 5% of ratios. Gather torch's own indices instead.
+        rows = tape.constant(f"{n}.rows", nearest_indices(h, oh))
+        cols = tape.constant(f"{n}.cols", nearest_indices(w, ow))
+        y = tape.op("Gather", [x, rows], name=f"{n}/rows", axis=2)
+        return tape.op("Gather", [y, cols], name=n, axis=3)
+    sizes = tape.constant(f"{n}.sizes", np.array([oh, ow], np.int64))
+    if mode == "nearest":  # an integer ratio: src = floor(dst / scale), exactly
+        modes = dict(mode="nearest", coordinate_transformation_mode="asymmetric",
+                     nearest_mode="floor")
+    else:  # torch's bilinear: src = (dst + 0.5)·in/out − 0.5, clamped at 0 (half_pixel)
+        modes = dict(mode="linear", coordinate_transformation_mode=(
+            "align_corners" if align_corners else "half_pixel"))
+    out = tape.op("Resize", [x, "", "", sizes], name=n, axes=[2, 3], **modes)
+    tape.declare(out, (tape.shape(x)[0], oh, ow))
+    return out
 
 
 def nearest_indices(size: int, out: int) -> np.ndarray:

@@ -9,7 +9,6 @@ printed, or written as JSON with ``--json FILE`` (``-`` for standard output).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 
@@ -107,10 +106,13 @@ def _preprocess(session, args):
 def _labels(path: str | None) -> list[str] | None:
     if path is None:
         return None
+    from runtime.files import read_file
+
     try:
-        return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
-    except (OSError, UnicodeDecodeError) as err:
+        text = read_file(path, "--labels").decode("utf-8")
+    except UnicodeDecodeError as err:
         raise UserError(f"cannot read labels from {path}: {err}") from None
+    return [line.strip() for line in text.splitlines()]
 
 
 def _top(scores: np.ndarray, k: int, labels: list[str] | None) -> list[dict]:

@@ -8,8 +8,9 @@ from compiler.ops import OpDef, Param, register
 from compiler.ops.domains import DROP_PROBABILITY, FINITE, between
 
 # A learned slope or a scale that torch and ONNX hold in float32 (1e308 would overflow).
-FLOAT32 = between(-3.4e38, 3.4e38, text="a finite float32 number")
-POSITIVE_FLOAT32 = between(0, 3.4e38, lo_open=True, text="a positive finite float32 number")
+FLOAT32 = between(-3.4e38, 3.4e38, lo_open=True, hi_open=True, text="a finite float32 number")
+POSITIVE_FLOAT32 = between(0, 3.4e38, lo_open=True, hi_open=True,
+                           text="a positive finite float32 number")
 
 
 class _Pointwise(OpDef):

@@ -3,11 +3,9 @@
 ``fold_bn(graph, weights) -> (graph, weights)`` is pure: it returns a new graph and a new
 weights dict and leaves its arguments as they were. Rules:
 
-1. A ``bn`` node is folded when its input is a ``conv``, ``deconv`` or ``fc`` node that nothing
-   else reads, and neither node is a graph output nor named in ``keep`` (their values must
-   stay visible).
-2. With s = γ / √(σ² + ε): the weight becomes W·s (per output channel: axis 0, or a deconv's
-   axis 1 within each group) and the bias
+1. A ``bn`` node is folded when its input is a ``conv`` or ``fc`` node that nothing else reads,
+   and neither node is a graph output nor named in ``keep`` (their values must stay visible).
+2. With s = γ / √(σ² + ε): the weight becomes W·s (per output channel) and the bias
    (b − μ)·s + β, where b is 0 for a layer without bias. s and the bias are computed in
    float64; W·s is one float32 multiplication.
 3. The merged node keeps the conv's name, gains ``bias=true``, and takes the bn's place:
@@ -31,7 +29,7 @@ import numpy as np
 
 from compiler.ir import Graph, Node
 
-FOLDABLE = ("conv", "fc", "deconv")
+FOLDABLE = ("conv", "fc")
 
 
 def fold_bn(graph: Graph, weights: Mapping[str, np.ndarray],
@@ -46,8 +44,7 @@ def fold_bn(graph: Graph, weights: Mapping[str, np.ndarray],
         node = node.replace(inputs=tuple(merged.get(i, i) for i in node.inputs))
         if node.op == "bn" and _foldable(graph, node, users, keep):
             layer = nodes[node.inputs[0]]
-            _fold_arrays(layer.name, node.name, node.attrs.eps, new_weights,
-                         layer.attrs.groups if layer.op == "deconv" else None)
+            _fold_arrays(layer.name, node.name, node.attrs.eps, new_weights)
             nodes[layer.name] = layer.replace(attrs=layer.attrs.replace(bias=True))
             merged[node.name] = layer.name
             continue
@@ -65,8 +62,7 @@ def _foldable(graph: Graph, bn: Node, users, keep: set[str]) -> bool:
             and bn.name not in keep and src.name not in keep)
 
 
-def _fold_arrays(layer: str, bn: str, eps: float, weights: dict[str, np.ndarray],
-                 deconv_groups: int | None = None) -> None:
+def _fold_arrays(layer: str, bn: str, eps: float, weights: dict[str, np.ndarray]) -> None:
     gamma, beta, mean, var = (weights.pop(f"{bn}.{k}").astype(np.float64)
                               for k in ("weight", "bias", "running_mean", "running_var"))
     scale = gamma / np.sqrt(var + eps)
@@ -74,14 +70,6 @@ def _fold_arrays(layer: str, bn: str, eps: float, weights: dict[str, np.ndarray]
     b = weights.get(f"{layer}.bias")
     b = np.zeros(len(scale)) if b is None else b.astype(np.float64)
     # W·s in float32: 3x faster than float64 and within a few ulps of it.
-    s32 = scale.astype(np.float32)
-    if deconv_groups is None:  # output channels first: (C_out, ...)
-        weights[f"{layer}.weight"] = np.multiply(w, s32.reshape(-1, *([1] * (w.ndim - 1))),
-                                                 dtype=np.float32)
-    else:  # a deconv's (C_in, C_out/g, kh, kw): output channel g·(C_out/g) + j
-        g = deconv_groups
-        grouped = w.reshape(g, w.shape[0] // g, w.shape[1], *w.shape[2:])
-        shaped = s32.reshape(g, 1, w.shape[1], *([1] * (w.ndim - 2)))
-        weights[f"{layer}.weight"] = np.multiply(grouped, shaped,
-                                                 dtype=np.float32).reshape(w.shape)
+    shaped = scale.astype(np.float32).reshape(-1, *([1] * (w.ndim - 1)))
+    weights[f"{layer}.weight"] = np.multiply(w, shaped, dtype=np.float32)
     weights[f"{layer}.bias"] = ((b - mean) * scale + beta).astype(np.float32)

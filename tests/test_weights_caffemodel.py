@@ -25,6 +25,7 @@ from compiler.lower_torch import build_module
 from compiler.weight_pairing import spec_layers
 from dsl.diagnostics import UserError
 from runtime.weights_io import import_weights
+from torchvision_layout import BOTTLENECKS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -149,7 +150,8 @@ def resnet_caffemodel(path: Path, graph, weights: dict, factor: float = 4.0,
 
 
 def test_caffe_batchnorm_and_scale_become_bn_and_the_strides_are_checked(tmp_path, cli):
-    graph = load("resnet50")
+    (tmp_path / "b.net").write_text(BOTTLENECKS)
+    graph = load(f"{tmp_path / 'b.net'}:mini_v1")
     module = build_module(graph, seed=3)
     state = module.state_dict()
     rng = torch.Generator().manual_seed(0)
@@ -165,11 +167,11 @@ def test_caffe_batchnorm_and_scale_become_bn_and_the_strides_are_checked(tmp_pat
             np.testing.assert_array_equal(mapped.tensors[key], value, err_msg=key)
     with pytest.raises(UserError, match=r"the caffemodel's convolution_param(.|\n)*the spec is "
                                         r"v1.5 \(stride on the 3x3\) and the file is v1"):
-        import_weights(load("resnet50_v1_5"), model, tmp_path / "x.safetensors")
+        import_weights(load(f"{tmp_path / 'b.net'}:mini_v15"), model, tmp_path / "x.safetensors")
     # He et al.'s order (branch1 first): a bottleneck's conv3 and projection have one shape,
     # so no other order is guessed; the message says what to do.
     resnet_caffemodel(model, graph, weights, he_order=True)
-    with pytest.raises(UserError, match=r"layer 3 of 107 (.|\n)*He et al.'s Caffe ResNets"):
+    with pytest.raises(UserError, match=r"layer 3 of 31 (.|\n)*He et al.'s Caffe ResNets"):
         import_weights(graph, model, tmp_path / "x.safetensors")
 
 

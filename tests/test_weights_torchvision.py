@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import save_file
 
 import torchvision_layout as tv
+from torchvision_layout import BOTTLENECKS
 from compiler.loader import load
 from compiler.lower_torch import build_module
 from dsl.diagnostics import UserError
@@ -63,7 +64,7 @@ def load_net(name: str, tmp_path):
 
 def torchvision_file(graph, module, tmp_path, fmt: str):
     state = {k: v.clone() for k, v in module.state_dict().items()}
-    renamed = ({tv.resnet(k): v for k, v in state.items()} if "resnet" in graph.name
+    renamed = ({tv.resnet(k): v for k, v in state.items()} if "layer1" in str(state.keys())
                else tv.sequential(graph, state))
     path = tmp_path / f"tv.{fmt}"
     if fmt == "pth":
@@ -111,26 +112,35 @@ def test_the_file_order_does_not_matter(tmp_path):
                        ref.state_dict()["layer2.basic1.shortcut.conv1.weight"])
 
 
-def test_a_torchvision_resnet50_is_v1_5_and_refused_by_the_v1_spec(tmp_path, cli):
-    v15 = load("resnet50_v1_5")
-    path, _ = torchvision_file(v15, build_module(v15, seed=1), tmp_path, "safetensors")
+def bottleneck_net(name, tmp_path):
+    path = tmp_path / "bottlenecks.net"
+    path.write_text(BOTTLENECKS)
+    return f"{path}:{name}", load(f"{path}:{name}")
+
+
+def test_a_torchvision_bottleneck_is_v1_5_and_refused_by_a_v1_spec(tmp_path, cli):
+    v1, _ = bottleneck_net("mini_v1", tmp_path)
+    v15_spec, v15 = bottleneck_net("mini_v15", tmp_path)
+    path, renamed = torchvision_file(v15, build_module(v15, seed=1), tmp_path, "safetensors")
+    assert "layer2.0.downsample.0.weight" in renamed and "layer2.0.conv3.weight" in renamed
     out = tmp_path / "w.safetensors"
-    r = cli("weights", "import", "resnet50", path, "-o", out)
+    r = cli("weights", "import", v1, path, "-o", out)
     assert r.code == 1 and not out.exists()
     assert "ResNet v1 vs v1.5" in r.err and "use resnet50_v1_5" in r.err
     assert "layer2.0.conv1 has stride 1x1 (torchvision's layout" in r.err
-    r = cli("weights", "import", "resnet50", path, "-o", out, "--allow-stride-mismatch")
+    r = cli("weights", "import", v1, path, "-o", out, "--allow-stride-mismatch")
     assert r.code == 0 and "warning: loaded although the strides disagree" in r.err
-    assert cli("weights", "import", "resnet50_v1_5", path, "-o", out).code == 0
+    assert cli("weights", "import", v15_spec, path, "-o", out).code == 0
 
 
-def test_a_v1_file_is_refused_by_the_v1_5_spec(tmp_path, cli):
-    """netc's own resnet50 (v1) weights: the zoo's block names say where the stride is."""
-    v1 = load("resnet50")
+def test_a_v1_file_is_refused_by_a_v1_5_spec(tmp_path, cli):
+    """netc's own v1 weights: the zoo's block names (bottleneck) say where the stride is."""
+    _, v1 = bottleneck_net("mini_v1", tmp_path)
+    v15_spec, _ = bottleneck_net("mini_v15", tmp_path)
     module = build_module(v1, seed=1)
     save_file({k: v.contiguous() for k, v in module.state_dict().items()},
               str(tmp_path / "v1.safetensors"))
-    r = cli("weights", "import", "resnet50_v1_5", tmp_path / "v1.safetensors", "-o",
+    r = cli("weights", "import", v15_spec, tmp_path / "v1.safetensors", "-o",
             tmp_path / "w.safetensors")
     assert r.code == 1
     assert "the spec is v1.5 (stride on the 3x3) and the file is v1" in r.err
@@ -165,6 +175,6 @@ def test_known_misfits_name_their_likely_cause(tmp_path):
         import_weights(load("alexnet"), tmp_path / "tv.pth", tmp_path / "w.safetensors")
     r18 = load("resnet18")
     path, _ = torchvision_file(r18, build_module(r18), tmp_path, "safetensors")
-    with pytest.raises(UserError, match=r"layer 6 of 73 \(in graph order\) has no partner"
+    with pytest.raises(UserError, match=r"layer 11 of 73 \(in graph order\) has no partner"
                                         r"(.|\n)*fits the zoo's resnet, resnet18"):
         import_weights(load("resnet34"), path, tmp_path / "w.safetensors")

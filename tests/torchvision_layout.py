@@ -11,6 +11,26 @@ from __future__ import annotations
 
 import re
 
+# Small bottleneck ResNets from the zoo's own block definitions: the stride rules are the
+# same as in resnet50 (layer2's first block strides), at a fraction of the weights.
+BOTTLENECKS = """
+include "resnet.net"
+net mini_v1 {
+  input image: 3x32x32
+  image -> conv(16, 3, pad=1, bias=false) as conv1 -> bn as bn1 -> relu
+        -> (bottleneck(8) * 2) as layer1
+        -> (bottleneck(16, stride=2) -> bottleneck(16)) as layer2
+        -> gap -> flatten -> fc(10) as fc
+}
+net mini_v15 {
+  input image: 3x32x32
+  image -> conv(16, 3, pad=1, bias=false) as conv1 -> bn as bn1 -> relu
+        -> (bottleneck_v15(8) * 2) as layer1
+        -> (bottleneck_v15(16, stride=2) -> bottleneck_v15(16)) as layer2
+        -> gap -> flatten -> fc(10) as fc
+}
+"""
+
 
 def resnet(key: str) -> str:
     """``layer2.bottleneck_v15_1.shortcut.conv1.weight`` -> ``layer2.0.downsample.0.weight``."""

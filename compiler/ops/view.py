@@ -12,13 +12,15 @@ import math
 import numpy as np
 
 from compiler.ops import ArgError, OpDef, Param, ShapeError, register
+from compiler.ops.domains import MAX_SIZE, between
 
 
 @register
 class Reshape(OpDef):
     name = "reshape"
     doc = "the same values in a new per-sample shape: reshape([c, h, w]) (one dim may be -1)"
-    params = (Param("shape", "ints", doc="the new shape without the batch axis"),)
+    params = (Param("shape", "ints", domain=between(-1, MAX_SIZE, text="a size, or -1"),
+                    doc="the new shape without the batch axis"),)
 
     def normalise(self, a):
         dims = tuple(a.shape)

@@ -322,7 +322,10 @@ def run_deep(fn, max_depth: int = DEFAULT_MAX_DEPTH):
     old_size = threading.stack_size()
     try:
         try:
-            threading.stack_size(_STACK_BYTES)
+            try:
+                threading.stack_size(_STACK_BYTES)
+            except (ValueError, RuntimeError):  # a platform without settable stacks
+                pass
             worker = threading.Thread(target=target, name="netc-elaborate", daemon=True)
         finally:
             threading.stack_size(old_size)

@@ -93,6 +93,12 @@ def read_safetensors(graph: Graph, path: str | Path) -> dict[str, np.ndarray]:
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
+    from dsl.sources import NotRegular, check_regular
+
+    try:
+        check_regular(path)  # a FIFO would block the reader forever
+    except NotRegular as err:
+        raise UserError(f"cannot read weights: {err}") from None
     try:
         loaded = load_file(str(path))
     except (OSError, SafetensorError) as err:

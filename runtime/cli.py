@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         where = f" {err.filename}" if getattr(err, "filename", None) else ""
         print(f"netc: error:{where} {err.strerror or err}", file=sys.stderr)
         return 1
+    except MemoryError:  # a last resort: budgets (--max-memory, --max-nodes) should come first
+        print("netc: error: out of memory; a smaller net, --size or --max-memory would help",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("netc: interrupted", file=sys.stderr)
         return 130

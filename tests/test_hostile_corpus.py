@@ -72,7 +72,7 @@ def _run_all(work: Path) -> dict[str, dict]:
         missing = [c for c in todo if c["name"] not in results]
         if missing and len(missing) == len(todo):  # the runner itself failed to start
             raise RuntimeError(f"the hostile runner died before any case: {stderr[-2000:]}")
-        if missing and proc.returncode not in (0, None, -9):
+        if missing and proc.returncode not in (0, None, -9, 3):  # 3: stopped after a timeout
             # The process died in a case (out of memory outside Python, a signal): record it.
             results[missing[0]["name"]] = {
                 "name": missing[0]["name"], "crash": f"runner died ({proc.returncode}): "

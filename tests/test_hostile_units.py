@@ -203,3 +203,17 @@ def test_spans_of_generated_chains_point_into_the_line():
     mod = parse("def f = relu -> tanh -> bn", "x.net")
     seq = mod.items[0].body
     assert seq.span == Span("x.net", 1, 9, 1, 27)
+
+
+def test_check_parses_a_file_of_several_nets_once(tmp_path, monkeypatch, cli):
+    import compiler.loader as loader
+
+    spec = tmp_path / "two.net"
+    spec.write_text("net a {\n input image: 3x8x8\n image -> relu\n}\n"
+                    "net b {\n input image: 3x8x8\n image -> tanh\n}\n")
+    calls = []
+    real = loader.parse
+    monkeypatch.setattr(loader, "parse", lambda text, file: calls.append(file) or real(text, file))
+    result = cli("check", spec)
+    assert result.code == 0 and result.out.count("OK") == 2
+    assert len(calls) == 1, calls

@@ -133,13 +133,6 @@ def check_cost(plan, height, width, budget, stream) -> int:
     cost = estimate(plan.graph, plan.taps, height, width)
     print(f"recipe {plan.name}: {plan.graph.name} at {cost.describe()}; "
           f"budget {human_bytes(budget)}", file=stream)
-    # Tiles bound the activations, never the image: it, its gradient, the optimiser's state and
-    # the content are whole-image float32 arrays (about four of them) whatever the tiling.
-    images = 4 * 4 * 3 * height * width
-    if images > budget:
-        raise UserError(f"recipe {plan.name}: a {height}x{width} image needs about "
-                        f"{human_bytes(images)} for itself, its gradient and the optimiser's "
-                        f"state, more than {human_bytes(budget)}; use a smaller --size")
     why = ("its loss reads a layer past a flatten" if plan.fixed_size else
            "a code term compares whole-image codes" if plan.needs("code") else None)
     if plan.tile:
@@ -147,6 +140,7 @@ def check_cost(plan, height, width, budget, stream) -> int:
             raise UserError(f"recipe {plan.name} sets `tile {plan.tile}`, but it cannot be "
                             f"tiled: {why}")
         check_size(plan, min(plan.tile, height), min(plan.tile, width), "a tile")
+        check_whole_image(plan, height, width, budget)
         print(f"  tiles of {plan.tile}x{plan.tile} pixels (the recipe's `tile` setting)",
               file=stream)
         return plan.tile
@@ -160,9 +154,22 @@ def check_cost(plan, height, width, budget, stream) -> int:
                         f"cannot be tiled ({hint}); use a smaller --size or a larger "
                         "--max-memory")
     check_size(plan, min(tile, height), min(tile, width), "a tile")
+    check_whole_image(plan, height, width, budget)
     print(f"  too big for memory at once: tiles of {tile}x{tile} pixels with random offsets",
           file=stream)
     return tile
+
+
+def check_whole_image(plan, height: int, width: int, budget: int) -> None:
+    """Tiles bound the activations, never the image: it, its gradient, the optimiser's state
+    and the content are whole-image float32 arrays (about four) whatever the tiling."""
+    from compiler.summary import human_bytes
+
+    images = 4 * 4 * 3 * height * width
+    if images > budget:
+        raise UserError(f"recipe {plan.name}: a {height}x{width} image needs about "
+                        f"{human_bytes(images)} for itself, its gradient and the optimiser's "
+                        f"state, more than {human_bytes(budget)}; use a smaller --size")
 
 
 def build_network(plan):
@@ -268,6 +275,13 @@ def run(args) -> int:
               file=sys.stderr)
         return 130
     progress.close()
+    import numpy as np
+
+    if not np.isfinite(np.asarray(image)).all():
+        bad = next((i + 1 for i, v in enumerate(engine.history) if not np.isfinite(v)), None)
+        when = f" (the loss was {engine.history[bad - 1]} at step {bad})" if bad else ""
+        raise UserError(f"recipe {plan.name}: the image became NaN or infinite{when}; lower "
+                        f"the learning rate or the weights. Nothing was written to {out}")
     save_png(out, image)
     first, last = (engine.history[0], engine.history[-1]) if engine.history else (0.0, 0.0)
     print(f"wrote {out} ({width}x{height}); loss {first:.4g} -> {last:.4g} in "

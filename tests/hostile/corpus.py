@@ -494,11 +494,13 @@ def cost_cases(full: bool):
     yield case("doubling-empty-defs", "cost", "def f0 = relu * 0\n" + "".join(
         f"def f{i} = f{i - 1} -> f{i - 1}\n" for i in range(1, 62)) + net("image -> f61"),
         fragment="makes nothing", limit=30)
+    nodes = [] if full else ["--max-nodes", "5000"]  # the default run: the class, smaller
     yield case("doubling-defs-nodes", "cost", "def f0 = relu\n" + "".join(
         f"def f{i} = f{i - 1} -> f{i - 1}\n" for i in range(1, 62)) + net("image -> f61"),
-        fragment="grows past", limit=30)
+        argv=["check", "spec.net", *nodes], fragment="grows past", limit=30)
     yield case("times-of-times", "cost", net("image -> " + "(" * 60 + "relu" +
-                                             " * 2)" * 60), fragment="grows past")
+                                             " * 2)" * 60), argv=["check", "spec.net", *nodes],
+               fragment="grows past", limit=30)
     yield case("exponential-recursion", "cost",
                "def f(n) = if n == 0 then relu * 0 else f(n - 1) -> f(n - 1)\n"
                + net("image -> f(60)"), fragment="makes nothing", limit=30)

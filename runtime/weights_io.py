@@ -215,7 +215,23 @@ def map_weights(graph: Graph, source: Source, skip: tuple[str, ...] = (),
             result.tensors[f"{mine.name}.{k}"] = tensors[key].reshape(shape)
         result.pairs.append((mine.name, other.name))
     _check_strides(graph, pairs, source, groups, allow_stride_mismatch, result)
+    result.warnings += _caffe_convention(graph, source)
     return result
+
+
+def _caffe_convention(graph: Graph, source: Source) -> list[str]:
+    """Caffe's 3-channel nets take BGR pixels in 0..255 (minus a mean): a spec whose input
+    says otherwise computes with the right weights on the wrong numbers. Conventions belong
+    to the spec's input line, so this is a warning that says what to write."""
+    spec = next(iter(graph.inputs.values()), None)
+    if not source.caffe or spec is None or spec.shape[0] != 3:
+        return []
+    if spec.layout == "bgr" and spec.scale == 255:
+        return []
+    return [f"{source.path.name} is a Caffe model, and Caffe's nets take BGR pixels in 0..255 "
+            f"minus a mean; {graph.name}'s input takes {spec.layout.upper()} in [0, "
+            f"{spec.scale:g}]: give it `layout=bgr, scale=255, mean=[...]` (bvlc's ImageNet "
+            "mean is [104, 117, 123]) unless the file was trained otherwise"]
 
 
 def _by_name(graph, ours, groups, source, result) -> list[tuple[Layer, Layer]] | None:

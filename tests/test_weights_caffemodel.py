@@ -81,6 +81,7 @@ def test_a_googlenet_caffemodel_feeds_the_zoo_googlenet(tmp_path, cli):
     assert r.code == 1 and "add --skip loss1,loss2" in r.err
     r = cli("weights", "import", "googlenet", model, "-o", out, "--skip", "loss1,loss2")
     assert r.code == 0, r.err
+    assert "warning" not in r.err  # the zoo googlenet's input is Caffe's BGR 0..255
     assert "skipped 6 file layers (--skip): loss1/conv, loss1/fc, loss1/classifier" in r.out
     got = load_file(str(out))
     assert got.keys() == weights.keys()
@@ -91,6 +92,7 @@ def test_a_googlenet_caffemodel_feeds_the_zoo_googlenet(tmp_path, cli):
     r = cli("compile", CAFFE / "bvlc_googlenet.prototxt", "--weights", model, "-o", onnx_file)
     assert r.code == 0, r.err
     assert "6 layers not in the spec were left out: loss1/conv" in r.out
+    assert "is a Caffe model, and Caffe's nets take BGR pixels in 0..255" in r.err  # deploy
     x = np.random.default_rng(1).standard_normal((1, 3, 224, 224)).astype(np.float32)
     session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     prob = session.run(None, {session.get_inputs()[0].name: x})[0]

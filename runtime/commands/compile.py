@@ -7,6 +7,7 @@ torch, so it starts in a fraction of a second (a test checks ``sys.modules``).
 
 from __future__ import annotations
 
+import sys
 import time
 
 from runtime.commands.common import add_spec_arguments, load_graph
@@ -58,6 +59,8 @@ def _caffe_weights(graph, path: str):
     from runtime.weights_io import map_weights, read_source
 
     mapped = map_weights(graph, read_source(path))
+    for text in mapped.warnings:
+        print(f"warning: {text}", file=sys.stderr)
     if mapped.ignored:
         shown = ", ".join(mapped.ignored[:8]) + (" ..." if len(mapped.ignored) > 8 else "")
         print(f"{path}: {len(mapped.ignored)} layers not in the spec were left out: {shown}")

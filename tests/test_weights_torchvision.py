@@ -173,6 +173,12 @@ def test_known_misfits_name_their_likely_cause(tmp_path):
     torch.save(conv1, tmp_path / "tv.pth")
     with pytest.raises(UserError, match="torchvision's AlexNet .* use alexnet_tv"):
         import_weights(load("alexnet"), tmp_path / "tv.pth", tmp_path / "w.safetensors")
+    tv_googlenet = {"conv1.conv.weight": torch.zeros(64, 3, 7, 7),
+                    "conv1.bn.weight": torch.zeros(64), "conv1.bn.bias": torch.zeros(64),
+                    "inception3a.branch1.conv.weight": torch.zeros(64, 192, 1, 1)}
+    torch.save(tv_googlenet, tmp_path / "tvg.pth")
+    with pytest.raises(UserError, match="torchvision's GoogLeNet .*bvlc_googlenet.caffemodel"):
+        import_weights(load("googlenet"), tmp_path / "tvg.pth", tmp_path / "w.safetensors")
     r18 = load("resnet18")
     path, _ = torchvision_file(r18, build_module(r18), tmp_path, "safetensors")
     with pytest.raises(UserError, match=r"layer 11 of 73 \(in graph order\) has no partner"

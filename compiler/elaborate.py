@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compiler import ops as opreg
+from compiler.bindings import INPUT_KEY, NUMERIC_FUNCTIONS, SHAPE_NAMES, BindingsMixin
 from compiler.ir import Graph, InputSpec, Node
 from compiler.ops import ArgError, Attrs, ShapeError, Symbol, fmt_shape
 from compiler.ops.domains import MAX_SIZE
@@ -68,6 +69,8 @@ STEPS_PER_NODE = 10
 IDLE_STEPS = 200_000
 JOIN_KINDS = ("concat", "add", "mean", "mul", "max", "crop")
 SHORTCUTS = ("identity", "pad", "pad_avg", "project", "conv")
+# The loss weight of an auxiliary head (``training output``) unless it says: GoogLeNet's 0.3.
+TRAINING_OUTPUT_WEIGHT = 0.3
 JOIN_KINDS += ("resize",)  # resize[x, ref]: x interpolated to ref's size
 
 
@@ -81,12 +84,21 @@ class _Scope:
     counters: dict[str, int] = field(default_factory=dict)
 
 
-class Elaborator:
-    """Builds one :class:`Graph` from one ``ast.Net`` and the definitions visible to it."""
+class Elaborator(BindingsMixin):
+    """Builds one :class:`Graph` from one ``ast.Net`` and the definitions visible to it.
+
+    ``constants`` are the program's file-level ``let`` statements; ``input_shapes`` replace
+    declared input shapes (``--input``: input name, or None for the first input -> shape).
+    """
 
     def __init__(self, defs: dict[str, ast.Definition], max_nodes: int = DEFAULT_MAX_NODES,
-                 max_depth: int = DEFAULT_MAX_DEPTH):
+                 max_depth: int = DEFAULT_MAX_DEPTH,
+                 constants: dict[str, ast.LetStmt] | None = None,
+                 input_shapes: dict[str | None, tuple[int, ...]] | None = None):
         self.defs = defs
+        self.constants = dict(constants or {})
+        self._constant_values: dict[str, Any] = {}
+        self.input_shapes = dict(input_shapes or {})
         self.max_nodes = max_nodes
         self.max_depth = max_depth
         self.idle_steps = max(IDLE_STEPS, 2 * max_nodes)
@@ -232,11 +244,15 @@ class Elaborator:
     def eval_Name(self, e: ast.Name, env):
         if e.id in env:
             return env[e.id]
+        if e.id in SHAPE_NAMES:
+            return self.shape_name(e, env)
         if e.id in self.values and self.depth == 0:  # definitions cannot see a net's values
             v = self.values[e.id]
             return POISON if v is POISON else ValueRef(e.id, v, e.span)
         if e.id in ("true", "false"):
             return e.id == "true"
+        if e.id in self.constants:
+            return self.constant(e)
         if e.id in self.defs:
             defn = self.defs[e.id]
             if any(p.default is None for p in defn.params):
@@ -286,6 +302,12 @@ class Elaborator:
         if not isinstance(e.func, ast.Name):
             return self.error(e.span, "only a layer or a definition can be called")
         fname = e.func.id
+        if fname in self.constants and fname not in env:
+            return self.call_function(e, fname, args, kwargs, env)
+        if fname in NUMERIC_FUNCTIONS and fname not in env and fname not in self.defs:
+            value = self.numeric_call(e, fname, args, kwargs)
+            if value is not NotImplemented:
+                return value
         if fname in env:
             target = env[fname]
             if isinstance(target, (DefRef, DefBlock)):  # a definition passed as an argument
@@ -335,21 +357,31 @@ class Elaborator:
             env[k] = v
         self.step(span)
         for p in params:
+            if p.name not in env and p.default is None:
+                return self.error(span, f"{defn.name} needs its parameter {p.name!r} "
+                                        f"({', '.join(q.name for q in params)})")
+        # Defaults are evaluated when the block is applied: they may read in_channels.
+        return DefBlock(defn, env, span, defn.name)
+
+    def bind_defaults(self, b: DefBlock, x: Value) -> tuple[dict[str, Any], str] | None:
+        """The environment of a definition call applied to ``x``: its arguments, defaults
+        evaluated in order, and ``x`` for in_channels; with the call as shown in notes."""
+        env: dict[str, Any] = {**b.env, INPUT_KEY: x}
+        for p in b.defn.params:
             if p.name not in env:
-                if p.default is None:
-                    return self.error(span, f"{defn.name} needs its parameter {p.name!r} "
-                                            f"({', '.join(q.name for q in params)})")
                 # A default may call definitions (def f(x = g()) = ...): one level deeper, so
                 # a default that calls its own definition meets the depth limit.
-                self.enter(p.default.span, f"the default of {defn.name}'s {p.name}")
-                self.path.append(f"{defn.name}'s default {p.name}")
+                self.enter(p.default.span, f"the default of {b.defn.name}'s {p.name}")
+                self.path.append(f"{b.defn.name}'s default {p.name}")
                 try:
                     env[p.name] = self.eval(p.default, dict(env))
                 finally:
                     self.depth -= 1
                     self.path.pop()
-        shown = ", ".join(f"{p.name}={_show(env[p.name])}" for p in params)
-        return DefBlock(defn, env, span, f"{defn.name}({shown})")
+                if env[p.name] is POISON:
+                    return None
+        shown = ", ".join(f"{p.name}={_show(env[p.name])}" for p in b.defn.params)
+        return env, f"{b.defn.name}({shown})"
 
     def make_residual(self, args, kwargs, span: Span):
         body = args[0] if args else kwargs.pop("body", None)
@@ -359,24 +391,29 @@ class Elaborator:
         if not isinstance(body, Block):
             return self.error(span, "residual needs a body of layers: residual(conv(...) -> bn)")
         shortcut = kwargs.pop("shortcut", "identity")
-        if isinstance(shortcut, (OpRef, OpBlock)):  # shortcut=identity / shortcut=conv
-            shortcut = shortcut.op.name
+        if isinstance(shortcut, OpRef) or (isinstance(shortcut, OpBlock)
+                                           and shortcut.op.name == "identity"):
+            shortcut = shortcut.op.name  # shortcut=identity / shortcut=conv
         survival = kwargs.pop("survival", None)
         if kwargs:
             return self.error(span, f"residual has no parameter {next(iter(kwargs))!r}; "
                                     "it takes (body, shortcut, survival)")
-        if shortcut not in SHORTCUTS:
+        if not isinstance(shortcut, Block) and shortcut not in SHORTCUTS:
             return self.error(span, f"residual: shortcut must be one of {', '.join(SHORTCUTS)}; "
-                                    f"got {shortcut!r}")
+                                    f"got {shortcut!r} (or layers: shortcut=conv(256, 1))")
         if survival is not None and not (isinstance(survival, (int, float))
                                          and 0 < survival <= 1):
             return self.error(span, f"residual: survival must be in (0, 1]; got {survival!r}")
-        return ResidualBlock(body, str(shortcut), survival, span)
+        if not isinstance(shortcut, Block):
+            shortcut = str(shortcut)
+        return ResidualBlock(body, shortcut, survival, span)
 
     def eval_Join(self, e: ast.Join, env):
         head = self.eval(e.head, env)
         if head is POISON:
             return POISON
+        if isinstance(head, list):  # table[i]
+            return self.index(head, e, env)
         if not isinstance(head, JoinHead):
             return self.error(e.head.span, "branches in [...] need a join: "
                                            f"{', '.join(JOIN_KINDS)}")
@@ -577,16 +614,20 @@ class Elaborator:
         return out
 
     def apply_DefBlock(self, b: DefBlock, x: Value, label):
-        self.enter(b.span, b.described)
+        bound = self.bind_defaults(b, x)
+        if bound is None:
+            return POISON
+        env, described = bound
+        self.enter(b.span, described)
         inline = b.defn.inline and not label
         if not inline:
             local = self.fresh(label, numbered=False) if label else self.fresh(b.defn.name, True)
             # Which scopes are definition calls, for the ONNX lowering's --functions.
-            self.graph.calls[self._full(local)] = b.described
-        self.path.append(b.described)
+            self.graph.calls[self._full(local)] = described
+        self.path.append(described)
         try:
             def body():
-                value = self.eval(b.defn.body, dict(b.env))
+                value = self.eval(b.defn.body, env)
                 if value is POISON:
                     return POISON
                 if not isinstance(value, Block):
@@ -672,6 +713,8 @@ class Elaborator:
         return self.add_node("residual", [y, short], attrs, b.span, label)
 
     def shortcut(self, b: ResidualBlock, x: Value, y: Value):
+        if isinstance(b.shortcut, Block):
+            return self.layer_shortcut(b, x, y)
         if x.shape == y.shape and b.shortcut != "conv":
             return x
         if b.shortcut == "identity":
@@ -706,6 +749,16 @@ class Elaborator:
                 v = self.add_node("bn", [v], opreg.REGISTRY["bn"].bind([], {}), b.span, None)
             return v
         return self.in_scope(self.fresh("shortcut", numbered=False), project)
+
+    def layer_shortcut(self, b: ResidualBlock, x: Value, y: Value):
+        """``shortcut=conv(256, 1, stride=2, bias=false)``: the given layers, always applied,
+        in the scope ``shortcut`` (pre-activation ResNets project without a bn)."""
+        short = self.in_scope(self.fresh("shortcut", numbered=False),
+                              lambda: self.apply(b.shortcut, x))
+        if isinstance(short, Value) and short.shape != y.shape:
+            return self.error(b.span, f"residual: body gives {fmt_shape(y.shape)}, shortcut "
+                                      f"layers give {fmt_shape(short.shape)}")
+        return short
 
     def _body_nodes(self, x: Value, y: Value) -> list[str]:
         # By position, not by searching the node list: n residual blocks cost O(n), not O(n²).
@@ -751,6 +804,10 @@ class Elaborator:
             raise DiagnosticError(self.diags) from None
         if not graph.inputs and not self.diags:
             self.error(net.span, f"net {net.name} declares no input (input image: 3x224x224)")
+        for name in self.input_shapes:
+            if name is not None and name not in graph.inputs:
+                self.error(net.span, f"--input {name}=...: net {net.name} has no input {name!r}; "
+                                     f"it has {', '.join(graph.inputs) or 'none'}")
         if not output_names and isinstance(last, Value):
             if last.node in graph.inputs:
                 self.error(net.span, f"net {net.name} computes nothing from its input")
@@ -771,10 +828,14 @@ class Elaborator:
         if isinstance(stmt, ast.InputStmt):
             if stmt.name in self.values:
                 return self.error(stmt.span, f"{stmt.name!r} is already defined")
-            problem = _input_shape_problem(stmt.shape)
-            spec = self.input_spec(stmt, env) if problem is None else None
+            shape = self.input_shape(stmt, env)
+            problem = None if shape is None else _input_shape_problem(shape)
             if problem is not None:
                 self.error(stmt.span, problem)
+            spec = None
+            if shape is not None and problem is None:
+                stmt = ast.InputStmt(stmt.span, stmt.name, shape, stmt.options)
+                spec = self.input_spec(stmt, env)
             if spec is None:
                 # Known but failed: later uses stay quiet instead of "unknown layer 'image'".
                 self.values[stmt.name] = POISON
@@ -786,6 +847,14 @@ class Elaborator:
             return None
         if isinstance(stmt, ast.WithStmt):
             self.declaration(stmt, env)
+            return None
+        if isinstance(stmt, ast.LetStmt):  # let table = [...]: a number, list or word
+            if stmt.name in env or stmt.name in self.values:
+                return self.error(stmt.span, f"{stmt.name!r} is already defined")
+            env[stmt.name] = self.eval(stmt.value, env)
+            return None
+        if isinstance(stmt, ast.OutputStmt) and stmt.training:
+            self.training_output(stmt, env)  # never the net's implicit last chain
             return None
         if isinstance(stmt, (ast.BindStmt, ast.OutputStmt)):
             if stmt.value is None:  # output x
@@ -817,6 +886,45 @@ class Elaborator:
             return self.error(e.span, "this chain has no input: start it from a value, "
                                       "as in image -> ...")
         return self.apply(block, None)
+
+    def input_shape(self, stmt: ast.InputStmt, env) -> tuple[int, ...] | None:
+        """The declared shape with its ``{expr}`` dimensions evaluated, or the ``--input``
+        shape given for this input (by name, or for the first input)."""
+        key = stmt.name if stmt.name in self.input_shapes else None
+        if key in self.input_shapes and (key is not None or not self.graph.inputs):
+            return tuple(self.input_shapes[key])
+        dims = []
+        for d in stmt.shape:
+            v = d if isinstance(d, int) else self.eval(d, env)
+            if v is POISON:
+                return None
+            if isinstance(v, bool) or not isinstance(v, int):
+                self.error(d.span, f"an input dimension must be an integer; got {_show(v)}")
+                return None
+            dims.append(v)
+        return tuple(dims)
+
+    def training_output(self, stmt: ast.OutputStmt, env) -> Value | Poison:
+        """``training output aux1 = ...``: computed by the torch module in training mode only;
+        absent at inference, from ONNX and from the totals (the summary counts it apart)."""
+        if stmt.name in self.values:
+            return self.error(stmt.span, f"{stmt.name!r} is already defined")
+        weight = TRAINING_OUTPUT_WEIGHT
+        for kw in stmt.options:
+            value = self.eval(kw.value, env)
+            if kw.name != "weight":
+                return self.error(kw.span, f"a training output takes weight=...; got {kw.name!r}")
+            if not (_is_num(value) and value >= 0):
+                return self.error(kw.span, f"weight must be a number >= 0; got {_show(value)}")
+            weight = float(value)
+        v = self.expression(stmt.value, env)
+        self.values[stmt.name] = v
+        if isinstance(v, Value):
+            if stmt.name not in self.graph.nodes:
+                self.graph.aliases[stmt.name] = v.node
+            self.graph.options.setdefault("training_outputs", {})[stmt.name] = v.node
+            self.graph.options.setdefault("training_output_weights", {})[stmt.name] = weight
+        return v
 
     def input_spec(self, stmt: ast.InputStmt, env) -> InputSpec | None:
         opts = {}
@@ -971,7 +1079,7 @@ _ARITH = {
     "-": lambda a, b: a - b,
     "*": lambda a, b: a * b,
     "/": lambda a, b: a / b,
-    "//": lambda a, b: a // b,
+    "//": lambda a, b: _floordiv(a, b),
     "%": lambda a, b: a % b,
     "==": lambda a, b: a == b,
     "!=": lambda a, b: a != b,
@@ -980,6 +1088,12 @@ _ARITH = {
     ">": lambda a, b: a > b,
     ">=": lambda a, b: a >= b,
 }
+
+
+def _floordiv(a, b):
+    """``//`` gives an integer also on floats (7.9 // 2 is 3): sizes are computed with it."""
+    q = a // b
+    return int(q) if isinstance(q, float) and math.isfinite(q) else q
 
 
 # Integers past 100 digits are no size, count or seed anything can use; arithmetic that grows

@@ -15,7 +15,7 @@ import os
 import re
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ class Program:
     root: Path
     defs: dict[str, ast.Definition]
     nets: dict[str, ast.Net | ast.NetAlias]
+    constants: dict[str, ast.LetStmt] = field(default_factory=dict)  # file-level ``let``
 
 
 def _real(path: Path) -> Path:
@@ -105,6 +106,7 @@ def read_program(path: Path) -> Program:
     """
     defs: dict[str, ast.Definition] = {}
     nets: dict[str, ast.Net | ast.NetAlias] = {}
+    constants: dict[str, ast.LetStmt] = {}
     diags: list[Diagnostic] = []
     done: set[Path] = set()
     frames: list[tuple[Path, Any]] = []  # (file, iterator over its items)
@@ -144,6 +146,12 @@ def read_program(path: Path) -> Program:
             enter(target, item.span)
         elif isinstance(item, ast.Definition):
             _define(defs, item, diags)
+        elif isinstance(item, ast.LetStmt):
+            if item.name in constants and constants[item.name].span.file == item.span.file:
+                first = constants[item.name].span
+                diags.append(Diagnostic(item.span, f"{item.name!r} is defined twice "
+                                                   f"(first at line {first.line})"))
+            constants[item.name] = item
         elif isinstance(item, (ast.Net, ast.NetAlias)):
             if item.name in nets and nets[item.name].span.file != item.span.file:
                 pass  # an included file's net of the same name is shadowed
@@ -154,7 +162,7 @@ def read_program(path: Path) -> Program:
                 _check_params(item.params, f"net {item.name}", diags)
     if diags:
         raise DiagnosticError(diags)
-    return Program(path, defs, nets)
+    return Program(path, defs, nets, constants)
 
 
 def _check_params(params, owner: str, diags) -> bool:
@@ -235,12 +243,15 @@ def resolve_spec(spec: str) -> tuple[Path, str | None]:
 
 def load(spec: str, overrides: dict[str, Any] | None = None,
          max_nodes: int = DEFAULT_MAX_NODES, max_depth: int = DEFAULT_MAX_DEPTH,
-         max_memory: int | None = None) -> Graph:
+         max_memory: int | None = None,
+         input_shapes: dict[str | None, tuple[int, ...]] | None = None) -> Graph:
     """Parse and elaborate ``spec`` into a checked IR graph. Raises DiagnosticError.
 
     ``max_nodes`` and ``max_depth`` bound elaboration (:mod:`compiler.elaborate`);
     ``max_memory`` (bytes), when given, refuses a net whose weights and activations for one
     sample would not fit (:func:`compiler.budget.check_memory`), before any weight is drawn.
+    ``input_shapes`` replace declared input shapes (``--input``): input name, or None for the
+    first input, -> shape.
     """
     if not 1 <= max_depth <= MAX_DEPTH_LIMIT:
         raise DiagnosticError(Diagnostic(None, f"--max-depth must be in 1..{MAX_DEPTH_LIMIT:,}; "
@@ -249,7 +260,7 @@ def load(spec: str, overrides: dict[str, Any] | None = None,
     if path.suffix == ".prototxt":
         from compiler.caffe import import_prototxt  # the Caffe importer
 
-        text = import_prototxt(path)
+        text = import_prototxt(path, input_shapes)
         spec_path = path.with_suffix(".net")
         from dsl.diagnostics import SOURCES
 
@@ -279,7 +290,8 @@ def load(spec: str, overrides: dict[str, Any] | None = None,
                                                f"{', '.join(program.nets) or 'none'}"))
 
     def elaborate() -> Graph:
-        elaborator = Elaborator(program.defs, max_nodes=max_nodes, max_depth=max_depth)
+        elaborator = Elaborator(program.defs, max_nodes=max_nodes, max_depth=max_depth,
+                                constants=program.constants, input_shapes=input_shapes)
         name = net.name
         target, set_by_alias = resolve_alias(net, program, elaborator)
         known = [p.name for p in target.params]

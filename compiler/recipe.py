@@ -641,6 +641,15 @@ def size_problem(plan: Plan, height: int, width: int) -> str | None:
     return None
 
 
+def smallest_side(plan: Plan, limit: int = 4096) -> int:
+    """The smallest square side the tapped layers can take (tiles narrower than it are merged
+    into their neighbour, so no tile of a remainder reaches a conv it does not fit)."""
+    for side in range(1, limit + 1):
+        if size_problem(plan, side, side) is None:
+            return side
+    return limit
+
+
 def prefix_graph(graph: Graph, taps: list[str]) -> Graph:
     """``graph`` keeping only the backward slice of ``taps``, which become its outputs.
 

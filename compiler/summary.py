@@ -34,6 +34,9 @@ class Summary:
     params: int
     macs: int
     activation_bytes: int
+    # Nodes only training-only outputs need (auxiliary heads): counted apart, not in the totals.
+    training_params: int = 0
+    training_macs: int = 0
 
     def to_json(self) -> dict:
         return {
@@ -43,6 +46,8 @@ class Summary:
             "params": self.params,
             "macs": self.macs,
             "activation_bytes": self.activation_bytes,
+            "training_params": self.training_params,
+            "training_macs": self.training_macs,
             "layers": [
                 {k: (list(v) if k == "shape" else v) for k, v in asdict(r).items()}
                 for r in self.rows
@@ -81,7 +86,8 @@ def receptive_fields(graph: Graph) -> dict[str, tuple[int, int] | None]:
 def summarize(graph: Graph) -> Summary:
     rows = []
     fields = receptive_fields(graph)
-    total_p = total_m = act = 0
+    total_p = total_m = act = train_p = train_m = 0
+    aux = training_only(graph)
     for node in graph:
         ins = [graph[i].shape for i in node.inputs]
         if node.op == "input":
@@ -89,19 +95,33 @@ def summarize(graph: Graph) -> Summary:
         else:
             p = node.opdef.param_count(node.attrs, ins, node.shape)
             m = node.opdef.macs(node.attrs, ins, node.shape)
-        total_p += p
-        total_m += m
+        if node.name in aux:
+            train_p += p
+            train_m += m
+        else:
+            total_p += p
+            total_m += m
         size = 1
         for d in node.shape:
             size *= d
         act += 4 * size
         f = fields.get(node.name)
         rows.append(Row(node.name, node.op, node.shape, p, m, f[0] if f else None,
-                        _extra(node)))
+                        "training only" if node.name in aux else _extra(node)))
     names = graph.options.get("output_names") or tuple(graph.outputs)
     outputs = {n: graph[o].shape for n, o in zip(names, graph.outputs)}
     inputs = {k: v.shape for k, v in graph.inputs.items()}
-    return Summary(graph.name, tuple(rows), inputs, outputs, total_p, total_m, act)
+    return Summary(graph.name, tuple(rows), inputs, outputs, total_p, total_m, act,
+                   train_p, train_m)
+
+
+def training_only(graph: Graph) -> set[str]:
+    """Nodes that only ``training output``s need (auxiliary heads): absent at inference."""
+    extra = graph.options.get("training_outputs") or {}
+    if not extra:
+        return set()
+    needed = {n.name for n in graph.slice(list(graph.outputs))}
+    return {n.name for n in graph.slice(list(extra.values()))} - needed
 
 
 def _extra(node) -> str:
@@ -132,10 +152,13 @@ def fold(summary: Summary, depth: int) -> list[Row]:
 
 
 def one_line(summary: Summary) -> str:
-    """``vgg16: 138,357,544 params, 15.47 G MACs, 3x224x224 -> 1000``."""
+    """``vgg16: 138,357,544 params, 15.47 G MACs, 3x224x224 -> 1000``; a net with auxiliary
+    heads adds ``(+3,326,696 in training-only outputs)`` after its inference count."""
     ins = ", ".join(fmt_shape(s) for s in summary.inputs.values())
     outs = ", ".join(fmt_shape(s) for s in summary.outputs.values())
-    return (f"{summary.name}: {summary.params:,} params, {human(summary.macs)} MACs, "
+    aux = (f" (+{summary.training_params:,} in training-only outputs)"
+           if summary.training_params else "")
+    return (f"{summary.name}: {summary.params:,} params{aux}, {human(summary.macs)} MACs, "
             f"{ins} -> {outs}")
 
 

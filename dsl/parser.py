@@ -118,6 +118,12 @@ class _ToAst(Transformer_NonRecursive):
             params, rest = rest[0], rest[1:]
         return ast.Recipe(self._s(meta), str(name), params, tuple(rest))
 
+    def constant(self, meta, name, value):
+        return ast.LetStmt(self._s(meta), str(name), value)
+
+    def function(self, meta, name, params, value):
+        return ast.LetStmt(self._s(meta), str(name), value, params)
+
     def recipe_net(self, meta, spec):
         return ast.RecipeSetting(self._s(meta), "net", (spec,), ())
 
@@ -136,11 +142,24 @@ class _ToAst(Transformer_NonRecursive):
 
     # statements
     def input_stmt(self, meta, name, shape, *options):
-        if any(len(d) > MAX_DIGITS for d in str(shape).split("x")):
-            raise DiagnosticError(Diagnostic(Span.of(self.file, shape),
-                                             "an axis of this shape has too many digits"))
-        dims = tuple(int(d) for d in str(shape).split("x"))
-        return ast.InputStmt(self._s(meta), str(name), dims, tuple(options))
+        dims, col = [], shape.column
+        for part in _DIMS.findall(str(shape)):  # 3x{size}x{size}: {expr} parts are parsed
+            if part.startswith("{"):
+                dims.append(self._fragment(part[1:-1], shape.line, col + 1))
+            elif len(part) > MAX_DIGITS:
+                raise DiagnosticError(Diagnostic(Span.of(self.file, shape),
+                                                 "an axis of this shape has too many digits"))
+            else:
+                dims.append(int(part))
+            col += len(part) + 1
+        return ast.InputStmt(self._s(meta), str(name), tuple(dims), tuple(options))
+
+    def training_output_stmt(self, meta, name, value, *options):
+        return ast.OutputStmt(self._s(meta), str(name), value, training=True,
+                              options=tuple(options))
+
+    def let_stmt(self, meta, name, value):
+        return ast.LetStmt(self._s(meta), str(name), value)
 
     def bind_stmt(self, meta, name, value):
         return ast.BindStmt(self._s(meta), str(name), value)
@@ -189,6 +208,17 @@ class _ToAst(Transformer_NonRecursive):
 
     def repeat(self, meta, body, var, lo, hi):
         return ast.Repeat(self._s(meta), body, str(var), lo, hi)
+
+    def repeat_list(self, meta, body, *rest):
+        *names, items = rest
+        return ast.RepeatList(self._s(meta), body, tuple(str(n) for n in names), items)
+
+    def let_expr(self, meta, *rest):
+        *bindings, body = rest
+        return ast.Let(self._s(meta), tuple(bindings), body)
+
+    def binding(self, meta, name, value):
+        return ast.Kwarg(self._s(meta), str(name), value)
 
     def name(self, meta, tok):
         return ast.Name(self._s(meta), str(tok))
@@ -250,6 +280,7 @@ class _ToAst(Transformer_NonRecursive):
 
 
 _INTERPOLATION = re.compile(r"\{([^{}\n]*)\}")
+_DIMS = re.compile(r"\d+|\{[^{}\n]*\}")
 
 
 class _Shifted(_ToAst):

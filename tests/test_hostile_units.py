@@ -217,3 +217,20 @@ def test_check_parses_a_file_of_several_nets_once(tmp_path, monkeypatch, cli):
     result = cli("check", spec)
     assert result.code == 0 and result.out.count("OK") == 2
     assert len(calls) == 1, calls
+
+
+def test_a_tiled_run_merges_a_remainder_too_small_for_the_net(tmp_path, cli):
+    """size 36 in tiles of 32 leaves a 4-pixel strip: conv 3x3 -> pool 2 -> conv 3x3 cannot
+    take it (it crashed in torch); it joins its neighbour instead, and the run completes."""
+    from PIL import Image
+
+    Image.new("RGB", (40, 40), (120, 80, 40)).save(tmp_path / "c.png")
+    recipe = tmp_path / "r.recipe"
+    recipe.write_text(
+        "net small {\n  input image: 3x32x32\n  image -> conv(4, 3) as c1 -> relu as r1"
+        " -> maxpool(2) as p1 -> conv(4, 3) as c2\n}\n"
+        f'recipe r {{\n  net small\n  content "{tmp_path / "c.png"}"\n  init content\n'
+        "  size 36\n  tile 32\n  optimizer adam(steps=1)\n  loss = content(c2)\n}\n")
+    result = cli("recipe", recipe, "-o", tmp_path / "out.png")
+    assert result.code == 0, result.err
+    assert Image.open(tmp_path / "out.png").size == (36, 36)

@@ -134,8 +134,8 @@ class _Skip(Exception):
 class NetReader(Reshaping):
     """Reads one parsed prototxt into an :class:`ImportedNet` (see the module docstring)."""
 
-    def __init__(self, root: Message, default_name: str, input_shape: Shape | None = None,
-                 stages: frozenset[str] = frozenset()):
+    def __init__(self, root: Message, default_name: str,
+                 input_shapes: dict | None = None, stages: frozenset[str] = frozenset()):
         self.root = Fields(root, "net", NET_FIELDS)
         self.labels = Labels()
         # The net's name lives apart from its labels: a layer may share it.
@@ -146,7 +146,9 @@ class NetReader(Reshaping):
         self.batch = 1  # the declared batch size N of the first input
         self.failed: set[str] = set()  # blobs of layers that failed (rule 5)
         self.gone: dict[str, str] = {}  # blobs of dropped layers -> the layer, for messages
-        self.input_shape = input_shape
+        # ``--input`` shapes (C, H, W) by input name, None for the first input; they replace
+        # the file's (add_input) and give a data layer's shape where the file has none.
+        self.input_shapes = dict(input_shapes or {})
         self.stages = stages
 
     def read(self) -> ImportedNet:
@@ -203,6 +205,10 @@ class NetReader(Reshaping):
             raise error(dims_span, f"input {name!r}: netc imports N x C x H x W inputs; got "
                                    f"{len(dims)} dimensions")
         shape: Shape = tuple(dims[1:])
+        first = not any(n.is_input for n in self.net.nodes)
+        sized = self.input_shapes.get(name, self.input_shapes.get(None) if first else None)
+        if sized is not None:  # --input: a shape "defined at runtime" (1x1 in the file)
+            shape = tuple(sized)
         if any(d <= 0 for d in shape):
             raise error(dims_span, f"input {name!r}: dimensions must be positive; got {dims}")
         if not any(n.is_input for n in self.net.nodes):
@@ -332,8 +338,9 @@ class NetReader(Reshaping):
         tops = fields.strings("top")
         if not tops:
             raise error(info.span, f"{info.what} has no top")
-        shape = list(self.input_shape) if self.input_shape else phases.data_shape(
-            msg, info.type)
+        first = not any(n.is_input for n in self.net.nodes)
+        given = self.input_shapes.get(tops[0][0], self.input_shapes.get(None) if first else None)
+        shape = list(given) if given else phases.data_shape(msg, info.type)
         if shape is None or len(shape) != 3 or not all(shape):
             raise error(info.span, f"{info.what} does not say the shape of its images (a "
                                    "database holds them); give it: netc import caffe FILE "
@@ -403,7 +410,12 @@ class NetReader(Reshaping):
         self.blobs[tops[0][0]] = new
 
 
-def read_net(root: Message, default_name: str, input_shape: Shape | None = None,
+def read_net(root: Message, default_name: str, input_shapes: dict | None = None,
              stages: frozenset[str] = frozenset()) -> ImportedNet:
-    """The :class:`ImportedNet` of a parsed prototxt. Raises DiagnosticError."""
-    return NetReader(root, default_name, input_shape, stages).read()
+    """The :class:`ImportedNet` of a parsed prototxt. Raises DiagnosticError.
+
+    ``input_shapes`` (``--input``: C, H, W by input name, None for the first input) replace
+    the file's input shapes, or give a data layer's that the file does not say; ``stages``
+    are the NetState stages of include/exclude rules.
+    """
+    return NetReader(root, default_name, input_shapes, stages).read()

@@ -73,6 +73,10 @@ def add_spec_arguments(p: argparse.ArgumentParser) -> None:
                         "more (512M, 8G; default: this machine's RAM)")
     p.add_argument("--column", choices=["deepest"], default=None,
                    help="FractalNet: keep only the deepest column (a plain network)")
+    p.add_argument("--input", dest="input_shapes", action="append", default=[],
+                   metavar="[NAME=]CxHxW",
+                   help="replace the input's declared shape, e.g. --input 3x320x320 (a Caffe "
+                        "file whose input is defined at runtime); NAME= picks one of several")
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -105,13 +109,31 @@ def parse_value(text: str, what: str = "--set"):
     return text
 
 
+def parse_input_shapes(items: list[str]) -> dict:
+    """``3x224x224`` (the first input) or ``NAME=3x224x224`` -> {name or None: shape}."""
+    out: dict = {}
+    for item in items:
+        name, sep, text = item.rpartition("=")
+        dims = text.lower().split("x")
+        if (sep and not name.isidentifier()) or not all(d.isdigit() and int(d) > 0
+                                                        for d in dims) or len(dims) not in (1, 3):
+            raise UserError(f"--input expects CxHxW (or NAME=CxHxW) with positive sizes; "
+                            f"got {item!r}")
+        key = name if sep else None
+        if key in out:
+            raise UserError(f"--input given twice for {name or 'the input'}")
+        out[key] = tuple(int(d) for d in dims)
+    return out
+
+
 def load_graph(args):
     """Load the SPEC named on the command line (raises DiagnosticError)."""
     from compiler.loader import load
 
     budget = getattr(args, "max_memory", None) or physical_memory()
     graph = load(args.spec, parse_overrides(args.overrides), max_nodes=args.max_nodes,
-                 max_depth=getattr(args, "max_depth", 64), max_memory=budget)
+                 max_depth=getattr(args, "max_depth", 64), max_memory=budget,
+                 input_shapes=parse_input_shapes(getattr(args, "input_shapes", [])))
     if getattr(args, "column", None) == "deepest":
         from compiler.passes import deepest_column, has_columns
 

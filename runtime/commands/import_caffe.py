@@ -10,11 +10,8 @@ to stdout.
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
-
-from dsl.diagnostics import UserError
 
 FORMATS = ("caffe",)
 
@@ -25,29 +22,22 @@ def add_arguments(p):
                                                 "a train_val file")
     p.add_argument("-o", "--output", metavar="OUT.net",
                    help="where to write the netc spec (default: standard output)")
-    p.add_argument("--input", metavar="CxHxW",
-                   help="the input shape, for a data layer that does not say it (a database)")
+    p.add_argument("--input", dest="input_shapes", action="append", default=[],
+                   metavar="[NAME=]CxHxW",
+                   help="the input shape: for a data layer that does not say it (a database), "
+                        "or to replace a shape defined at runtime; NAME= picks one input")
     p.add_argument("--stage", action="append", default=[], metavar="NAME",
                    help="a NetState stage for include/exclude rules (repeatable)")
-
-
-def parse_shape(text: str | None) -> tuple[int, ...] | None:
-    """``3x224x224`` as (3, 224, 224); a UserError for anything else."""
-    if text is None:
-        return None
-    shape = tuple(int(t) for t in text.split("x")) if re.fullmatch(r"\d+x\d+x\d+", text) \
-        else ()
-    if not shape or min(shape) <= 0:
-        raise UserError(f"--input expects CxHxW with positive numbers (1x28x28); got {text!r}")
-    return shape
 
 
 def run(args) -> int:
     from compiler.caffe import check_spec, import_prototxt_net
     from compiler.summary import one_line, summarize
+    from runtime.commands.common import parse_input_shapes
     from runtime.files import atomic_write_bytes
 
-    text, net = import_prototxt_net(args.file, parse_shape(args.input), frozenset(args.stage))
+    shapes = parse_input_shapes(args.input_shapes)
+    text, net = import_prototxt_net(args.file, shapes, frozenset(args.stage))
     shown = args.output or str(Path(args.file).with_suffix(".net"))
     graph = check_spec(text, shown)
     for line in net.dropped:

@@ -331,15 +331,34 @@ def likely_causes(graph, ours: list[Layer], groups: list[Layer], source: Source)
                    "projection (branch1) before its body and give conv1 a bias: use its "
                    "deploy prototxt (ResNet-50-deploy.prototxt) as the spec, which takes the "
                    "file by layer name")
-    heads = sorted({re.split(r"[./]", n)[0] for n in names
-                    if re.match(r"(aux|loss)\d", re.split(r"[./]", n)[0])})
-    if heads and len(groups) > len(ours):
+    heads = _auxiliary_heads(names, len(groups) - len(ours))
+    if heads:
         out.append(f"the file carries auxiliary heads ({', '.join(heads)}) that the spec has "
                    f"no place for: add --skip {','.join(heads)}")
     others = _zoo_fits(graph.name, groups, source)
     if others:
         out.append(f"the file fits the zoo's {', '.join(others)}: a file of another net?")
     return out
+
+
+def _auxiliary_heads(names: list[str], extra: int) -> list[str]:
+    """Prefixes named like auxiliary heads (``aux1``, ``loss2``) whose layers number exactly
+    the ``extra`` the file has: bvlc_googlenet's ``loss3/classifier`` is its real classifier,
+    so ``loss1`` and ``loss2`` are the heads, not all three."""
+    from itertools import combinations
+
+    counts: dict[str, int] = {}
+    for n in names:
+        top = re.split(r"[./]", n)[0]
+        if re.fullmatch(r"(aux|loss)\d+", top):
+            counts[top] = counts.get(top, 0) + 1
+    if extra <= 0 or not counts or len(counts) > 8:
+        return []
+    for k in range(1, len(counts) + 1):
+        for subset in combinations(sorted(counts), k):
+            if sum(counts[h] for h in subset) == extra:
+                return list(subset)
+    return []
 
 
 def _zoo_fits(current: str, groups: list[Layer], source: Source) -> list[str]:

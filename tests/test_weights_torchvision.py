@@ -156,7 +156,7 @@ def test_auxiliary_heads_are_skipped_when_asked_and_reported(tmp_path, cli):
     torch.save(state, tmp_path / "g.pth")
     out = tmp_path / "w.safetensors"
     r = cli("weights", "import", "googlenet", tmp_path / "g.pth", "-o", out)
-    assert r.code == 1 and "add --skip aux1,aux2" in r.err
+    assert r.code == 1 and "add --skip aux1,aux2\n" in r.err
     r = cli("weights", "import", "googlenet", tmp_path / "g.pth", "-o", out, "--skip", "aux1,aux2")
     assert r.code == 0, r.err
     assert "skipped 3 file layers (--skip): aux1.conv.conv, aux1.fc1, aux2.fc2" in r.out

@@ -58,7 +58,16 @@ def _caffe_weights(graph, path: str):
     else by structure), with one line saying what the file had that the spec does not."""
     from runtime.weights_io import map_weights, read_source
 
-    mapped = map_weights(graph, read_source(path))
+    from dsl.diagnostics import UserError
+
+    try:
+        mapped = map_weights(graph, read_source(path))
+    except UserError as err:
+        if "--skip" not in str(err):
+            raise
+        raise UserError(f"{err}\n  (compile takes a caffemodel as it is: leave layers out with "
+                        f"netc weights import {graph.name} {path} --skip ... "
+                        "-o W.safetensors, then compile --weights W.safetensors)") from None
     for text in mapped.warnings:
         print(f"warning: {text}", file=sys.stderr)
     if mapped.ignored:

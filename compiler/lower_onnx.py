@@ -13,7 +13,10 @@
 - ``functions=True`` turns every definition call (``layer1.basic1``, ``inception_4c``,
   ``block1.fractal1``) into a call of an ONNX model-local function, one function per distinct
   body, so the file keeps the structure the spec's author wrote; the flat default is what
-  runs fastest. Both compute the same numbers.
+  runs fastest. Both compute the same numbers;
+- ``opset`` (13 to 18, default 18) is the ONNX opset the nodes are written in: each op face
+  writes one attribute form and the tape puts it in the target opset's form
+  (:mod:`compiler.onnx_tape`).
 
 The model is checked (``onnx.checker`` full check, shape inference against the IR) before it is
 returned; :func:`save` writes it atomically.
@@ -34,7 +37,7 @@ import numpy as np
 import onnx
 
 from compiler.ir import Graph, Node
-from compiler.onnx_tape import FunctionTape, LoweringError, Tape
+from compiler.onnx_tape import MIN_OPSET, OPSET, FunctionTape, LoweringError, Tape
 from compiler.passes.fold_bn import fold_bn as fold_bn_pass
 from compiler.passes.fold_survival import fold_survival
 from compiler.weights import expected_shapes, init_weights
@@ -45,12 +48,15 @@ __all__ = ["lower", "resolve_outputs", "read_safetensors", "save", "LoweringErro
 
 def lower(graph: Graph, weights: Mapping[str, np.ndarray] | None = None, *, seed: int = 0,
           outputs: Iterable[str] = (), fold_bn: bool = True, fp16: bool = False,
-          functions: bool = False) -> onnx.ModelProto:
+          functions: bool = False, opset: int = OPSET) -> onnx.ModelProto:
     """The checked ONNX model of ``graph`` (see the module docstring for each option).
 
     ``weights`` are keyed like :func:`compiler.weights.init_weights`; None draws them with
     ``seed``. ``outputs`` are user names (``conv4_2``) added after the declared outputs.
+    ``opset`` is the target ONNX opset, 13 to 18, emitted directly (no version converter).
     """
+    if not MIN_OPSET <= opset <= OPSET:
+        raise UserError(f"--opset: netc writes ONNX opsets {MIN_OPSET} to {OPSET}; got {opset}")
     if weights is None:
         weights = init_weights(graph, seed)
     extra = resolve_outputs(graph, outputs)
@@ -58,7 +64,7 @@ def lower(graph: Graph, weights: Mapping[str, np.ndarray] | None = None, *, seed
     if fold_bn:
         graph, weights = fold_bn_pass(graph, weights)
     graph, weights = fold_survival(graph, weights)
-    tape = Tape(np.float16 if fp16 else np.float32)
+    tape = Tape(np.float16 if fp16 else np.float32, opset=opset)
     lowering = _Lowering(graph, weights, graph.calls if functions else {})
     expected = lowering.run(tape)
     inputs = {name: spec.shape for name, spec in graph.inputs.items()}

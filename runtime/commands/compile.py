@@ -25,6 +25,8 @@ def add_arguments(p):
                    help="half-precision weights, inputs and outputs (for GPUs)")
     p.add_argument("--functions", action="store_true",
                    help="keep each definition call as an ONNX model-local function")
+    p.add_argument("--opset", type=int, default=18, metavar="N",
+                   help="ONNX opset to write, 13 to 18 (default 18), for older runtimes")
     p.add_argument("--no-fold-bn", dest="fold_bn", action="store_false",
                    help="keep batch norm as its own node instead of folding it into the conv")
 
@@ -38,7 +40,7 @@ def run(args) -> int:
     weights = read_safetensors(graph, args.weights) if args.weights else None
     extra = [n.strip() for n in args.outputs.split(",") if n.strip()]
     model = lower(graph, weights, seed=args.seed, outputs=extra, fold_bn=args.fold_bn,
-                  fp16=args.fp16, functions=args.functions)
+                  fp16=args.fp16, functions=args.functions, opset=args.opset)
     size = save(model, args.output)
     print(one_line(summarize(graph)))
     kind = "functions, " if args.functions else ""

@@ -57,7 +57,8 @@ def lower(graph: Graph, weights: Mapping[str, np.ndarray] | None = None, *, seed
     """
     if not MIN_OPSET <= opset <= OPSET:
         raise UserError(f"--opset: netc writes ONNX opsets {MIN_OPSET} to {OPSET}; got {opset}")
-    if weights is None:
+    drawn = weights is None
+    if drawn:
         weights = init_weights(graph, seed)
     extra = resolve_outputs(graph, outputs)
     graph = graph.copy(outputs=list(dict.fromkeys([*graph.outputs, *extra])))
@@ -71,7 +72,7 @@ def lower(graph: Graph, weights: Mapping[str, np.ndarray] | None = None, *, seed
     outs = {name: graph[name].shape for name in graph.outputs}
     return tape.finish(graph.name, inputs, outs, expected, lowering.functions,
                        doc=f"{graph.name}, compiled by netc from {graph.source or 'a spec'}",
-                       metadata=_metadata(graph))
+                       metadata=_metadata(graph, seed if drawn else None))
 
 
 def resolve_outputs(graph: Graph, names: Iterable[str]) -> list[str]:
@@ -126,11 +127,29 @@ def save(model: onnx.ModelProto, path: str | Path) -> int:
     return len(data)
 
 
-def _metadata(graph: Graph) -> dict[str, str]:
-    """What ``netc run`` needs from the spec: how to prepare images, what the outputs mean."""
+def _metadata(graph: Graph, seed: int | None) -> dict[str, str]:
+    """What ``netc run`` needs from the spec: how to prepare images, what the outputs mean,
+    whether the weights are netc's random ones (``seed``; None: weights were given)."""
     inputs = {n: {"shape": list(s.shape), "mean": s.mean, "std": s.std, "scale": s.scale,
                   "layout": s.layout} for n, s in graph.inputs.items()}
-    return {"netc.inputs": json.dumps(inputs), "netc.outputs": json.dumps(graph.outputs)}
+    meta = {"netc.inputs": json.dumps(inputs), "netc.outputs": json.dumps(graph.outputs)}
+    if seed is not None:
+        meta["netc.random_weights"] = str(seed)
+    labels = class_names(graph)
+    if labels:
+        meta["netc.labels"] = labels
+    return meta
+
+
+def class_names(graph: Graph) -> str | None:
+    """The shipped label set for ``graph``'s first output: ``imagenet1k`` for a zoo net whose
+    first output has 1000 classes (its ImageNet nets), else None."""
+    from compiler.loader import zoo_dir
+
+    source = Path(graph.source) if graph.source else None
+    if source is None or source.parent.resolve() != zoo_dir().resolve():
+        return None
+    return "imagenet1k" if graph[graph.outputs[0]].shape == (1000,) else None
 
 
 class _Scoped(Mapping):

@@ -30,7 +30,7 @@ returned; :func:`save` writes it atomically.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -48,18 +48,20 @@ __all__ = ["lower", "resolve_outputs", "read_safetensors", "save", "LoweringErro
 
 def lower(graph: Graph, weights: Mapping[str, np.ndarray] | None = None, *, seed: int = 0,
           outputs: Iterable[str] = (), fold_bn: bool = True, fp16: bool = False,
-          functions: bool = False, opset: int = OPSET) -> onnx.ModelProto:
+          functions: bool = False, opset: int = OPSET,
+          progress: Callable[[int, int], None] | None = None) -> onnx.ModelProto:
     """The checked ONNX model of ``graph`` (see the module docstring for each option).
 
     ``weights`` are keyed like :func:`compiler.weights.init_weights`; None draws them with
     ``seed``. ``outputs`` are user names (``conv4_2``) added after the declared outputs.
     ``opset`` is the target ONNX opset, 13 to 18, emitted directly (no version converter).
+    ``progress(done, total)`` follows the drawing of the weights (see ``init_weights``).
     """
     if not MIN_OPSET <= opset <= OPSET:
         raise UserError(f"--opset: netc writes ONNX opsets {MIN_OPSET} to {OPSET}; got {opset}")
     drawn = weights is None
     if drawn:
-        weights = init_weights(graph, seed)
+        weights = init_weights(graph, seed, progress)
     extra = resolve_outputs(graph, outputs)
     graph = graph.copy(outputs=list(dict.fromkeys([*graph.outputs, *extra])))
     if fold_bn:
@@ -118,12 +120,21 @@ def read_safetensors(graph: Graph, path: str | Path) -> dict[str, np.ndarray]:
     return {k: np.asarray(loaded[k], dtype=np.float32) for k in want}
 
 
-def save(model: onnx.ModelProto, path: str | Path) -> int:
-    """Write ``model`` atomically (one file, weights inside); return its size in bytes."""
-    from runtime.files import atomic_write_bytes
+def save(model: onnx.ModelProto, path: str | Path,
+         progress: Callable[[int, int], None] | None = None) -> int:
+    """Write ``model`` atomically (one file, weights inside); return its size in bytes.
 
-    data = model.SerializeToString()
-    atomic_write_bytes(path, data)
+    ``progress(written, total)`` is called after each chunk of 16 MiB.
+    """
+    from runtime.files import atomic_path
+
+    data = memoryview(model.SerializeToString())
+    chunk = 16 << 20
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        for start in range(0, len(data), chunk):
+            f.write(data[start:start + chunk])
+            if progress:
+                progress(min(start + chunk, len(data)), len(data))
     return len(data)
 
 

@@ -34,6 +34,7 @@ NOT_HERE = {
 SLOW = {  # (reason) - run with NETC_README_SLOW=1
     "netc bench resnet50": "torch.compile of ResNet-50: minutes of CPU",
     "--set content_weight=0": "150 L-BFGS steps of VGG-19: half a minute or more",
+    "netc train lenet5": "8 epochs of training (seconds to minutes on a busy machine)",
 }
 
 

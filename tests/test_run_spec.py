@@ -92,3 +92,10 @@ def test_top_k_of_a_feature_map_is_refused(cli, image, tmp_path):
     assert cli("compile", spec, "-o", tmp_path / "seg.onnx").code == 0
     r = cli("run", tmp_path / "seg.onnx", image)
     assert r.code == 1 and "not a vector of class scores" in r.err and "Traceback" not in r.err
+
+
+def test_one_score_per_image_is_no_class_vector(cli, image, tmp_path):
+    spec = tmp_path / "score.net"
+    spec.write_text("net score { input image: 3x8x8\n  image -> flatten -> fc(1) }\n")
+    r = cli("run", spec, image)
+    assert r.code == 1 and "is one number per image, not a vector of class scores" in r.err

@@ -91,7 +91,7 @@ def run(args) -> int:
     for start in range(0, len(args.images), args.batch):
         paths = args.images[start:start + args.batch]
         scores = session.run({first: load_batch(paths, prep)})[0].astype(np.float64)
-        if scores.ndim != 2:  # a file whose output shape ONNX Runtime could not tell upfront
+        if scores.ndim != 2 or scores.shape[1] == 1:  # a shape ONNX Runtime could not tell
             raise UserError(_not_a_vector(session.outputs[0].name, scores.shape[1:]))
         for path, row in zip(paths, scores):
             results.append({"image": str(path), "top": _top(row, args.topk, labels)})
@@ -133,7 +133,8 @@ def _model(args) -> str | bytes:
 
 def _not_a_vector(name: str, shape) -> str:
     dims = "x".join(str(d) for d in shape)
-    return (f"the first output {name!r} is {dims} per image, not a vector of class scores: "
+    what = "one number" if dims == "1" else dims
+    return (f"the first output {name!r} is {what} per image, not a vector of class scores: "
             "netc run reports top-k classes, which needs one (a net that outputs a feature "
             "map, such as a segmentation mask, has no classes to rank)")
 
@@ -142,7 +143,7 @@ def _check_vector(session) -> None:
     """Refuse a first output that is not one vector per image (where its shape is known)."""
     out = session.outputs[0]
     shape = out.shape
-    if isinstance(shape, (list, tuple)) and len(shape) != 2:
+    if isinstance(shape, (list, tuple)) and (len(shape) != 2 or shape[1] == 1):
         per_image = [d if isinstance(d, int) else "?" for d in shape[1:]]
         raise UserError(_not_a_vector(out.name, per_image))
 

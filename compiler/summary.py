@@ -3,7 +3,10 @@
 Conventions (stated in the README): parameters are learnable weights (batch-norm running
 statistics are buffers, not parameters); MACs are the multiply-accumulates of conv and fc layers
 for one sample, the convention of the VGG and ResNet papers; activation memory is the float32
-size of every node's output for one sample.
+size of every node's output for one sample. Non-trainable state (batch norm's running mean and
+variance) is counted apart, as Keras's "non-trainable params" (ResNet-50: 53,120). Each row
+also holds the op's window (kernel, stride, dilation) and, where a node does not simply read
+the row above (joins, branches), the names it reads: Keras's "connected to".
 """
 
 from __future__ import annotations

@@ -70,8 +70,9 @@ def test_reduce_mean_axes_move_between_13_and_18():
 def test_an_op_the_opset_lacks_is_named():
     tape = Tape(opset=13)
     assert not tape.has("LayerNormalization") and Tape(opset=17).has("LayerNormalization")
-    with pytest.raises(LoweringError, match="opset 13 has no HardSwish .it appears in opset 14"):
-        tape.op("HardSwish", ["x"], name="hs")
+    with pytest.raises(LoweringError, match="opset 13 has no GroupNormalization .it appears in "
+                                            "opset 18"):
+        tape.op("GroupNormalization", ["x", "s", "b"], name="gn", num_groups=2)
     with pytest.raises(LoweringError, match="Resize in opset 13 has no attribute or input 'axes'"):
         tape.op("Resize", ["x"], name="r", axes=[2, 3])
 
@@ -116,3 +117,38 @@ def test_zoo_net_at_opset_13_and_18_agrees(net):
     for key, got in outs.items():
         for name, out, want in zip(names, got, ref):
             assert_close(out, want, f"{net} opset {key[0]} {name}")
+
+
+def _softplus(x):
+    return np.log1p(np.exp(x))
+
+
+FALLBACK_CASES = {  # op, attrs, extra initialisers, numpy reference
+    "HardSwish": ({}, {}, lambda x: x * np.clip(x / 6 + 0.5, 0, 1)),
+    "Mish": ({}, {}, lambda x: x * np.tanh(_softplus(x))),
+    "LayerNormalization": (
+        {"axis": -1, "epsilon": 1e-5}, {"s": np.linspace(0.5, 1.5, 6), "b": np.arange(6) / 10},
+        lambda x: ((x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5)
+                   * np.linspace(0.5, 1.5, 6) + np.arange(6) / 10)),
+    "LayerNormalization_axis1": (
+        {"axis": 1}, {"s": np.full((4, 6, 6), 2.0)},  # ONNX's LayerNormalization needs a scale
+        lambda x: 2 * (x - x.mean((1, 2, 3), keepdims=True))
+        / np.sqrt(x.var((1, 2, 3), keepdims=True) + 1e-5)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FALLBACK_CASES))
+@pytest.mark.parametrize("opset", [13, 18])
+def test_ops_newer_than_the_target_opset_are_written_in_older_ops(case, opset):
+    attrs, extra, ref = FALLBACK_CASES[case]
+    op = case.split("_")[0]
+    tape = Tape(opset=opset)
+    tape.shapes["x"] = (4, 6, 6)
+    ins = ["x"] + [tape.initializer(k, v) for k, v in extra.items()]
+    tape.op(op, ins, name="n", **attrs)
+    model = tape.finish("t", {"x": (4, 6, 6)}, {"n": (4, 6, 6)})
+    onnx.checker.check_model(model, full_check=True)
+    types = {n.op_type for n in model.graph.node}
+    assert (op in types) == (opset >= onnx.defs.get_schema(op, 18, "").since_version)
+    np.testing.assert_allclose(run_ort(model, X)[0], ref(X.astype(np.float64)),
+                               rtol=1e-5, atol=1e-5)

@@ -79,6 +79,7 @@ def registry(tmp_path_factory):
     try:
         done = subprocess.run(
             [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--no-deps",
+             "--timeout", "15", "--retries", "1",  # an offline machine answers in seconds
              "--ignore-installed", "--only-binary=:all:", "--platform", "macosx_14_0_arm64",
              "--python-version", PYTHON, "--target", str(tmp), "packaging"],
             capture_output=True, text=True, timeout=120)

@@ -59,6 +59,9 @@ def lower(graph: Graph, weights: Mapping[str, np.ndarray] | None = None, *, seed
     """
     if not MIN_OPSET <= opset <= OPSET:
         raise UserError(f"--opset: netc writes ONNX opsets {MIN_OPSET} to {OPSET}; got {opset}")
+    from compiler.budget import check_int64
+
+    check_int64(graph)  # before any weight is drawn: onnx.helper refuses integers past int64
     drawn = weights is None
     if drawn:
         weights = init_weights(graph, seed, progress)
@@ -99,6 +102,12 @@ def read_safetensors(graph: Graph, path: str | Path) -> dict[str, np.ndarray]:
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
+    from dsl.sources import NotRegular, check_regular
+
+    try:
+        check_regular(path)  # a FIFO would block the reader forever
+    except NotRegular as err:
+        raise UserError(f"cannot read weights: {err}") from None
     try:
         loaded = load_file(str(path))
     except (OSError, SafetensorError) as err:
@@ -290,3 +299,5 @@ class _Lowering:
         for o, v in zip(outs, values):
             env[o] = v
             tape.shapes[v] = self.graph[o].shape
+            if ftape.declared:  # a Resize inside: inference loses the outputs' batch axis
+                tape.declare(v, self.graph[o].shape)

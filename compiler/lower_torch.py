@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from compiler import torch_attribution
 from compiler.ir import Graph
 from compiler.torch_joins import DropPathSampler
 from dsl.diagnostics import UserError
@@ -52,6 +53,10 @@ class NetModule(nn.Module):
     the requested names, resolved with :meth:`compiler.ir.Graph.resolve` (node names, scope
     aliases such as ``inception_4c``, unique dotted suffixes such as ``conv4_2``), and computes
     only what those names need. Inputs are positional in ``graph.inputs`` order.
+
+    In training mode ``net(*inputs)`` also returns the ``training output``s (auxiliary heads),
+    after the declared outputs and in the order the spec declares them, as torchvision's
+    GoogLeNet and Inception-v3 do.
     """
 
     def __init__(self, graph: Graph):
@@ -61,6 +66,8 @@ class NetModule(nn.Module):
         self._stateless: dict[str, nn.Module] = {}
         self._plans: dict[tuple[str, ...], tuple[_Step, ...]] = {}
         self._droppath: DropPathSampler | None = None
+        # An attribution method's backward rule at every ReLU (compiler.torch_attribution).
+        self.relu_rule: str | None = None
 
     # -- building ---------------------------------------------------------------------------
     def _install(self, name: str, module: nn.Module) -> None:
@@ -208,6 +215,9 @@ class NetModule(nn.Module):
                             f"({', '.join(self.graph.inputs)}); got {len(inputs)}")
         if taps is None:
             targets = tuple(self.graph.outputs)
+            if self.training:  # auxiliary heads (``training output``) exist in training only
+                extra = self.graph.options.get("training_outputs") or {}
+                targets = tuple(dict.fromkeys([*targets, *extra.values()]))
         else:
             if isinstance(taps, str):
                 taps = [taps]
@@ -239,6 +249,8 @@ class NetModule(nn.Module):
             args = [values[i] for i in step.inputs]
             if step.op == "mean":
                 values[step.name] = fn(*args, sample=sample)
+            elif step.op == "relu" and self.relu_rule is not None:
+                values[step.name] = torch_attribution.relu(args[0], self.relu_rule)
             else:
                 values[step.name] = fn(*args)
             for name in step.free:

@@ -80,6 +80,7 @@ class Tape:
         self.initializers: dict[str, np.ndarray] = {}  # made protos once, in finish()
         self.node_names: set[str] = set()
         self.shapes: dict[str, Shape] = {}  # per-sample IR shapes of values, set by the lowering
+        self.declared: dict[str, Shape] = {}  # values given a value_info (see declare)
 
     @property
     def elem_type(self) -> int:
@@ -151,6 +152,12 @@ class Tape:
                                            domain=DOMAIN))
         return list(outputs)
 
+    def declare(self, value: str, shape: Shape) -> None:
+        """Give ``value`` a ``[batch, *shape]`` value_info. For ops whose ONNX shape inference
+        loses the symbolic batch axis (Resize computes every axis from its scales, and
+        batch·1 is unknown to it); inference still checks the other axes against it."""
+        self.declared[value] = tuple(shape)
+
     def shape(self, value: str) -> Shape:
         """The per-sample shape of ``value`` (an op needing its input size, e.g. adaptive pool)."""
         return self.shapes[value]
@@ -190,6 +197,7 @@ class Tape:
                 [value(n, s) for n, s in inputs.items()] + list(weight_inputs),
                 [value(n, s) for n, s in outputs.items()],
                 initializer=initializers,
+                value_info=[value(n, s) for n, s in self.declared.items() if n not in outputs],
             )
             imports = [helper.make_opsetid("", self.opset)]
             if functions:

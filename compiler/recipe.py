@@ -23,11 +23,18 @@ Nothing here imports torch: ``netc recipe`` fails fast on a typo in a layer name
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from compiler.ir import Graph
+from compiler.ops.domains import (
+    NON_NEGATIVE_NUMBER,
+    POSITIVE_NUMBER,
+    Domain,
+    between,
+)
 from dsl import ast
 from dsl.diagnostics import Diagnostic, DiagnosticError, Span, UserError
 from dsl.parser import parse
@@ -70,6 +77,32 @@ OPTIMIZERS: dict[str, dict[str, Any]] = {
     # by 10 twice); jitter rolls the image by up to that many pixels before each step.
     "adam": {"steps": 300, "lr": 0.02, "milestones": (), "gamma": 0.1, "jitter": 0},
     "dream": {"steps": 10, "step": 1.5, "jitter": 32, "octaves": 4, "octave_scale": 1.4},
+}
+
+# What each optimiser option accepts ("int" or "float", and its domain), checked where the
+# value is written (or named on --set): a negative jitter or a zero octave_scale would reach
+# torch and numpy as nonsense or a crash.
+MAX_STEPS = 1_000_000
+OPTION_DOMAINS: dict[str, tuple[str, Domain]] = {
+    "steps": ("int", between(1, MAX_STEPS, text=f"a whole number of steps in 1..{MAX_STEPS:,}")),
+    "history": ("int", between(1, 10_000, text="a history length in 1..10,000")),
+    "lr": ("float", POSITIVE_NUMBER),
+    "gamma": ("float", POSITIVE_NUMBER),
+    "jitter": ("int", between(0, 4096, text="a number of pixels in 0..4096")),
+    "step": ("float", POSITIVE_NUMBER),
+    "octaves": ("int", between(1, 32, text="a number of octaves in 1..32")),
+    "octave_scale": ("float", between(1, 16, text="a scale in [1, 16] (1.4 in DeepDream)")),
+}
+MAX_IMAGE_SIDE = 65_536
+SETTING_DOMAINS: dict[str, Domain] = {
+    "size": between(1, MAX_IMAGE_SIDE, text=f"a side in 1..{MAX_IMAGE_SIDE:,} pixels"),
+    "tile": between(0, MAX_IMAGE_SIDE, text=f"0 (no tiles) or a tile side in 32.."
+                                            f"{MAX_IMAGE_SIDE:,} pixels"),
+    "seed": between(0, 2**63 - 1, text="a non-negative integer below 2**63"),
+}
+# Term options: alpha_norm(alpha, bound), tv(beta, bound), activation(channel).
+TERM_OPTION_DOMAINS: dict[str, Domain] = {
+    "alpha": POSITIVE_NUMBER, "beta": POSITIVE_NUMBER, "bound": POSITIVE_NUMBER,
 }
 
 INITS = ("noise", "content", "image")
@@ -139,6 +172,8 @@ class Plan:
     tile: int = 0
     seed: int = 0
     clip: bool = True
+    # Where the recipe wrote each setting (size, tile, ...), for errors found later at run time.
+    spans: dict[str, Span] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def taps(self) -> list[str]:
@@ -219,26 +254,67 @@ class _Checker:
         if isinstance(e, ast.ListLit):
             return [self.number_or_text(i, bare_names) for i in e.items]
         if isinstance(e, ast.UnaryOp) and e.op in "+-":
-            v = self.number_or_text(e.operand)
-            return None if v is None else (-v if e.op == "-" else v)
-        if isinstance(e, ast.BinOp) and e.op in ("+", "-", "*", "/", "//", "%"):
-            a, b = self.number_or_text(e.left), self.number_or_text(e.right)
-            if not _is_num(a) or not _is_num(b):
-                if a is not None and b is not None:
-                    self.error(e.span, f"{e.op!r} needs numbers")
+            signs = 1
+            while isinstance(e, ast.UnaryOp) and e.op in "+-":  # - - - x: a loop
+                signs *= -1 if e.op == "-" else 1
+                e = e.operand
+            v = self.number_or_text(e)
+            if v is not None and not _is_num(v):
+                self.error(e.span, f"cannot negate {v!r}")
                 return None
-            if e.op in ("/", "//", "%") and b == 0:
-                self.error(e.span, "division by zero")
-                return None
-            return {"+": a + b, "-": a - b, "*": a * b, "/": a / b, "//": a // b,
-                    "%": a % b}[e.op]
+            return None if v is None else signs * v
+        if isinstance(e, ast.BinOp) and e.op in _ARITH:
+            spine = []  # a sum of many terms is a left spine: evaluated in a loop
+            while isinstance(e, ast.BinOp) and e.op in _ARITH:
+                spine.append(e)
+                e = e.left
+            a = self.number_or_text(e)
+            for op in reversed(spine):
+                a = self.arith(op, a, self.number_or_text(op.right))
+            return a
         self.error(e.span, "expected a number, a name or a string here")
         return None
 
-    def number(self, e: ast.Node, what: str, integer: bool = False, positive: bool = False):
+    def arith(self, e: ast.BinOp, a, b):
+        """``a <op> b`` for numbers, or None after an error."""
+        if not _is_num(a) or not _is_num(b):
+            if a is not None and b is not None:
+                self.error(e.span, f"{e.op!r} needs numbers")
+            return None
+        if e.op in ("/", "//", "%") and b == 0:
+            self.error(e.span, "division by zero")
+            return None
+        try:
+            v = _ARITH[e.op](a, b)
+        except OverflowError:
+            v = math.inf
+        if not _is_num(v) or (isinstance(v, int) and abs(v) > 10**100):
+            self.error(e.span, f"{e.op!r} gives a number too large to use")
+            return None
+        return v
+
+    def checked(self, v, kind: str, domain: Domain, span: Span | None, what: str):
+        """``v`` if it is a ``kind`` ("int"/"float") in ``domain``, else an error and None.
+
+        ``span`` None: the value came from the command line (``what`` names the flag).
+        """
+        ok = _is_num(v) and (kind != "int" or isinstance(v, int)) and domain.contains(v)
+        if ok:
+            return v
+        shown = repr(v) if isinstance(v, str) else v
+        message = f"{what} must be {domain.text}; got {shown}"
+        if span is None:
+            raise UserError(message)
+        self.error(span, message)
+        return None
+
+    def number(self, e: ast.Node, what: str, integer: bool = False, positive: bool = False,
+               domain: Domain | None = None):
         v = self.number_or_text(e)
         if v is None:
             return None
+        if domain is not None:
+            return self.checked(v, "int" if integer else "float", domain, e.span, what)
         if not _is_num(v) or (integer and not isinstance(v, int)):
             self.error(e.span, f"{what} must be {'an integer' if integer else 'a number'}; "
                                f"got {v!r}")
@@ -317,9 +393,14 @@ class _Checker:
         elif name == "optimizer":
             self.optimizer(args[0], found)
         elif name in ("size", "tile", "seed"):
-            v = self.number(args[0], name, integer=True, positive=name == "size")
+            v = self.number(args[0], name, integer=True, domain=SETTING_DOMAINS[name])
+            if name == "tile" and v is not None and 0 < v < 32:
+                self.error(args[0].span, f"tile must be 0 (no tiles) or at least 32 pixels; "
+                                         f"got {v}")
+                v = None
             if v is not None:
                 found[name] = v
+                found.setdefault("spans", {})[name] = args[0].span
         elif name == "clip":
             v = self.number_or_text(args[0], bare_names=True)
             if not isinstance(v, bool):
@@ -344,7 +425,7 @@ class _Checker:
         found["init"] = kind
         for kw in kwargs:
             if kind == "noise" and kw.name == "scale":
-                v = self.number(kw.value, "scale")
+                v = self.number(kw.value, "noise scale", domain=NON_NEGATIVE_NUMBER)
                 if v is not None:
                     found["init_scale"] = float(v)
             else:
@@ -372,16 +453,30 @@ class _Checker:
                                               "learning rate drops, such as [100, 300]")
                 else:
                     options[kw.name] = tuple(v)
-            elif not _is_num(v) and not isinstance(v, bool):
-                self.error(kw.value.span, f"{kind} option {kw.name} must be a number")
+            elif kw.name == "line_search":
+                if not isinstance(v, bool):
+                    self.error(kw.value.span, f"{kind} option line_search is true or false")
+                else:
+                    options[kw.name] = v
             else:
-                options[kw.name] = v
+                v = self.checked(v, *OPTION_DOMAINS[kw.name], kw.value.span,
+                                 f"{kind} option {kw.name}")
+                if v is not None:
+                    options[kw.name] = v
         for name, value in self.optimizer_overrides.items():
             if name in options:
-                options[name] = value
-        if not isinstance(options["steps"], int) or options["steps"] < 1:
-            self.error(e.span, f"steps must be a positive integer; got {options['steps']!r}")
+                options[name] = self.override(name, value)
         found["optimizer"] = Optimizer(kind, tuple(options.items()))
+
+    def override(self, name: str, value):
+        """An optimiser option from ``--set NAME=VALUE``, checked like one in the recipe."""
+        if name == "milestones":
+            raise UserError("--set milestones: write the milestones in the recipe")
+        if name == "line_search":
+            if not isinstance(value, bool):
+                raise UserError(f"--set line_search must be true or false; got {value!r}")
+            return value
+        return self.checked(value, *OPTION_DOMAINS[name], None, f"--set {name}")
 
     def relative(self, path: str) -> str:
         """A file named in a recipe is relative to the recipe's folder."""
@@ -390,7 +485,34 @@ class _Checker:
 
     # ---- the loss: a weighted sum of terms --------------------------------------------------
     def linear(self, e: ast.Node) -> list[tuple[float, ast.Call]]:
-        """``2 * content(l) - tv(2)`` -> [(2.0, content call), (-1.0, tv call)]."""
+        """``2 * content(l) - tv(2)`` -> [(2.0, content call), (-1.0, tv call)].
+
+        A weight that is not a finite number (1e308 * 1e308) is an error at its term.
+        """
+        out = []
+        for w, call in self.linear_terms(e):
+            if not math.isfinite(w):
+                self.error(call.span, f"the weight of this term is {w}; weights must be finite")
+            else:
+                out.append((w, call))
+        return out
+
+    def linear_terms(self, e: ast.Node) -> list[tuple[float, ast.Call]]:
+        if isinstance(e, ast.BinOp) and e.op in ("+", "-"):
+            parts = []  # a loss of many terms is a left spine of + and -: a loop
+            while isinstance(e, ast.BinOp) and e.op in ("+", "-"):
+                parts.append((-1.0 if e.op == "-" else 1.0, e.right))
+                e = e.left
+            out = self.linear_terms(e)
+            for sign, part in reversed(parts):
+                out += [(sign * w, t) for w, t in self.linear_terms(part)]
+            return out
+        if isinstance(e, ast.UnaryOp) and e.op in "+-":
+            sign = 1.0
+            while isinstance(e, ast.UnaryOp) and e.op in "+-":
+                sign *= -1.0 if e.op == "-" else 1.0
+                e = e.operand
+            return [(sign * w, t) for w, t in self.linear_terms(e)]
         if isinstance(e, ast.Call) and isinstance(e.func, ast.Name):
             if e.func.id in TERMS:
                 return [(1.0, e)]
@@ -400,18 +522,12 @@ class _Checker:
             return []
         if isinstance(e, ast.Name) and e.id in TERMS:
             return [(1.0, ast.Call(e.span, e, (), ()))]  # `tv` alone: the defaults
-        if isinstance(e, ast.UnaryOp) and e.op in "+-":
-            sign = -1.0 if e.op == "-" else 1.0
-            return [(sign * w, t) for w, t in self.linear(e.operand)]
-        if isinstance(e, ast.BinOp) and e.op in ("+", "-"):
-            sign = -1.0 if e.op == "-" else 1.0
-            return self.linear(e.left) + [(sign * w, t) for w, t in self.linear(e.right)]
         if isinstance(e, ast.BinOp) and e.op in ("*", "/"):
             left_is_term = _mentions_term(e.left)
             if e.op == "*" and not left_is_term:
-                k, terms = self.number(e.left, "a term's weight"), self.linear(e.right)
+                k, terms = self.number(e.left, "a term's weight"), self.linear_terms(e.right)
             elif not _mentions_term(e.right):
-                k, terms = self.number(e.right, "a term's weight"), self.linear(e.left)
+                k, terms = self.number(e.right, "a term's weight"), self.linear_terms(e.left)
                 if k is not None and e.op == "/":
                     if k == 0:
                         self.error(e.right.span, "division by zero")
@@ -435,7 +551,8 @@ class _Checker:
             for a in call.args[1:]:
                 self.error(a.span, f"{kind} takes at most one number ({tdef.first})")
             if call.args:
-                v = self.number(call.args[0], f"{kind}'s {tdef.first}", positive=True)
+                v = self.number(call.args[0], f"{kind}'s {tdef.first}",
+                                domain=TERM_OPTION_DOMAINS[tdef.first])
                 options[tdef.first] = v if v is not None else options[tdef.first]
         for a in call.args if tdef.layers != "none" else ():
             name = a.id if isinstance(a, ast.Name) else a.value if isinstance(a, ast.Str) \
@@ -459,7 +576,11 @@ class _Checker:
                 have = ", ".join(options) or "none"
                 self.error(kw.span, f"{kind} has no option {kw.name!r} (its options: {have})")
                 continue
-            options[kw.name] = self.number_or_text(kw.value)
+            v = self.number_or_text(kw.value)
+            if kw.name in TERM_OPTION_DOMAINS and v is not None:
+                v = self.checked(v, "float", TERM_OPTION_DOMAINS[kw.name], kw.value.span,
+                                 f"{kind}'s {kw.name}")
+            options[kw.name] = v if v is not None else options[kw.name]
         if tdef.layers == "one" and len(call.args) != 1:
             self.error(call.span, f"{kind} takes one layer; got {len(call.args)}")
             return None
@@ -498,6 +619,37 @@ class _Checker:
         return f"no layer {name!r} in {net}{hint}"
 
 
+def size_problem(plan: Plan, height: int, width: int) -> str | None:
+    """Why the tapped layers cannot run on a ``height`` x ``width`` image, or None.
+
+    The graph's shapes were checked at the declared input size; a recipe works at its own
+    size (``size``, ``--size``, tiles, octaves), so the shape rules are applied again there.
+    """
+    from compiler.ops import ShapeError
+
+    c = plan.input.shape[0]
+    shapes: dict[str, tuple[int, ...]] = {}
+    for node in plan.graph.slice(plan.taps):
+        if node.op == "input":
+            shapes[node.name] = (c, height, width)
+            continue
+        ins = [shapes[i] for i in node.inputs]
+        try:
+            shapes[node.name] = tuple(node.opdef.infer_shape(node.attrs, ins))
+        except ShapeError as err:
+            return f"at {height}x{width} pixels, {node.name}: {err}"
+    return None
+
+
+def smallest_side(plan: Plan, limit: int = 4096) -> int:
+    """The smallest square side the tapped layers can take (tiles narrower than it are merged
+    into their neighbour, so no tile of a remainder reaches a conv it does not fit)."""
+    for side in range(1, limit + 1):
+        if size_problem(plan, side, side) is None:
+            return side
+    return limit
+
+
 def prefix_graph(graph: Graph, taps: list[str]) -> Graph:
     """``graph`` keeping only the backward slice of ``taps``, which become its outputs.
 
@@ -510,19 +662,29 @@ def prefix_graph(graph: Graph, taps: list[str]) -> Graph:
 
 
 def _mentions_term(e: ast.Node) -> bool:
-    if isinstance(e, ast.Call) and isinstance(e.func, ast.Name):
-        return True  # a call in a loss is a term (an unknown one is reported by linear)
-    if isinstance(e, ast.Name):
-        return e.id in TERMS
-    if isinstance(e, ast.BinOp):
-        return _mentions_term(e.left) or _mentions_term(e.right)
-    if isinstance(e, ast.UnaryOp):
-        return _mentions_term(e.operand)
+    """Whether a loss sub-expression holds a term (by an explicit stack: sums can be long)."""
+    stack = [e]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, ast.Call) and isinstance(e.func, ast.Name):
+            return True  # a call in a loss is a term (an unknown one is reported by linear)
+        if isinstance(e, ast.Name) and e.id in TERMS:
+            return True
+        if isinstance(e, ast.BinOp):
+            stack += [e.left, e.right]
+        elif isinstance(e, ast.UnaryOp):
+            stack.append(e.operand)
     return False
 
 
+_ARITH = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+          "/": lambda a, b: a / b, "//": lambda a, b: a // b, "%": lambda a, b: a % b}
+
+
 def _is_num(v) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+    """A finite number (never a bool): nan and inf are no weight, size or rate."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and (
+        isinstance(v, int) or math.isfinite(v))
 
 
 def read_recipe(path: str) -> tuple[ast.Recipe, Path]:
@@ -531,11 +693,14 @@ def read_recipe(path: str) -> tuple[ast.Recipe, Path]:
     if not file.exists() and ":" in path:
         head, _, name = path.rpartition(":")
         file = Path(head)
+    from dsl.sources import NotRegular, read_regular
+
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read recipe {file}: {getattr(e, 'strerror', None) or e}") \
-            from None
+        text = read_regular(file).decode("utf-8")
+    except NotRegular as e:
+        raise UserError(f"cannot read recipe: {e}") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"cannot read recipe {file}: not UTF-8 text ({e.reason})") from None
     module = parse(text, str(file))
     recipes = [i for i in module.items if isinstance(i, ast.Recipe)]
     if name is not None:
@@ -549,6 +714,12 @@ def read_recipe(path: str) -> tuple[ast.Recipe, Path]:
 
 def load_recipe(path: str, overrides: dict[str, Any] | None = None) -> Plan:
     """Parse, evaluate and check a recipe against its network. Raises DiagnosticError."""
+    from compiler.loader import run_deep
+
+    return run_deep(lambda: _load_recipe(path, overrides))
+
+
+def _load_recipe(path: str, overrides: dict[str, Any] | None) -> Plan:
     from compiler.loader import load
 
     recipe, file = read_recipe(path)
@@ -583,7 +754,8 @@ def load_recipe(path: str, overrides: dict[str, Any] | None = None) -> Plan:
     terms = tuple(t for t in terms if t is not None)
     optimizer = found.pop("optimizer", None) or Optimizer(
         "lbfgs", tuple({**OPTIMIZERS["lbfgs"], **{
-            k: v for k, v in checker.optimizer_overrides.items() if k in OPTIMIZERS["lbfgs"]}
+            k: checker.override(k, v) for k, v in checker.optimizer_overrides.items()
+            if k in OPTIMIZERS["lbfgs"]}
         }.items()))
     plan = Plan(recipe.name, str(file), spec, graph, terms, optimizer, **found)
     if plan.needs("content") or plan.needs("code") or plan.init == "content":
@@ -599,7 +771,9 @@ def _spec_path(spec: str, file: Path, recipe: ast.Recipe) -> str:
     """A net defined in the recipe's own file, a file beside it, or a zoo name (in that order)."""
     from compiler.loader import zoo_index
 
-    own = [i for i in parse(file.read_text(encoding="utf-8"), str(file)).items
+    from dsl.diagnostics import SOURCES
+
+    own = [i for i in parse(SOURCES.texts[str(file)], str(file)).items
            if isinstance(i, (ast.Net, ast.NetAlias)) and i.name == spec]
     if own:
         return f"{file}:{spec}"

@@ -41,7 +41,10 @@ class Summary:
     params: int
     macs: int
     activation_bytes: int
-    buffers: int = 0  # non-trainable state (batch-norm running statistics)
+    # Nodes only training-only outputs need (auxiliary heads): counted apart, not in the totals.
+    training_params: int = 0
+    training_macs: int = 0
+    buffers: int = 0  # non-trainable state (batch-norm running statistics) at inference
 
     def to_json(self) -> dict:
         return {
@@ -51,6 +54,8 @@ class Summary:
             "params": self.params,
             "macs": self.macs,
             "activation_bytes": self.activation_bytes,
+            "training_params": self.training_params,
+            "training_macs": self.training_macs,
             "non_trainable": self.buffers,
             "layers": [
                 {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(r).items()}
@@ -63,7 +68,7 @@ def receptive_fields(graph: Graph) -> dict[str, tuple[int, int] | None]:
     """(receptive field, jump) along the height axis for every feature-map node.
 
     rf_out = rf_in + d·(k − 1)·jump_in and jump_out = jump_in·s for windowed ops; joins take
-    the largest field of their inputs.
+    the largest field of their inputs, and the jump of those of the output's spatial size.
     """
     fields: dict[str, tuple[int, int] | None] = {}
     for node in graph:
@@ -74,8 +79,12 @@ def receptive_fields(graph: Graph) -> dict[str, tuple[int, int] | None]:
         if len(node.shape) != 3 or any(f is None for f in ins):
             fields[node.name] = None
             continue
-        rf, jump = max(f[0] for f in ins), max(f[1] for f in ins)
-        geo = node.opdef.geometry(node.attrs, [graph[i].shape for i in node.inputs])
+        shapes = [graph[i].shape for i in node.inputs]
+        # A broadcast input (SE's Cx1x1 gate) adds its field but not its jump: the output's
+        # pixels are spaced as the inputs of the output's own size.
+        spaced = [f[1] for f, sh in zip(ins, shapes) if sh[1:] == node.shape[1:]]
+        rf, jump = max(f[0] for f in ins), max(spaced or [f[1] for f in ins])
+        geo = node.opdef.geometry(node.attrs, shapes)
         if geo is not None:
             (k, _), (s, _), (d, _) = geo
             rf, jump = rf + d * (k - 1) * jump, jump * s
@@ -87,7 +96,8 @@ def summarize(graph: Graph) -> Summary:
     """The per-node rows and the totals of ``graph`` (see the module docstring)."""
     rows = []
     fields = receptive_fields(graph)
-    total_p = total_m = total_b = act = 0
+    total_p = total_m = total_b = act = train_p = train_m = 0
+    aux = training_only(graph)
     previous = None
     for node in graph:
         ins = [graph[i].shape for i in node.inputs]
@@ -97,10 +107,15 @@ def summarize(graph: Graph) -> Summary:
         else:
             p = node.opdef.param_count(node.attrs, ins, node.shape)
             m = node.opdef.macs(node.attrs, ins, node.shape)
-            total_b += node.opdef.buffer_count(node.attrs, ins, node.shape)
             geo = node.opdef.geometry(node.attrs, ins) if len(node.shape) == 3 else None
-        total_p += p
-        total_m += m
+            if node.name not in aux:
+                total_b += node.opdef.buffer_count(node.attrs, ins, node.shape)
+        if node.name in aux:
+            train_p += p
+            train_m += m
+        else:
+            total_p += p
+            total_m += m
         size = 1
         for d in node.shape:
             size *= d
@@ -110,12 +125,23 @@ def summarize(graph: Graph) -> Summary:
         joined = tuple(node.inputs) if list(node.inputs) not in ([], [previous]) else ()
         kernel, stride, dilation = geo if geo else (None, None, None)
         rows.append(Row(node.name, node.op, node.shape, p, m, f[0] if f else None,
-                        _extra(node), kernel, stride, dilation, joined))
+                        "training only" if node.name in aux else _extra(node),
+                        kernel, stride, dilation, joined))
         previous = node.name
     names = graph.options.get("output_names") or tuple(graph.outputs)
     outputs = {n: graph[o].shape for n, o in zip(names, graph.outputs)}
     inputs = {k: v.shape for k, v in graph.inputs.items()}
-    return Summary(graph.name, tuple(rows), inputs, outputs, total_p, total_m, act, total_b)
+    return Summary(graph.name, tuple(rows), inputs, outputs, total_p, total_m, act,
+                   training_params=train_p, training_macs=train_m, buffers=total_b)
+
+
+def training_only(graph: Graph) -> set[str]:
+    """Nodes that only ``training output``s need (auxiliary heads): absent at inference."""
+    extra = graph.options.get("training_outputs") or {}
+    if not extra:
+        return set()
+    needed = {n.name for n in graph.slice(list(graph.outputs))}
+    return {n.name for n in graph.slice(list(extra.values()))} - needed
 
 
 def _extra(node) -> str:
@@ -165,10 +191,13 @@ def _reads(row: Row, above: str | None) -> tuple[str, ...]:
 
 
 def one_line(summary: Summary) -> str:
-    """``vgg16: 138,357,544 params, 15.47 G MACs, 3x224x224 -> 1000``."""
+    """``vgg16: 138,357,544 params, 15.47 G MACs, 3x224x224 -> 1000``; a net with auxiliary
+    heads adds ``(+3,326,696 in training-only outputs)`` after its inference count."""
     ins = ", ".join(fmt_shape(s) for s in summary.inputs.values())
     outs = ", ".join(fmt_shape(s) for s in summary.outputs.values())
-    return (f"{summary.name}: {summary.params:,} params, {human(summary.macs)} MACs, "
+    aux = (f" (+{summary.training_params:,} in training-only outputs)"
+           if summary.training_params else "")
+    return (f"{summary.name}: {summary.params:,} params{aux}, {human(summary.macs)} MACs, "
             f"{ins} -> {outs}")
 
 

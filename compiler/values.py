@@ -88,6 +88,17 @@ class ForBlock(Block):
 
 
 @dataclass(frozen=True, slots=True)
+class ForEachBlock(Block):
+    """``body for a, b in items``: ``body`` once per item, with the item (or its parts) bound."""
+
+    body: ast.Node
+    vars: tuple[str, ...]
+    items: tuple[Any, ...]
+    env: dict[str, Any]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class JoinBlock(Block):
     op: OpDef
     attrs: Attrs
@@ -98,7 +109,7 @@ class JoinBlock(Block):
 @dataclass(frozen=True, slots=True)
 class ResidualBlock(Block):
     body: Block
-    shortcut: str  # identity | pad | project | conv
+    shortcut: Any  # identity | pad | pad_avg | project | conv, or a Block (a shortcut layer)
     survival: float | None
     span: Span
 

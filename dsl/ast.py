@@ -108,6 +108,23 @@ class Repeat(Node):
     hi: Node
 
 
+@dataclass(frozen=True, slots=True)
+class RepeatList(Node):
+    """``body for a, b in items``: once per item of a list, the item (or its parts) bound."""
+
+    body: Node
+    vars: tuple[str, ...]
+    items: Node
+
+
+@dataclass(frozen=True, slots=True)
+class Let(Node):
+    """``let c = in_channels, r = c // 4 in body``: names bound in order, then ``body``."""
+
+    bindings: tuple[Kwarg, ...]  # name = value, in order
+    body: Node
+
+
 # ---- statements and items ----------------------------------------------------------------
 
 
@@ -120,7 +137,7 @@ class Param(Node):
 @dataclass(frozen=True, slots=True)
 class InputStmt(Node):
     name: str
-    shape: tuple[int, ...]
+    shape: tuple[int | Node, ...]  # a dimension is a number or an expression: 3x{size}x{size}
     options: tuple[Kwarg, ...]
 
 
@@ -134,6 +151,19 @@ class BindStmt(Node):
 class OutputStmt(Node):
     name: str
     value: Node | None
+    training: bool = False  # ``training output aux = ...``: absent at inference and in ONNX
+    options: tuple[Kwarg, ...] = ()  # ``, weight=0.3``: the head's share of the training loss
+
+
+@dataclass(frozen=True, slots=True)
+class LetStmt(Node):
+    """``let table = [[1, 16, 1, 1], ...]`` in a net, or a file-level constant: a named number,
+    list or word (not a tensor), visible to the statements after it (file level: everywhere).
+    At file level ``let f(v, d=8) = ...`` defines a function computing a value."""
+
+    name: str
+    value: Node
+    params: tuple[Param, ...] | None = None  # let f(v, d=8) = ...: a function of numbers
 
 
 @dataclass(frozen=True, slots=True)

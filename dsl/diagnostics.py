@@ -12,7 +12,6 @@ Every user error becomes a :class:`Diagnostic` with a :class:`Span`; a list of t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +62,11 @@ class SourceCache:
     def line(self, file: str, line: int) -> str | None:
         text = self.texts.get(file)
         if text is None:
-            try:
-                text = Path(file).read_text(encoding="utf-8", errors="replace")
-            except OSError:
+            from dsl.sources import NotRegular, read_regular
+
+            try:  # a regular file only: a diagnostic must not block on a FIFO
+                text = read_regular(file).decode("utf-8", errors="replace")
+            except NotRegular:
                 return None
             self.texts[file] = text
         lines = text.splitlines()
@@ -78,7 +79,8 @@ SOURCES = SourceCache()
 def render_one(diag: Diagnostic, sources: SourceCache = SOURCES) -> str:
     """Render one diagnostic: location, message, the source line with a caret, then notes."""
     where = f"{diag.span}: " if diag.span else ""
-    out = [f"{where}{diag.severity}: {diag.message}"]
+    message = diag.message if len(diag.message) <= 1000 else diag.message[:997] + "..."
+    out = [f"{where}{diag.severity}: {message}"]
     if diag.span is not None:
         text = sources.line(diag.span.file, diag.span.line)
         if text is not None:
@@ -89,10 +91,28 @@ def render_one(diag: Diagnostic, sources: SourceCache = SOURCES) -> str:
             if diag.span.end_line == diag.span.line and diag.span.end_col:
                 width = max(1, diag.span.end_col - col)
             width = min(width, max(1, len(text) - col + 1))
+            text, col, width = _excerpt(text, col, width)
             out.append("    " + text)
             out.append("    " + " " * (col - 1) + "^" + "~" * (width - 1))
     out.extend(f"  note: {note}" for note in diag.notes)
     return "\n".join(out)
+
+
+EXCERPT = 100  # columns of a source line shown around the caret
+
+
+def _excerpt(text: str, col: int, width: int) -> tuple[str, int, int]:
+    """A window of a long line around ``col`` (1-based), with "..." where it was cut, and the
+    caret's column and width in the window: a 1,000,000-character line is not echoed."""
+    if len(text) <= EXCERPT:
+        return text, col, width
+    start = max(0, min(col - 1 - EXCERPT // 3, len(text) - EXCERPT))
+    window = text[start:start + EXCERPT]
+    left = "..." if start > 0 else ""
+    right = "..." if start + EXCERPT < len(text) else ""
+    new_col = col - start + len(left)
+    width = max(1, min(width, EXCERPT - (col - 1 - start)))
+    return left + window + right, new_col, width
 
 
 def render(diagnostics: list[Diagnostic], sources: SourceCache = SOURCES) -> str:

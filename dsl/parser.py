@@ -10,11 +10,12 @@ The grammar lives in ``netc.lark`` beside this file. Lark's exceptions stop at t
 
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
 from importlib import resources
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, v_args
 from lark.exceptions import (
     UnexpectedCharacters,
     UnexpectedEOF,
@@ -22,9 +23,13 @@ from lark.exceptions import (
     UnexpectedToken,
     VisitError,
 )
+from lark.visitors import Transformer_NonRecursive
 
 from dsl import ast
 from dsl.diagnostics import SOURCES, Diagnostic, DiagnosticError, Span
+from dsl.nesting import check_nesting
+
+MAX_DIGITS = 100  # the longest integer literal (the elaborator refuses larger results, too)
 
 # How terminals read in "expected ..." messages.
 _TERMINAL_WORDS = {
@@ -68,8 +73,12 @@ def _lark() -> Lark:
 
 
 @v_args(inline=True, meta=True)
-class _ToAst(Transformer):
-    """One method per grammar alias; each builds one frozen AST node with its span."""
+class _ToAst(Transformer_NonRecursive):
+    """One method per grammar alias; each builds one frozen AST node with its span.
+
+    Non-recursive: a generated chain of 100,000 layers is a parse tree 100,000 deep, and Lark's
+    recursive Transformer would stop at Python's recursion limit.
+    """
 
     def __init__(self, file: str):
         super().__init__()
@@ -109,6 +118,12 @@ class _ToAst(Transformer):
             params, rest = rest[0], rest[1:]
         return ast.Recipe(self._s(meta), str(name), params, tuple(rest))
 
+    def constant(self, meta, name, value):
+        return ast.LetStmt(self._s(meta), str(name), value)
+
+    def function(self, meta, name, params, value):
+        return ast.LetStmt(self._s(meta), str(name), value, params)
+
     def recipe_net(self, meta, spec):
         return ast.RecipeSetting(self._s(meta), "net", (spec,), ())
 
@@ -127,8 +142,24 @@ class _ToAst(Transformer):
 
     # statements
     def input_stmt(self, meta, name, shape, *options):
-        dims = tuple(int(d) for d in str(shape).split("x"))
-        return ast.InputStmt(self._s(meta), str(name), dims, tuple(options))
+        dims, col = [], shape.column
+        for part in _DIMS.findall(str(shape)):  # 3x{size}x{size}: {expr} parts are parsed
+            if part.startswith("{"):
+                dims.append(self._fragment(part[1:-1], shape.line, col + 1))
+            elif len(part) > MAX_DIGITS:
+                raise DiagnosticError(Diagnostic(Span.of(self.file, shape),
+                                                 "an axis of this shape has too many digits"))
+            else:
+                dims.append(int(part))
+            col += len(part) + 1
+        return ast.InputStmt(self._s(meta), str(name), tuple(dims), tuple(options))
+
+    def training_output_stmt(self, meta, name, value, *options):
+        return ast.OutputStmt(self._s(meta), str(name), value, training=True,
+                              options=tuple(options))
+
+    def let_stmt(self, meta, name, value):
+        return ast.LetStmt(self._s(meta), str(name), value)
 
     def bind_stmt(self, meta, name, value):
         return ast.BindStmt(self._s(meta), str(name), value)
@@ -178,14 +209,33 @@ class _ToAst(Transformer):
     def repeat(self, meta, body, var, lo, hi):
         return ast.Repeat(self._s(meta), body, str(var), lo, hi)
 
+    def repeat_list(self, meta, body, *rest):
+        *names, items = rest
+        return ast.RepeatList(self._s(meta), body, tuple(str(n) for n in names), items)
+
+    def let_expr(self, meta, *rest):
+        *bindings, body = rest
+        return ast.Let(self._s(meta), tuple(bindings), body)
+
+    def binding(self, meta, name, value):
+        return ast.Kwarg(self._s(meta), str(name), value)
+
     def name(self, meta, tok):
         return ast.Name(self._s(meta), str(tok))
 
     def int_lit(self, meta, tok):
+        if len(tok) > MAX_DIGITS:  # int() refuses past 4,300 digits; no size needs 100
+            raise DiagnosticError(Diagnostic(
+                self._s(meta), f"this integer has {len(tok):,} digits; netc takes up to "
+                               f"{MAX_DIGITS}"))
         return ast.Num(self._s(meta), int(tok))
 
     def float_lit(self, meta, tok):
-        return ast.Num(self._s(meta), float(tok))
+        value = float(tok) if len(tok) <= 400 else float("inf")
+        if not math.isfinite(value):
+            raise DiagnosticError(Diagnostic(self._s(meta), f"{_excerpt(str(tok))} is too large "
+                                                            "to be a number"))
+        return ast.Num(self._s(meta), value)
 
     def string_lit(self, meta, tok):
         return ast.Str(self._s(meta), str(tok)[1:-1])
@@ -230,6 +280,7 @@ class _ToAst(Transformer):
 
 
 _INTERPOLATION = re.compile(r"\{([^{}\n]*)\}")
+_DIMS = re.compile(r"\d+|\{[^{}\n]*\}")
 
 
 class _Shifted(_ToAst):
@@ -242,6 +293,10 @@ class _Shifted(_ToAst):
     def _s(self, meta) -> Span:
         return Span(self.file, self.line, meta.column + self.col_offset, self.line,
                     meta.end_column + self.col_offset)
+
+
+def _excerpt(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _split_args(args) -> tuple[tuple, tuple]:
@@ -287,22 +342,35 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, file: str) -> Diagnostic
         hint = " (missing '->' between layers?)"
     return Diagnostic(
         span,
-        f"unexpected {str(tok)!r}; expected {_describe_expected(err.expected)}{hint}",
+        f"unexpected {_excerpt(str(tok))!r}; expected {_describe_expected(err.expected)}{hint}",
     )
 
 
 def parse(text: str, file: str = "<string>") -> ast.Module:
-    """Parse one file's text. Raises :class:`DiagnosticError` on any syntax error."""
+    """Parse one file's text. Raises :class:`DiagnosticError` on any syntax error.
+
+    Line ends are normalised first (CR-only and CRLF files are located like LF files), and an
+    expression nested deeper than :data:`dsl.nesting.MAX_NESTING` is refused at its place, so
+    nothing later depends on Python's recursion limit.
+    """
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     SOURCES.texts[file] = text
-    if "\x00" in text:
-        raise DiagnosticError(Diagnostic(Span(file, 1, 1), "this is not a text file (NUL byte)"))
+    nul = text.find("\x00")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        col = nul - (text.rfind("\n", 0, nul) + 1) + 1
+        raise DiagnosticError(Diagnostic(Span(file, line, col),
+                                         "this is not a text file (NUL byte)"))
     try:
         tree = _lark().parse(text, start="start")
     except UnexpectedInput as err:
         raise DiagnosticError(_syntax_diagnostic(err, text, file)) from None
     try:
-        return _ToAst(file).transform(tree)
+        module = _ToAst(file).transform(tree)
     except VisitError as err:
         if isinstance(err.orig_exc, DiagnosticError):
             raise err.orig_exc from None
         raise
+    check_nesting(module)
+    return module

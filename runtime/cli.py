@@ -26,6 +26,12 @@ COMMANDS = {
     "weights": ("runtime.commands.weights", "import a foreign state dict onto a spec"),
     "train": ("runtime.commands.train", "train a spec on digits, an image folder or CIFAR-10"),
     "recipe": ("runtime.commands.recipe", "run an image recipe: inversion, DeepDream, style"),
+    "draw": ("runtime.commands.draw", "draw the network graph as SVG or PNG (no Graphviz)"),
+    "explain": ("runtime.commands.explain",
+                "which pixels drive a unit: deconvnet, guided backprop, saliency"),
+    "top-activations": ("runtime.commands.top_activations",
+                        "the images that activate each unit most (Zeiler-Fergus)"),
+    "embed": ("runtime.commands.embed", "t-SNE of a layer's codes as an image grid"),
 }
 
 
@@ -65,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:  # disk full, permission denied, a vanished file: no traceback
         where = f" {err.filename}" if getattr(err, "filename", None) else ""
         print(f"netc: error:{where} {err.strerror or err}", file=sys.stderr)
+        return 1
+    except MemoryError:  # a last resort: budgets (--max-memory, --max-nodes) should come first
+        print("netc: error: out of memory; a smaller net, --size or --max-memory would help",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("netc: interrupted", file=sys.stderr)

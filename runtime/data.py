@@ -106,7 +106,9 @@ def _class_names(root: Path) -> list[str]:
 
 
 def _read_images(root: Path, classes: list[str], input_shape) -> tuple[torch.Tensor, torch.Tensor]:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+
+    from runtime.files import open_image
 
     c, h, w = input_shape if len(input_shape) == 3 else (1, *input_shape, 1)
     mode = "L" if c == 1 else "RGB"
@@ -118,12 +120,8 @@ def _read_images(root: Path, classes: list[str], input_shape) -> tuple[torch.Ten
         for path in sorted(folder.rglob("*")):
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            try:
-                with Image.open(path) as img:
-                    img = img.convert(mode).resize((w, h), Image.BILINEAR)
-                    arr = np.asarray(img, dtype=np.uint8)
-            except (OSError, UnidentifiedImageError) as err:
-                raise UserError(f"cannot read image {path}: {err}") from None
+            img = open_image(path, mode).resize((w, h), Image.BILINEAR)
+            arr = np.asarray(img, dtype=np.uint8)
             images.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
             labels.append(label)
     if not images:

@@ -52,14 +52,9 @@ class Preprocess:
 
 def load_image(path: str | Path, prep: Preprocess) -> np.ndarray:
     """One image file as a float32 C×H×W array (see the module docstring for the steps)."""
-    from PIL import Image, UnidentifiedImageError
+    from runtime.files import open_image
 
-    try:
-        with Image.open(path) as img:
-            img = img.convert("L" if prep.layout == "gray" else "RGB")
-    except (OSError, UnidentifiedImageError) as err:
-        raise UserError(f"cannot read image {path}: {err}") from None
-    return prepare(img, prep)
+    return prepare(open_image(path, "L" if prep.layout == "gray" else "RGB"), prep)
 
 
 def prepare(img, prep: Preprocess) -> np.ndarray:

@@ -135,6 +135,20 @@ def classifier_head(graph: Graph) -> str:
     return node.name
 
 
+def auxiliary_heads(graph: Graph) -> dict[str, float]:
+    """The logits node of each ``training output`` (auxiliary classifier) -> its loss weight:
+    GoogLeNet's total loss adds each auxiliary loss "weighted by 0.3" (Szegedy et al. §5)."""
+    outs = graph.options.get("training_outputs") or {}
+    weights = graph.options.get("training_output_weights") or {}
+    heads = {}
+    for name, node in outs.items():
+        n = graph[node]
+        if n.op in ("softmax", "log_softmax"):
+            n = graph[n.inputs[0]]
+        heads[n.name] = float(weights.get(name, 0.3))
+    return heads
+
+
 class _Dist:
     """The process group, when run under torchrun (WORLD_SIZE > 1)."""
 
@@ -216,6 +230,11 @@ def train(graph: Graph, cfg: TrainConfig, log: Callable[[str], None] = print,
                         f"{len(graph.inputs)}")
     spec = next(iter(graph.inputs.values()))
     head = classifier_head(graph)
+    for node in auxiliary_heads(graph):
+        if graph[node].shape != graph[head].shape:
+            raise UserError(f"netc train: the training output {node} gives "
+                            f"{'x'.join(map(str, graph[node].shape))}; an auxiliary classifier "
+                            f"must score the {graph[head].shape[0]} classes as {head} does")
     dist = _Dist(cfg.device)
     try:
         if dist.device.type == "cpu":  # torch's CPU threads, chosen and said once
@@ -322,8 +341,12 @@ class _Loop:
         x = make_batch(self.data.train_x[idx], self.spec, self.cfg.augment).to(self.dist.device)
         y = self.data.train_y[idx].to(self.dist.device)
         self.model.train()
-        logits = self.model(x, taps=[self.head])[self.head]
+        aux = auxiliary_heads(self.graph)  # training outputs: weight x their cross-entropy
+        out = self.model(x, taps=[self.head, *aux])
+        logits = out[self.head]
         loss = F.cross_entropy(logits, y)
+        for node, weight in aux.items():
+            loss = loss + weight * F.cross_entropy(out[node], y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -133,6 +133,8 @@ def test_every_layer_has_caffes_output_shape(imported):
     _, path, _, graph = imported
     for layer, (kind, shape) in caffe_shapes(path.read_text()).items():
         label = Labels.plain(layer)
+        if label not in graph.nodes and label + "_" in graph.nodes:
+            label += "_"  # a Caffe name that is a netc op name (relu6) gets a "_"
         if kind == "Scale":
             assert label not in graph.nodes
         elif kind == "Input":

@@ -29,11 +29,11 @@ CASES = {
     "label-bad-interpolation": (net("image -> relu as r{1 +}"), 3, 24, "cannot read {1 +}"),
     # names and arguments
     "unknown-layer": (net("image -> convv(8, 3)"), 3, 12, "unknown layer or definition 'convv'; did you mean conv"),
-    "unknown-kwarg": (net("image -> conv(8, 3, strid=2)"), 3, 12, "conv has no parameter 'strid'"),
+    "unknown-kwarg": (net("image -> conv(8, 3, strid=2)"), 3, 23, "conv has no parameter 'strid'"),
     "too-many-args": (net("image -> conv(8, 3, 1, 1, 1, 1, true, xavier, 9)"), 3, 12,
                       "at most 8 positional arguments"),
     "missing-arg": (net("image -> conv(8)"), 3, 12, "conv needs its parameter 'kernel'"),
-    "wrong-type": (net("image -> conv(8.5, 3)"), 3, 12, "parameter 'out' must be an integer; got 8.5"),
+    "wrong-type": (net("image -> conv(8.5, 3)"), 3, 17, "parameter 'out' must be an integer; got 8.5"),
     "bare-op-needs-args": (net("image -> conv"), 3, 12, "conv needs arguments"),
     "def-missing-arg": ("def two(ch, k) = conv(ch, k)\n" + net("image -> two(8)"), 4, 12,
                         "two needs its parameter 'k'"),
@@ -49,9 +49,11 @@ CASES = {
     "divide-by-zero": (net("image -> conv(8 // 0, 3)"), 3, 17, "division by zero"),
     "bad-shortcut": (net("image -> residual(relu, shortcut=projet)"), 3, 12,
                      "shortcut must be one of identity, pad, pad_avg, project, conv; got 'projet'"),
-    "bad-dropout": (net("image -> dropout(1.5)"), 3, 12, "dropout: p must be in [0, 1)"),
-    "bad-groups": (net("image -> conv(8, 3, groups=3)"), 3, 12, "not divisible by groups=3"),
-    "same-needs-stride-1": (net("image -> conv(8, 3, stride=2, pad=same)"), 3, 12, "pad=same"),
+    "bad-dropout": (net("image -> dropout(1.5)"), 3, 20,
+                    "dropout: parameter 'p' must be a probability in [0, 1); got 1.5"),
+    "bad-groups": (net("image -> conv(8, 3, groups=3)"), 3, 23, "not divisible by groups=3"),
+    "pool-ceil-asymmetric": (net("image -> maxpool(2, pad=same, ceil=true)"), 3, 33,
+                             "ceil=true needs a symmetric pad"),
     "not-a-join": (net("image -> conv(8, 3)[relu, tanh]"), 3, 12, "need a join"),
     "unknown-declaration": (net("with dropblock(0.1)\n  image -> relu"), 3, 3,
                             "unknown declaration 'dropblock'"),
@@ -81,7 +83,7 @@ CASES = {
                     "cannot reduce 3 channels to 2"),
     # growth
     "infinite-recursion": ("def f(n) = relu -> f(n + 1)\n" + net("image -> f(1)"), 1, 20,
-                           "nest deeper than 64"),
+                           "nest deeper than the limit of 64"),
     "repetition-bomb": (net("image -> relu * 1000000"), 3, 12, "grows past 100,000 nodes"),
 }
 

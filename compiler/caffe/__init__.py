@@ -17,7 +17,6 @@ prototxt (``file:line:col``). Weights (``.caffemodel``) are out of scope.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from dsl.diagnostics import SOURCES, Diagnostic, DiagnosticError, Span
@@ -25,8 +24,12 @@ from dsl.diagnostics import SOURCES, Diagnostic, DiagnosticError, Span
 __all__ = ["check_spec", "import_prototxt", "import_prototxt_text"]
 
 
-def import_prototxt_text(text: str, file: str, net_name: str | None = None) -> str:
+def import_prototxt_text(text: str, file: str, net_name: str | None = None,
+                         input_shapes: dict | None = None) -> str:
     """The netc spec text of the prototxt ``text`` (``file`` locates diagnostics).
+
+    ``input_shapes`` (``--input``: name or None for the first input -> C, H, W) replace the
+    file's input shapes, for a net whose input is "defined at runtime".
 
     >>> print(import_prototxt_text('''
     ... name: "tiny" input: "data" input_dim: 1 input_dim: 3 input_dim: 8 input_dim: 8
@@ -46,25 +49,27 @@ def import_prototxt_text(text: str, file: str, net_name: str | None = None) -> s
 
     SOURCES.texts[file] = text
     root = parse_prototxt(text, file)
-    net = read_net(root, net_name or Path(file).stem)
+    net = read_net(root, net_name or Path(file).stem, input_shapes)
     return write_spec(net, Path(file).name)
 
 
-def import_prototxt(path: str | Path) -> str:
+def import_prototxt(path: str | Path, input_shapes: dict | None = None) -> str:
     """Read a ``.prototxt`` file and return its netc spec text. Raises DiagnosticError."""
     path = Path(path)
     shown = _display(path)
+    from dsl.sources import NotRegular, read_regular
+
     try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise DiagnosticError(Diagnostic(None, f"cannot read {shown}: {e.strerror or e}")) from None
+        raw = read_regular(path)  # a regular file of at most 16 MiB: no FIFO, no /dev/zero
+    except NotRegular as e:
+        raise DiagnosticError(Diagnostic(None, str(e))) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise DiagnosticError(Diagnostic(Span(shown, line, 1), "this is not a UTF-8 text file "
                                          "(a binary .caffemodel? netc imports .prototxt text)"))
-    return import_prototxt_text(text, shown, path.stem)
+    return import_prototxt_text(text, shown, path.stem, input_shapes)
 
 
 def _display(path: Path) -> str:
@@ -85,12 +90,9 @@ def check_spec(text: str, file: str):
     from dsl import ast
     from dsl.parser import parse
 
+    from compiler.loader import run_deep
+
     SOURCES.texts[file] = text
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old, 20_000))  # as the loader: deep nets recurse deeply
-    try:
-        module = parse(text, file)
-        net = next(item for item in module.items if isinstance(item, ast.Net))
-        return Elaborator({}).net(net, None, file)
-    finally:
-        sys.setrecursionlimit(old)
+    module = parse(text, file)
+    net = next(item for item in module.items if isinstance(item, ast.Net))
+    return run_deep(lambda: Elaborator({}).net(net, None, file))  # as the loader does

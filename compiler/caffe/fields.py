@@ -9,7 +9,10 @@ diagnostic when the file holds something else.
 
 from __future__ import annotations
 
+from math import inf, isfinite
+
 from compiler.caffe.textformat import Field, Message, Scalar
+from compiler.ops.domains import MAX_SIZE
 from dsl.diagnostics import Diagnostic, DiagnosticError, Span
 
 
@@ -56,6 +59,9 @@ class Fields:
             raise error(v.span, f"{self.what}: {f.name} must be an integer")
         if minimum is not None and v.value < minimum:
             raise error(v.span, f"{self.what}: {f.name} must be at least {minimum}; got {v.value}")
+        if abs(v.value) > MAX_SIZE:  # sizes, counts and axes: netc builds up to int32
+            raise error(v.span, f"{self.what}: {f.name} is {v.value:,}; netc builds sizes up "
+                                f"to {MAX_SIZE:,}")
         return v.value
 
     def int(self, name: str, default: int | None = None, minimum: int | None = 0) -> int | None:
@@ -69,7 +75,10 @@ class Fields:
         v = self._scalar(f)
         if v.kind != "number":
             raise error(v.span, f"{self.what}: {f.name} must be a number")
-        return float(v.value)
+        value = float(v.value) if isinstance(v.value, float) or abs(v.value) < 10**300 else inf
+        if not isfinite(value):
+            raise error(v.span, f"{self.what}: {f.name} must be a finite number; got {v.value}")
+        return value
 
     def float(self, name: str, default: float | None = None) -> float | None:
         f = self.field(name)

@@ -111,6 +111,9 @@ class Labels:
 class NetReader:
     """Reads one parsed prototxt into an :class:`ImportedNet` (see the module docstring)."""
 
+    # ``--input`` shapes (C, H, W) by input name, None for the first input; replace the file's.
+    input_shapes: dict = {}
+
     def __init__(self, root: Message, default_name: str):
         self.root = Fields(root, "net", NET_FIELDS)
         self.labels = Labels()
@@ -153,6 +156,9 @@ class NetReader:
             raise error(dims_span, f"input {name!r}: netc imports N x C x H x W inputs; got "
                                    f"{len(dims)} dimensions")
         shape: Shape = tuple(dims[1:])
+        sized = self.input_shapes.get(name, self.input_shapes.get(None) if not self.blobs else None)
+        if sized is not None:  # --input: a shape "defined at runtime" (1x1 in the file)
+            shape = tuple(sized)
         if any(d <= 0 for d in shape):
             raise error(dims_span, f"input {name!r}: dimensions must be positive; got {dims}")
         label = self.labels.make(name)
@@ -315,6 +321,8 @@ class NetReader:
         self.blobs[tops[0][0]] = node
 
 
-def read_net(root: Message, default_name: str) -> ImportedNet:
+def read_net(root: Message, default_name: str, input_shapes: dict | None = None) -> ImportedNet:
     """The :class:`ImportedNet` of a parsed prototxt. Raises DiagnosticError."""
-    return NetReader(root, default_name).read()
+    reader = NetReader(root, default_name)
+    reader.input_shapes = dict(input_shapes or {})
+    return reader.read()

@@ -19,7 +19,7 @@ import codecs
 from dataclasses import dataclass
 from functools import lru_cache
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, v_args
 from lark.exceptions import (
     UnexpectedCharacters,
     UnexpectedEOF,
@@ -27,6 +27,7 @@ from lark.exceptions import (
     UnexpectedToken,
     VisitError,
 )
+from lark.visitors import Transformer_NonRecursive
 
 from dsl.diagnostics import Diagnostic, DiagnosticError, Span
 from dsl.parser import load_grammar
@@ -94,8 +95,9 @@ def _lark() -> Lark:
 
 
 @v_args(inline=True, meta=True)
-class _ToTree(Transformer):
-    """One method per grammar alias; each builds a frozen node with its span."""
+class _ToTree(Transformer_NonRecursive):
+    """One method per grammar alias; each builds a frozen node with its span. Non-recursive:
+    messages nested 10,000 deep must not reach Python's recursion limit."""
 
     def __init__(self, file: str):
         super().__init__()
@@ -126,6 +128,9 @@ class _ToTree(Transformer):
 
     def number(self, meta, tok):
         text = tok.rstrip("fF") if not tok.lower().endswith(("inf", "nan")) else tok
+        if len(text) > 400:  # int() refuses 4,300 digits; no Caffe field holds such a number
+            raise DiagnosticError(Diagnostic(Span.of(self.file, tok),
+                                             f"a number of {len(text):,} characters"))
         try:
             value: int | float = int(text)
         except ValueError:

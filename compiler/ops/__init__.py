@@ -3,7 +3,9 @@
 An op is a subclass of :class:`OpDef` registered with :func:`register` under its spec-language
 name. Each declares, side by side:
 
-- ``params``: its parameters (name, kind, default), checked when a spec calls it;
+- ``params``: its parameters (name, kind, default, domain), checked when a spec calls it: a
+  numeric parameter declares its :mod:`~compiler.ops.domains` domain (``POSITIVE``,
+  ``PROBABILITY``, ``between(0, 1)``...) and a value outside it is the spec's error;
 - ``infer_shape``: the output shape from the input shapes, raising :class:`ShapeError` with the
   numbers that disagree;
 - ``param_count`` and ``macs``: learnable parameters and multiply-accumulates (only weight
@@ -23,6 +25,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from compiler.ops.domains import KIND_DEFAULTS, Domain
+
 Shape = tuple[int, ...]
 
 
@@ -31,7 +35,15 @@ class ShapeError(Exception):
 
 
 class ArgError(Exception):
-    """A spec passed a bad argument to an op; the message says which and why."""
+    """A spec passed a bad argument to an op; the message says which and why.
+
+    ``param`` names the parameter at fault (when one is), so the elaborator can point at that
+    argument rather than at the whole call.
+    """
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.param = param
 
 
 _REQUIRED = object()
@@ -42,8 +54,12 @@ class Param:
     """One parameter of an op.
 
     ``kind`` is one of ``int``, ``float``, ``bool``, ``pair`` (an int or ``[h, w]``),
-    ``floats`` (a list of numbers), ``enum`` (one of ``choices``), ``block`` (a sub-network, used
-    by ``residual``) or ``any``.
+    ``pads`` (an int, ``[h, w]`` or ``[top, left, bottom, right]``), ``scale`` (a positive
+    number or ``[h, w]`` of them), ``ints`` (an int or a list of ints), ``floats`` (a list of
+    numbers), ``enum`` (one of ``choices``), ``block`` (a sub-network, used by ``residual``) or
+    ``any``. ``domain`` (:mod:`compiler.ops.domains`) says which numbers a numeric parameter
+    accepts, element by element; without one, any 64-bit integer or any finite number
+    (``test_registry`` wants it declared).
     """
 
     name: str
@@ -51,10 +67,16 @@ class Param:
     default: Any = _REQUIRED
     choices: tuple[str, ...] = ()
     doc: str = ""
+    domain: Domain | None = None
 
     @property
     def required(self) -> bool:
         return self.default is _REQUIRED
+
+    @property
+    def accepts(self) -> Domain | None:
+        """The domain checked: the declared one, else the kind's default."""
+        return self.domain or KIND_DEFAULTS.get(self.kind)
 
 
 class Attrs(Mapping):
@@ -151,9 +173,10 @@ class OpDef:
         known = {p.name for p in self.params}
         for k, v in kwargs.items():
             if k not in known:
-                raise ArgError(f"{self.name} has no parameter {k!r}; it takes {self.signature()}")
+                raise ArgError(f"{self.name} has no parameter {k!r}; it takes {self.signature()}",
+                               k)
             if k in values:
-                raise ArgError(f"{self.name}: parameter {k!r} given twice")
+                raise ArgError(f"{self.name}: parameter {k!r} given twice", k)
             values[k] = v
         out = {}
         for p in self.params:
@@ -189,18 +212,65 @@ class Symbol(str):
 
 
 def check_kind(op: str, p: Param, v: Any) -> Any:
-    """Check and normalise one argument; raise ArgError naming the op, parameter and value."""
-    from compiler.values import Block  # the elaborator's block values
+    """Check and normalise one argument: its kind, then its domain (each element of a pair or
+    list). Raises ArgError naming the op, the parameter, what it accepts and the value."""
 
     def bad(expected: str):
-        shown = v if not isinstance(v, Block) else "a block"
-        return ArgError(f"{op}: parameter {p.name!r} must be {expected}; got {shown!r}")
+        shown = _shown(v)
+        return ArgError(f"{op}: parameter {p.name!r} must be {expected}; got {shown}", p.name)
+
+    value = _check_type(p, v, bad)
+    domain = p.accepts
+    if domain is not None and value is not None and p.kind in KIND_DEFAULTS:
+        items = value if isinstance(value, tuple) else (value,)
+        for x in items:
+            if isinstance(x, (int, float)) and not domain.contains(x):
+                each = " (each value)" if isinstance(v, (list, tuple)) else ""
+                raise ArgError(f"{op}: parameter {p.name!r} must be {domain.expected(x)}{each}; "
+                               f"got {_shown(v)}", p.name)
+    return value
+
+
+def _shown(v: Any) -> str:
+    """A value as a message shows it, bounded: a block by name, a huge number by its size."""
+    from compiler.values import Block
+
+    if isinstance(v, Block):
+        return "a block"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int) and abs(v) >= 10**18:  # str() of a 10**5000 would refuse, too
+        return f"{'-' if v < 0 else ''}~10^{int(abs(v).bit_length() * 0.30103)}"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        inner = ", ".join(_shown(x) for x in list(v)[:8])
+        return "[" + inner + (", ..." if len(v) > 8 else "") + "]"
+    text = repr(v) if isinstance(v, str) else str(v)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _op_word(v: Any) -> str | None:
+    """The name of an op written bare (``crop``), which the elaborator has made a layer."""
+    from compiler.values import JoinHead, OpBlock, OpRef
+
+    if isinstance(v, OpRef):
+        return v.op.name
+    if isinstance(v, (OpBlock, JoinHead)) and v.attrs == v.op.bind([], {}):
+        return v.op.name
+    return None
+
+
+def _check_type(p: Param, v: Any, bad) -> Any:
+    """The kind check of :func:`check_kind`: the value normalised, or ``bad(...)`` raised."""
+    from compiler.values import Block
 
     if p.kind == "any":
         return v
     if v is None and p.default is None:
         return None
-    if isinstance(v, Symbol) and p.kind in ("int", "pair") and p.choices and v in p.choices:
+    if (isinstance(v, Symbol) and p.kind in ("int", "pair", "pads", "ints") and p.choices
+            and v in p.choices):
         return str(v)
     if p.kind == "int":
         if isinstance(v, bool) or not isinstance(v, int):
@@ -209,7 +279,10 @@ def check_kind(op: str, p: Param, v: Any) -> Any:
     if p.kind == "float":
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise bad("a number")
-        return float(v)
+        try:
+            return float(v)
+        except OverflowError:  # an integer past the float range, such as 10**400
+            raise bad("a finite number") from None
     if p.kind == "bool":
         if isinstance(v, bool):
             return v
@@ -226,13 +299,51 @@ def check_kind(op: str, p: Param, v: Any) -> Any:
         ):
             return (v[0], v[1])
         raise bad("an integer or [height, width]")
+    if p.kind == "pads":
+        if isinstance(v, (list, tuple)) and len(v) == 4 and all(
+            isinstance(x, int) and not isinstance(x, bool) for x in v
+        ):
+            return tuple(v)
+        if isinstance(v, int) and not isinstance(v, bool):
+            return (v, v)
+        if isinstance(v, (list, tuple)) and len(v) == 2 and all(
+            isinstance(x, int) and not isinstance(x, bool) for x in v
+        ):
+            return (v[0], v[1])
+        raise bad("an integer, [h, w], [top, left, bottom, right]"
+                  + "".join(f" or {c}" for c in p.choices))
+    if p.kind == "scale":
+        nums = list(v) if isinstance(v, (list, tuple)) else [v, v]
+        if len(nums) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                  for x in nums):
+            try:
+                return (float(nums[0]), float(nums[1]))
+            except OverflowError:
+                raise bad("a finite number or [h, w] of them") from None
+        raise bad("a number or [h, w] of them")
+    if p.kind == "ints":
+        if isinstance(v, int) and not isinstance(v, bool):
+            return (v,)
+        if isinstance(v, (list, tuple)) and all(
+            isinstance(x, int) and not isinstance(x, bool) for x in v
+        ):
+            return tuple(v)
+        raise bad("an integer or a list of integers" + "".join(f" or {c}" for c in p.choices))
     if p.kind == "floats":
-        if isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) for x in v):
-            return tuple(float(x) for x in v)
+        if isinstance(v, (list, tuple)) and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in v
+        ):
+            try:
+                return tuple(float(x) for x in v)
+            except OverflowError:
+                raise bad("a list of finite numbers") from None
         raise bad("a list of numbers")
     if p.kind == "enum":
         if isinstance(v, str) and v in p.choices:
             return str(v)
+        word = _op_word(v)
+        if word in p.choices:  # a choice that is also an op's name: concat(fit=crop)
+            return word
         raise bad("one of " + ", ".join(p.choices))
     if p.kind == "block":
         if isinstance(v, Block):
@@ -268,4 +379,14 @@ def fmt_shape(shape: Shape | None) -> str:
 
 
 # Importing the op modules registers them.
-from compiler.ops import activation, conv, join, norm, pool, reshape  # noqa: E402,F401
+from compiler.ops import (  # noqa: E402,F401
+    activation,
+    channels,
+    conv,
+    deconv,
+    join,
+    norm,
+    pool,
+    reshape,
+    resize,
+)

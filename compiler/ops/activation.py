@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from compiler.ops import ArgError, OpDef, Param, register
+import numpy as np
+
+from compiler.ops import OpDef, Param, register
+from compiler.ops.domains import DROP_PROBABILITY, FINITE, between
+
+# A learned slope or a scale that torch and ONNX hold in float32 (1e308 would overflow).
+FLOAT32 = between(-3.4e38, 3.4e38, lo_open=True, hi_open=True, text="a finite float32 number")
+POSITIVE_FLOAT32 = between(0, 3.4e38, lo_open=True, hi_open=True,
+                           text="a positive finite float32 number")
 
 
 class _Pointwise(OpDef):
@@ -38,9 +46,13 @@ _simple("sigmoid", "Sigmoid", "logistic sigmoid", onnx_op="Sigmoid")
 _simple("tanh", "Tanh", "hyperbolic tangent", onnx_op="Tanh")
 _simple("identity", "Identity", "passes its input through")
 _simple("leaky_relu", "LeakyReLU", "leaky ReLU: leaky_relu(slope=0.01)",
-        (Param("slope", "float", 0.01),), ("slope",), "LeakyRelu", (("alpha", "slope"),))
+        (Param("slope", "float", 0.01, domain=FINITE),), ("slope",), "LeakyRelu",
+        (("alpha", "slope"),))
 _simple("elu", "ELU", "exponential linear unit: elu(alpha=1.0)",
-        (Param("alpha", "float", 1.0),), ("alpha",), "Elu", (("alpha", "alpha"),))
+        (Param("alpha", "float", 1.0, domain=FINITE),), ("alpha",), "Elu", (("alpha", "alpha"),))
+# ONNX HardSwish is torch's x·relu6(x + 3)/6 (opset 14).
+_simple("hardswish", "Hardswish", "hard swish x·relu6(x + 3)/6 (MobileNetV3)",
+        onnx_op="HardSwish")
 
 
 @register
@@ -68,12 +80,7 @@ class Gelu(_Pointwise):
 class Dropout(_Pointwise):
     name = "dropout"
     doc = "dropout(p=0.5): zeroes each value with probability p in training; identity in eval"
-    params = (Param("p", "float", 0.5),)
-
-    def normalise(self, a):
-        if not 0.0 <= a.p < 1.0:
-            raise ArgError(f"dropout: p must be in [0, 1); got {a.p}")
-        return a
+    params = (Param("p", "float", 0.5, domain=DROP_PROBABILITY),)
 
     def to_torch(self, a, ins, out):
         import torch.nn as nn
@@ -110,3 +117,129 @@ class LogSoftmax(_Pointwise):
 
     def to_onnx(self, tape, node, inputs, weights):
         return tape.op("LogSoftmax", inputs, name=node.name, axis=1)
+
+
+# ---- the activations of MobileNet, EfficientNet and later nets -----------------------------
+# Each ONNX form is valid at opset 18 and computes torch's formula.
+
+@register
+class Relu6(_Pointwise):
+    name = "relu6"
+    doc = "ReLU capped at 6: min(max(0, x), 6) (MobileNet)"
+
+    def to_torch(self, a, ins, out):
+        import torch.nn as nn
+
+        return nn.ReLU6()
+
+    def to_onnx(self, tape, node, inputs, weights):
+        n = node.name
+        return tape.op("Clip", [inputs[0], tape.float_constant(f"{n}.min", 0.0),
+                                tape.float_constant(f"{n}.max", 6.0)], name=n)
+
+
+@register
+class Silu(_Pointwise):
+    name = "silu"
+    doc = "sigmoid-weighted linear unit x·sigmoid(x) (Swish with beta 1; EfficientNet)"
+
+    def to_torch(self, a, ins, out):
+        import torch.nn as nn
+
+        return nn.SiLU()
+
+    def to_onnx(self, tape, node, inputs, weights):
+        s = tape.op("Sigmoid", inputs, name=f"{node.name}/sigmoid")
+        return tape.op("Mul", [inputs[0], s], name=node.name)
+
+
+@register
+class Swish(Silu):
+    name = "swish"
+    doc = "another name of silu: x·sigmoid(x) (Ramachandran et al.)"
+
+
+@register
+class HardSigmoid(_Pointwise):
+    name = "hardsigmoid"
+    doc = "hard sigmoid relu6(x + 3)/6, torch's form (MobileNetV3's squeeze-excitation gate)"
+
+    def to_torch(self, a, ins, out):
+        import torch.nn as nn
+
+        return nn.Hardsigmoid()
+
+    def to_onnx(self, tape, node, inputs, weights):
+        # ONNX's defaults (alpha 0.2) are Keras'; torch's is max(0, min(1, x/6 + 1/2)).
+        return tape.op("HardSigmoid", inputs, name=node.name, alpha=1.0 / 6.0, beta=0.5)
+
+
+@register
+class Softplus(_Pointwise):
+    name = "softplus"
+    doc = "softplus(beta=1): log(1 + exp(beta·x))/beta"
+    params = (Param("beta", "float", 1.0, domain=POSITIVE_FLOAT32),)
+
+    def to_torch(self, a, ins, out):
+        import torch.nn as nn
+
+        return nn.Softplus(beta=a.beta)
+
+    def to_onnx(self, tape, node, inputs, weights):
+        return onnx_softplus(tape, node.name, inputs[0], node.attrs.beta)
+
+
+def onnx_softplus(tape, name: str, x: str, beta: float = 1.0, out: str | None = None) -> str:
+    """log(1 + exp(beta·x))/beta as ONNX Softplus (with a scale either side when beta ≠ 1)."""
+    if beta == 1.0:
+        return tape.op("Softplus", [x], name=out or name)
+    b = tape.float_constant(f"{name}.beta", beta)
+    y = tape.op("Mul", [x, b], name=f"{name}/scale")
+    y = tape.op("Softplus", [y], name=f"{name}/softplus")
+    return tape.op("Div", [y, b], name=out or name)
+
+
+@register
+class Mish(_Pointwise):
+    name = "mish"
+    doc = "x·tanh(softplus(x)) (Misra 2019; YOLOv4)"
+
+    def to_torch(self, a, ins, out):
+        import torch.nn as nn
+
+        return nn.Mish()
+
+    def to_onnx(self, tape, node, inputs, weights):
+        n = node.name
+        y = tape.op("Softplus", inputs, name=f"{n}/softplus")
+        y = tape.op("Tanh", [y], name=f"{n}/tanh")
+        return tape.op("Mul", [inputs[0], y], name=n)
+
+
+@register
+class PRelu(_Pointwise):
+    name = "prelu"
+    doc = ("parametric ReLU max(0, x) + a·min(0, x) with a learned slope a per channel, or one "
+           "for all with prelu(shared=true); a starts at 0.25 (He et al. 2015, Caffe's PReLU)")
+    params = (Param("shared", "bool", False, doc="one slope for every channel"),
+              Param("init", "float", 0.25, domain=FLOAT32, doc="the slope's initial value"))
+
+    def param_count(self, a, ins, out):
+        return 1 if a.shared else ins[0][0]
+
+    def init_weights(self, a, ins, out, rng):
+        return {"weight": np.full(self.param_count(a, ins, out), a.init, np.float32)}
+
+    def to_torch(self, a, ins, out):
+        import torch.nn as nn
+
+        return nn.PReLU(self.param_count(a, ins, out), init=a.init)
+
+    def to_onnx(self, tape, node, inputs, weights):
+        # ONNX PRelu broadcasts the slope onto (N, C, H, W): a per-channel slope is C x 1 x 1.
+        slope = weights[f"{node.name}.weight"]
+        shape = tape.shape(inputs[0])
+        if slope.size > 1 and len(shape) == 3:
+            slope = slope.reshape(-1, 1, 1)
+        return tape.op("PRelu", [inputs[0], tape.initializer(f"{node.name}.weight", slope)],
+                       name=node.name)

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from compiler.ops import ArgError, Attrs, OpDef, Param, Shape, ShapeError, register, spatial
+from compiler.ops.domains import NON_NEGATIVE, POSITIVE
 
 
 def window_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 1,
@@ -27,18 +28,73 @@ def window_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 1,
     return out
 
 
+def same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """TensorFlow's ``SAME`` padding of one axis: (before, after).
+
+    The output is ceil(W/S); the padding that needs, (out−1)·S + F − W (F the dilated extent),
+    is split with the extra pixel after (bottom or right), as TensorFlow and Keras do.
+
+    >>> same_pads(224, 3, 2), same_pads(225, 3, 2), same_pads(8, 2, 1)
+    ((0, 1), (1, 1), (0, 1))
+    """
+    out = -(-size // stride)
+    total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def resolve_pads(pad, hw, kernel, stride, dilation=(1, 1)) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) of a window op's ``pad`` on an input of spatial size ``hw``.
+
+    ``pad`` is an attribute as the ops keep it: ``(ph, pw)`` (symmetric), ``(t, l, b, r)``, or
+    ``"same"`` (TensorFlow's rule, :func:`same_pads`, which depends on the input size).
+    """
+    if pad == "same":
+        (t, b), (left, r) = (same_pads(n, k, s, d) for n, k, s, d in zip(hw, kernel, stride,
+                                                                            dilation))
+        return t, left, b, r
+    if len(pad) == 2:
+        return pad[0], pad[1], pad[0], pad[1]
+    return tuple(pad)
+
+
+def normalise_pad(op: str, a, dilation=(1, 1)):
+    """Check a ``pads`` attribute and keep it in its simplest form, so a symmetric pad stays the
+    familiar ``(ph, pw)`` pair: ``[t, l, b, r]`` with t = b and l = r becomes a pair, and
+    ``same`` is resolved at once where it does not depend on the input size (stride 1)."""
+    pad = a.pad
+    if pad == "same":
+        if a.stride != (1, 1):
+            return a  # resolved per input size by resolve_pads
+        pad = resolve_pads("same", (1, 1), a.kernel, a.stride, dilation)
+    if min(pad) < 0:
+        raise ArgError(f"{op}: pad must not be negative; got {list(pad)}", "pad")
+    if len(pad) == 4 and pad[0] == pad[2] and pad[1] == pad[3]:
+        pad = (pad[0], pad[1])
+    return a.replace(pad=tuple(pad))
+
+
 def window_shape(op: str, shape: Shape, kernel, stride, pad, dilation=(1, 1), ceil=False,
                  channels: int | None = None) -> Shape:
-    """Apply :func:`window_out` on both spatial axes, with an error that shows the numbers."""
+    """Apply :func:`window_out` on both spatial axes, with an error that shows the numbers.
+
+    ``pad`` is a pair, ``(top, left, bottom, right)`` or ``"same"`` (:func:`resolve_pads`).
+    """
     c, h, w = spatial(shape, op)
+    t, left, b, r = resolve_pads(pad, (h, w), kernel, stride, dilation)
     outs = []
-    for axis, size, k, s, p, d in zip(("height", "width"), (h, w), kernel, stride, pad, dilation):
-        o = window_out(size, k, s, p, d, ceil)
+    for axis, size, k, s, pb, pa, d in zip(("height", "width"), (h, w), kernel, stride,
+                                            (t, left), (b, r), dilation):
+        if pb == pa:
+            o = window_out(size, k, s, pb, d, ceil)
+            shown = f"2*{pb}"
+        else:  # asymmetric: never with ceil (the ops refuse it)
+            o = (size + pb + pa - (d * (k - 1) + 1)) // s + 1
+            shown = f"{pb} + {pa}"
         if o <= 0:
             f = d * (k - 1) + 1
             rule = "ceil" if ceil else "floor"
             raise ShapeError(
-                f"{op}: output {axis} is {o}: ({size} + 2*{p} - {f})/{s} + 1 "
+                f"{op}: output {axis} is {o}: ({size} + {shown} - {f})/{s} + 1 "
                 f"({rule}) on input {c}x{h}x{w}; the window is larger than the padded input"
             )
         outs.append(o)
@@ -59,29 +115,22 @@ class Conv(OpDef):
     name = "conv"
     doc = "2-D convolution: conv(out, kernel, stride=1, pad=0, dilation=1, groups=1, bias=true)"
     params = (
-        Param("out", "int"),
-        Param("kernel", "pair"),
-        Param("stride", "pair", 1),
-        Param("pad", "pair", 0, choices=("same",), doc="an int, [h, w], or same"),
-        Param("dilation", "pair", 1),
-        Param("groups", "int", 1),
+        Param("out", "int", domain=POSITIVE),
+        Param("kernel", "pair", domain=POSITIVE),
+        Param("stride", "pair", 1, domain=POSITIVE),
+        Param("pad", "pads", 0, choices=("same",), domain=NON_NEGATIVE,
+              doc="an int, [h, w], [top, left, bottom, right], or same (TensorFlow's rule)"),
+        Param("dilation", "pair", 1, domain=POSITIVE),
+        Param("groups", "int", 1, domain=POSITIVE),
         Param("bias", "bool", True),
         Param("init", "enum", "kaiming", choices=("kaiming", "xavier")),
     )
 
     def normalise(self, a: Attrs) -> Attrs:
-        if a.out <= 0:
-            raise ArgError(f"conv: out must be positive; got {a.out}")
-        if min(a.kernel) <= 0 or min(a.stride) <= 0 or min(a.dilation) <= 0:
-            raise ArgError("conv: kernel, stride and dilation must be positive")
-        if a.pad == "same":
-            if a.stride != (1, 1) or any(k % 2 == 0 for k in a.kernel):
-                raise ArgError("conv: pad=same needs stride 1 and an odd kernel")
-            a = a.replace(pad=tuple(d * (k - 1) // 2 for k, d in zip(a.kernel, a.dilation)))
-        if min(a.pad) < 0:
-            raise ArgError(f"conv: pad must not be negative; got {a.pad}")
-        if a.groups <= 0 or a.out % a.groups:
-            raise ArgError(f"conv: out={a.out} is not divisible by groups={a.groups}")
+        # Each value's range is its Param's domain; what is left relates parameters.
+        a = normalise_pad("conv", a, a.dilation)
+        if a.out % a.groups:
+            raise ArgError(f"conv: out={a.out} is not divisible by groups={a.groups}", "groups")
         return a
 
     def infer_shape(self, a, ins):
@@ -118,15 +167,23 @@ class Conv(OpDef):
     def to_torch(self, a, ins, out):
         import torch.nn as nn
 
-        return nn.Conv2d(ins[0][0], a.out, a.kernel, a.stride, a.pad, a.dilation, a.groups, a.bias)
+        pads = resolve_pads(a.pad, ins[0][1:], a.kernel, a.stride, a.dilation)
+        if pads[:2] == pads[2:]:
+            return nn.Conv2d(ins[0][0], a.out, a.kernel, a.stride, pads[:2], a.dilation,
+                             a.groups, a.bias)
+        from compiler.torch_layers import PaddedConv2d
+
+        return PaddedConv2d(pads, ins[0][0], a.out, a.kernel, a.stride, 0, a.dilation, a.groups,
+                            a.bias)
 
     def to_onnx(self, tape, node, inputs, weights):
         a = node.attrs
         ins = [inputs[0], tape.initializer(f"{node.name}.weight", weights[f"{node.name}.weight"])]
         if a.bias:
             ins.append(tape.initializer(f"{node.name}.bias", weights[f"{node.name}.bias"]))
+        pads = resolve_pads(a.pad, tape.shape(inputs[0])[1:], a.kernel, a.stride, a.dilation)
         return tape.op("Conv", ins, name=node.name, group=a.groups,
-                       **onnx_window(a.kernel, a.stride, a.pad, a.dilation))
+                       **onnx_window(a.kernel, a.stride, pads, a.dilation))
 
 
 @register
@@ -134,15 +191,10 @@ class FC(OpDef):
     name = "fc"
     doc = "fully connected layer on a flat vector: fc(out, bias=true)"
     params = (
-        Param("out", "int"),
+        Param("out", "int", domain=POSITIVE),
         Param("bias", "bool", True),
         Param("init", "enum", "uniform", choices=("uniform", "xavier", "normal")),
     )
-
-    def normalise(self, a):
-        if a.out <= 0:
-            raise ArgError(f"fc: out must be positive; got {a.out}")
-        return a
 
     def infer_shape(self, a, ins):
         if len(ins[0]) != 1:
@@ -189,9 +241,11 @@ class FC(OpDef):
 def onnx_window(kernel, stride, pad, dilation=None) -> dict:
     """ONNX attributes of a sliding window (Conv, MaxPool, AveragePool), shared by the ops.
 
-    netc pads symmetrically, so ``pads`` is (top, left, bottom, right) = (ph, pw, ph, pw).
+    ``pad`` is ``(ph, pw)`` or ``(top, left, bottom, right)``, which is ONNX's own order of
+    ``pads`` (x1_begin, x2_begin, x1_end, x2_end).
     """
-    attrs = {"kernel_shape": list(kernel), "strides": list(stride), "pads": [*pad, *pad]}
+    pads = [*pad, *pad] if len(pad) == 2 else list(pad)
+    attrs = {"kernel_shape": list(kernel), "strides": list(stride), "pads": pads}
     if dilation is not None:
         attrs["dilations"] = list(dilation)
     return attrs

@@ -8,7 +8,10 @@ act in the PyTorch lowering (training); the ONNX lowering computes their inferen
 
 from __future__ import annotations
 
+import numpy as np
+
 from compiler.ops import OpDef, Param, ShapeError, fmt_shape, register, spatial
+from compiler.ops.domains import POSITIVE, PROBABILITY, SURVIVAL
 
 
 def _same_shapes(op: str, ins) -> tuple:
@@ -22,63 +25,153 @@ def _same_shapes(op: str, ins) -> tuple:
     return first
 
 
+def broadcast_shapes(op: str, ins) -> tuple:
+    """The output of a broadcasting join (``add``, ``mul``, ``max``), or a ShapeError.
+
+    The rule: a flat vector of C values stands for a Cx1x1 map (squeeze-and-excitation written
+    with fc layers); then every axis must be equal across the inputs or 1, and an axis of 1
+    stretches to the others' size (NumPy's and ONNX's rule). So CxHxW joins CxHxW, Cx1x1 (a
+    weight per channel), 1xHxW (a weight per position: spatial attention) and 1x1x1.
+    """
+    if all(s == ins[0] for s in ins):
+        return ins[0]
+    rank = max(len(s) for s in ins)
+    shapes = [tuple(s) + (1,) * (rank - len(s)) for s in ins]
+    out = []
+    for axis in range(rank):
+        sizes = {s[axis] for s in shapes} - {1}
+        if len(sizes) > 1:
+            ref = next(k for k, s in enumerate(shapes) if s[axis] != 1)
+            bad = next(k for k, s in enumerate(shapes) if s[axis] not in (1, shapes[ref][axis]))
+            raise ShapeError(
+                f"{op}: branch {bad + 1} gives {fmt_shape(ins[bad])}, branch {ref + 1} gives "
+                f"{fmt_shape(ins[ref])}; {op} needs equal shapes, or shapes that broadcast: on "
+                "each axis the same size or 1 (Cx1x1 or a flat C weighs channels, 1xHxW "
+                "positions)")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
 class _Elementwise(OpDef):
     min_inputs = 2
     max_inputs = None
+    broadcasts = False  # add, mul and max follow broadcast_shapes; mean needs equal shapes
 
     def infer_shape(self, a, ins):
+        if self.broadcasts:
+            return broadcast_shapes(self.name, ins)
         return _same_shapes(self.name, ins)
+
+    def torch_broadcast(self, ins, out):
+        """The torch module for inputs of different shapes (None when all are equal)."""
+        if all(s == out for s in ins):
+            return None
+        from compiler.torch_layers import Broadcast
+
+        return Broadcast(self.name)
+
+    def onnx_inputs(self, tape, node, inputs) -> list[str]:
+        """The inputs with flat vectors of a feature-map join unsqueezed to Cx1x1."""
+        if len(node.shape) != 3:
+            return inputs
+        out = []
+        for k, x in enumerate(inputs, start=1):
+            if len(tape.shape(x)) == 1:
+                axes = tape.constant(f"{node.name}/map{k}.axes", np.array([2, 3], np.int64))
+                x = tape.op("Unsqueeze", [x, axes], name=f"{node.name}/map{k}")
+            out.append(x)
+        return out
 
 
 @register
 class Concat(OpDef):
     name = "concat"
-    doc = "concatenate branches along channels; spatial sizes must agree"
+    doc = ("concatenate branches along channels; spatial sizes must agree, or "
+           "concat(fit=crop) cuts every branch to the smallest (U-Net's copy and crop) and "
+           "concat(fit=pad) zero-pads to the largest, centred, the odd pixel at the bottom/right")
     min_inputs = 1
     max_inputs = None
+    params = (Param("fit", "enum", None, choices=("crop", "pad"),
+                    doc="crop or pad the branches to one spatial size"),)
 
     def infer_shape(self, a, ins):
         if any(len(s) != len(ins[0]) for s in ins):
             raise ShapeError("concat: cannot join feature maps and flat vectors: "
                              + ", ".join(fmt_shape(s) for s in ins))
+        if a.get("fit"):
+            from compiler.ops.resize import fit_target
+
+            return (sum(s[0] for s in ins), *fit_target("concat", a.fit, ins))
         if len(ins[0]) == 3:
             sizes = {tuple(s[1:]) for s in ins}
             if len(sizes) > 1:
                 listed = ", ".join(f"branch {i + 1} {fmt_shape(s)}" for i, s in enumerate(ins))
-                raise ShapeError(f"concat: spatial sizes differ: {listed}")
+                raise ShapeError(f"concat: spatial sizes differ: {listed}; "
+                                 "concat(fit=crop) or concat(fit=pad) makes them agree")
             return (sum(s[0] for s in ins), ins[0][1], ins[0][2])
         return (sum(s[0] for s in ins),)
 
     def to_onnx(self, tape, node, inputs, weights):
+        if node.attrs.get("fit"):
+            inputs = self._fit_onnx(tape, node, inputs)
         return tape.op("Concat", inputs, name=node.name, axis=1)
+
+    def _fit_onnx(self, tape, node, inputs):
+        from compiler.ops.resize import fit_offsets, onnx_slice
+
+        target, fitted = node.shape[1:], []
+        for k, x in enumerate(inputs, start=1):
+            shape, n = tape.shape(x), f"{node.name}/fit{k}"
+            t, left, b, r = fit_offsets(shape, target, node.attrs.fit)
+            if (t, left, b, r) == (0, 0, 0, 0):
+                fitted.append(x)
+            elif node.attrs.fit == "crop":
+                fitted.append(onnx_slice(tape, n, x, [t, left],
+                                         [t + target[0], left + target[1]], [2, 3]))
+            else:
+                pads = tape.constant(f"{n}.pads", np.array([0, 0, t, left, 0, 0, b, r],
+                                                           np.int64))
+                fitted.append(tape.op("Pad", [x, pads], name=n))
+        return fitted
 
     def to_torch(self, a, ins, out):
         from compiler.torch_joins import Concat
 
-        return Concat()
+        if not a.get("fit"):
+            return Concat()
+        from compiler.ops.resize import fit_offsets
+        from compiler.torch_layers import FitConcat
+
+        return FitConcat(a.fit, [fit_offsets(s, out[1:], a.fit) for s in ins], out[1:])
 
 
 @register
 class Add(_Elementwise):
     name = "add"
-    doc = "element-wise sum of branches (Caffe Eltwise SUM)"
+    doc = ("element-wise sum of branches (Caffe Eltwise SUM); shapes broadcast: a Cx1x1, 1xHxW "
+           "or flat C branch adds to every position or channel")
+    broadcasts = True
 
     def to_onnx(self, tape, node, inputs, weights):
+        inputs = self.onnx_inputs(tape, node, inputs)
         return tape.op("Add" if len(inputs) == 2 else "Sum", inputs, name=node.name)
 
     def to_torch(self, a, ins, out):
         from compiler.torch_joins import Add
 
-        return Add()
+        return self.torch_broadcast(ins, out) or Add()
 
 
 @register
 class Mul(_Elementwise):
     name = "mul"
-    doc = "element-wise product of branches (Caffe Eltwise PROD)"
+    doc = ("element-wise product of branches (Caffe Eltwise PROD); shapes broadcast: "
+           "mul[identity, gap -> ... -> sigmoid] is squeeze-and-excitation's channel scaling")
+    broadcasts = True
 
     def to_onnx(self, tape, node, inputs, weights):
         # ONNX Mul takes two inputs: a chain, left to right as torch multiplies.
+        inputs = self.onnx_inputs(tape, node, inputs)
         out = inputs[0]
         for i, other in enumerate(inputs[1:], start=1):
             last = i == len(inputs) - 1
@@ -88,21 +181,22 @@ class Mul(_Elementwise):
     def to_torch(self, a, ins, out):
         from compiler.torch_joins import Mul
 
-        return Mul()
+        return self.torch_broadcast(ins, out) or Mul()
 
 
 @register
 class Max(_Elementwise):
     name = "max"
-    doc = "element-wise maximum of branches (Caffe Eltwise MAX)"
+    doc = "element-wise maximum of branches (Caffe Eltwise MAX); shapes broadcast as add's"
+    broadcasts = True
 
     def to_onnx(self, tape, node, inputs, weights):
-        return tape.op("Max", inputs, name=node.name)
+        return tape.op("Max", self.onnx_inputs(tape, node, inputs), name=node.name)
 
     def to_torch(self, a, ins, out):
         from compiler.torch_joins import Max
 
-        return Max()
+        return self.torch_broadcast(ins, out) or Max()
 
 
 @register
@@ -111,7 +205,8 @@ class Mean(_Elementwise):
     doc = ("FractalNet join: element-wise mean of the inputs that survive drop-path; "
            "mean(droppath=p) drops each input with probability p while training, keeping one")
     min_inputs = 1
-    params = (Param("droppath", "float", None, doc="local drop probability; default: the net's"),)
+    params = (Param("droppath", "float", None, doc="local drop probability; default: the net's",
+                    domain=PROBABILITY),)
     # Attribute set by the elaborator: ``columns``, the FractalNet column of each input
     # (1 = the shallowest), used by global drop-path and the deepest-column pass.
 
@@ -134,7 +229,7 @@ class Residual(OpDef):
            "`survival` in training and is scaled by it in inference")
     min_inputs = 2
     max_inputs = 2
-    params = (Param("survival", "float", 1.0),)
+    params = (Param("survival", "float", 1.0, domain=SURVIVAL),)
 
     def to_torch(self, a, ins, out):
         from compiler.torch_joins import ResidualJoin
@@ -167,7 +262,7 @@ class ShortcutPad(OpDef):
            "(He et al., fb.resnet.torch) or average stride x stride windows (mode=avg, Huang et "
            "al.'s stochastic-depth code), then append zero channels: "
            "shortcut_pad(out, stride, mode=subsample)")
-    params = (Param("out", "int"), Param("stride", "int", 1),
+    params = (Param("out", "int", domain=POSITIVE), Param("stride", "int", 1, domain=POSITIVE),
               Param("mode", "enum", "subsample", choices=("subsample", "avg")))
 
     def to_torch(self, a, ins, out):

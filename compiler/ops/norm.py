@@ -5,13 +5,21 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.ops import OpDef, Param, register, spatial
+from compiler.ops.domains import (
+    FINITE,
+    NON_NEGATIVE_NUMBER,
+    POSITIVE,
+    POSITIVE_NUMBER,
+    PROBABILITY,
+)
 
 
 @register
 class BatchNorm(OpDef):
     name = "bn"
     doc = "batch normalisation over channels (or features of a flat vector): bn(eps=1e-5)"
-    params = (Param("eps", "float", 1e-5), Param("momentum", "float", 0.1))
+    params = (Param("eps", "float", 1e-5, domain=POSITIVE_NUMBER),
+              Param("momentum", "float", 0.1, domain=PROBABILITY))
 
     def infer_shape(self, a, ins):
         return ins[0]
@@ -52,10 +60,10 @@ class LRN(OpDef):
     doc = ("local response normalisation across channels, Caffe's formula: "
            "b = a / (k + alpha/size * sum a^2)^beta; lrn(size=5, alpha=1e-4, beta=0.75, k=1)")
     params = (
-        Param("size", "int", 5),
-        Param("alpha", "float", 1e-4),
-        Param("beta", "float", 0.75),
-        Param("k", "float", 1.0),
+        Param("size", "int", 5, domain=POSITIVE),
+        Param("alpha", "float", 1e-4, domain=NON_NEGATIVE_NUMBER),
+        Param("beta", "float", 0.75, domain=FINITE),
+        Param("k", "float", 1.0, domain=POSITIVE_NUMBER),  # k = 0 divides zero by zero
     )
 
     def infer_shape(self, a, ins):

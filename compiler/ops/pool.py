@@ -5,12 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.ops import ArgError, OpDef, Param, register, spatial
-from compiler.ops.conv import onnx_window, window_shape
+from compiler.ops.conv import normalise_pad, onnx_window, resolve_pads, window_shape
+from compiler.ops.domains import NON_NEGATIVE, POSITIVE
 
 _WINDOW_PARAMS = (
-    Param("kernel", "pair"),
-    Param("stride", "pair", None, doc="defaults to the kernel size, as in PyTorch and Keras"),
-    Param("pad", "pair", 0),
+    Param("kernel", "pair", domain=POSITIVE),
+    Param("stride", "pair", None, doc="defaults to the kernel size, as in PyTorch and Keras",
+          domain=POSITIVE),
+    Param("pad", "pads", 0, choices=("same",), domain=NON_NEGATIVE,
+          doc="an int, [h, w], [top, left, bottom, right], or same (TensorFlow's rule)"),
     Param("ceil", "bool", False, doc="round the output size up, as Caffe does by default"),
 )
 
@@ -19,11 +22,23 @@ class _Window(OpDef):
     def normalise(self, a):
         if a.stride is None:
             a = a.replace(stride=a.kernel)
-        if min(a.kernel) <= 0 or min(a.stride) <= 0 or min(a.pad) < 0:
-            raise ArgError(f"{self.name}: kernel and stride must be positive, pad not negative")
-        if any(2 * p > k for p, k in zip(a.pad, a.kernel)):
-            raise ArgError(f"{self.name}: pad {a.pad} is more than half the kernel {a.kernel}")
+        a = normalise_pad(self.name, a)
+        if a.pad == "same" or len(a.pad) == 4:
+            if a.ceil:
+                # Caffe's ceil rounding is defined for symmetric padding only.
+                raise ArgError(f"{self.name}: ceil=true needs a symmetric pad; got pad="
+                               + ("same" if a.pad == "same" else str(list(a.pad))), "ceil")
+            if a.pad != "same" and any(p >= a.kernel[i % 2] for i, p in enumerate(a.pad)):
+                raise ArgError(f"{self.name}: pad {list(a.pad)} reaches a whole kernel "
+                               f"{list(a.kernel)}: a window would see only padding", "pad")
+        elif any(2 * p > k for p, k in zip(a.pad, a.kernel)):
+            raise ArgError(f"{self.name}: pad {a.pad} is more than half the kernel {a.kernel}",
+                           "pad")
         return a
+
+    def pads(self, a, shape) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right) on an input of ``shape``."""
+        return resolve_pads(a.pad, shape[1:], a.kernel, a.stride)
 
     def infer_shape(self, a, ins):
         return window_shape(self.name, ins[0], a.kernel, a.stride, a.pad, (1, 1), a.ceil)
@@ -41,12 +56,17 @@ class MaxPool(_Window):
     def to_torch(self, a, ins, out):
         import torch.nn as nn
 
-        return nn.MaxPool2d(a.kernel, a.stride, a.pad, ceil_mode=a.ceil)
+        pads = self.pads(a, ins[0])
+        if pads[:2] == pads[2:]:
+            return nn.MaxPool2d(a.kernel, a.stride, pads[:2], ceil_mode=a.ceil)
+        from compiler.torch_layers import PaddedPool
+
+        return PaddedPool(pads, "max", a.kernel, a.stride)
 
     def to_onnx(self, tape, node, inputs, weights):
         a = node.attrs
         return tape.op("MaxPool", inputs, name=node.name, ceil_mode=int(a.ceil),
-                       **onnx_window(a.kernel, a.stride, a.pad))
+                       **onnx_window(a.kernel, a.stride, self.pads(a, tape.shape(inputs[0]))))
 
 
 @register
@@ -60,14 +80,19 @@ class AvgPool(_Window):
     def to_torch(self, a, ins, out):
         import torch.nn as nn
 
-        return nn.AvgPool2d(a.kernel, a.stride, a.pad, ceil_mode=a.ceil,
-                            count_include_pad=a.count_pad)
+        pads = self.pads(a, ins[0])
+        if pads[:2] == pads[2:]:
+            return nn.AvgPool2d(a.kernel, a.stride, pads[:2], ceil_mode=a.ceil,
+                                count_include_pad=a.count_pad)
+        from compiler.torch_layers import PaddedPool
+
+        return PaddedPool(pads, "avg" if a.count_pad else "avg_valid", a.kernel, a.stride)
 
     def to_onnx(self, tape, node, inputs, weights):
         a = node.attrs
         return tape.op("AveragePool", inputs, name=node.name, ceil_mode=int(a.ceil),
                        count_include_pad=int(a.count_pad),
-                       **onnx_window(a.kernel, a.stride, a.pad))
+                       **onnx_window(a.kernel, a.stride, self.pads(a, tape.shape(inputs[0]))))
 
 
 @register
@@ -96,7 +121,7 @@ class GlobalAvgPool(OpDef):
 class AdaptiveAvgPool(OpDef):
     name = "adaptive_avgpool"
     doc = "adaptive average pooling to a fixed size, as torchvision's AlexNet and VGG"
-    params = (Param("size", "pair"),)
+    params = (Param("size", "pair", domain=POSITIVE),)
 
     def infer_shape(self, a, ins):
         c, h, w = spatial(ins[0], "adaptive_avgpool")

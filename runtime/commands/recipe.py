@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dsl.diagnostics import UserError
-from runtime.commands.common import parse_overrides
+from dsl.diagnostics import Diagnostic, DiagnosticError, UserError
+from runtime.commands.common import memory_size, non_negative_int, parse_overrides, positive_int
 
 
 def add_arguments(p):
@@ -24,20 +24,20 @@ def add_arguments(p):
                                                             "unless the recipe says otherwise")
     p.add_argument("--image", metavar="IMG", help="starting image (with `init image`)")
     p.add_argument("-o", "--output", metavar="OUT.png", help="output PNG (default: NAME.png)")
-    p.add_argument("--size", type=int, metavar="N",
+    p.add_argument("--size", type=positive_int, metavar="N",
                    help="longer side of the working image, in pixels")
-    p.add_argument("--steps", type=int, metavar="N",
+    p.add_argument("--steps", type=positive_int, metavar="N",
                    help="optimiser steps (per octave for dream)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                    help="override a recipe parameter or optimiser option (repeatable)")
     p.add_argument("--weights", metavar="FILE", help="a .safetensors file of the net's weights")
-    p.add_argument("--save-every", type=int, default=0, metavar="N",
+    p.add_argument("--save-every", type=non_negative_int, default=0, metavar="N",
                    help="also write OUT_<step>.png every N steps")
-    p.add_argument("--seed", type=int, metavar="N",
+    p.add_argument("--seed", type=non_negative_int, metavar="N",
                    help="seed for the noise, jitter and tile offsets")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads for torch (default: torch's, the physical cores; printed)")
-    p.add_argument("--max-memory", metavar="SIZE",
+    p.add_argument("--max-memory", type=memory_size, metavar="SIZE",
                    help="memory the run may use, e.g. 2G (default: the memory available now)")
 
 
@@ -60,15 +60,18 @@ def plan_from_args(args):
     if args.seed is not None:
         changes["seed"] = args.seed
     if args.size is not None:
-        if args.size < 1:
-            raise UserError(f"--size must be positive; got {args.size}")
+        from compiler.recipe import MAX_IMAGE_SIDE
+
+        if args.size > MAX_IMAGE_SIDE:
+            raise UserError(f"--size must be at most {MAX_IMAGE_SIDE:,}; got {args.size:,}")
         changes["size"] = args.size
+        changes["spans"] = {k: v for k, v in plan.spans.items() if k != "size"}
     if args.steps is not None:
-        if args.steps < 1:
-            raise UserError(f"--steps must be positive; got {args.steps}")
+        from compiler.recipe import MAX_STEPS
+
+        if args.steps > MAX_STEPS:
+            raise UserError(f"--steps must be at most {MAX_STEPS:,}; got {args.steps:,}")
         changes["optimizer"] = plan.optimizer.with_options(steps=args.steps)
-    if args.save_every < 0:
-        raise UserError(f"--save-every must be positive; got {args.save_every}")
     return plan.replace(**changes)
 
 
@@ -86,7 +89,6 @@ def read_images(plan):
 
 def working_size(plan, content, start) -> tuple[int, int]:
     """The optimised image's height and width."""
-    from runtime.recipes.images import fit
 
     _, h0, w0 = plan.input.shape
     if plan.fixed_size:
@@ -99,7 +101,30 @@ def working_size(plan, content, start) -> tuple[int, int]:
     reference = start if start is not None else content
     if reference is None:
         return size, size
-    return fit(reference, size).shape[:2]
+    return fit_size(reference.shape[:2], size)
+
+
+def fit_size(shape: tuple[int, int], size: int) -> tuple[int, int]:
+    """The (height, width) :func:`~runtime.recipes.images.fit` would give, without resizing:
+    the cost is checked before any pixel is resampled (``size 1000000`` would take GBs)."""
+    h, w = shape
+    scale = size / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def check_size(plan, height: int, width: int, what: str = "the image") -> None:
+    """Refuse a working size the tapped layers cannot take, located at the recipe's ``size``
+    line when the size came from there."""
+    from compiler.recipe import size_problem
+
+    problem = size_problem(plan, height, width)
+    if problem is None:
+        return
+    message = f"{what} is too small for {plan.graph.name}: {problem}"
+    span = plan.spans.get("size") if what == "the image" else plan.spans.get("tile")
+    if span is not None:
+        raise DiagnosticError(Diagnostic(span, message))
+    raise UserError(message + " (use a larger --size)")
 
 
 def check_cost(plan, height, width, budget, stream) -> int:
@@ -116,6 +141,8 @@ def check_cost(plan, height, width, budget, stream) -> int:
         if why:
             raise UserError(f"recipe {plan.name} sets `tile {plan.tile}`, but it cannot be "
                             f"tiled: {why}")
+        check_size(plan, min(plan.tile, height), min(plan.tile, width), "a tile")
+        check_whole_image(plan, height, width, budget)
         print(f"  tiles of {plan.tile}x{plan.tile} pixels (the recipe's `tile` setting)",
               file=stream)
         return plan.tile
@@ -128,9 +155,23 @@ def check_cost(plan, height, width, budget, stream) -> int:
                         f"{height}x{width} but {human_bytes(budget)} is available, and it "
                         f"cannot be tiled ({hint}); use a smaller --size or a larger "
                         "--max-memory")
+    check_size(plan, min(tile, height), min(tile, width), "a tile")
+    check_whole_image(plan, height, width, budget)
     print(f"  too big for memory at once: tiles of {tile}x{tile} pixels with random offsets",
           file=stream)
     return tile
+
+
+def check_whole_image(plan, height: int, width: int, budget: int) -> None:
+    """Tiles bound the activations, never the image: it, its gradient, the optimiser's state
+    and the content are whole-image float32 arrays (about four) whatever the tiling."""
+    from compiler.summary import human_bytes
+
+    images = 4 * 4 * 3 * height * width
+    if images > budget:
+        raise UserError(f"recipe {plan.name}: a {height}x{width} image needs about "
+                        f"{human_bytes(images)} for itself, its gradient and the optimiser's "
+                        f"state, more than {human_bytes(budget)}; use a smaller --size")
 
 
 def build_network(plan):
@@ -190,7 +231,9 @@ def start_image(plan, content, start, height, width):
 
 
 def run(args) -> int:
-    from runtime.recipes.cost import available_memory, parse_size
+    from dsl.sources import NotRegular, check_regular
+    from runtime.files import check_destination
+    from runtime.recipes.cost import available_memory
     from runtime.recipes.images import save_png
 
     if args.threads is not None and args.threads < 1:
@@ -199,11 +242,16 @@ def run(args) -> int:
     out = Path(args.output or f"{plan.name}.png")
     if out.suffix.lower() != ".png":
         raise UserError(f"the output is a PNG file; got {str(out)!r}")
-    if plan.weights and not Path(plan.weights).is_file():
-        raise UserError(f"cannot read weights {plan.weights!r}: no such file")
+    check_destination(out)  # before the work: -o onto a FIFO or a read-only file is refused
+    if plan.weights:
+        try:
+            check_regular(plan.weights)
+        except NotRegular as err:
+            raise UserError(f"cannot read weights: {err}") from None
     content, styles, start = read_images(plan)
     height, width = working_size(plan, content, start)
-    budget = parse_size(args.max_memory) if args.max_memory else available_memory()
+    check_size(plan, height, width)
+    budget = args.max_memory or available_memory()
     tile = check_cost(plan, height, width, budget, sys.stderr)
 
     import torch
@@ -234,6 +282,13 @@ def run(args) -> int:
               file=sys.stderr)
         return 130
     progress.close()
+    import numpy as np
+
+    if not np.isfinite(np.asarray(image)).all():
+        bad = next((i + 1 for i, v in enumerate(engine.history) if not np.isfinite(v)), None)
+        when = f" (the loss was {engine.history[bad - 1]} at step {bad})" if bad else ""
+        raise UserError(f"recipe {plan.name}: the image became NaN or infinite{when}; lower "
+                        f"the learning rate or the weights. Nothing was written to {out}")
     save_png(out, image)
     first, last = (engine.history[0], engine.history[-1]) if engine.history else (0.0, 0.0)
     print(f"wrote {out} ({width}x{height}); loss {first:.4g} -> {last:.4g} in "

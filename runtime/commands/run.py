@@ -178,10 +178,13 @@ def _labels(path: str | None, shipped: str | None) -> list[str] | None:
 
     if path is None:
         return shipped_labels(shipped) if shipped else None
+    from runtime.files import read_file
+
     try:
-        return parse_labels(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as err:
+        text = read_file(path, "--labels").decode("utf-8")
+    except UnicodeDecodeError as err:
         raise UserError(f"cannot read labels from {path}: {err}") from None
+    return parse_labels(text)
 
 
 def _top(scores: np.ndarray, k: int, labels: list[str] | None) -> list[dict]:

@@ -82,13 +82,17 @@ def parse_size(text: str) -> int:
     """``512M``, ``2G``, ``800K`` or a plain number of bytes."""
     units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
     t = text.strip().upper().removesuffix("B").removesuffix("I")
+    scale = 1
+    if t and t[-1] in units:
+        t, scale = t[:-1], units[t[-1]]
     try:
-        if t and t[-1] in units:
-            return int(float(t[:-1]) * units[t[-1]])
-        return int(float(t))
+        number = float(t)
     except ValueError:
-        raise UserError(f"--max-memory expects a size such as 512M or 2G; got {text!r}") \
-            from None
+        number = math.nan
+    # inf, nan, -1G and 0 are no budget; past 2**60 bytes (an exbibyte) is no machine.
+    if not (math.isfinite(number) and 0 < number * scale <= 2**60 and number * scale >= 1):
+        raise UserError(f"--max-memory expects a size such as 512M or 2G; got {text!r}")
+    return int(number * scale)
 
 
 def choose_tile(graph: Graph, taps: list[str], height: int, width: int,

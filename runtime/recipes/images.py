@@ -56,17 +56,9 @@ def resolve(ref: str) -> Path:
 
 def load_image(ref: str) -> np.ndarray:
     """Read a picture as float32 RGB in [0, 1]; a :class:`UserError` if it cannot be read."""
-    from PIL import Image, UnidentifiedImageError
+    from runtime.files import open_image
 
-    path = resolve(ref)
-    try:
-        with Image.open(path) as im:
-            im.load()
-            rgb = im.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError) as e:
-        why = "not an image Pillow can read" if isinstance(e, UnidentifiedImageError) else \
-            (getattr(e, "strerror", None) or str(e))
-        raise UserError(f"cannot read image {ref!r} ({path}): {why}") from None
+    rgb = open_image(resolve(ref), "RGB")
     return np.asarray(rgb, dtype=np.float32) / 255.0
 
 

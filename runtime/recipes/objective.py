@@ -155,9 +155,13 @@ class Objective:
         xr = torch.roll(x.detach(), (oy, ox), (-2, -1))
         cr = torch.roll(self.content_x, (oy, ox), (-2, -1)) if self.content_x is not None \
             else None
-        windows = [(slice(None), slice(None), slice(t, min(t + tile, height)),
-                    slice(l, min(l + tile, width)))
-                   for t in range(0, height, tile) for l in range(0, width, tile)]
+        if getattr(self, "_smallest", None) is None:
+            from compiler.recipe import smallest_side
+
+            self._smallest = smallest_side(self.plan)
+        windows = [(slice(None), slice(None), slice(*rows), slice(*cols))
+                   for rows in _spans(height, tile, self._smallest)
+                   for cols in _spans(width, tile, self._smallest)]
         feature_terms = [(i, t) for i, t in enumerate(self.plan.terms)
                          if t.kind in _FEATURE_TERMS]
         grams: dict[tuple[int, str], torch.Tensor] = {}
@@ -229,3 +233,16 @@ def _unique(seen: dict, label: str) -> str:
     while f"{label}#{k}" in seen:
         k += 1
     return f"{label}#{k}"
+
+
+def _spans(size: int, tile: int, smallest: int) -> list[tuple[int, int]]:
+    """[start, end) pieces of ``size`` of ``tile`` each; a last piece narrower than
+    ``smallest`` (a 4-pixel remainder a 3x3 conv and a pool cannot take) joins the one before.
+
+    >>> _spans(100, 32, 8)
+    [(0, 32), (32, 64), (64, 100)]
+    """
+    spans = [(s, min(s + tile, size)) for s in range(0, size, tile)]
+    if len(spans) > 1 and spans[-1][1] - spans[-1][0] < smallest:
+        spans[-2:] = [(spans[-2][0], spans[-1][1])]
+    return spans

@@ -1,0 +1,49 @@
+"""``netc draw SPEC -o net.svg``: the network graph, straight from the IR (no Graphviz)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runtime.commands.common import add_spec_arguments, load_graph
+
+
+def add_arguments(p):
+    add_spec_arguments(p)
+    p.add_argument("-o", "--output", default=None, metavar="OUT.svg",
+                   help="output file (default NET.svg or NET.png)")
+    p.add_argument("--format", choices=["svg", "png"], default=None,
+                   help="svg (collapsible groups in a browser) or png; default from -o's suffix")
+    p.add_argument("--depth", type=int, default=None,
+                   help="start with the groups at level N and deeper collapsed")
+    p.add_argument("--scale", type=float, default=1.5, help="png: pixels per SVG unit")
+
+
+def run(args) -> int:
+    from dsl.diagnostics import UserError
+    from runtime.files import atomic_path
+
+    if args.depth is not None and args.depth < 1:
+        raise UserError(f"--depth must be at least 1; got {args.depth}")
+    if not 0.25 <= args.scale <= 8:
+        raise UserError(f"--scale must be between 0.25 and 8; got {args.scale}")
+    fmt = args.format
+    if fmt is None:
+        suffix = Path(args.output).suffix.lower() if args.output else ".svg"
+        if suffix not in (".svg", ".png"):
+            raise UserError(f"-o {args.output}: say --format svg or png (or use .svg / .png)")
+        fmt = suffix[1:]
+    graph = load_graph(args)
+    out = args.output or f"{graph.name}.{fmt}"
+    if fmt == "svg":
+        from compiler.draw_svg import to_svg
+
+        text = to_svg(graph, args.depth)
+        with atomic_path(out) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    else:
+        from runtime.views.graph_png import to_png
+        from runtime.views.pictures import save_png
+
+        save_png(out, to_png(graph, args.depth, args.scale))
+    print(f"wrote {out}: {graph.name}, {len(graph)} nodes, {len(graph.calls)} calls")
+    return 0

@@ -1,0 +1,81 @@
+"""``netc embed SPEC --images DIR --layer L``: t-SNE of a layer's codes, as an image grid."""
+
+from __future__ import annotations
+
+import json
+
+from runtime.commands.common import add_spec_arguments, load_graph
+
+
+def add_arguments(p):
+    add_spec_arguments(p)
+    p.add_argument("--images", required=True, metavar="DIR",
+                   help="a folder of images, digits[:N] (scikit-learn) or samples (scikit-image)")
+    p.add_argument("--layer", required=True, help="the layer whose codes are embedded (fc7)")
+    p.add_argument("--perplexity", type=float, default=None,
+                   help="t-SNE perplexity (default min(30, (images - 1)/3))")
+    p.add_argument("--weights", metavar="FILE", help="a .safetensors file of the net's weights")
+    p.add_argument("--seed", type=int, default=0, help="seed of t-SNE and of random weights")
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
+    p.add_argument("--tile", type=int, default=32, help="pixels per image on the grid")
+    p.add_argument("--json", metavar="OUT.json", help="also write the 2-D points as JSON")
+    p.add_argument("-o", "--output", default="tsne.png", metavar="OUT.png")
+
+
+def run(args) -> int:
+    import numpy as np
+    import torch
+
+    from dsl.diagnostics import UserError
+    from runtime.files import atomic_path
+    from runtime.images import Preprocess
+    from runtime.views import tsne
+    from runtime.views.network import build_view_network, image_input, resolve_layer
+    from runtime.views.pictures import fit_tile, progress, save_png
+    from runtime.views.sources import batches, open_source
+
+    if args.tile < 4 or args.batch_size < 1:
+        raise UserError("--tile must be at least 4 and --batch-size at least 1")
+    graph = load_graph(args)
+    spec = image_input(graph)
+    node = resolve_layer(graph, args.layer)
+    source = open_source(args.images)
+    n = len(source.items)
+    perplexity = args.perplexity if args.perplexity is not None else tsne.default_perplexity(n)
+    tsne.check_perplexity(perplexity, n)
+    net = build_view_network(graph, [node], args.weights, args.seed)
+    prep = Preprocess.from_spec(spec, crop=1.0)
+    codes, thumbs = [], []
+    with progress("codes", n) as advance, torch.no_grad():
+        for items, pictures, x in batches(source.items, prep, args.batch_size):
+            out = net(torch.from_numpy(x), taps=[node])[node]
+            codes.append(out.reshape(len(items), -1).numpy())
+            thumbs += [np.asarray(fit_tile(p, args.tile)) for p in pictures]
+            advance(len(items))
+    with progress("t-SNE", 1) as advance:
+        points = tsne.embed(np.concatenate(codes), perplexity, args.seed)
+        advance()
+    rows, cols = tsne.grid_shape(n)
+    cells = tsne.assign_to_grid(points, rows, cols)
+    panels = [tsne.grid_picture(thumbs, cells, rows, cols, args.tile)]
+    classes = source.classes
+    labels = [i.label for i in source.items]
+    score = ""
+    if classes:
+        panels.append(tsne.scatter_picture(points, labels, classes, panels[0].height))
+        acc = tsne.knn_accuracy(points, labels)
+        score = f"; 5-NN accuracy of the 2-D points {acc:.3f}"
+    dims = "x".join(map(str, graph[node].shape))
+    title = (f"{graph.name} · t-SNE of {args.layer} codes ({dims}) "
+             f"of {n} images, perplexity {perplexity:g}{score}")
+    save_png(args.output, tsne.side_by_side(panels, title))
+    if args.json:
+        doc = {"net": graph.name, "layer": args.layer, "perplexity": perplexity,
+               "grid": [rows, cols], "points": [
+                   {"name": it.name, "label": it.label, "x": float(p[0]), "y": float(p[1]),
+                    "row": int(c) // cols, "col": int(c) % cols}
+                   for it, p, c in zip(source.items, points, cells)]}
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(doc, indent=1))
+    print(f"wrote {args.output}: {n} images on a {rows}x{cols} grid{score}")
+    return 0

@@ -1,0 +1,85 @@
+"""The part of a network a view needs, built in eval mode with the user's weights or random ones.
+
+Only the backward slice of the requested layers is built (a ``conv3`` view of VGG-16 never
+initialises its 100 M fc weights), and only those layers' tensors are read from ``--weights``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from compiler.ir import Graph
+from dsl.diagnostics import UserError
+
+
+def resolve_layer(graph: Graph, name: str, flag: str = "--layer") -> str:
+    """The node ``name`` means (see :meth:`Graph.resolve`); a one-line error naming candidates."""
+    node = graph.resolve(name)
+    if node is None:
+        near = graph.candidates(name)
+        hint = (f"; it could be {', '.join(near[:6])}" if near else
+                "; `netc summary` lists the layer names")
+        raise UserError(f"{flag} {name}: {graph.name} has no layer named {name!r}{hint}")
+    if graph[node].op == "input":
+        raise UserError(f"{flag} {name}: that is the net's input, not a layer")
+    return node
+
+
+def prefix_graph(graph: Graph, targets: list[str]) -> Graph:
+    """``graph`` cut to the nodes ``targets`` need, with ``targets`` as its outputs."""
+    nodes = {n.name: n for n in graph.slice(targets)}
+    inputs = {k: v for k, v in graph.inputs.items() if k in nodes}
+    aliases = {k: v for k, v in graph.aliases.items() if v in nodes}
+    return graph.copy(nodes=nodes, inputs=inputs, outputs=list(targets), aliases=aliases)
+
+
+def build_view_network(graph: Graph, targets: list[str], weights: str | None, seed: int = 0):
+    """An eval-mode :class:`NetModule` computing ``targets``; its parameters need no grad."""
+    from compiler.lower_torch import build_module
+    from runtime.commands.recipe import read_weights
+
+    part = prefix_graph(graph, targets)
+    if weights:
+        net = build_module(part, read_weights(weights, part), seed=seed)
+    else:
+        print(f"warning: no --weights given: {graph.name} has random weights (netc's seeded "
+              "initialiser), so the picture shows what random features do; pass --weights FILE "
+              "(from `netc train` or `netc weights import`)", file=sys.stderr)
+        net = build_module(part, seed=seed)
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
+def image_input(graph: Graph):
+    """The net's one image input (C×H×W); a one-line error for other nets."""
+    if len(graph.inputs) != 1:
+        raise UserError(f"{graph.name} has {len(graph.inputs)} inputs; these views need a net "
+                        "with one image input")
+    spec = next(iter(graph.inputs.values()))
+    if len(spec.shape) != 3:
+        raise UserError(f"{graph.name}'s input {spec.name} is not an image: its shape is "
+                        f"{'x'.join(map(str, spec.shape))}")
+    return spec
+
+
+def parse_units(text: str, count: int, flag: str = "--units") -> list[int]:
+    """``0-15``, ``3``, ``0,4,9-11`` as unit numbers, each checked against ``count``."""
+    units: list[int] = []
+    for part in text.split(","):
+        lo, sep, hi = part.strip().partition("-")
+        try:
+            a = int(lo)
+            b = int(hi) if sep else a
+        except ValueError:
+            raise UserError(f"{flag} {text!r}: expected numbers and ranges like 0-15 or "
+                            "0,4,9-11") from None
+        if a > b:
+            raise UserError(f"{flag} {text!r}: the range {a}-{b} is empty")
+        units.extend(range(a, b + 1))
+    bad = [u for u in units if not 0 <= u < count]
+    if bad:
+        raise UserError(f"{flag} {text}: unit {bad[0]} is out of range; the layer has {count} "
+                        f"channels (0..{count - 1})")
+    return list(dict.fromkeys(units))

@@ -64,11 +64,12 @@ def render(summary, rows, width: int | None) -> str:
     widths = [max(_len(c[j]) for c in [header, *cells, total]) for j in range(len(keep))]
     cut = False
     if width is not None:
-        cut = _fit(widths, width, join)
+        cut = _fit(widths, width, join, keep.index(8) if 8 in keep else None)
     left = [j for j, i in enumerate(keep) if i in _LEFT]
-    lines = [one_line(summary), *_lines(header, widths, left)]
+    right = {1} | ({keep.index(8)} if 8 in keep else set())  # op and notes: cut on the right
+    lines = [*_title(one_line(summary), width), *_lines(header, widths, left)]
     for c in cells:
-        lines += _lines(c, widths, left)
+        lines += _lines(c, widths, left, right)
     lines.append("─" * (sum(widths) + _GAP * (len(widths) - 1)))
     lines += _lines(total, widths, left)
     lines.append(f"params: {summary.params:,} trainable, {summary.buffers:,} non-trainable "
@@ -82,6 +83,16 @@ def render(summary, rows, width: int | None) -> str:
         notes.append("names cut from the left (…): --wide prints them whole")
     lines += _wrap(notes, width or WIDTH)
     return "\n".join(lines)
+
+
+def _title(text: str, width: int | None) -> list[str]:
+    """The summary line, broken after a comma (never mid-word) where it is wider than ``width``."""
+    lines = []
+    while width and len(text) > width and ", " in text[:width]:
+        cut = text.rindex(", ", 0, width) + 1
+        lines.append(text[:cut])
+        text = "  " + text[cut + 1:]
+    return [*lines, text]
 
 
 def _len(cell) -> int:
@@ -128,21 +139,26 @@ def _relative(name: str, to: str) -> str:
     return ".".join(a[k:])
 
 
-def _fit(widths: list[int], width: int, join: int | None) -> bool:
-    """Shrink the name and "connected to" columns (in place) until the table fits ``width``;
-    return whether any was shrunk."""
+def _fit(widths: list[int], width: int, join: int | None, notes: int | None) -> bool:
+    """Shrink the name, "connected to", op and notes columns (in place) until the table fits
+    ``width``; return whether any was shrunk."""
     excess = sum(widths) + _GAP * (len(widths) - 1) - width
     if excess <= 0:
         return False
-    # "connected to" gives way first, then the name; both stay readable if they can.
-    for floors in ((16, 28), (12, 16)):
-        for col, floor in ((join, floors[0]), (0, floors[1])):
-            if col is None or excess <= 0:
-                continue
-            give = min(excess, max(0, widths[col] - floor))
-            widths[col] -= give
-            excess -= give
+    # "connected to" gives way first, then the name; both stay readable if they can; then the
+    # notes and the op (cut on the right), then both names again, down to a few letters.
+    steps = ((join, 16), (0, 28), (join, 12), (0, 16), (1, 10), (notes, 8), (join, 6), (0, 8))
+    for col, floor in steps:
+        if col is None or excess <= 0:
+            continue
+        give = min(excess, max(0, widths[col] - floor))
+        widths[col] -= give
+        excess -= give
     return True
+
+
+def _cut_right(text: str, w: int) -> str:
+    return text if len(text) <= w else text[:w - 1] + "…"
 
 
 def _cut(text: str, w: int) -> str:
@@ -156,7 +172,7 @@ def _cut(text: str, w: int) -> str:
     return "…" + tail
 
 
-def _lines(cells, widths, left) -> list[str]:
+def _lines(cells, widths, left, right=()) -> list[str]:
     """One row; a list cell ("connected to") puts one name a line, as Keras does."""
     extra = max((len(c) for c in cells if isinstance(c, list)), default=1)
     out = []
@@ -169,6 +185,8 @@ def _lines(cells, widths, left) -> list[str]:
                 c = ""
             elif j == 0:
                 c = _cut(c, w)
+            elif j in right:
+                c = _cut_right(c, w)
             parts.append(c.ljust(w) if j in left else c.rjust(w))
         out.append((" " * _GAP).join(parts).rstrip())
     return out

@@ -3,7 +3,8 @@ below with the reason it cannot (a file only the user has, the network, or minut
 
 Commands run in a fresh folder (with the repository's ``examples/`` beside them), in the order
 the README gives them, so a command may use a file an earlier one wrote (``resnet50.onnx``).
-A README command that is neither run nor listed fails the test: a new one must be classified.
+A command that uses a file only a skipped command writes is skipped with it. A README command
+that is neither run nor listed fails the test: a new one must be classified.
 The slow ones run with ``NETC_README_SLOW=1``.
 """
 
@@ -71,12 +72,17 @@ def test_every_readme_command_is_run_or_has_a_reason(tmp_path):
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     ran, skipped = [], []
+    unmade: set[str] = set()  # files that a skipped command would have written
     for command in commands:
+        argv = shlex.split(command)
         reason = why_not(command)
+        needs = sorted(unmade & set(argv[1:]))
+        if not reason and needs:
+            reason = f"uses {needs[0]}, which a command skipped above writes"
         if reason:
             skipped.append(f"{command}  ({reason})")
+            unmade |= {argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("-o", "--output")}
             continue
-        argv = shlex.split(command)
         assert argv[0] == "netc", f"not a netc command and not classified: {command}"
         done = subprocess.run([sys.executable, "-m", "runtime.cli", *argv[1:]], cwd=tmp_path,
                               env=env, capture_output=True, text=True, timeout=600)

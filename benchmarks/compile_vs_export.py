@@ -177,10 +177,13 @@ for label, path in {files!r}.items():
     out[label] = {{"max_diff": float(np.abs(y - ref).max()), "max_ref": float(np.abs(ref).max())}}
 out["torch eager"] = {{}}
 # Round robin: each repetition runs every backend once, so a burst of load from elsewhere
-# hits them all alike.
+# hits them all alike; the first backend rotates, since a fixed turn order alone moved a ratio
+# by 15-20% (benchmarks/ort_turns.py measures the ratios turn by turn).
 times = {{k: [] for k in fns}}
+keys = list(fns)
 for r in range({warmup} + {repeat}):
-    for k, fn in fns.items():
+    for j in range(len(keys)):
+        k = keys[(r + j) % len(keys)]; fn = fns[k]
         t = time.perf_counter(); fn(); dt = time.perf_counter() - t
         if r >= {warmup}:
             times[k].append(dt)

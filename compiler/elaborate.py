@@ -323,6 +323,11 @@ class Elaborator(BindingsMixin):
             spans = {p.name: a.span for p, a in zip(params, e.args)}
             spans.update((kw.name, kw.span) for kw in e.kwargs)
             return self.make_op(fname, args, kwargs, e.span, spans)
+        if fname in opreg.VALUE_CALLS:  # an argument value such as fit=ridge(0.1)
+            try:
+                return opreg.VALUE_CALLS[fname](args, kwargs)
+            except ArgError as err:
+                return self.error(e.span, str(err))
         return self.unknown(fname, e.func.span)
 
     def unknown_name(self, name: str, span: Span) -> Poison:
@@ -978,11 +983,17 @@ class Elaborator(BindingsMixin):
             allowed = {"local", "global"}
             params = dict(zip(("local", "global"), args), **kwargs)
         elif stmt.name == "stochastic_depth":
-            allowed = {"p_L"}
-            params = dict(zip(("p_L",), args), **kwargs)
+            allowed = {"p_L", "mode"}
+            params = dict(zip(("p_L", "mode"), args), **kwargs)
+            mode = str(params.pop("mode", "batch"))
+            if mode not in ("batch", "row"):
+                self.error(stmt.span, "stochastic_depth: mode must be batch (one draw per "
+                                      f"block per mini-batch) or row (per sample); got {mode!r}")
+                return
+            opts["stochastic_depth_mode"] = mode
         else:
             self.error(stmt.span, f"unknown declaration {stmt.name!r}; netc knows "
-                                  "droppath(local=, global=) and stochastic_depth(p_L=)")
+                                  "droppath(local=, global=) and stochastic_depth(p_L=, mode=)")
             return
         for k, v in params.items():
             if k not in allowed:
@@ -1059,17 +1070,19 @@ def flatten_mean_joins(graph: Graph) -> None:
 
 def assign_survival(graph: Graph) -> None:
     """Stochastic depth (Huang et al.): residual block l of L survives with
-    p_l = 1 − (l/L)(1 − p_L), counting blocks in graph order. Explicit survivals are kept."""
+    p_l = 1 − (l/L)(1 − p_L), counting blocks in graph order. Explicit survivals are kept.
+    The declaration's ``mode`` (batch or row) goes to every block it sets."""
     p_last = graph.options.get("stochastic_depth")
     if p_last is None:
         return
+    mode = graph.options.get("stochastic_depth_mode", "batch")  # or "row": per sample
     blocks = [n for n in graph if n.op == "residual"]
     total = len(blocks)
     for l, node in enumerate(blocks, start=1):
         if node.attrs.get("explicit"):
             continue
         p = 1.0 - (l / total) * (1.0 - p_last)
-        graph.nodes[node.name] = node.replace(attrs=node.attrs.replace(survival=p))
+        graph.nodes[node.name] = node.replace(attrs=node.attrs.replace(survival=p, mode=mode))
 
 
 # ---- helpers ------------------------------------------------------------------------------

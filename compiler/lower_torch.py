@@ -10,7 +10,10 @@
   the state dict hold exactly the weights; :meth:`NetModule.train` still reaches them, since
   dropout, drop-path and stochastic depth behave differently in training;
 - ``forward`` walks a precomputed plan: the backward slice of the requested values (the declared
-  outputs, or ``taps``), each intermediate freed after its last use.
+  outputs, or ``taps``), each intermediate freed after its last use;
+- in training, the step's stochastic-depth and drop-path decisions are made first
+  (:mod:`compiler.torch_gates`), and the plan skips the closed residual bodies and dropped join
+  inputs that nothing kept still needs.
 
 Initial weights are netc's own seeded numpy arrays (:func:`compiler.weights.init_weights`), the
 same numbers the ONNX lowering writes, so one seed gives the same network in both worlds.
@@ -31,7 +34,8 @@ import torch.nn as nn
 
 from compiler import torch_attribution
 from compiler.ir import Graph
-from compiler.torch_joins import DropPathSampler
+from compiler.torch_gates import Gates, live_nodes, zero_touch
+from compiler.torch_joins import DropPathSampler, MeanJoin, ResidualJoin
 from dsl.diagnostics import UserError
 
 
@@ -66,6 +70,10 @@ class NetModule(nn.Module):
         self._stateless: dict[str, nn.Module] = {}
         self._plans: dict[tuple[str, ...], tuple[_Step, ...]] = {}
         self._droppath: DropPathSampler | None = None
+        self._gates = Gates((), (), None)  # stochastic depth and drop-path decisions
+        # Skipped layers' parameters get zero gradients (torch_gates.zero_touch); False leaves
+        # them without (None), for DDP with find_unused_parameters=True.
+        self.zero_grads_for_skipped = True
         # An attribution method's backward rule at every ReLU (compiler.torch_attribution).
         self.relu_rule: str | None = None
 
@@ -223,39 +231,73 @@ class NetModule(nn.Module):
                 taps = [taps]
             pairs = self.resolve_taps(taps)
             targets = tuple(dict.fromkeys(node for _, node in pairs))
-        values = self._run(self.plan(targets), inputs)
+        values = self._run(self.plan(targets), inputs, targets)
         if taps is not None:
             return {name: values[node] for name, node in pairs}
         if len(targets) == 1:
             return values[targets[0]]
         return tuple(values[t] for t in targets)
 
-    def _run(self, steps, inputs) -> dict[str, torch.Tensor]:
+    def seed_gates(self, seed: int, step: int) -> None:
+        """Draw the stochastic-depth and drop-path decisions of the next training forwards from
+        ``(seed, step)`` instead of torch's generator: what ``netc train`` does before each step,
+        so that every DDP rank skips the same blocks and a resumed run repeats its draws."""
+        self._gates.seed(seed, step)
+
+    def _run(self, steps, inputs, targets=()) -> dict[str, torch.Tensor]:
         given = dict(zip(self.graph.inputs, inputs))
-        sample = None
-        if self.training and self._droppath is not None:
-            device = inputs[0].device
-            sample = self._droppath.draw(device)
-            if not torch.compiler.is_compiling():
-                self.last_droppath_sample = sample  # (is_global, column), for tests
-        values: dict[str, torch.Tensor] = {}
-        for step in steps:
-            if step.op == "input":
-                values[step.name] = given[step.name]
-                continue
-            fn = self._stateless.get(step.name)
-            if fn is None:
-                fn = self.get_submodule(step.name)
-            args = [values[i] for i in step.inputs]
-            if step.op == "mean":
-                values[step.name] = fn(*args, sample=sample)
-            elif step.op == "relu" and self.relu_rule is not None:
-                values[step.name] = torch_attribution.relu(args[0], self.relu_rule)
+        decisions, sample, live = {}, None, None
+        if self.training and self._gates:
+            if torch.compiler.is_compiling():
+                # One graph, every body computed and multiplied by its gate (torch_gates).
+                u = torch.rand(self._gates.count, device=inputs[0].device)
+                decisions, sample = self._gates.decide_tensors(u)
             else:
-                values[step.name] = fn(*args)
+                decisions, sample = self._gates.decide(self._gates.uniforms())
+                live = live_nodes(steps, targets, decisions)
+                self.last_droppath_sample = sample  # (is_global, column), for tests
+                self._record(decisions)
+        values: dict[str, torch.Tensor] = {}
+        skipped = []
+        for step in steps:
+            if live is not None and step.name not in live:
+                skipped.append(step.name)  # dropped: nothing kept reads it
+            elif step.op == "input":
+                values[step.name] = given[step.name]
+            else:
+                values[step.name] = self._step(step, values, decisions, sample, inputs[0])
             for name in step.free:
-                del values[name]
+                values.pop(name, None)
+        if skipped and self.zero_grads_for_skipped and torch.is_grad_enabled():
+            touch = zero_touch(p for name in skipped if name not in self._stateless
+                               for p in self.get_submodule(name).parameters())
+            if touch is not None:
+                values[targets[0]] = values[targets[0]] + touch
         return values
+
+    def _step(self, step: _Step, values, decisions, sample, x) -> torch.Tensor:
+        fn = self._stateless.get(step.name)
+        if fn is None:
+            fn = self.get_submodule(step.name)
+        args = [values.get(i) for i in step.inputs]  # None: not computed (dropped)
+        if step.op == "mean":
+            out = fn(*args, sample=sample, keep=decisions.get(step.name))
+            if out is None:  # a join a global draw keeps nothing of, still read downstream
+                out = x.new_zeros((x.shape[0], *self.graph[step.name].shape))
+            return out
+        if step.op == "residual":
+            return fn(*args, gate=decisions.get(step.name))
+        if step.op == "relu" and self.relu_rule is not None:
+            return torch_attribution.relu(args[0], self.relu_rule)
+        return fn(*args)
+
+    def _record(self, decisions) -> None:
+        for name, d in decisions.items():
+            m = self._stateless[name]
+            if m.record and isinstance(d, tuple):
+                m.last_keep = torch.tensor(d)
+            elif m.record:
+                m.last_gate = d
 
     def extra_repr(self) -> str:
         return f"graph={self.graph.name!r}, nodes={len(self.graph)}"
@@ -297,6 +339,13 @@ def build_module(graph: Graph, weights: Mapping[str, np.ndarray] | None = None,
     ratio = graph.options.get("droppath_global")
     if ratio and max_column:
         net._droppath = DropPathSampler(float(ratio), max_column)
+    mods = net._stateless
+    net._gates = Gates(
+        [(n, m.survival) for n, m in mods.items() if isinstance(m, ResidualJoin)
+         and m.mode == "batch" and m.survival < 1.0],
+        [(n, m.p, len(graph[n].inputs), m.columns) for n, m in mods.items()
+         if isinstance(m, MeanJoin) and m.p is not None],
+        net._droppath)
     net.load_named(init_weights(graph, seed) if weights is None else weights,
                    "weights" if weights is not None else "initial weights")
     return net

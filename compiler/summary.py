@@ -149,6 +149,8 @@ def _extra(node) -> str:
         return f"p={node.attrs['survival']:.4f}"
     if node.op == "mean" and node.attrs.get("columns"):
         return "columns " + ",".join(map(str, node.attrs["columns"]))
+    if node.op == "fc" and node.attrs.get("fit") is not None:
+        return f"fit={node.attrs['fit']}"  # solved by netc fit, not by training
     return ""
 
 

@@ -3,18 +3,21 @@
 The op registry (``compiler/ops/join.py``) returns these from its ``to_torch`` faces; this module
 imports torch at the top, so only the PyTorch lowering imports it.
 
-Training-time randomness follows the papers (``shared/reference/SEMANTICS.md`` a and b) and is
-computed with tensors only — no ``.item()``, no Python branching on random numbers — so every
-branch stays in the autograd graph (DistributedDataParallel sees a gradient for every parameter),
-and ``torch.compile`` traces a training step without graph breaks:
+Training-time randomness follows the papers (``shared/reference/SEMANTICS.md`` a and b). Inside a
+:class:`~compiler.lower_torch.NetModule` the decisions are made for the whole network at once
+(:class:`compiler.torch_gates.Gates`) and handed to these modules, so that the network can skip
+what is dropped; used on their own, the modules draw their own:
 
 - :class:`MeanJoin` (FractalNet): the mean of the inputs that survive drop-path. Local sampling
   drops each input with probability ``p`` and restores one at random when all are dropped;
   global sampling keeps only the input of one column, drawn once per mini-batch for the whole
   network by a :class:`DropPathSampler`; eval mode averages all inputs.
-- :class:`ResidualJoin` (stochastic depth): in training the body survives with probability
-  ``survival`` (one draw per block per mini-batch; a closed block is its shortcut); in eval mode
-  the output is ``shortcut + survival * body``.
+- :class:`ResidualJoin` (stochastic depth), per batch (Huang et al., the default): in training
+  the body survives with probability ``survival`` (one draw per block per mini-batch; a closed
+  block is its shortcut, unscaled); in eval mode the output is ``shortcut + survival * body``.
+  Per sample (``mode="row"``, torchvision's ``StochasticDepth`` as EfficientNet uses it): each
+  example keeps the body with probability ``survival``, scaled by ``1 / survival`` in training;
+  eval mode is ``shortcut + body``.
 
 Each random module keeps its last draw (``last_keep``, ``last_gate``) when ``record`` is true, so
 tests can count what was dropped.
@@ -69,19 +72,13 @@ class DropPathSampler:
 
     With probability ``global_ratio`` the mini-batch uses global sampling: one column in
     ``1..num_columns`` is drawn and every join keeps only that column's input. Otherwise each
-    join samples locally. :meth:`draw` returns ``(is_global, column)`` as 0-d tensors; it holds
-    no state between draws, so it can be shared by all joins of a network (the NetModule owns
-    one and hands each draw to the joins).
+    join samples locally. The draw itself is :class:`compiler.torch_gates.Gates`'s, made with
+    the network's other decisions; a join gets it as ``sample=(is_global, column)``.
     """
 
     def __init__(self, global_ratio: float, num_columns: int):
         self.global_ratio = float(global_ratio)
         self.num_columns = int(num_columns)
-
-    def draw(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        is_global = torch.rand((), device=device) < self.global_ratio
-        column = torch.randint(1, self.num_columns + 1, (), device=device)
-        return is_global, column
 
     def __repr__(self) -> str:
         return f"DropPathSampler(global_ratio={self.global_ratio}, columns={self.num_columns})"
@@ -104,11 +101,29 @@ class MeanJoin(nn.Module):
         self.columns = tuple(columns) if columns else None
         self.last_keep: torch.Tensor | None = None
 
-    def forward(self, *xs: torch.Tensor, sample=None) -> torch.Tensor:
+    def forward(self, *xs: torch.Tensor | None, sample=None, keep=None) -> torch.Tensor:
+        """``keep``: the decision made for the network, a bool tensor (every input computed)
+        or a tuple of bools (dropped inputs may be None); without it the join draws its own."""
         if not self.training or self.p is None:
             return _mean(xs)
-        n = len(xs)
-        device = xs[0].device
+        if isinstance(keep, tuple):
+            if self.record:
+                self.last_keep = torch.tensor(keep)
+            kept = [x for x, k in zip(xs, keep) if k]
+            # None when a global draw keeps no input here (off the sampled path; the network
+            # fills in zeros when something still reads the join).
+            return _mean(kept) if kept else None
+        if keep is None:
+            keep = self._draw(len(xs), xs[0].device, sample)
+        if self.record and not torch.compiler.is_compiling():
+            self.last_keep = keep.detach().cpu()
+        weights = keep.to(xs[0].dtype)
+        out = weights[0] * xs[0]
+        for i in range(1, len(xs)):
+            out = out + weights[i] * xs[i]
+        return out / weights.sum().clamp(min=1.0)
+
+    def _draw(self, n: int, device, sample) -> torch.Tensor:
         keep = torch.rand(n, device=device) >= self.p
         # Caffe's FractalJoin: if every input was dropped, restore one chosen uniformly.
         pick = torch.randint(0, n, (), device=device)
@@ -117,13 +132,7 @@ class MeanJoin(nn.Module):
             is_global, column = sample
             on_path = torch.tensor(self.columns, device=device) == column
             keep = torch.where(is_global, on_path, keep)
-        if self.record and not torch.compiler.is_compiling():
-            self.last_keep = keep.detach().cpu()
-        weights = keep.to(xs[0].dtype)
-        out = weights[0] * xs[0]
-        for i in range(1, n):
-            out = out + weights[i] * xs[i]
-        return out / weights.sum().clamp(min=1.0)
+        return keep
 
     def extra_repr(self) -> str:
         return f"p={self.p}, columns={self.columns}"
@@ -139,30 +148,47 @@ def _mean(xs) -> torch.Tensor:
 class ResidualJoin(nn.Module):
     """``body + shortcut``, with stochastic depth when ``survival`` < 1.
 
-    Training: one Bernoulli(survival) gate per forward (per mini-batch), output
-    ``shortcut + gate * body`` — no rescaling, as in Huang et al. Eval:
-    ``shortcut + survival * body``.
+    ``mode="batch"`` (Huang et al.): training draws one Bernoulli(survival) gate per forward
+    (per mini-batch), output ``shortcut + gate * body``, no rescaling; eval:
+    ``shortcut + survival * body``. ``mode="row"`` (torchvision's ``StochasticDepth``): training
+    keeps the body per example with probability ``survival`` and scales kept bodies by
+    ``1 / survival``; eval: ``shortcut + body``.
     """
 
     record = False  # keep the last gate in ``last_gate`` (tests)
 
-    def __init__(self, survival: float = 1.0):
+    def __init__(self, survival: float = 1.0, mode: str = "batch"):
         super().__init__()
         self.survival = float(survival)
-        self.last_gate: torch.Tensor | None = None
+        self.mode = mode
+        self.last_gate: torch.Tensor | bool | None = None
 
-    def forward(self, body: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+    def forward(self, body: torch.Tensor | None, shortcut: torch.Tensor,
+                gate=None) -> torch.Tensor:
+        """``gate``: the network's decision for this block, a bool (False: ``body`` was not
+        computed and may be None) or a 0-d bool tensor; without it the block draws its own."""
         if self.survival >= 1.0:
             return body + shortcut
+        if self.mode == "row":
+            if not self.training:
+                return shortcut + body
+            shape = (body.shape[0],) + (1,) * (body.dim() - 1)
+            keep = torch.rand(shape, device=body.device) < self.survival
+            return shortcut + body * (keep.to(body.dtype) / self.survival)
         if not self.training:
             return shortcut + self.survival * body
-        gate = torch.rand((), device=body.device) < self.survival
+        if isinstance(gate, bool):
+            if self.record:
+                self.last_gate = gate
+            return body + shortcut if gate else shortcut
+        if gate is None:
+            gate = torch.rand((), device=shortcut.device) < self.survival
         if self.record and not torch.compiler.is_compiling():
             self.last_gate = gate.detach().cpu()
         return shortcut + gate.to(body.dtype) * body
 
     def extra_repr(self) -> str:
-        return f"survival={self.survival:.4f}"
+        return f"survival={self.survival:.4f}, mode={self.mode}"
 
 
 class ShortcutPad(nn.Module):

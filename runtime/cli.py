@@ -32,6 +32,10 @@ COMMANDS = {
     "top-activations": ("runtime.commands.top_activations",
                         "the images that activate each unit most (Zeiler-Fergus)"),
     "embed": ("runtime.commands.embed", "t-SNE of a layer's codes as an image grid"),
+    "fit": ("runtime.commands.fit", "solve a spec's fitted layers (pca, fc fit=) from data"),
+    "probe": ("runtime.commands.probe", "held-out accuracy of linear read-outs per layer"),
+    "eigenfaces": ("runtime.commands.eigenfaces",
+                   "eigenfaces: is it a face, who is it, reconstruct an occluded face"),
 }
 
 

@@ -8,8 +8,9 @@ held-out split after every epoch.
 What makes a run trustworthy:
 
 - **Repeatable**: ``seed`` fixes the initial weights (netc's initialiser), the data order (one
-  permutation per epoch, drawn from ``(seed, epoch)``) and every random draw in training
-  (augmentation, dropout, drop-path, stochastic depth: torch's global generator, seeded once).
+  permutation per epoch, drawn from ``(seed, epoch)``), the drop-path and stochastic-depth gates
+  (drawn from ``(seed, step)``, :meth:`~compiler.lower_torch.NetModule.seed_gates`) and every
+  other random draw in training (augmentation, dropout: torch's global generator, seeded once).
   On a CPU two runs with one seed give identical weights, bit for bit.
 - **Resumable**: a checkpoint is written atomically after every epoch and when the run is
   interrupted (Ctrl-C): weights, optimizer state, position in the epoch, the running sums of the
@@ -19,6 +20,9 @@ What makes a run trustworthy:
   DistributedDataParallel (gloo on CPU, nccl on GPU): each process takes every N-th example of
   the epoch's order (``batch_size`` is per process), gradients are averaged by DDP, batch-norm
   statistics are copied from rank 0 after each epoch, and only rank 0 writes files and prints.
+  Every rank draws the same gates for a step, so all skip the same residual bodies and join
+  inputs; the skipped layers' parameters get zero gradients (``compiler/torch_gates.py``), so
+  DDP runs without ``find_unused_parameters``.
 
 The learning rate is a function of the position in training (``lr_at``), so a resumed run
 needs no scheduler state.
@@ -331,13 +335,16 @@ class _Loop:
         perm = torch.randperm(len(self.data.train_y), generator=gen)
         return perm[: self.per_rank * self.dist.world][self.dist.rank:: self.dist.world]
 
-    def step(self, idx, lr: float):
+    def step(self, idx, lr: float, number: int):
+        """One SGD step on examples ``idx``; ``number`` counts steps from the start of the run
+        and seeds the stochastic-depth and drop-path gates, the same on every rank."""
         import torch.nn.functional as F
 
         from runtime.data import make_batch
 
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        self.module.seed_gates(self.cfg.seed, number)
         x = make_batch(self.data.train_x[idx], self.spec, self.cfg.augment).to(self.dist.device)
         y = self.data.train_y[idx].to(self.dist.device)
         self.model.train()
@@ -388,7 +395,7 @@ class _Loop:
                     i = pos.step
                     idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
                     lr = lr_at(cfg, (pos.epoch + i / self.steps) / cfg.epochs)
-                    loss_sum, correct, n = self.step(idx, lr)
+                    loss_sum, correct, n = self.step(idx, lr, pos.epoch * self.steps + i)
                     pos.loss_sum += loss_sum
                     pos.correct += correct
                     pos.seen += n

@@ -136,9 +136,20 @@ def test_a_global_column_gives_the_column_network(fractal):
     plain.load_named(module.state_dict(), allow_unused=True)  # the full net's weights, by name
     plain.train()
     x = torch.randn(2, 3, 8, 8)
-    module._droppath.draw = lambda device: (torch.tensor(True), torch.tensor(3))
+    # The network's uniforms end with (global or local, column): 0 < 0.5 is global, and
+    # 0.9 picks column 1 + floor(0.9 * 3) = 3.
+    u = torch.full((module._gates.count,), 0.5, dtype=torch.float64)
+    u[-2:] = torch.tensor([0.0, 0.9])
+    module._gates.uniforms = lambda: u
+    ran = []
+    hooks = [module.get_submodule(n.name).register_forward_hook(
+        lambda m, i, o, name=n.name: ran.append(name)) for n in fractal if n.op == "conv"]
     out = module(x)
     torch.testing.assert_close(out, plain(x), rtol=1e-5, atol=1e-6)
+    # Only the sampled column's convs ran: the deepest column's 2 * 2^(C-1) of the 14.
+    assert sorted(ran) == sorted(n.name for n in deepest_column(fractal) if n.op == "conv")
+    for h in hooks:
+        h.remove()
 
 
 def test_eval_mode_join_is_the_plain_mean(fractal):
@@ -245,3 +256,69 @@ def test_residual_join_formulas():
     join.eval()
     assert torch.allclose(join(body, short), torch.full((2,), 4.0))
     assert torch.equal(ResidualJoin(1.0).train()(body, short), torch.full((2,), 11.0))
+
+
+ROW = SD.replace("stochastic_depth(p_L=0.5)", "stochastic_depth(p_L=0.5, mode=row)")
+
+
+def test_per_sample_stochastic_depth_scales_kept_bodies_in_training_only(tmp_path):
+    """mode=row (torchvision's StochasticDepth, as EfficientNet uses it): each example keeps a
+    body with p_l, scaled by 1/p_l; eval mode is the plain sum, and so is the ONNX file."""
+    path = tmp_path / "row.net"
+    path.write_text(ROW)
+    graph = load(str(path))
+    blocks = [n for n in graph if n.op == "residual"]
+    assert [(n.attrs["mode"], round(n.attrs["survival"], 6)) for n in blocks] == \
+        [("row", 0.75), ("row", 0.5)]
+    module = build_module(graph, seed=0)
+    w1 = module.state_dict()["body1.weight"]
+    x = torch.randn(4000, 2, 4, 4)
+    with torch.no_grad():
+        feats = module.train()(x, taps=["block1"])["block1"]
+        body = F.conv2d(x, w1, padding=1)
+        # Per example, block1 is x + body / 0.75 (kept) or x (dropped).
+        kept = torch.isclose(feats, x + body / 0.75, atol=1e-5).flatten(1).all(1)
+        dropped = torch.isclose(feats, x, atol=1e-6).flatten(1).all(1)
+        assert bool((kept | dropped).all()) and not bool((kept & dropped).any())
+        assert within(float(kept.float().mean()), 0.75, len(x))
+        evaluated = module.eval()(x[:3], taps=["block1"])["block1"]
+        torch.testing.assert_close(evaluated, x[:3] + body[:3], rtol=1e-6, atol=1e-6)
+    import numpy as np
+
+    from compiler.lower_onnx import lower
+    from compiler.weights import init_weights
+    from tests.test_onnx_ops import run_ort
+
+    model = lower(graph, init_weights(graph, 0))
+    assert not any(n.op_type == "Mul" for n in model.graph.node)
+    with torch.no_grad():
+        ref = module(x[:3]).numpy()
+    np.testing.assert_allclose(run_ort(model, x[:3].numpy())[0], ref, rtol=1e-5, atol=1e-6)
+
+
+def test_stochastic_depth_mode_must_be_batch_or_row(tmp_path):
+    from dsl.diagnostics import DiagnosticError
+
+    path = tmp_path / "bad.net"
+    path.write_text(SD.replace("p_L=0.5)", "p_L=0.5, mode=sample)"))
+    with pytest.raises(DiagnosticError, match="mode must be batch .* or row"):
+        load(str(path))
+
+
+def test_skipping_keeps_what_a_tap_needs_and_gives_zero_gradients(sd_pair):
+    """A closed block's body is not run unless a tap asks for it; its weights get a zero
+    gradient (not None), as when the body was multiplied by 0."""
+    module = build_module(sd_pair, seed=0).train()
+    u = torch.tensor([0.9, 0.9], dtype=torch.float64)  # both closed: 0.9 >= 0.75 and 0.5
+    module._gates.uniforms = lambda: u
+    x = torch.randn(2, 2, 4, 4)
+    out = module(x)
+    torch.testing.assert_close(out, x)  # both blocks are their shortcut (identity)
+    out.sum().backward()
+    for p in module.parameters():
+        assert p.grad is not None and torch.equal(p.grad, torch.zeros_like(p))
+    feats = module(x, taps=["body2", "block2"])
+    with torch.no_grad():
+        torch.testing.assert_close(feats["body2"], F.conv2d(x, module.state_dict()["body2.weight"],
+                                                            padding=1))
+    torch.testing.assert_close(feats["block2"], x)

@@ -114,6 +114,29 @@ def test_fold_bn_leaves_alone_what_it_must(tmp_path):
     assert [n.op for n in fold_bn(out, init_weights(out))[0]] == ["input", "conv", "bn"]
 
 
+def test_fold_bn_folds_through_ops_that_vanish_at_inference(tmp_path):
+    """FractalNet's unit conv -> dropout -> bn -> relu: dropout is the identity at inference, so
+    bn folds into the conv across it; a dropout someone else reads (or taps) blocks the fold."""
+    graph = make_net(tmp_path, "3x8x8", "conv(4, 3, pad=1) -> dropout(0.2) -> identity -> bn "
+                                        "-> relu", "through")
+    weights = random_bn(graph, init_weights(graph, seed=3))
+    folded, new = fold_bn(graph, weights)
+    verify(folded)
+    assert [n.op for n in folded] == ["input", "conv", "dropout", "identity", "relu"]
+    assert folded.resolve("bn1") == "identity1" and "bn1.weight" not in new
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    module = build_module(graph, weights).eval()
+    with torch.no_grad():
+        ref = module(torch.from_numpy(x)).numpy()
+    model = lower(graph, weights)
+    assert [n.op_type for n in model.graph.node] == ["Conv", "Relu"]
+    np.testing.assert_allclose(run_ort(model, x)[0], ref, rtol=1e-5, atol=1e-5)
+    assert sum(n.op == "bn" for n in fold_bn(graph, weights, keep=["dropout1"])[0]) == 1
+    shared = make_net(tmp_path, "3x8x8", "conv(4, 1) -> dropout(0.1) -> add[bn, identity]",
+                      "shared_dropout")
+    assert sum(n.op == "bn" for n in fold_bn(shared, init_weights(shared))[0]) == 1
+
+
 def test_fold_survival_scales_a_linear_body_end_only(tmp_path):
     graph = make_net(tmp_path, "3x6x6", "residual(conv(3, 3, pad=1), survival=0.25) -> "
                                         "residual(conv(3, 1) -> relu, survival=0.5)")

@@ -59,6 +59,13 @@ CASES = {
     "shortcut_pad_avg": ("3x12x12", "residual(conv(8, 3, stride=2, pad=1), shortcut=pad_avg)"),
     "shortcut_project": ("3x8x8", "residual(conv(8, 3, stride=2, pad=1) -> bn, "
                                   "shortcut=project)"),
+    # fitted layers (compiler/ops/fitted.py), on their seeded (random orthonormal) weights
+    "unitnorm": ("3x4x4", "unitnorm"),
+    "unitnorm_no_center_flat": ("3x4x4", "flatten -> unitnorm(center=false)"),
+    "pca_code_whiten": ("3x4x4", "flatten -> concat[pca(5), pca(4, whiten=true)]"),
+    "pca_reconstruct_distance": ("2x3x3", "flatten -> concat[pca_reconstruct(4), "
+                                          "pca_distance(4)]"),
+    "fc_fit": ("3x4x4", "flatten -> fc(5, fit=ridge(0.1))"),
 }
 
 

@@ -145,3 +145,40 @@ def test_bench_times_every_backend_on_the_same_input(cli):
     for row in rows.values():
         assert row["latency_ms"] > 0 and row["throughput"] > 0
         assert row["spread_ms"][0] <= row["latency_ms"] <= row["spread_ms"][1]
+
+
+def test_bench_backends_take_turns_in_rotating_order():
+    from runtime.commands.bench import _Timer
+
+    calls = []
+    fns = [lambda x, i=i: calls.append(i) for i in range(3)]
+    times = _Timer.rounds(fns, None, 4)
+    assert [len(t) for t in times] == [4, 4, 4]
+    assert calls == [0, 1, 2, 1, 2, 0, 2, 0, 1, 0, 1, 2]
+
+
+def test_bench_reports_paired_ratios(cli):
+    r = cli("bench", "lenet5", "--repeat", "3", "--warmup", "0", "--batch", "2", "--json",
+            "--no-compile")
+    assert r.code == 0, r.err
+    rows = {row["backend"]: row for row in json.loads(r.out)["results"]}
+    assert rows["torch eager"]["vs_eager"] == 1.0
+    assert rows["onnxruntime cpu"]["vs_eager"] > 0
+    assert all(isinstance(row["busy"], bool) for row in rows.values())
+
+
+def test_bench_says_it_is_still_compiling(monkeypatch, capsys):
+    """torch.compile's first calls take tens of seconds on a CPU: bench says so meanwhile."""
+    import time
+
+    import torch
+
+    from runtime.commands import bench
+
+    monkeypatch.setattr(bench, "TICK", 0.05)
+    monkeypatch.setattr(torch, "compile", lambda module: module)
+    result, fn = bench._compiled(lambda x: x, lambda f: (lambda x: time.sleep(0.2)), 1, [1])
+    err = capsys.readouterr().err
+    assert fn is not None and result.note.startswith("compiling took")
+    assert "torch.compile: compiling" in err and "still compiling" in err
+    assert "torch.compile: compiled in" in err

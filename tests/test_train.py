@@ -228,3 +228,55 @@ def test_two_cpu_processes_under_torchrun_end_with_identical_weights(tmp_path):
     assert not np.array_equal(rank0["fc.weight"].numpy(), start["fc.weight"])
     final = load_file(str(tmp_path / "final.safetensors"))
     assert_same({k: rank0[k] for k in final}, final)
+
+
+def test_gated_net_resumes_bit_for_bit_and_skips_blocks(tmp_path):
+    """Stochastic depth and drop-path skip bodies in training; the gates come from
+    (seed, step), so a run cut in the middle of an epoch and resumed ends where a whole one
+    does."""
+    graph = load(f"{SPECS}:gated_tiny")
+    cfg = dict(augment=False, batch_size=8, steps_per_epoch=5)
+    whole = train(graph, tiny_config(tmp_path / "whole", epochs=2, **cfg), log=lambda s: None)
+    cut = tiny_config(tmp_path / "cut", epochs=2, **cfg)
+    with pytest.raises(KeyboardInterrupt):
+        train(graph, cut, log=lambda s: None, interrupt_after=7)
+    resumed = train(graph, TrainConfig(**{**cut.__dict__, "resume": True}), log=lambda s: None)
+    assert_same(weights(whole.module), weights(resumed.module))
+    # What the steps of that run drew: some steps closed a block (its convs did not run).
+    module = whole.module.train()
+    ran = []
+    conv = module.get_submodule("conv5")  # the last conv of block2's body
+    hook = conv.register_forward_hook(lambda *a: ran.append(1))
+    closed = 0
+    for step in range(10):
+        module.seed_gates(1, step)
+        before = len(ran)
+        module(torch.zeros(2, 1, 8, 8))
+        closed += len(ran) == before
+    hook.remove()
+    assert 0 < closed < 10  # block2 survives with p = 0.5
+
+
+def test_two_gated_processes_agree_with_each_other_and_with_one_process(tmp_path):
+    """Two gloo ranks draw the same gates for every step (so they skip the same blocks), end
+    with identical weights, and — the net has no batch norm, so per-rank batches of 8 are one
+    batch of 16 — with the weights of one process trained on the same examples."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", str(Path(__file__).parent / "torch_ddp_worker.py"), str(tmp_path), "gated_tiny",
+           "8"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert_same(rank0, rank1)
+    graph = load(f"{SPECS}:gated_tiny")
+    single = train(graph, TrainConfig(data="digits", epochs=2, batch_size=16, steps_per_epoch=4,
+                                      lr=0.1, seed=3, augment=False, progress=False,
+                                      checkpoint=str(tmp_path / "one.pt"),
+                                      output=str(tmp_path / "one.safetensors")),
+                   log=lambda s: None)
+    one = weights(single.module)
+    assert one.keys() == rank0.keys()
+    for k in one:  # the same sums in another order: equal to float32 rounding
+        torch.testing.assert_close(rank0[k], one[k], rtol=1e-5, atol=1e-6)

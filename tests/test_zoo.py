@@ -83,6 +83,9 @@ PUBLISHED: dict[str, tuple[Exact | About | None, Exact | About | None]] = {
     # Springenberg et al.: "1.3 M" for All-CNN-C (Table 2); 1,369,738 counted by hand.
     "allcnn_c": (Exact(1_369_738), None),
     "fractalnet": (None, None),  # structure checked below
+    # Turk & Pentland 1991 give no count: three subspace layers, each k = 5 eigenfaces of
+    # 25x25 = 625 pixels and the mean face (5*625 + 625), and 5*625 or 2*5*625 MACs each.
+    "eigenfaces": (Exact(3 * (5 * 625 + 625)), Exact(5 * 625 + 2 * 2 * 5 * 625)),
 }
 
 

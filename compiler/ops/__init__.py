@@ -390,3 +390,8 @@ from compiler.ops import (  # noqa: E402,F401
     reshape,
     resize,
 )
+from compiler.ops import fitted  # noqa: E402,F401
+
+# Calls that make an argument value, not a layer: fc(10, fit=ridge(0.1)). name -> maker(args,
+# kwargs), raising ArgError.
+VALUE_CALLS = dict(fitted.VALUE_CALLS)

@@ -189,12 +189,30 @@ class Conv(OpDef):
 @register
 class FC(OpDef):
     name = "fc"
-    doc = "fully connected layer on a flat vector: fc(out, bias=true)"
+    doc = ("fully connected layer on a flat vector: fc(out, bias=true); fit=lstsq or "
+           "fit=ridge(λ) makes netc fit solve it by least squares (compiler/ops/fitted.py)")
     params = (
         Param("out", "int", domain=POSITIVE),
         Param("bias", "bool", True),
         Param("init", "enum", "uniform", choices=("uniform", "xavier", "normal")),
+        Param("fit", "any", None, doc="lstsq, lstsq(rcond=r) or ridge(λ)"),
     )
+
+    def normalise(self, a):
+        from compiler.ops.fitted import fit_value
+
+        return a.replace(fit=fit_value(a.fit))
+
+    def fit_weights(self, a, ins, out, moments):
+        """A fitted fc (``fit=``): least squares on the moments of its input and target."""
+        from compiler.fitting import GRAM_RCOND
+
+        rcond = GRAM_RCOND if a.fit.rcond is None else a.fit.rcond
+        w, b, sol = moments.solve(a.fit.ridge, a.bias, rcond)
+        weights = {"weight": w.astype(np.float32)}
+        if a.bias:
+            weights["bias"] = b.astype(np.float32)
+        return weights, f"{sol.describe()}, {moments.n:,} samples"
 
     def infer_shape(self, a, ins):
         if len(ins[0]) != 1:

@@ -226,7 +226,8 @@ class Mean(_Elementwise):
 class Residual(OpDef):
     name = "residual"
     doc = ("y = body + shortcut; with stochastic depth the body survives with probability "
-           "`survival` in training and is scaled by it in inference")
+           "`survival` in training and is scaled by it in inference (per-sample mode=row: "
+           "kept bodies scaled by 1/survival in training, none in inference)")
     min_inputs = 2
     max_inputs = 2
     params = (Param("survival", "float", 1.0, domain=SURVIVAL),)
@@ -234,7 +235,7 @@ class Residual(OpDef):
     def to_torch(self, a, ins, out):
         from compiler.torch_joins import ResidualJoin
 
-        return ResidualJoin(a.get("survival", 1.0))
+        return ResidualJoin(a.get("survival", 1.0), a.get("mode", "batch"))
 
     def infer_shape(self, a, ins):
         body, short = ins
@@ -248,8 +249,9 @@ class Residual(OpDef):
     def to_onnx(self, tape, node, inputs, weights):
         # Stochastic depth at inference: shortcut + survival · body (Huang et al.). The
         # survival is usually folded into the body's last layer first (passes.fold_survival).
+        # Per-sample stochastic depth (mode=row) rescales in training instead: a plain sum here.
         body, short = inputs
-        if node.attrs.survival != 1.0:
+        if node.attrs.survival != 1.0 and node.attrs.get("mode", "batch") == "batch":
             scale = tape.float_constant(f"{node.name}.survival", node.attrs.survival)
             body = tape.op("Mul", [body, scale], name=f"{node.name}/scale")
         return tape.op("Add", [body, short], name=node.name)

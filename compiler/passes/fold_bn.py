@@ -5,12 +5,15 @@ weights dict and leaves its arguments as they were. Rules:
 
 1. A ``bn`` node is folded when its input is a ``conv`` or ``fc`` node that nothing else reads,
    and neither node is a graph output nor named in ``keep`` (their values must stay visible).
+   Ops that are the identity at inference (``dropout``, ``identity``) may stand between them,
+   each read by nothing but the next: FractalNet's unit is conv -> dropout -> bn -> relu.
 2. With s = γ / √(σ² + ε): the weight becomes W·s (per output channel) and the bias
    (b − μ)·s + β, where b is 0 for a layer without bias. s and the bias are computed in
    float64; W·s is one float32 multiplication.
 3. The merged node keeps the conv's name, gains ``bias=true``, and takes the bn's place:
-   nodes that read the bn read it; a scope alias that named the bn names it. The bn node and
-   its four arrays are gone.
+   nodes that read the bn read it (or the last vanishing op between them, which now passes on
+   the normalised value); a scope alias that named the bn names it. The bn node and its four
+   arrays are gone.
 4. Anything else (a bn after a pool, a join or the input) is left alone.
 
     >>> from compiler.loader import load
@@ -30,6 +33,8 @@ import numpy as np
 from compiler.ir import Graph, Node
 
 FOLDABLE = ("conv", "fc")
+# The identity at inference: bn(drop(conv x)) = drop(bn(conv x)).
+VANISHING = ("dropout", "identity")
 
 
 def fold_bn(graph: Graph, weights: Mapping[str, np.ndarray],
@@ -42,11 +47,12 @@ def fold_bn(graph: Graph, weights: Mapping[str, np.ndarray],
     nodes: dict[str, Node] = {}
     for node in graph:
         node = node.replace(inputs=tuple(merged.get(i, i) for i in node.inputs))
-        if node.op == "bn" and _foldable(graph, node, users, keep):
-            layer = nodes[node.inputs[0]]
+        source = _foldable(graph, node, users, keep) if node.op == "bn" else None
+        if source is not None:
+            layer = nodes[source]
             _fold_arrays(layer.name, node.name, node.attrs.eps, new_weights)
             nodes[layer.name] = layer.replace(attrs=layer.attrs.replace(bias=True))
-            merged[node.name] = layer.name
+            merged[node.name] = node.inputs[0]  # the layer, or the vanishing op after it
             continue
         nodes[node.name] = node
     if not merged:
@@ -56,10 +62,16 @@ def fold_bn(graph: Graph, weights: Mapping[str, np.ndarray],
     return graph.copy(nodes=nodes, aliases=aliases), new_weights
 
 
-def _foldable(graph: Graph, bn: Node, users, keep: set[str]) -> bool:
-    src = graph.nodes[bn.inputs[0]]
-    return (src.op in FOLDABLE and users[src.name] == [bn.name]
-            and bn.name not in keep and src.name not in keep)
+def _foldable(graph: Graph, bn: Node, users, keep: set[str]) -> str | None:
+    """The conv or fc that ``bn`` folds into (rule 1), or None."""
+    if bn.name in keep:
+        return None
+    reader, src = bn.name, graph.nodes[bn.inputs[0]]
+    while src.op in VANISHING and users[src.name] == [reader] and src.name not in keep:
+        reader, src = src.name, graph.nodes[src.inputs[0]]
+    if src.op in FOLDABLE and users[src.name] == [reader] and src.name not in keep:
+        return src.name
+    return None
 
 
 def _fold_arrays(layer: str, bn: str, eps: float, weights: dict[str, np.ndarray]) -> None:

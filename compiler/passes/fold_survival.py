@@ -10,6 +10,7 @@ pure. Rules:
    that node's ``weight`` and ``bias`` are multiplied by p (a conv without bias has none to
    scale), and the residual's survival becomes 1.
 2. Any other residual keeps its survival; the ONNX lowering then writes a Mul.
+3. Per-sample stochastic depth (``mode=row``) has no inference scale: it is left alone.
 
 Run it after :func:`compiler.passes.fold_bn.fold_bn`, so a body ending conv -> bn scales the
 merged conv.
@@ -36,7 +37,7 @@ def fold_survival(graph: Graph, weights: Mapping[str, np.ndarray],
     changed = False
     for node in graph:
         p = node.attrs.get("survival", 1.0) if node.op == "residual" else 1.0
-        if p == 1.0:
+        if p == 1.0 or node.attrs.get("mode", "batch") != "batch":  # rule 3
             continue
         body = graph.nodes[node.inputs[0]]
         if body.op not in LINEAR or users[body.name] != [node.name] or body.name in keep:

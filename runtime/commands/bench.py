@@ -4,8 +4,16 @@ Backends, in one process: torch eager, torch eager + ``torch.compile`` (where it
 ONNX Runtime on every provider that loads here. For each: latency at batch 1 (median and the
 10th-90th percentile spread over ``--repeat`` runs after ``--warmup`` runs), throughput at
 ``--batch`` (images per second from the median batch time), peak resident memory while that
-backend ran, and the largest difference of its output from torch eager's. Printed as a table, or
-as JSON with ``--json``.
+backend warmed up, the largest difference of its output from torch eager's, and its time
+relative to eager (the median of the ratios of runs taken in the same turn). Printed as a table,
+or as JSON with ``--json``.
+
+The backends take turns: every timed round runs each backend once, in an order that rotates
+from round to round, so load from other work on the machine falls on all of them alike (run one
+after the other, the turn position alone moved a ratio by 15-20% on a shared machine,
+shared/reference/MEASURED.md). A backend whose p90 is more than 1.5x its p10 gets a warning: the
+machine was busy, so read the paired ratios rather than the times. ``torch.compile`` reports
+progress while it compiles (it takes tens of seconds on a CPU).
 
 Threads are pinned to the same number for every CPU backend, so ratios compare the engines and
 not their defaults.
@@ -50,7 +58,13 @@ class Result:
     throughput: float | None = None  # images per second at the large batch
     peak_mib: float | None = None
     max_diff: float | None = None  # largest |output − torch eager output| at batch 1
+    vs_eager: float | None = None  # median over rounds of (this latency / eager's, same round)
+    busy: bool = False  # p90 > BUSY x p10: the machine was busy while it ran
     note: str = ""
+
+
+BUSY = 1.5  # p90 / p10 above this: other work disturbed the timing
+TICK = 10.0  # seconds between "still compiling" lines
 
 
 def run(args) -> int:
@@ -75,7 +89,6 @@ def run(args) -> int:
     xb = rng.standard_normal((args.batch, *shape)).astype(np.float32)
     module = build_module(graph, weights).eval()
     timer = _Timer(args.warmup, args.repeat)
-    results: list[Result] = []
 
     # torch runs where ONNX Runtime's best provider runs: on the GPU when torch sees one.
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -92,9 +105,9 @@ def run(args) -> int:
     eager = torch_fn(module)
     reference = eager(x1)
     suffix = f" ({device}{', fp16' if half else ''})" if device != "cpu" else ""
-    results.append(timer.measure(f"torch eager{suffix}", eager, x1, xb, reference))
+    backends: list[tuple[Result, object]] = [(Result(f"torch eager{suffix}"), eager)]
     if args.compile:
-        results.append(_compiled(module, timer, torch_fn, x1, xb, reference))
+        backends.append(_compiled(module, torch_fn, x1, xb))
     from runtime.ort import PROVIDERS, open_session, usable_providers
 
     providers = [PROVIDERS[p] for p in args.provider] if args.provider else usable_providers()
@@ -115,7 +128,15 @@ def run(args) -> int:
         else:
             def fn(x, _s=session, _n=name):
                 return _s.session.run(None, {_n: x})[0]
-        results.append(timer.measure(label, fn, x1, xb, reference))
+        backends.append((Result(label), fn))
+    results = timer.measure(backends, x1, xb, reference)
+    for r in results:
+        if r.busy:  # on stderr: --json's stdout stays JSON
+            import sys
+
+            print(f"warning: {r.backend}: p10-p90 {r.spread_ms[0]:.2f}-{r.spread_ms[1]:.2f} ms "
+                  f"(p90 {r.spread_ms[1] / r.spread_ms[0]:.1f}x p10): the machine was busy; "
+                  "compare the paired ratios, or rerun on a quiet machine", file=sys.stderr)
     _report(graph.name, results, args, threads)
     return 0
 
@@ -124,49 +145,81 @@ def _first(y):
     return y[0] if isinstance(y, (tuple, list)) else y
 
 
-def _compiled(module, timer, torch_fn, x1, xb, reference) -> Result:
-    """torch.compile where it works: a failure is a row with its reason, not a crash."""
+def _compiled(module, torch_fn, x1, xb) -> tuple[Result, object | None]:
+    """torch.compile where it works: a failure is a row with its reason, not a crash. The first
+    calls compile (once per batch size); a line on stderr every TICK s says it is still going."""
+    import sys
+    import threading
+
     import torch
 
+    started = time.perf_counter()
+    print("torch.compile: compiling (batch 1, then batch {})...".format(len(xb)), file=sys.stderr,
+          flush=True)
+    done = threading.Event()
+
+    def tick():
+        while not done.wait(TICK):
+            print(f"torch.compile: still compiling ({time.perf_counter() - started:.0f} s)",
+                  file=sys.stderr, flush=True)
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
     try:
-        compiled = torch.compile(module)
-        fn = torch_fn(compiled)
-        start = time.perf_counter()
+        fn = torch_fn(torch.compile(module))
         fn(x1)
         fn(xb)
-        took = time.perf_counter() - start
     except Exception as err:  # inductor needs a C++ compiler; some ops do not trace
         reason = str(err).strip().splitlines()[0][:80] if str(err).strip() else type(err).__name__
-        return Result("torch.compile", note=f"not available: {reason}")
-    result = timer.measure("torch.compile", fn, x1, xb, reference)
-    result.note = f"compiling took {took:.1f} s"
-    return result
+        return Result("torch.compile", note=f"not available: {reason}"), None
+    finally:
+        done.set()
+        ticker.join()
+    took = time.perf_counter() - started
+    print(f"torch.compile: compiled in {took:.1f} s", file=sys.stderr, flush=True)
+    return Result("torch.compile", note=f"compiling took {took:.1f} s"), fn
 
 
 class _Timer:
-    """Warm-up runs, then ``repeat`` timed runs; peak memory from the kernel's high-water mark."""
+    """Warm-up runs, then ``repeat`` rounds in which every backend runs once, in rotating order;
+    peak memory from the kernel's high-water mark during each backend's warm-up."""
 
     def __init__(self, warmup: int, repeat: int):
         self.warmup, self.repeat = max(warmup, 0), max(repeat, 1)
 
-    def measure(self, label, fn, x1, xb, reference) -> Result:
-        _reset_peak()
-        out = fn(x1)
-        diff = float(np.abs(out.astype(np.float32) - reference).max())
-        lat = self.times(fn, x1)
-        batch = self.times(fn, xb, max(self.repeat // 2, 3))
-        p10, p90 = np.percentile(lat, [10, 90])
-        return Result(label, statistics.median(lat), (float(p10), float(p90)),
-                      len(xb) * 1000.0 / statistics.median(batch), _peak_mib(), diff)
+    def measure(self, backends, x1, xb, reference) -> list[Result]:
+        live = [(r, fn) for r, fn in backends if fn is not None]
+        for r, fn in live:
+            _reset_peak()
+            out = fn(x1)
+            r.max_diff = float(np.abs(out.astype(np.float32) - reference).max())
+            for _ in range(self.warmup):
+                fn(x1)
+                fn(xb)
+            r.peak_mib = _peak_mib()
+        fns = [fn for _, fn in live]
+        lat = self.rounds(fns, x1, self.repeat)
+        batch = self.rounds(fns, xb, max(self.repeat // 2, 3))
+        for i, (r, _) in enumerate(live):
+            p10, p90 = np.percentile(lat[i], [10, 90])
+            r.latency_ms = statistics.median(lat[i])
+            r.spread_ms = (float(p10), float(p90))
+            r.throughput = len(xb) * 1000.0 / statistics.median(batch[i])
+            r.vs_eager = statistics.median(a / b for a, b in zip(lat[i], lat[0]))
+            r.busy = bool(p90 > BUSY * p10)
+        return [r for r, _ in backends]
 
-    def times(self, fn, x, repeat: int | None = None) -> list[float]:
-        for _ in range(self.warmup):
-            fn(x)
-        out = []
-        for _ in range(repeat or self.repeat):
-            start = time.perf_counter()
-            fn(x)
-            out.append((time.perf_counter() - start) * 1000.0)
+    @staticmethod
+    def rounds(fns, x, repeat: int) -> list[list[float]]:
+        """Times in ms, ``out[backend][round]``; round k starts with backend k mod n."""
+        out: list[list[float]] = [[] for _ in fns]
+        n = len(fns)
+        for k in range(repeat):
+            for j in range(n):
+                i = (k + j) % n
+                start = time.perf_counter()
+                fns[i](x)
+                out[i].append((time.perf_counter() - start) * 1000.0)
         return out
 
 
@@ -208,12 +261,12 @@ def _report(name: str, results: list[Result], args, threads: int) -> None:
     for col in ("backend", "latency (ms)", "p10-p90 (ms)", "images/s", "peak RSS",
                 "max |diff|", ""):
         table.add_column(col, justify="left" if col in ("backend", "") else "right")
-    base = results[0].latency_ms
     for r in results:
         if r.latency_ms is None:
             table.add_row(r.backend, "-", "-", "-", "-", "-", r.note)
             continue
-        speed = f"  x{base / r.latency_ms:.3g} vs eager" if r is not results[0] else ""
+        speed = (f"  {r.vs_eager:.3g} of eager's time (paired)" if r is not results[0] else "")
+        speed += "  (busy machine)" if r.busy else ""
         spread = f"{r.spread_ms[0]:.2f}-{r.spread_ms[1]:.2f}"
         table.add_row(r.backend, f"{r.latency_ms:.2f}", spread,
                       f"{r.throughput:.1f}", f"{r.peak_mib:.0f} MiB" if r.peak_mib else "-",

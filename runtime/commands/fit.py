@@ -1,0 +1,77 @@
+"""``netc fit SPEC --data ... -o W.safetensors``: solve the spec's fitted layers from data.
+
+The fitted layers (``pca``, ``pca_reconstruct``, ``pca_distance``, ``fc(..., fit=...)``) are
+solved in closed form, in graph order, from one streaming pass of the data per level (see
+:mod:`runtime.fit`); every other weight comes from ``--weights`` (else netc's seeded
+initialiser, ``--seed``). The output holds all the net's weights, written atomically, and is
+read by ``netc compile --weights``, ``netc probe --weights`` and the eigenfaces commands.
+"""
+
+from __future__ import annotations
+
+from runtime.commands.common import add_spec_arguments, load_graph
+
+
+def add_arguments(p):
+    add_spec_arguments(p)
+    p.add_argument("--data", required=True, metavar="SOURCE",
+                   help="digits (the training split), lfw (skimage's lfw_subset faces 0-99), "
+                        "lfw:A-B (rows A to B; 100-199 are non-faces), folder:PATH (images; "
+                        "class sub-folders give labels) or cifar10:PATH")
+    p.add_argument("-o", "--output", required=True, metavar="W.safetensors")
+    p.add_argument("--weights", metavar="W.safetensors",
+                   help="the net's other weights, by layer name (fitted ones in it are refitted)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the initial weights when --weights is not given (default 0)")
+    p.add_argument("--batch-size", type=int, default=256, help="images per pass (default 256)")
+
+
+def base_weights(graph, path, seed):
+    """netc's seeded weights overlaid with ``path``'s; every non-fitted weight must be there."""
+    import numpy as np
+
+    from compiler.ops.fitted import is_fitted
+    from compiler.weights import init_weights
+    from dsl.diagnostics import UserError
+    from runtime.weights_io import read_tensors
+
+    weights = init_weights(graph, seed)
+    if path is None:
+        return weights
+    given = read_tensors(path)
+    fitted = {n.name for n in graph if n.op != "input" and is_fitted(n)}
+    missing = [k for k in weights if k not in given and k.rsplit(".", 1)[0] not in fitted
+               and not k.endswith("num_batches_tracked")]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise UserError(f"{path}: no tensor for {missing[0]}{more}, which is not fitted")
+    for k, v in given.items():
+        if k in weights:
+            if tuple(v.shape) != weights[k].shape:
+                raise UserError(f"{path}: {k} has shape {'x'.join(map(str, v.shape))}; "
+                                f"{graph.name} expects {'x'.join(map(str, weights[k].shape))}")
+            weights[k] = np.asarray(v, np.float32)
+    return weights
+
+
+def run(args) -> int:
+    import time
+
+    from dsl.diagnostics import UserError
+    from runtime.fit import fit_graph, fit_signature, load_images
+    from runtime.weights_io import write_safetensors
+
+    if not args.output.endswith(".safetensors"):
+        raise UserError(f"{args.output}: netc fit writes a .safetensors file")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1; got {args.batch_size}")
+    start = time.perf_counter()
+    graph = load_graph(args)
+    weights = base_weights(graph, args.weights, args.seed)
+    images = load_images(args.data, next(iter(graph.inputs.values())).shape)
+    print(f"{images.name}: {len(images.x):,} images")
+    fitted = fit_graph(graph, weights, images, args.batch_size, log=print)
+    write_safetensors(args.output, fitted, {"netc_net": graph.name,
+                                            "netc_fit": fit_signature(graph)})
+    print(f"wrote {args.output} ({time.perf_counter() - start:.2f} s)")
+    return 0

@@ -1,0 +1,60 @@
+"""``netc probe SPEC --data digits --layers conv1,pool2,fc1``: linear read-outs on frozen codes.
+
+For each named layer, a ridge read-out (least squares onto the one-hot labels) is fitted on the
+layer's code of the training images and scored on the held-out ones (Alain & Bengio 2016,
+"Understanding intermediate layers using linear classifier probes"). With ``--weights`` the net
+is a trained one; without, netc's seeded random weights (random features).
+"""
+
+from __future__ import annotations
+
+from runtime.commands.common import add_spec_arguments, load_graph
+
+
+def add_arguments(p):
+    add_spec_arguments(p)
+    p.add_argument("--data", default="digits", metavar="SOURCE",
+                   help="digits, folder:PATH (class sub-folders) or cifar10:PATH (default digits)")
+    p.add_argument("--layers", required=True, metavar="NAMES",
+                   help="comma-separated layer names (the input's name probes the pixels)")
+    p.add_argument("--weights", metavar="W.safetensors", help="the net's weights, by layer name")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights (default 0)")
+    p.add_argument("--ridge", type=float, default=None, metavar="λ",
+                   help="fixed ridge λ (default: chosen per layer on a fifth of the training "
+                        "split)")
+    p.add_argument("--features", type=int, default=None, metavar="N",
+                   help="compare layers at one width: map wider codes to N values by a fixed "
+                        "random projection first (default: the full codes)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+
+
+def run(args) -> int:
+    import torch
+
+    from dsl.diagnostics import UserError
+    from runtime.fit import probe
+
+    layers = [n.strip() for n in args.layers.split(",") if n.strip()]
+    if not layers:
+        raise UserError("--layers: give at least one layer name")
+    if args.ridge is not None and not args.ridge > 0:
+        raise UserError(f"--ridge must be positive; got {args.ridge}")
+    if args.features is not None and args.features < 1:
+        raise UserError(f"--features must be at least 1; got {args.features}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads must be at least 1; got {args.threads}")
+        torch.set_num_threads(args.threads)
+    graph = load_graph(args)
+    weights = None
+    if args.weights:
+        from compiler.lower_onnx import read_safetensors
+
+        weights = read_safetensors(graph, args.weights)
+    results = probe(graph, weights, args.data, layers, args.ridge, args.features, log=print)
+    width = max(len(r.layer) for r in results)
+    print(f"{'layer':<{width}}  features  ridge λ     train  held-out")
+    for r in results:
+        print(f"{r.layer:<{width}}  {r.features:>8,}  {r.ridge:<9.3g}  "
+              f"{100 * r.train_accuracy:5.1f}%  {100 * r.accuracy:5.1f}%")
+    return 0

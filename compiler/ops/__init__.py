@@ -139,6 +139,10 @@ class OpDef:
     def macs(self, a: Attrs, ins: list[Shape], out: Shape) -> int:
         return 0
 
+    def buffer_count(self, a: Attrs, ins: list[Shape], out: Shape) -> int:
+        """Non-trainable state (batch norm's running statistics): Keras's non-trainable params."""
+        return 0
+
     def geometry(self, a: Attrs, ins: list[Shape]) -> tuple[Shape, Shape, Shape] | None:
         """(kernel, stride, dilation) per spatial axis, for receptive fields; None = pointwise."""
         return None

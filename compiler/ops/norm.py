@@ -27,6 +27,9 @@ class BatchNorm(OpDef):
     def param_count(self, a, ins, out):
         return 2 * ins[0][0]  # scale and shift; running statistics are buffers, not parameters
 
+    def buffer_count(self, a, ins, out):
+        return 2 * ins[0][0]  # running mean and variance
+
     def init_weights(self, a, ins, out, rng):
         c = ins[0][0]
         return {

@@ -26,6 +26,8 @@ def add_arguments(p):
                    help="half-precision weights, inputs and outputs (for GPUs)")
     p.add_argument("--functions", action="store_true",
                    help="keep each definition call as an ONNX model-local function")
+    p.add_argument("--opset", type=int, default=18, metavar="N",
+                   help="ONNX opset to write, 13 to 18 (default 18), for older runtimes")
     p.add_argument("--no-fold-bn", dest="fold_bn", action="store_false",
                    help="keep batch norm as its own node instead of folding it into the conv")
 
@@ -33,24 +35,38 @@ def add_arguments(p):
 def run(args) -> int:
     from compiler.lower_onnx import lower, read_safetensors, save
     from compiler.summary import human_bytes, one_line, summarize
+    from runtime.progress import Steps
 
     start = time.perf_counter()
     graph = load_graph(args)
+    summary = summarize(graph)
+    # A net of more than 64 MiB of weights (VGG-16: 528 MiB) takes seconds: say each step.
+    size = (2 if args.fp16 else 4) * (summary.params + summary.buffers)
+    steps = Steps(size > BIG)
+    if steps.enabled:
+        print(f"compiling {graph.name}: {human_bytes(size)} of weights", file=sys.stderr)
     weights = None
     if args.weights and args.weights.endswith(".caffemodel"):
         weights = _caffe_weights(graph, args.weights)
     elif args.weights:
         weights = read_safetensors(graph, args.weights)
     extra = [n.strip() for n in args.outputs.split(",") if n.strip()]
-    model = lower(graph, weights, seed=args.seed, outputs=extra, fold_bn=args.fold_bn,
-                  fp16=args.fp16, functions=args.functions)
-    size = save(model, args.output)
-    print(one_line(summarize(graph)))
+    what = "drawing weights, " if weights is None else ""
+    with steps.step(f"{what}building and checking the ONNX graph") as update:
+        model = lower(graph, weights, seed=args.seed, outputs=extra, fold_bn=args.fold_bn,
+                      fp16=args.fp16, functions=args.functions, opset=args.opset,
+                      progress=update)
+    with steps.step(f"writing {args.output}", bytes_=True) as update:
+        written = save(model, args.output, update)
+    print(one_line(summary))
     kind = "functions, " if args.functions else ""
     print(f"wrote {args.output}: {len(model.graph.node)} nodes, {kind}opset "
-          f"{model.opset_import[0].version}, {human_bytes(size)}, "
+          f"{model.opset_import[0].version}, {human_bytes(written)}, "
           f"{'float16' if args.fp16 else 'float32'} ({time.perf_counter() - start:.2f} s)")
     return 0
+
+
+BIG = 64 << 20  # bytes of weights past which compile reports its steps
 
 
 def _caffe_weights(graph, path: str):

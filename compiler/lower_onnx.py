@@ -43,7 +43,7 @@ from compiler.passes.fold_survival import fold_survival
 from compiler.weights import expected_shapes, init_weights
 from dsl.diagnostics import UserError
 
-__all__ = ["lower", "resolve_outputs", "read_safetensors", "save", "LoweringError"]
+__all__ = ["lower", "resolve_outputs", "read_safetensors", "LoweringError"]
 
 
 def lower(graph: Graph, weights: Mapping[str, np.ndarray] | None = None, *, seed: int = 0,
@@ -127,24 +127,6 @@ def read_safetensors(graph: Graph, path: str | Path) -> dict[str, np.ndarray]:
     if problems:
         raise UserError(f"{path} does not fit {graph.name}: " + "; ".join(problems))
     return {k: np.asarray(loaded[k], dtype=np.float32) for k in want}
-
-
-def save(model: onnx.ModelProto, path: str | Path,
-         progress: Callable[[int, int], None] | None = None) -> int:
-    """Write ``model`` atomically (one file, weights inside); return its size in bytes.
-
-    ``progress(written, total)`` is called after each chunk of 16 MiB.
-    """
-    from runtime.files import atomic_path
-
-    data = memoryview(model.SerializeToString())
-    chunk = 16 << 20
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        for start in range(0, len(data), chunk):
-            f.write(data[start:start + chunk])
-            if progress:
-                progress(min(start + chunk, len(data)), len(data))
-    return len(data)
 
 
 def _metadata(graph: Graph, seed: int | None) -> dict[str, str]:

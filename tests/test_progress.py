@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.loader import load
-from compiler.lower_onnx import lower, save
+from compiler.lower_onnx import lower
+from runtime.files import save_onnx as save
 from compiler.summary import summarize
 from compiler.weights import init_weights
 

@@ -33,7 +33,8 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from compiler.lower_onnx import lower, read_safetensors, save
+    from compiler.lower_onnx import lower, read_safetensors
+    from runtime.files import save_onnx as save
     from compiler.summary import human_bytes, one_line, summarize
     from runtime.progress import Steps
 

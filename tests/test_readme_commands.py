@@ -25,6 +25,8 @@ NEEDS_USER_FILES = {
     "--weights r18.safetensors": "trained ResNet-18 weights the user brings",
     "--weights vgg19.safetensors": "trained VGG-19 weights the user brings",
     "--weights googlenet.safetensors": "trained GoogLeNet weights the user brings",
+    "bvlc_googlenet.caffemodel": "Caffe's GoogLeNet weights the user brings (the tests write "
+                                 "a file in its layout: test_weights_caffemodel.py)",
     "--weights alexnet.safetensors": "trained AlexNet weights the user brings",
     "netc run resnet50.onnx cat.jpg dog.png": "the user's photographs (cat.jpg, dog.png)",
 }

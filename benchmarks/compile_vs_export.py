@@ -78,7 +78,8 @@ LOWER = """
 import json, time
 from safetensors.numpy import load_file
 from compiler.loader import load
-from compiler.lower_onnx import lower, save
+from compiler.lower_onnx import lower
+from runtime.files import save_onnx as save
 graph, weights = load({net!r}), load_file({weights!r})
 times = []
 for _ in range(3):

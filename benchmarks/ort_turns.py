@@ -47,7 +47,8 @@ def backends(net: str, work: Path, threads: int, skip_default: bool):
     import torch
 
     from compiler.loader import load
-    from compiler.lower_onnx import lower, save
+    from compiler.lower_onnx import lower
+    from runtime.files import save_onnx as save
     from compiler.lower_torch import build_module
     from compiler.weights import init_weights
 

@@ -13,7 +13,10 @@
 - ``functions=True`` turns every definition call (``layer1.basic1``, ``inception_4c``,
   ``block1.fractal1``) into a call of an ONNX model-local function, one function per distinct
   body, so the file keeps the structure the spec's author wrote; the flat default is what
-  runs fastest. Both compute the same numbers.
+  runs fastest. Both compute the same numbers;
+- ``opset`` (13 to 18, default 18) is the ONNX opset the nodes are written in: each op face
+  writes one attribute form and the tape puts it in the target opset's form
+  (:mod:`compiler.onnx_tape`).
 
 The model is checked (``onnx.checker`` full check, shape inference against the IR) before it is
 returned; :func:`save` writes it atomically.
@@ -27,48 +30,54 @@ returned; :func:`save` writes it atomically.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 import onnx
 
 from compiler.ir import Graph, Node
-from compiler.onnx_tape import FunctionTape, LoweringError, Tape
+from compiler.onnx_tape import MIN_OPSET, OPSET, FunctionTape, LoweringError, Tape
 from compiler.passes.fold_bn import fold_bn as fold_bn_pass
 from compiler.passes.fold_survival import fold_survival
 from compiler.weights import expected_shapes, init_weights
 from dsl.diagnostics import UserError
 
-__all__ = ["lower", "resolve_outputs", "read_safetensors", "save", "LoweringError"]
+__all__ = ["lower", "resolve_outputs", "read_safetensors", "LoweringError"]
 
 
 def lower(graph: Graph, weights: Mapping[str, np.ndarray] | None = None, *, seed: int = 0,
           outputs: Iterable[str] = (), fold_bn: bool = True, fp16: bool = False,
-          functions: bool = False) -> onnx.ModelProto:
+          functions: bool = False, opset: int = OPSET,
+          progress: Callable[[int, int], None] | None = None) -> onnx.ModelProto:
     """The checked ONNX model of ``graph`` (see the module docstring for each option).
 
     ``weights`` are keyed like :func:`compiler.weights.init_weights`; None draws them with
     ``seed``. ``outputs`` are user names (``conv4_2``) added after the declared outputs.
+    ``opset`` is the target ONNX opset, 13 to 18, emitted directly (no version converter).
+    ``progress(done, total)`` follows the drawing of the weights (see ``init_weights``).
     """
+    if not MIN_OPSET <= opset <= OPSET:
+        raise UserError(f"--opset: netc writes ONNX opsets {MIN_OPSET} to {OPSET}; got {opset}")
     from compiler.budget import check_int64
 
     check_int64(graph)  # before any weight is drawn: onnx.helper refuses integers past int64
-    if weights is None:
-        weights = init_weights(graph, seed)
+    drawn = weights is None
+    if drawn:
+        weights = init_weights(graph, seed, progress)
     extra = resolve_outputs(graph, outputs)
     graph = graph.copy(outputs=list(dict.fromkeys([*graph.outputs, *extra])))
     if fold_bn:
         graph, weights = fold_bn_pass(graph, weights)
     graph, weights = fold_survival(graph, weights)
-    tape = Tape(np.float16 if fp16 else np.float32)
+    tape = Tape(np.float16 if fp16 else np.float32, opset=opset)
     lowering = _Lowering(graph, weights, graph.calls if functions else {})
     expected = lowering.run(tape)
     inputs = {name: spec.shape for name, spec in graph.inputs.items()}
     outs = {name: graph[name].shape for name in graph.outputs}
     return tape.finish(graph.name, inputs, outs, expected, lowering.functions,
                        doc=f"{graph.name}, compiled by netc from {graph.source or 'a spec'}",
-                       metadata=_metadata(graph))
+                       metadata=_metadata(graph, seed if drawn else None))
 
 
 def resolve_outputs(graph: Graph, names: Iterable[str]) -> list[str]:
@@ -120,20 +129,29 @@ def read_safetensors(graph: Graph, path: str | Path) -> dict[str, np.ndarray]:
     return {k: np.asarray(loaded[k], dtype=np.float32) for k in want}
 
 
-def save(model: onnx.ModelProto, path: str | Path) -> int:
-    """Write ``model`` atomically (one file, weights inside); return its size in bytes."""
-    from runtime.files import atomic_write_bytes
-
-    data = model.SerializeToString()
-    atomic_write_bytes(path, data)
-    return len(data)
-
-
-def _metadata(graph: Graph) -> dict[str, str]:
-    """What ``netc run`` needs from the spec: how to prepare images, what the outputs mean."""
+def _metadata(graph: Graph, seed: int | None) -> dict[str, str]:
+    """What ``netc run`` needs from the spec: how to prepare images, what the outputs mean,
+    whether the weights are netc's random ones (``seed``; None: weights were given)."""
     inputs = {n: {"shape": list(s.shape), "mean": s.mean, "std": s.std, "scale": s.scale,
                   "layout": s.layout} for n, s in graph.inputs.items()}
-    return {"netc.inputs": json.dumps(inputs), "netc.outputs": json.dumps(graph.outputs)}
+    meta = {"netc.inputs": json.dumps(inputs), "netc.outputs": json.dumps(graph.outputs)}
+    if seed is not None:
+        meta["netc.random_weights"] = str(seed)
+    labels = class_names(graph)
+    if labels:
+        meta["netc.labels"] = labels
+    return meta
+
+
+def class_names(graph: Graph) -> str | None:
+    """The shipped label set for ``graph``'s first output: ``imagenet1k`` for a zoo net whose
+    first output has 1000 classes (its ImageNet nets), else None."""
+    from compiler.loader import zoo_dir
+
+    source = Path(graph.source) if graph.source else None
+    if source is None or source.parent.resolve() != zoo_dir().resolve():
+        return None
+    return "imagenet1k" if graph[graph.outputs[0]].shape == (1000,) else None
 
 
 class _Scoped(Mapping):

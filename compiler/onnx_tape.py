@@ -22,17 +22,39 @@ the tests run the full check on the finished files as well.)
 A :class:`FunctionTape` records the body of an ONNX model-local function: its initializers
 become function inputs (functions cannot own initializers) and its constants ``Constant`` nodes,
 so the same ``to_onnx`` code lowers an op inside or outside a function.
+
+**Target opset.** A tape emits one opset, 13 to 18 (``Tape(opset=13)``; ``netc compile
+--opset N``), directly rather than through ONNX's version converter (which cannot take Relu down
+from 18). Op faces write each node once, in the *attribute form*: ``tape.op("ReduceMean", [x],
+name=n, axes=[2, 3], keepdims=0)``. :meth:`Tape.op` reads the target opset's schema
+(``onnx.defs``) and, where that schema takes the value as an input instead (ReduceMean's
+``axes`` from opset 18, ReduceSum's and Squeeze's from 13, Split's ``split``, Pad's ``pads``,
+Clip's ``min``/``max``), stores it as a constant named ``<node>.<key>`` and passes it in the
+schema's input position. An op the target opset lacks (LayerNormalization before 17, HardSwish
+before 14) is written in ops it has, from :mod:`compiler.onnx_fallbacks`; one with no fallback
+there, or an attribute the opset does not know, is a :class:`LoweringError` naming both. A
+face can also ask :meth:`Tape.has` and choose its own form::
+
+    >>> tape = Tape(opset=13)
+    >>> tape.has("HardSwish"), Tape(opset=18).has("HardSwish")
+    (False, True)
+    >>> tape.op("ReduceMean", ["x"], name="m", axes=[2, 3])
+    'm'
+    >>> Tape(opset=18).op("ReduceMean", ["x"], name="m", axes=[2, 3])
+    'm'
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-OPSET = 18
+OPSET = 18  # the default target opset
+MIN_OPSET = 13  # the oldest target opset (--opset)
 BATCH = "batch"  # the name of the dynamic batch axis of every input and output
 DOMAIN = "netc"  # the domain of model-local functions
 
@@ -68,17 +90,57 @@ class Tape:
            domain: str = "", **attrs) -> str:
         """Record one node named ``name``; return its output value (``output``, else ``name``).
 
-        ``attrs`` are the ONNX attributes; ``None`` values are left out so a caller can pass
-        optional ones unconditionally.
+        ``attrs`` are the ONNX attributes in the attribute form (see the module docstring:
+        values the target opset takes as inputs are moved there); ``None`` values are left
+        out so a caller can pass optional ones unconditionally.
         """
+        return self.node(op_type, inputs, [output or name], name, domain, **attrs)[0]
+
+    def node(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str], name: str,
+             domain: str = "", **attrs) -> list[str]:
+        """:meth:`op` for a node with several outputs (Split); returns ``outputs``."""
+        if not domain and len(outputs) == 1 and not self.has(op_type):
+            from compiler.onnx_fallbacks import FALLBACKS
+
+            if op_type in FALLBACKS:  # the same function in ops the target opset has
+                attrs = {k: v for k, v in attrs.items() if v is not None}
+                return [FALLBACKS[op_type](self, list(inputs), name, outputs[0], attrs)]
         if name in self.node_names:
             raise LoweringError(f"two ONNX nodes are named {name!r}")
         self.node_names.add(name)
-        out = output or name
         attrs = {k: v for k, v in attrs.items() if v is not None}
-        self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=name,
+        inputs = list(inputs)
+        if not domain:
+            inputs, attrs = self._opset_form(op_type, inputs, name, attrs)
+        self.nodes.append(helper.make_node(op_type, inputs, list(outputs), name=name,
                                            domain=domain, **attrs))
-        return out
+        return list(outputs)
+
+    def has(self, op_type: str) -> bool:
+        """Whether the target opset defines ``op_type`` (faces with a fallback ask first)."""
+        return _schema(op_type, self.opset) is not None
+
+    def _opset_form(self, op_type: str, inputs: list[str], name: str,
+                    attrs: dict) -> tuple[list[str], dict]:
+        """Move attribute-form values that the target opset's schema takes as inputs."""
+        schema = _schema(op_type, self.opset)
+        if schema is None:
+            first = next((v for v in range(self.opset + 1, 100) if _schema(op_type, v)), None)
+            since = f" (it appears in opset {first})" if first else ""
+            raise LoweringError(f"{name}: ONNX opset {self.opset} has no {op_type}{since}")
+        formal = [i.name for i in schema.inputs]
+        for key in [k for k in attrs if k not in schema.attributes]:
+            if key not in formal:
+                raise LoweringError(f"{name}: {op_type} in opset {self.opset} has no "
+                                    f"attribute or input {key!r}")
+            pos = formal.index(key)
+            kind = schema.inputs[pos].type_str
+            dtype = (helper.tensor_dtype_to_np_dtype(_TENSOR_TYPES[kind])
+                     if kind in _TENSOR_TYPES else self.float_type)
+            value = self.constant(f"{name}.{key}", np.asarray(attrs.pop(key), dtype=dtype))
+            inputs += [""] * (pos + 1 - len(inputs))  # "" is an omitted optional input
+            inputs[pos] = value
+        return inputs, attrs
 
     def call(self, function: str, inputs: Sequence[str], name: str,
              outputs: Sequence[str]) -> list[str]:
@@ -142,7 +204,10 @@ class Tape:
                 imports.append(helper.make_opsetid(DOMAIN, 1))
             proto = helper.make_model(graph, opset_imports=imports, functions=list(functions),
                                       producer_name="netc", doc_string=doc)
-            proto.ir_version = 8 if self.opset <= 18 else 9  # ONNX Runtime >= 1.14 reads it
+            # The oldest IR version that holds the opset (7 for 13, 8 for 14-18), so runtimes
+            # that need an old opset can read the file; model-local functions need IR 8.
+            ir = helper.find_min_ir_version_for(imports, ignore_unknown=True)
+            proto.ir_version = max(ir, 8) if functions else ir
             if metadata:
                 helper.set_model_props(proto, dict(metadata))
             return proto
@@ -175,6 +240,19 @@ class Tape:
             tensor.dims.extend(array.shape)
             tensor.raw_data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
         return final
+
+
+_TENSOR_TYPES = {"tensor(int64)": onnx.TensorProto.INT64, "tensor(int32)": onnx.TensorProto.INT32,
+                 "tensor(float)": onnx.TensorProto.FLOAT}
+
+
+@lru_cache(maxsize=None)
+def _schema(op_type: str, opset: int):
+    """The schema of ``op_type`` that opset ``opset`` uses, or None if it has none yet."""
+    try:
+        return onnx.defs.get_schema(op_type, opset, "")
+    except onnx.defs.SchemaError:
+        return None
 
 
 def check_shapes(model: onnx.ModelProto, expected: Mapping[str, Shape]) -> None:

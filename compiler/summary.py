@@ -3,7 +3,10 @@
 Conventions (stated in the README): parameters are learnable weights (batch-norm running
 statistics are buffers, not parameters); MACs are the multiply-accumulates of conv and fc layers
 for one sample, the convention of the VGG and ResNet papers; activation memory is the float32
-size of every node's output for one sample.
+size of every node's output for one sample. Non-trainable state (batch norm's running mean and
+variance) is counted apart, as Keras's "non-trainable params" (ResNet-50: 53,120). Each row
+also holds the op's window (kernel, stride, dilation) and, where a node does not simply read
+the row above (joins, branches), the names it reads: Keras's "connected to".
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ class Row:
     macs: int
     rf: int | None  # receptive field (height), None for flat vectors
     extra: str = ""  # survival p_l, drop-path, columns
+    kernel: tuple[int, ...] | None = None  # window of conv and pool ops (None: pointwise)
+    stride: tuple[int, ...] | None = None
+    dilation: tuple[int, ...] | None = None
+    inputs: tuple[str, ...] = ()  # what a node reads, where that is not just the row above
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +44,7 @@ class Summary:
     # Nodes only training-only outputs need (auxiliary heads): counted apart, not in the totals.
     training_params: int = 0
     training_macs: int = 0
+    buffers: int = 0  # non-trainable state (batch-norm running statistics) at inference
 
     def to_json(self) -> dict:
         return {
@@ -48,8 +56,9 @@ class Summary:
             "activation_bytes": self.activation_bytes,
             "training_params": self.training_params,
             "training_macs": self.training_macs,
+            "non_trainable": self.buffers,
             "layers": [
-                {k: (list(v) if k == "shape" else v) for k, v in asdict(r).items()}
+                {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(r).items()}
                 for r in self.rows
             ],
         }
@@ -84,17 +93,23 @@ def receptive_fields(graph: Graph) -> dict[str, tuple[int, int] | None]:
 
 
 def summarize(graph: Graph) -> Summary:
+    """The per-node rows and the totals of ``graph`` (see the module docstring)."""
     rows = []
     fields = receptive_fields(graph)
-    total_p = total_m = act = train_p = train_m = 0
+    total_p = total_m = total_b = act = train_p = train_m = 0
     aux = training_only(graph)
+    previous = None
     for node in graph:
         ins = [graph[i].shape for i in node.inputs]
+        geo = None
         if node.op == "input":
             p = m = 0
         else:
             p = node.opdef.param_count(node.attrs, ins, node.shape)
             m = node.opdef.macs(node.attrs, ins, node.shape)
+            geo = node.opdef.geometry(node.attrs, ins) if len(node.shape) == 3 else None
+            if node.name not in aux:
+                total_b += node.opdef.buffer_count(node.attrs, ins, node.shape)
         if node.name in aux:
             train_p += p
             train_m += m
@@ -106,13 +121,18 @@ def summarize(graph: Graph) -> Summary:
             size *= d
         act += 4 * size
         f = fields.get(node.name)
+        # "connected to" (Keras): a join's inputs, or a node that does not read the row above.
+        joined = tuple(node.inputs) if list(node.inputs) not in ([], [previous]) else ()
+        kernel, stride, dilation = geo if geo else (None, None, None)
         rows.append(Row(node.name, node.op, node.shape, p, m, f[0] if f else None,
-                        "training only" if node.name in aux else _extra(node)))
+                        "training only" if node.name in aux else _extra(node),
+                        kernel, stride, dilation, joined))
+        previous = node.name
     names = graph.options.get("output_names") or tuple(graph.outputs)
     outputs = {n: graph[o].shape for n, o in zip(names, graph.outputs)}
     inputs = {k: v.shape for k, v in graph.inputs.items()}
     return Summary(graph.name, tuple(rows), inputs, outputs, total_p, total_m, act,
-                   train_p, train_m)
+                   training_params=train_p, training_macs=train_m, buffers=total_b)
 
 
 def training_only(graph: Graph) -> set[str]:
@@ -137,20 +157,39 @@ def _extra(node) -> str:
 def fold(summary: Summary, depth: int) -> list[Row]:
     """Rows folded to ``depth`` levels of the name hierarchy (as torchinfo's depth)."""
     groups: dict[str, list[Row]] = {}
+    above = {r.name: (summary.rows[k - 1].name if k else None)
+             for k, r in enumerate(summary.rows)}
     for r in summary.rows:
         key = ".".join(r.name.split(".")[:depth])
         groups.setdefault(key, []).append(r)
     out = []
+    before: set[str] = set()  # the names of the previous group
     for key, rows in groups.items():
+        names = {r.name for r in rows}
         if len(rows) == 1 and rows[0].name == key:
             out.append(rows[0])
+            before = names
             continue
         last = rows[-1]
         ops = {r.op for r in rows}
         op = rows[0].op if len(ops) == 1 else f"{len(rows)} nodes"
+        # A group reads what its nodes read from outside it; reading only the previous group
+        # is the plain chain, as for single nodes. (Row.inputs is empty for chains: the
+        # node's own inputs are looked at.)
+        reads = tuple(dict.fromkeys(i for r in rows for i in _reads(r, above[r.name])
+                                    if i not in names))
+        if set(reads) <= before:
+            reads = ()
+        before = names
         out.append(Row(key, op, last.shape, sum(r.params for r in rows),
-                       sum(r.macs for r in rows), last.rf))
+                       sum(r.macs for r in rows), last.rf, inputs=reads))
     return out
+
+
+def _reads(row: Row, above: str | None) -> tuple[str, ...]:
+    if row.inputs:
+        return row.inputs
+    return (above,) if above and row.op != "input" else ()  # a chain reads the row above
 
 
 def one_line(summary: Summary) -> str:

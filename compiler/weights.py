@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -31,8 +32,11 @@ from compiler.seeded_stats import set_batchnorm_statistics
 from dsl.diagnostics import UserError
 
 
-def init_weights(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
+def init_weights(graph: Graph, seed: int = 0,
+                 progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
     """All weights and buffers of ``graph``, as float32 numpy arrays keyed by state-dict name.
+
+    ``progress(done, total)`` is called as nodes finish, counting weights and buffers drawn.
 
     >>> from compiler.loader import load
     >>> w = init_weights(load("vgg16"), seed=0)
@@ -51,7 +55,15 @@ def init_weights(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
     # Every node has its own generator, so drawing in threads gives the same numbers; numpy
     # releases the GIL while it draws, and ResNet-50's 25.6 M weights are most of a compile.
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        drawn = list(pool.map(draw, nodes))
+        if progress is None:
+            drawn = list(pool.map(draw, nodes))
+        else:
+            sizes = [_state_size(graph, n) for n in nodes]
+            total, done, drawn = sum(sizes), 0, []
+            for item, size in zip(pool.map(draw, nodes), sizes):
+                drawn.append(item)
+                done += size
+                progress(done, total)
     weights = {f"{name}.{key}": arr for name, arrays in drawn for key, arr in arrays.items()}
     for bn in residual_body_ends(graph):
         weights[f"{bn}.weight"] = np.zeros_like(weights[f"{bn}.weight"])
@@ -76,6 +88,13 @@ def residual_body_ends(graph: Graph) -> list[str]:
         if src.op == "bn" and users[src.name] == [reader]:
             ends.append(src.name)
     return ends
+
+
+def _state_size(graph: Graph, node) -> int:
+    """How many numbers ``node`` holds (weights and buffers), without drawing them."""
+    ins = [graph[i].shape for i in node.inputs]
+    return (node.opdef.param_count(node.attrs, ins, node.shape)
+            + node.opdef.buffer_count(node.attrs, ins, node.shape))
 
 
 def expected_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:

@@ -58,6 +58,7 @@ class SourceCache:
     """Texts of the files read so far, so diagnostics can quote the offending line."""
 
     texts: dict[str, str] = field(default_factory=dict)
+    _lines: dict[str, tuple[str, list[str]]] = field(default_factory=dict, repr=False)
 
     def line(self, file: str, line: int) -> str | None:
         text = self.texts.get(file)
@@ -69,7 +70,10 @@ class SourceCache:
             except NotRegular:
                 return None
             self.texts[file] = text
-        lines = text.splitlines()
+        cached = self._lines.get(file)
+        if cached is None or cached[0] is not text:  # split once per text, not per diagnostic
+            cached = self._lines[file] = (text, text.splitlines())
+        lines = cached[1]
         return lines[line - 1] if 1 <= line <= len(lines) else None
 
 
@@ -115,14 +119,22 @@ def _excerpt(text: str, col: int, width: int) -> tuple[str, int, int]:
     return left + window + right, new_col, width
 
 
-def render(diagnostics: list[Diagnostic], sources: SourceCache = SOURCES) -> str:
-    """Render all diagnostics, sorted by place, one blank line apart."""
+MAX_SHOWN = 200  # diagnostics rendered; a generated file with 20,000 mistakes shows the first
+
+
+def render(diagnostics: list[Diagnostic], sources: SourceCache = SOURCES,
+           limit: int = MAX_SHOWN) -> str:
+    """Render the diagnostics sorted by place (the first ``limit`` of them, then a count)."""
 
     def key(d: Diagnostic):
         s = d.span
         return (s.file, s.line, s.col) if s else ("", 0, 0)
 
-    return "\n".join(render_one(d, sources) for d in sorted(diagnostics, key=key))
+    ordered = sorted(diagnostics, key=key)
+    out = [render_one(d, sources) for d in ordered[:limit]]
+    if len(ordered) > limit:
+        out.append(f"... and {len(ordered) - limit:,} more errors not shown")
+    return "\n".join(out)
 
 
 class UserError(Exception):

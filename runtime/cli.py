@@ -18,7 +18,7 @@ from dsl.diagnostics import DiagnosticError, UserError, render
 COMMANDS = {
     "check": ("runtime.commands.check", "parse and shape-check a spec"),
     "summary": ("runtime.commands.summary", "per-layer table: shapes, parameters, MACs"),
-    "zoo": ("runtime.commands.zoo", "list the built-in nets"),
+    "zoo": ("runtime.commands.zoo", "the built-in nets: source, input, params, MACs; --spec"),
     "compile": ("runtime.commands.compile", "compile a spec to an ONNX model (no torch needed)"),
     "run": ("runtime.commands.run", "classify images with an ONNX model on ONNX Runtime"),
     "bench": ("runtime.commands.bench", "time torch eager, torch.compile and ONNX Runtime"),
@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="netc",
         description="netc: a language and compiler for convolutional network architectures",
     )
+    from runtime import __version__
+
+    parser.add_argument("--version", action="version", version=f"netc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module, help_text) in COMMANDS.items():

@@ -15,6 +15,7 @@ import stat
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Callable
 
 from dsl.diagnostics import UserError
 from dsl.sources import MAX_SOURCE_BYTES, NotRegular, check_regular, read_regular
@@ -138,3 +139,19 @@ def open_image(path: str | os.PathLike, mode: str = "RGB"):
     except (OSError, ValueError, SyntaxError, MemoryError) as err:
         why = getattr(err, "strerror", None) or str(err) or type(err).__name__
         raise UserError(f"cannot read image {path}: {why}") from None
+
+
+def save_onnx(model, path: str | os.PathLike,
+              progress: Callable[[int, int], None] | None = None) -> int:
+    """Write the ONNX ``model`` atomically (one file, weights inside); return its size in bytes.
+
+    ``progress(written, total)`` is called after each chunk of 16 MiB.
+    """
+    data = memoryview(model.SerializeToString())
+    chunk = 16 << 20
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        for start in range(0, len(data), chunk):
+            f.write(data[start:start + chunk])
+            if progress:
+                progress(min(start + chunk, len(data)), len(data))
+    return len(data)

@@ -70,7 +70,7 @@ class TrainConfig:
     init: str | None = None  # start from these weights (.safetensors, by name)
     progress: bool = True
     device: str | None = None  # cpu, cuda, cuda:1; default: cuda when present
-    threads: int | None = None  # CPU threads for torch (default: torch's choice)
+    threads: int | None = None  # CPU threads for torch (default: runtime.threads chooses)
 
     def validate(self) -> None:
         if self.optimizer not in ("sgd", "adam"):
@@ -83,6 +83,8 @@ class TrainConfig:
             raise UserError(f"--lr must be positive; got {self.lr}")
         if any(not 0 < m < 1 for m in self.milestones):
             raise UserError("--milestones are fractions of the run, between 0 and 1")
+        if self.threads is not None and self.threads < 1:
+            raise UserError(f"--threads must be at least 1; got {self.threads}")
 
 
 @dataclass
@@ -227,8 +229,6 @@ def train(graph: Graph, cfg: TrainConfig, log: Callable[[str], None] = print,
     from runtime.data import load_dataset
 
     cfg.validate()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     if len(graph.inputs) != 1:
         raise UserError(f"netc train needs a net with one input; {graph.name} has "
                         f"{len(graph.inputs)}")
@@ -241,6 +241,12 @@ def train(graph: Graph, cfg: TrainConfig, log: Callable[[str], None] = print,
                             f"must score the {graph[head].shape[0]} classes as {head} does")
     dist = _Dist(cfg.device)
     try:
+        if dist.device.type == "cpu":  # torch's CPU threads, chosen and said once
+            from runtime.threads import set_cpu_threads
+
+            line = set_cpu_threads(cfg.threads)
+            if dist.rank == 0:
+                log(line)
         data = load_dataset(cfg.data, spec.shape, cfg.holdout)
         n_classes = graph[head].shape[0]
         if len(data.classes) != n_classes:

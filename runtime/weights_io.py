@@ -1,46 +1,51 @@
-"""Reading and writing weight files, and mapping someone else's state dict onto a spec.
+"""Reading weight files, mapping someone else's tensors onto a spec, writing the result.
 
-A torchvision checkpoint or a converted Caffe model names its tensors its own way
-(``layer2.0.downsample.0.weight``); a netc network names them after the spec
-(``layer2.basic1.shortcut.conv1.weight``). :func:`map_by_structure` pairs them by structure:
+A file is read into a :class:`Source`: ``.pt``/``.pth``/``.bin`` with
+``torch.load(weights_only=True)`` (a pickle that holds more than tensors and plain containers
+is refused before anything in it runs), ``.safetensors``, or a Caffe ``.caffemodel`` (its
+layers in net order, each with netc's tensor names: :func:`compiler.caffe.caffemodel.
+weight_groups`). :func:`map_weights` pairs its layers with the spec's:
 
-1. the spec's parameterised layers (conv, fc, bn) in graph order, each with its tensors in the
-   order its op declares them (``weight``, ``bias``, ``running_mean``, ``running_var``);
-2. the file's layers: its keys grouped by prefix (``layer2.0.conv1``), in file order, with
-   ``num_batches_tracked`` counters left out;
-3. layer i of the spec takes layer i of the file; inside a layer, tensors pair by their last name
-   when both sides use the same names, else in order. Every shape is checked, one by one, and
-   the first disagreement is reported with both names and both shapes.
+1. ``num_batches_tracked`` counters are dropped; ``skip`` prefixes (``aux1``, ``loss1``) drop
+   what the spec has no place for, and are reported;
+2. a file whose keys are the spec's names is taken by name (a caffemodel: when every spec
+   layer is a Caffe layer name, as for a prototxt imported by netc);
+3. otherwise by structure (:mod:`compiler.weight_pairing`): a state dict as a tree of module
+   paths, whatever order the file stores its keys in; a caffemodel in its net order;
+4. every shape is checked; a misfit is reported with the first spec layer that found no
+   partner, both shapes, and the likely cause where it is a known one;
+5. where the file says where a conv's stride is (a caffemodel's convolution_param; the
+   torchvision layout, whose ResNet bottlenecks are all v1.5; netc's own zoo names), it must
+   agree with the spec: ResNet v1 weights in a v1.5 spec, or the reverse, are refused.
 
-A file whose keys are already the spec's names is taken by name. ``.pt``/``.pth``/``.bin`` files
-are read with ``torch.load(weights_only=True)``, which refuses any pickle that holds more than
-tensors and plain containers — before anything in it runs. Output is ``.safetensors``, written
-atomically.
+Output is ``.safetensors``, written atomically.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from compiler.ir import Graph
+from compiler.weight_pairing import (
+    Layer,
+    PairingError,
+    file_groups,
+    fits,
+    pair_in_order,
+    pair_tree,
+    spec_layers,
+    tensor_pairs,
+)
 from dsl.diagnostics import UserError
 from runtime.files import atomic_path
 
 # Wrappers that training scripts put around a state dict.
 _WRAPPERS = ("state_dict", "model_state_dict", "model", "net", "weights", "params")
 _COUNTER = "num_batches_tracked"
-
-
-@dataclass(frozen=True)
-class Layer:
-    """One parameterised layer: its name (a node, or a key prefix) and its tensors in order."""
-
-    name: str
-    tensors: tuple[tuple[str, tuple[int, ...]], ...]  # (last name, shape)
-    op: str = ""
 
 
 def read_tensors(path: str | Path) -> dict[str, np.ndarray]:
@@ -63,7 +68,7 @@ def read_tensors(path: str | Path) -> dict[str, np.ndarray]:
         return {k: _float(v) for k, v in raw.items() if not k.endswith(_COUNTER)}
     if path.suffix not in (".pt", ".pth", ".bin", ".ckpt"):
         raise UserError(f"{path}: unknown weights format {path.suffix!r}; "
-                        "netc reads .safetensors, .pt, .pth and .bin")
+                        "netc reads .safetensors, .pt, .pth, .bin and .caffemodel")
     return _read_torch(path)
 
 
@@ -126,94 +131,325 @@ def _float(a: np.ndarray) -> np.ndarray:
     return a.astype(np.float32) if a.dtype != np.float32 else a
 
 
-def spec_layers(graph: Graph) -> list[Layer]:
-    """The parameterised layers of ``graph`` in graph order (no random numbers drawn)."""
-    rng = np.random.default_rng(0)
-    layers = []
-    for node in graph:
-        if node.op == "input":
-            continue
-        ins = [graph[i].shape for i in node.inputs]
-        arrays = node.opdef.init_weights(node.attrs, ins, node.shape, rng)
-        if arrays:
-            layers.append(Layer(node.name, tuple((k, tuple(a.shape)) for k, a in arrays.items()),
-                                node.op))
-    return layers
+@dataclass
+class Source:
+    """A weights file as read: tensors by key and, for an ordered format, its layers in order."""
+
+    path: Path
+    tensors: dict[str, np.ndarray]
+    ordered: list[Layer] | None = None  # a caffemodel's layers in net order; None: a tree
+    strides: dict[str, tuple[int, int]] = field(default_factory=dict)  # known, by layer
+    types: dict[str, str] = field(default_factory=dict)  # Caffe layer types, by layer
+
+    @property
+    def caffe(self) -> bool:
+        return self.ordered is not None
 
 
-def file_layers(tensors: dict[str, np.ndarray]) -> list[Layer]:
-    """The layers of a foreign state dict: keys grouped by prefix, in file order."""
-    groups: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
-    for key, value in tensors.items():
-        prefix, _, last = key.rpartition(".")
-        groups.setdefault(prefix, []).append((last, tuple(value.shape)))
-    return [Layer(name, tuple(items)) for name, items in groups.items()]
+def read_source(path: str | Path) -> Source:
+    """Read any weights file netc knows (see the module docstring). Raises UserError."""
+    path = Path(path)
+    if path.suffix != ".caffemodel":
+        return Source(path, read_tensors(path))
+    if not path.is_file():
+        raise UserError(f"no such weights file: {path}")
+    from compiler.caffe.caffemodel import read_caffemodel, weight_groups
+
+    source = Source(path, {}, [])
+    for lay, tensors in weight_groups(read_caffemodel(path)):
+        source.ordered.append(Layer(lay.name, tuple((k, v.shape) for k, v in tensors.items()),
+                                    lay.type))
+        source.tensors.update({f"{lay.name}.{k}": v for k, v in tensors.items()})
+        source.types[lay.name] = lay.type
+        if lay.stride is not None:
+            source.strides[lay.name] = lay.stride
+    return source
 
 
-def map_by_structure(graph: Graph, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """``tensors`` renamed to ``graph``'s state-dict names (see the module docstring).
+@dataclass
+class Mapped:
+    """The result of :func:`map_weights`: the spec's tensors, and what happened to the file's."""
 
-    Raises :class:`UserError` with a report of the first layer or tensor that does not fit.
+    tensors: dict[str, np.ndarray]
+    pairs: list[tuple[str, str]]  # (spec layer, file layer)
+    skipped: list[str] = field(default_factory=list)  # file layers left out by --skip
+    ignored: list[str] = field(default_factory=list)  # caffemodel layers the prototxt lacks
+    warnings: list[str] = field(default_factory=list)
+    by_name: bool = False
+
+
+def _matches(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith((prefix + ".", prefix + "/"))
+
+
+def map_weights(graph: Graph, source: Source, skip: tuple[str, ...] = (),
+                allow_stride_mismatch: bool = False) -> Mapped:
+    """``source``'s tensors renamed to ``graph``'s state-dict names (module docstring).
+
+    Raises :class:`UserError` with a report of the first layer that does not fit.
     """
-    tensors = {k: v for k, v in tensors.items() if not k.endswith(_COUNTER)}
     ours = spec_layers(graph)
-    wanted = {f"{l.name}.{k}": s for l in ours for k, s in l.tensors}
-    if set(tensors) == set(wanted):  # already netc names: take them by name
-        for key, shape in wanted.items():
-            if tuple(tensors[key].shape) != shape:
-                raise UserError(_report(graph, f"tensor {key}", key, shape, key,
-                                        tuple(tensors[key].shape)))
-        return {k: tensors[k] for k in wanted}
-    theirs = file_layers(tensors)
-    out: dict[str, np.ndarray] = {}
-    for i, (mine, other) in enumerate(zip(ours, theirs), start=1):
-        where = f"layer {i} of {len(ours)} (in graph order)"
-        if len(mine.tensors) != len(other.tensors):
-            raise UserError(
-                f"weights do not fit {graph.name}: {where}: the spec's {mine.name} ({mine.op}) "
-                f"has {len(mine.tensors)} tensors ({_names(mine)}); the file's {other.name} has "
-                f"{len(other.tensors)} ({_names(other)})")
-        pairs = _pair(mine, other)
-        for (k, shape), (fk, fshape) in pairs:
-            if shape != fshape:
-                raise UserError(_report(graph, where, f"{mine.name}.{k}", shape,
-                                        f"{other.name}.{fk}", fshape))
-            out[f"{mine.name}.{k}"] = tensors[f"{other.name}.{fk}" if other.name else fk]
-    if len(ours) != len(theirs):
-        n = min(len(ours), len(theirs))
-        if len(ours) > len(theirs):
-            rest = f"the spec's {ours[n].name} and {len(ours) - n - 1} more have no weights"
-        else:
-            rest = f"the file's {theirs[n].name} and {len(theirs) - n - 1} more are left over"
-        raise UserError(f"weights do not fit {graph.name}: the spec has {len(ours)} "
-                        f"parameterised layers, the file has {len(theirs)}; the first {n} "
-                        f"fit, then {rest}")
-    return out
+    tensors = {k: v for k, v in source.tensors.items() if not k.endswith(_COUNTER)}
+    groups = source.ordered if source.caffe else list(file_groups(
+        {k: v.shape for k, v in tensors.items()}).values())
+    skipped = []
+    for prefix in skip:
+        hit = [g.name for g in groups if _matches(g.name, prefix)]
+        if not hit:
+            shown = ", ".join(sorted({g.name.split(".")[0].split("/")[0] for g in groups})[:12])
+            raise UserError(f"--skip {prefix}: no layer of {source.path} is named {prefix} or "
+                            f"starts with {prefix}. or {prefix}/ (its top-level names: {shown})")
+        skipped += hit
+    groups = [g for g in groups if g.name not in set(skipped)]
+    result = Mapped({}, [], skipped)
+    pairs = _by_name(graph, ours, groups, source, result)
+    if pairs is None:
+        try:
+            pairs = pair_in_order(ours, groups) if source.caffe else pair_tree(
+                ours, {g.name: g for g in groups})
+        except PairingError as err:
+            raise UserError(_misfit(graph, ours, groups, source, err, bool(skipped))) from None
+    for mine, other in pairs:
+        for (k, shape), (fk, _) in tensor_pairs(mine, other):
+            key = f"{other.name}.{fk}" if other.name else fk
+            result.tensors[f"{mine.name}.{k}"] = tensors[key].reshape(shape)
+        result.pairs.append((mine.name, other.name))
+    _check_strides(graph, pairs, source, groups, allow_stride_mismatch, result)
+    result.warnings += _caffe_convention(graph, source)
+    return result
 
 
-def _pair(mine: Layer, other: Layer):
-    """Tensors of two layers paired by last name when the names agree, else in order."""
-    names = [k for k, _ in mine.tensors]
-    theirs = dict(other.tensors)
-    if sorted(names) == sorted(theirs):
-        return [((k, s), (k, theirs[k])) for k, s in mine.tensors]
-    return list(zip(mine.tensors, other.tensors))
+def _caffe_convention(graph: Graph, source: Source) -> list[str]:
+    """Caffe's 3-channel nets take BGR pixels in 0..255 (minus a mean): a spec whose input
+    says otherwise computes with the right weights on the wrong numbers. Conventions belong
+    to the spec's input line, so this is a warning that says what to write."""
+    spec = next(iter(graph.inputs.values()), None)
+    if not source.caffe or spec is None or spec.shape[0] != 3:
+        return []
+    if spec.layout == "bgr" and spec.scale == 255:
+        return []
+    return [f"{source.path.name} is a Caffe model, and Caffe's nets take BGR pixels in 0..255 "
+            f"minus a mean; {graph.name}'s input takes {spec.layout.upper()} in [0, "
+            f"{spec.scale:g}]: give it `layout=bgr, scale=255, mean=[...]` (bvlc's ImageNet "
+            "mean is [104, 117, 123]) unless the file was trained otherwise"]
 
 
-def _names(layer: Layer) -> str:
-    return ", ".join(k for k, _ in layer.tensors)
+def _by_name(graph, ours, groups, source, result) -> list[tuple[Layer, Layer]] | None:
+    """Rule 2: pairs by name, or None when the file does not use the spec's names."""
+    if source.caffe:
+        theirs = {}
+        for g in groups:  # the labels netc's prototxt import gives a Caffe layer name
+            for label in _labels(g.name):
+                theirs.setdefault(label, g)
+        for l in ours:  # a Convolution with several bottoms is name, name_2, ... (shared)
+            base = re.sub(r"_\d+$", "", l.name)
+            if l.name not in theirs and base in theirs:
+                theirs[l.name] = theirs[base]
+        nodes = {n.name for n in graph}
+        if any(l.name not in theirs for l in ours) or not any(
+                label in nodes for g in groups for label in _labels(g.name)):
+            return None
+        used = {id(theirs[l.name]) for l in ours}
+        result.ignored = [g.name for g in groups if id(g) not in used]
+    else:
+        theirs = {g.name: g for g in groups}
+        if {l.name for l in ours} != set(theirs):
+            return None
+    result.by_name = True
+    pairs = [(l, theirs[l.name]) for l in ours]
+    for i, (mine, other) in enumerate(pairs):
+        if not fits(mine, other):
+            raise UserError(_report(graph, f"layer {i + 1} of {len(ours)}, by name", mine,
+                                    other))
+    return pairs
 
 
+def _labels(caffe_name: str) -> tuple[str, str]:
+    """The label netc's prototxt import gives a Caffe layer: its plain spelling, or that with
+    a ``_`` when the plain one is a netc keyword or op name (``output_``)."""
+    from compiler.caffe.net import Labels
+
+    plain = Labels.plain(caffe_name)
+    return plain, plain + "_"
+
+
+# ---- reports -----------------------------------------------------------------------------------
 def _shape(shape) -> str:
     return "x".join(map(str, shape)) or "scalar"
 
 
-def _report(graph, where, ours, shape, theirs, fshape) -> str:
-    width = max(len(ours), len(theirs))
-    return (f"weights do not fit {graph.name}: {where}\n"
-            f"  spec: {ours:<{width}}  {_shape(shape)}\n"
-            f"  file: {theirs:<{width}}  {_shape(fshape)}")
+def _tensors(layer: Layer) -> str:
+    return ", ".join(f"{k} {_shape(s)}" for k, s in layer.tensors) or "no tensors"
 
+
+def _report(graph, where: str, mine: Layer, other: Layer | None) -> str:
+    lines = [f"weights do not fit {graph.name}: {where}",
+             f"  spec: {mine.name} ({mine.op}): {_tensors(mine)}"]
+    if other is not None:
+        lines.append(f"  file: {other.name or '(top level)'}: {_tensors(other)}")
+    return "\n".join(lines)
+
+
+def _misfit(graph, ours, groups, source, err: PairingError, skipped: bool) -> str:
+    """Rule 4: the first spec layer without a partner, both shapes, and the likely cause."""
+    i, other = err.failure.index, err.failure.candidate
+    head = (f"the spec has {len(ours)} parameterised layers, the file "
+            f"{len(groups)}{' (after --skip)' if skipped else ''}")
+    if err.budget_spent:
+        text = f"weights do not fit {graph.name}: {head}; no layout of the file was found"
+    elif 0 <= i < len(ours):
+        where = f"layer {i + 1} of {len(ours)} (in graph order) has no partner in the file"
+        text = _report(graph, where, ours[i], other) + f"\n  ({head})"
+    else:
+        text = (f"weights do not fit {graph.name}: {head}; every spec layer found a partner "
+                "and file layers are left over")
+    causes = likely_causes(graph, ours, groups, source)
+    return text + "".join(f"\n  likely cause: {c}" for c in causes)
+
+
+def likely_causes(graph, ours: list[Layer], groups: list[Layer], source: Source) -> list[str]:
+    """Known reasons for a misfit: a named source net, auxiliary heads, another zoo net."""
+    out = []
+    names = [g.name for g in groups]
+    first = next((g for g in groups if len(g.tensors[0][1]) == 4), None)
+    spec_first = next((l for l in ours if l.op == "conv"), None)
+    if first and spec_first:
+        f, s = first.tensors[0][1], spec_first.tensors[0][1]
+        if f == (64, 3, 11, 11) and s == (96, 3, 11, 11):
+            out.append("the file is torchvision's AlexNet (conv1 64x3x11x11, no groups); the "
+                       "spec is Caffe's bvlc_alexnet (96 filters, groups=2): use alexnet_tv")
+        if f == (96, 3, 11, 11) and s == (64, 3, 11, 11):
+            out.append("the file is Caffe's AlexNet (conv1 96x3x11x11, groups=2); the spec is "
+                       "torchvision's one-GPU AlexNet: use alexnet")
+    if any(n.startswith("inception3a.") for n in names) and \
+            any(l.name.startswith("inception_3a.") for l in ours):
+        out.append("the file is torchvision's GoogLeNet (batch norm after every conv, a 3x3 "
+                   "where Caffe's 5x5 branch is); the zoo's googlenet is Caffe's "
+                   "bvlc_googlenet, whose weights are bvlc_googlenet.caffemodel")
+    if source.caffe and any(re.match(r"res\d+[a-z]\d*_branch1$", n) for n in names):
+        out.append("the file is one of He et al.'s Caffe ResNets, which store each block's "
+                   "projection (branch1) before its body and give conv1 a bias: use its "
+                   "deploy prototxt (ResNet-50-deploy.prototxt) as the spec, which takes the "
+                   "file by layer name")
+    heads = _auxiliary_heads(names, len(groups) - len(ours))
+    if heads:
+        out.append(f"the file carries auxiliary heads ({', '.join(heads)}) that the spec has "
+                   f"no place for: add --skip {','.join(heads)}")
+    others = _zoo_fits(graph.name, groups, source)
+    if others:
+        out.append(f"the file fits the zoo's {', '.join(others)}: a file of another net?")
+    return out
+
+
+def _auxiliary_heads(names: list[str], extra: int) -> list[str]:
+    """Prefixes named like auxiliary heads (``aux1``, ``loss2``) whose layers number exactly
+    the ``extra`` the file has: bvlc_googlenet's ``loss3/classifier`` is its real classifier,
+    so ``loss1`` and ``loss2`` are the heads, not all three."""
+    from itertools import combinations
+
+    counts: dict[str, int] = {}
+    for n in names:
+        top = re.split(r"[./]", n)[0]
+        if re.fullmatch(r"(aux|loss)\d+", top):
+            counts[top] = counts.get(top, 0) + 1
+    if extra <= 0 or not counts or len(counts) > 8:
+        return []
+    for k in range(1, len(counts) + 1):
+        for subset in combinations(sorted(counts), k):
+            if sum(counts[h] for h in subset) == extra:
+                return list(subset)
+    return []
+
+
+def _zoo_fits(current: str, groups: list[Layer], source: Source) -> list[str]:
+    """The zoo nets (other than ``current``, at most 3) the file's layers fit."""
+    found = []
+    from compiler.loader import load, zoo_index
+
+    for name in sorted(zoo_index()):
+        if name == current or name.startswith("cifar_resnet1202"):
+            continue  # the 1202-layer nets take seconds to build; a file of one is rare
+        try:
+            graph = load(name)
+        except Exception:  # noqa: BLE001 - a zoo net that fails to load is not this report's
+            continue
+        # Count the layers cheaply first (spec_layers draws every weight).
+        count = sum(1 for n in graph if n.op != "input" and n.opdef.param_count(
+            n.attrs, [graph[i].shape for i in n.inputs], n.shape) > 0)
+        if count != len(groups):
+            continue
+        theirs = spec_layers(graph)
+        try:
+            if source.caffe:
+                pair_in_order(theirs, groups)
+            else:
+                pair_tree(theirs, {g.name: g for g in groups})
+        except PairingError:
+            continue
+        found.append(name)
+        if len(found) == 3:
+            break
+    return found
+
+
+# ---- rule 5: where the stride is ---------------------------------------------------------------
+_TV_BOTTLENECK = re.compile(r"^(layer[2-4])\.0\.conv([12])$")
+_NETC_V1 = re.compile(r"^layer[2-4]\.bottleneck1\.conv([12])$")
+_NETC_V15 = re.compile(r"^layer[2-4]\.bottleneck_v15_?1\.conv([12])$")
+
+
+def file_strides(source: Source, groups: list[Layer]) -> dict[str, tuple[tuple[int, int], str]]:
+    """The stride each file layer is known to have, with where that knowledge comes from."""
+    if source.caffe:
+        return {n: (s, "the caffemodel's convolution_param") for n, s in source.strides.items()}
+    names = {g.name for g in groups}
+    out = {}
+    for name in names:
+        m = _TV_BOTTLENECK.match(name)
+        if m and f"{m.group(1)}.0.conv3" in names:  # a torchvision Bottleneck: always v1.5
+            out[name] = ((2, 2) if m.group(2) == "2" else (1, 1),
+                         "torchvision's layout (its Bottleneck strides the 3x3: v1.5)")
+        m = _NETC_V1.match(name) or _NETC_V15.match(name)
+        if m:
+            v15 = bool(_NETC_V15.match(name))
+            on_3x3 = m.group(1) == "2"
+            out[name] = ((2, 2) if on_3x3 == v15 else (1, 1),
+                         f"netc's zoo names ({'bottleneck_v15' if v15 else 'bottleneck'})")
+    return out
+
+
+def _check_strides(graph, pairs, source, groups, allow: bool, result: Mapped) -> None:
+    known = file_strides(source, groups)
+    wrong = []
+    for mine, other in pairs:
+        if mine.op != "conv" or other.name not in known:
+            continue
+        stride, why = known[other.name]
+        spec = tuple(graph[mine.name].attrs.stride)
+        if spec != stride:
+            wrong.append((mine, other, spec, stride, why))
+    if not wrong:
+        return
+    mine, other, spec, stride, why = wrong[0]
+    kernel = graph[mine.name].attrs.kernel
+    text = (f"the file's {other.name} has stride {_shape(stride)} ({why}), the spec's "
+            f"{mine.name} (a {_shape(kernel)} conv) stride {_shape(spec)}; "
+            f"{len(wrong)} conv(s) disagree")
+    if kernel in ((1, 1), (3, 3)) and any(graph[m.name].attrs.kernel == (1, 1)
+                                         for m, *_ in wrong):
+        spec_v1 = any(graph[m.name].attrs.kernel == (1, 1) and s != (1, 1)
+                      for m, _, s, _, _ in wrong)
+        text += ("\n  likely cause: ResNet v1 vs v1.5: " +
+                 ("the spec is v1 (He et al.: stride on the first 1x1) and the file is v1.5 "
+                  "(stride on the 3x3, as every torchvision ResNet-50/101/152): use "
+                  "resnet50_v1_5, or resnet(bottleneck_v15, ...)" if spec_v1 else
+                  "the spec is v1.5 (stride on the 3x3) and the file is v1 (He et al.'s "
+                  "Caffe ResNets: stride on the first 1x1): use resnet50/101/152"))
+    if not allow:
+        raise UserError(f"weights do not fit {graph.name}: the layers fit by shape but "
+                        f"compute another network: {text}\n  (--allow-stride-mismatch loads "
+                        "them anyway)")
+    result.warnings.append(f"loaded although the strides disagree: {text}")
 
 def write_safetensors(path: str | Path, tensors: dict[str, np.ndarray],
                       metadata: dict[str, str] | None = None) -> None:
@@ -225,11 +461,18 @@ def write_safetensors(path: str | Path, tensors: dict[str, np.ndarray],
         save_file(arrays, str(tmp), metadata=metadata)
 
 
-def import_weights(graph: Graph, source: str | Path, dest: str | Path) -> dict[str, np.ndarray]:
-    """Read ``source``, map it onto ``graph`` and write ``dest`` (.safetensors). Returns the
-    mapped tensors."""
+def import_weights(graph: Graph, source: str | Path, dest: str | Path,
+                   skip: tuple[str, ...] = (), allow_stride_mismatch: bool = False) -> Mapped:
+    """Read ``source``, map it onto ``graph`` and write ``dest`` (.safetensors)."""
     if Path(dest).suffix != ".safetensors":
         raise UserError(f"{dest}: the output of weights import is a .safetensors file")
-    mapped = map_by_structure(graph, read_tensors(source))
-    write_safetensors(dest, mapped, {"netc_net": graph.name, "source": Path(source).name})
+    mapped = map_weights(graph, read_source(source), skip, allow_stride_mismatch)
+    write_safetensors(dest, mapped.tensors, {"netc_net": graph.name,
+                                             "source": Path(source).name})
     return mapped
+
+
+def map_by_structure(graph: Graph, tensors: dict[str, np.ndarray],
+                     skip: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """``tensors`` (a state dict) renamed to ``graph``'s names; see :func:`map_weights`."""
+    return map_weights(graph, Source(Path("<tensors>"), tensors), skip).tensors

@@ -36,23 +36,30 @@ CASES = {
                           11, 52, "'num_output' is given twice"),
     "string for a number": (HEADER + CONV.replace("kernel_size: 3", 'kernel_size: "3"'), 11, 50,
                             "kernel_size must be an integer"),
-    "training layer": (HEADER + CONV.replace('"Convolution"', '"SoftmaxWithLoss"'), 8, 9,
-                       "belongs to training"),
-    "eltwise coefficients": (HEADER + CONV + 'layer { name: "e" type: "Eltwise" bottom: "c" '
-                             'bottom: "c" top: "e" eltwise_param { coeff: 1 coeff: -1 } }\n',
-                             13, 84, "no coefficients"),
-    "lrn within channel": (HEADER + 'layer { name: "n" type: "LRN" bottom: "data" top: "n" '
-                           'lrn_param { norm_region: WITHIN_CHANNEL } }\n', 6, 67,
-                           "across channels only"),
-    "ceil pooling netc cannot match": (
-        HEADER.replace("input_dim: 8\ninput_dim: 8", "input_dim: 6\ninput_dim: 6")
-        + 'layer { name: "p" type: "Pooling" bottom: "data" top: "p"\n'
-        '  pooling_param { pool: MAX kernel_size: 2 stride: 3 } }\n', 7, 17,
-        "Caffe pools the height 6 to 3, netc's ceil rounding gives 2"),
-    "batchnorm without scale": (HEADER + 'layer { name: "b" type: "BatchNorm" bottom: "data" '
-                                'top: "data" }\n', 6, 19, "is not followed by a Scale layer"),
-    "scale without batchnorm": (HEADER + 'layer { name: "s" type: "Scale" bottom: "data" '
-                                'top: "data" }\n', 6, 19, "Scale only right after a BatchNorm"),
+    "eltwise coefficients for PROD": (HEADER + CONV + 'layer { name: "e" type: "Eltwise" '
+                                      'bottom: "c" bottom: "c" top: "e" eltwise_param { '
+                                      'operation: PROD coeff: 1 coeff: -1 } }\n',
+                                      13, 100, "is not for PROD"),
+    "detection head": (HEADER + 'layer { name: "pb" type: "PriorBox" bottom: "data" top: "pb" }\n',
+                       6, 26, "layer 'pb' (PriorBox) is an SSD detection head"),
+    "python layer": (HEADER + 'layer { name: "py" type: "Python" bottom: "data" top: "py" }\n',
+                     6, 26, "layer 'py' (Python) is a Python layer"),
+    "V0 format": (HEADER + 'layers {\n  layer {\n    name: "conv1"\n    type: "conv"\n  }\n'
+                  '  bottom: "data"\n  top: "conv1"\n}\n', 7, 3,
+                  "Caffe's 2013 V0 format"),
+    "data layer without a shape": ('layer { name: "mnist" type: "Data" top: "data" top: "label"'
+                                   ' data_param { source: "x" batch_size: 64 } }\n', 1, 23,
+                                   "give it: netc import caffe FILE --input CxHxW"),
+    "the labels of a dropped data layer": (
+        'layer { name: "d" type: "MemoryData" top: "data" top: "label" memory_data_param { '
+        'batch_size: 1 channels: 3 height: 8 width: 8 } }\n'
+        'layer { name: "c" type: "Concat" bottom: "data" bottom: "label" top: "c" }\n', 2, 57,
+        "bottom 'label' comes from the data layer 'd' (its labels)"),
+    "a layer reading values reshaped across the batch": (
+        HEADER.replace("input_dim: 1", "input_dim: 2") +
+        'layer { name: "r" type: "Reshape" bottom: "data" top: "r" reshape_param { shape { '
+        'dim: 4 dim: -1 } } }\nlayer { name: "s" type: "Softmax" bottom: "r" top: "s" }\n',
+        7, 43, "which a Reshape made 4x96 from a batch of 2"),
     "convolution without kernel": (HEADER + CONV.replace("kernel_size: 3", ""), 11, 21,
                                    "needs kernel_size"),
     "convolution too big": (HEADER + CONV.replace("kernel_size: 3", "kernel_size: 11"), 8, 3,

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from compiler.caffe import check_spec, import_prototxt_text
-from compiler.caffe.layers import caffe_pool_out
+from compiler.ops.caffe_pool import caffe_pool_size as caffe_pool_out
 from compiler.ops.conv import window_out
 
 HEADER = 'name: "t"\ninput: "data"\ninput_dim: 1\ninput_dim: 3\ninput_dim: 32\ninput_dim: 32\n'
@@ -112,7 +112,8 @@ def test_input_layer_and_input_shape_are_inputs():
                                              ("", "add")])
 def test_eltwise_becomes_a_join_of_named_branches(operation, join):
     conv = "convolution_param { num_output: 4 kernel_size: 1 }"
-    body = f"eltwise_param {{ operation: {operation} coeff: 1 coeff: 1 }}" if operation else ""
+    coeff = "coeff: 1 coeff: 1" if operation != "PROD" else ""  # Caffe refuses coeff for PROD
+    body = f"eltwise_param {{ operation: {operation} {coeff} }}" if operation else ""
     text, graph = imported(layer("a", "Convolution", body=conv),
                            layer("b", "Convolution", body=conv),
                            layer("add", "Eltwise", bottoms=("a", "b"), body=body))
@@ -163,7 +164,8 @@ def test_layers_of_the_training_phase_are_skipped():
     train_only = layer("drop", "Dropout", body="include { phase: TRAIN }")
     train_data = layer("mnist", "Data", bottoms=(), body="include { phase: TRAIN }")
     text, graph = imported(train_data, layer("r", "ReLU"), train_only)
-    assert "drop" not in text and list(graph.outputs) == ["r"]
+    assert "as drop" not in text and list(graph.outputs) == ["r"]
+    assert "#   drop (Dropout): not in the TEST net (its include rules)" in text
 
 
 def test_names_become_unique_valid_labels():

@@ -114,3 +114,43 @@ def test_garbage_checkpoint_is_an_error_not_a_traceback(tmp_path, cli):
 def test_bad_flags_are_errors_not_tracebacks(argv, message, tmp_path, cli):
     r = cli(*[a.format(tmp=tmp_path) for a in argv])
     assert r.code == 1 and message in r.err and "Traceback" not in r.err
+
+
+def test_zoo_shows_source_input_params_and_macs(cli):
+    from compiler.loader import load, zoo_index
+    from compiler.summary import human, summarize
+
+    r = cli("zoo")
+    assert r.code == 0
+    rows = {line.split()[0]: line for line in r.out.splitlines()[1:-1]}
+    assert set(rows) == set(zoo_index())
+    for net in ("resnet50", "vgg16", "googlenet", "cifar_resnet110_sd"):
+        s = summarize(load(net))
+        assert f"{s.params:,}" in rows[net] and human(s.macs) in rows[net]
+    assert "He et al. 2015" in rows["resnet50"] and "3x224x224" in rows["resnet50"]
+    assert "Huang et al. 2016" in rows["cifar_resnet110_sd"]
+    assert "1x32x32" in rows["lenet5"] and "LeCun" in rows["lenet5"]
+
+
+def test_zoo_spec_prints_a_file_that_checks(cli, tmp_path):
+    r = cli("zoo", "resnet18", "--spec")
+    assert r.code == 0 and "net resnet18" in r.out
+    (tmp_path / "mine.net").write_text(r.out)
+    c = cli("check", f"{tmp_path / 'mine.net'}:resnet18")
+    assert c.code == 0 and "11,689,512 params" in c.out
+    bad = cli("zoo", "resnet81")
+    assert bad.code == 1 and "did you mean resnet18" in bad.err
+
+
+def test_version(capsys):
+    import re
+    from pathlib import Path
+
+    from runtime import __version__
+    from runtime.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"netc {__version__}"
+    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    assert re.search(r'version = \{attr = "runtime.__version__"\}', pyproject)

@@ -66,6 +66,19 @@ CASES = {
     "pca_reconstruct_distance": ("2x3x3", "flatten -> concat[pca_reconstruct(4), "
                                           "pca_distance(4)]"),
     "fc_fit": ("3x4x4", "flatten -> fc(5, fit=ridge(0.1))"),
+    # Caffe's layers (compiler/ops/caffe_*.py, view.py)
+    "mvn": ("3x6x6", "mvn(eps=1e-5)"),
+    "mvn_across_mean_only": ("3x6x6", "mvn(across_channels=true, normalize_variance=false)"),
+    "lrn_within": ("3x7x7", "lrn_within(5, alpha=0.9, beta=0.75)"),
+    "standardize_running": ("3x6x6", "conv(3, 1) -> standardize(eps=1e-3)"),
+    "standardize_batch": ("3x6x6", "standardize(stats=batch)"),
+    "power": ("3x4x4", "relu -> power(2, scale=3, shift=0.5) -> power(0.5)"),
+    "scale": ("3x4x4", "scale -> flatten -> scale(bias=false)"),
+    "fc_axis": ("3x4x5", "fc_axis(6, axis=2) -> flatten -> fc(4)"),
+    "reshape": ("3x4x6", "reshape([2, -1, 4]) -> conv(2, 1) -> reshape([72])"),
+    "caffe_pool_max": ("3x11x13", "caffe_pool([3, 5], stride=[2, 1], pad=[2, 1])"),
+    "caffe_pool_ave": ("3x11x13", "caffe_pool([3, 5], stride=[2, 1], pad=[2, 1], mode=ave)"),
+    "caffe_pool_pad0": ("3x7x7", "caffe_pool(2, stride=3, mode=ave)"),
 }
 
 

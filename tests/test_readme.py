@@ -32,11 +32,12 @@ def test_fractalnet_in_five_lines(tmp_path):
     assert sum(n.op == "conv" for n in graph) == 15  # 2^C - 1 convs in one block
 
 
-def test_error_example_is_what_netc_prints(tmp_path, cli):
+def test_error_example_is_what_netc_prints(cli, monkeypatch):
     example = blocks("### What a mistake looks like")
     spec, expected = example[0], example[1]
-    (tmp_path / "resnet_typo.net").write_text(spec)
-    result = cli("check", tmp_path / "resnet_typo.net")
-    got = result.err.replace(str(tmp_path) + "/", "")
+    shipped = README.parent / "examples" / "resnet_typo.net"
+    assert shipped.read_text() == spec  # the README shows the file that ships
+    monkeypatch.chdir(README.parent)
+    result = cli("check", "examples/resnet_typo.net")
     assert result.code == 1
-    assert got.strip() == expected.strip()
+    assert result.err.strip() == expected.strip()

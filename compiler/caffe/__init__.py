@@ -12,7 +12,9 @@ The pipeline, one module each:
 
 Both the V1 format (``layers { type: CONVOLUTION }``) and the current one
 (``layer { type: "Convolution" }``) are read. Every mistake is a located diagnostic in the
-prototxt (``file:line:col``). Weights (``.caffemodel``) are out of scope.
+prototxt (``file:line:col``), every error of a file in file order. A train_val file imports as
+its TEST net (:mod:`~compiler.caffe.phases`). Weights (``.caffemodel``) are read by
+:mod:`~compiler.caffe.caffemodel`.
 """
 
 from __future__ import annotations
@@ -21,15 +23,17 @@ from pathlib import Path
 
 from dsl.diagnostics import SOURCES, Diagnostic, DiagnosticError, Span
 
-__all__ = ["check_spec", "import_prototxt", "import_prototxt_text"]
+__all__ = ["check_spec", "import_prototxt", "import_prototxt_net", "import_prototxt_text"]
 
 
 def import_prototxt_text(text: str, file: str, net_name: str | None = None,
-                         input_shapes: dict | None = None) -> str:
+                         input_shapes: dict | None = None,
+                         stages: frozenset[str] = frozenset()) -> str:
     """The netc spec text of the prototxt ``text`` (``file`` locates diagnostics).
 
     ``input_shapes`` (``--input``: name or None for the first input -> C, H, W) replace the
-    file's input shapes, for a net whose input is "defined at runtime".
+    file's input shapes, for a net whose input is "defined at runtime", and give a train_val
+    data layer's; ``stages`` are the NetState stages of include/exclude rules.
 
     >>> print(import_prototxt_text('''
     ... name: "tiny" input: "data" input_dim: 1 input_dim: 3 input_dim: 8 input_dim: 8
@@ -43,18 +47,29 @@ def import_prototxt_text(text: str, file: str, net_name: str | None = None,
     }
     <BLANKLINE>
     """
+    return _import(text, file, net_name, input_shapes, stages)[0]
+
+
+def _import(text, file, net_name, input_shapes, stages):
     from compiler.caffe.emit import write_spec
     from compiler.caffe.net import read_net
     from compiler.caffe.textformat import parse_prototxt
 
     SOURCES.texts[file] = text
     root = parse_prototxt(text, file)
-    net = read_net(root, net_name or Path(file).stem, input_shapes)
-    return write_spec(net, Path(file).name)
+    net = read_net(root, net_name or Path(file).stem, input_shapes, stages)
+    return write_spec(net, Path(file).name), net
 
 
 def import_prototxt(path: str | Path, input_shapes: dict | None = None) -> str:
     """Read a ``.prototxt`` file and return its netc spec text. Raises DiagnosticError."""
+    return import_prototxt_net(path, input_shapes)[0]
+
+
+def import_prototxt_net(path: str | Path, input_shapes: dict | None = None,
+                        stages: frozenset[str] = frozenset()):
+    """(spec text, :class:`~compiler.caffe.net.ImportedNet`) of a ``.prototxt`` file; the net
+    says what a train_val file had that the deploy net does not. Raises DiagnosticError."""
     path = Path(path)
     shown = _display(path)
     from dsl.sources import NotRegular, read_regular
@@ -69,7 +84,7 @@ def import_prototxt(path: str | Path, input_shapes: dict | None = None) -> str:
         line = raw[: e.start].count(b"\n") + 1
         raise DiagnosticError(Diagnostic(Span(shown, line, 1), "this is not a UTF-8 text file "
                                          "(a binary .caffemodel? netc imports .prototxt text)"))
-    return import_prototxt_text(text, shown, path.stem, input_shapes)
+    return _import(text, shown, path.stem, input_shapes, stages)
 
 
 def _display(path: Path) -> str:

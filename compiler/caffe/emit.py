@@ -148,10 +148,14 @@ class Writer:
             "# Caffe layer names are the labels: characters other than letters, digits and _",
             "# became _ (inception_3a/1x1 -> inception_3a_1x1). Pooling keeps Caffe's ceil",
             "# rounding (ceil=true); stride is always written, since Caffe's default is 1.",
-            "# Weights (.caffemodel) are not imported: netc initialises its own. A deploy file",
-            "# does not say how images were prepared (Caffe's ImageNet nets take BGR pixels in",
-            "# 0..255 minus a mean): add layout=bgr, scale=255, mean=[...] to the input to match.",
+            "# Weights: netc compile/weights import --weights FILE.caffemodel reads Caffe's by",
+            "# layer name. A deploy file does not say how images were prepared (Caffe's ImageNet",
+            "# nets take BGR pixels in 0..255 minus a mean): add layout=bgr, scale=255,",
+            "# mean=[...] to the input to match (a train_val file's data layer says it).",
         ]
+        if net.dropped:
+            out.append("# From the train_val file, left out of this deploy net:")
+            out.extend(f"#   {line}" for line in net.dropped)
         if net.renamed:
             out.append("# Renamed to stay unique or valid: " + ", ".join(
                 f"{k} -> {v}" for k, v in net.renamed.items()))
@@ -159,7 +163,7 @@ class Writer:
         for node in net.nodes:
             if node.is_input:
                 c, h, w = node.shape
-                out.append(f"  input {node.name}: {c}x{h}x{w}")
+                out.append(f"  input {node.name}: {c}x{h}x{w}{node.options}")
         for node in net.nodes:
             if not node.is_input and self.bound(node):
                 out.extend(self.statement(node))

@@ -25,6 +25,7 @@ from typing import Callable
 
 from compiler.caffe.fields import Fields, error
 from compiler.caffe.textformat import Message
+from compiler.ops.caffe_pool import caffe_pool_size
 from compiler.ops.conv import window_out
 from dsl.diagnostics import Span
 
@@ -90,7 +91,9 @@ CONV_FIELDS = frozenset({
 })
 
 
-def convolution(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
+def convolution(layer: LayerInfo, p: Fields, ins: list[Shape],
+                groups: int | None = None) -> Mapped:
+    """Caffe's Convolution; ``groups`` overrides ``group`` (a fork's depthwise layer)."""
     c, h, w = _spatial(layer, ins[0])
     out = p.int("num_output", minimum=1)
     if out is None:
@@ -102,12 +105,12 @@ def convolution(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
     stride = p.pair("stride", 1, minimum=1)
     pad = p.pair("pad", 0)
     dilation = p.pair("dilation", 1, minimum=1)
-    groups = p.int("group", 1, minimum=1)
+    groups = groups or p.int("group", 1, minimum=1)
     if p.int("axis", 1, minimum=None) != 1:
         raise error(p.field("axis").span, f"{layer.what}: netc convolves over axis 1 only")
     if c % groups or out % groups:
-        raise error(p.field("group").span, f"{layer.what}: group {groups} must divide the input "
-                                           f"channels ({c}) and num_output ({out})")
+        raise error((p.field("group") or p).span, f"{layer.what}: group {groups} must divide "
+                    f"the input channels ({c}) and num_output ({out})")
     size = []
     for axis, n, k, s, pd, d in zip(("height", "width"), (h, w), kernel, stride, pad, dilation):
         o = window_out(n, k, s, pd, d)
@@ -132,9 +135,21 @@ def inner_product(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
     out = p.int("num_output", minimum=1)
     if out is None:
         raise error(layer.span, f"{layer.what}: inner_product_param needs num_output")
-    if p.int("axis", 1, minimum=None) != 1:
-        raise error(p.field("axis").span, f"{layer.what}: netc's fc flattens from axis 1 only")
-    text = call("fc", str(out), bias=None if p.bool("bias_term", True) else "false")
+    if p.bool("transpose", False):
+        raise error(p.field("transpose").span, f"{layer.what}: netc's fc stores its weight as "
+                                               "out x in; a transposed InnerProduct is not read")
+    rank = len(ins[0]) + 1  # with the batch axis, as Caffe counts
+    axis_field = p.field("axis")
+    axis = p.int("axis", 1, minimum=None)
+    axis = axis + rank if axis < 0 else axis
+    if not 1 <= axis < rank:
+        raise error(axis_field.span, f"{layer.what}: axis {axis} of a {rank}-axis blob; netc "
+                                     f"keeps the batch axis 0, so axis is 1 .. {rank - 1}")
+    bias = None if p.bool("bias_term", True) else "false"
+    if axis > 1:  # the axes before `axis` are kept: fc_axis
+        return Mapped([call("fc_axis", str(out), axis=str(axis), bias=bias)],
+                      tuple(ins[0][: axis - 1]) + (out,))
+    text = call("fc", str(out), bias=bias)
     calls = ["flatten", text] if len(ins[0]) != 1 else [text]  # Caffe flattens implicitly
     return Mapped(calls, (out,))
 
@@ -143,17 +158,8 @@ def inner_product(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
 POOL_FIELDS = frozenset({
     "pool", "pad", "pad_h", "pad_w", "kernel_size", "kernel_h", "kernel_w", "stride",
     "stride_h", "stride_w", "engine", "global_pooling", "round_mode",
+    "ceil_mode",  # a widely used fork's spelling of round_mode (true = CEIL)
 })
-
-
-def caffe_pool_out(size: int, kernel: int, stride: int, pad: int, ceil: bool) -> int:
-    """Caffe's pooled size (pooling_layer.cpp): ceil by default; the last window is dropped
-    when it starts in the padding, a check Caffe makes only when ``pad > 0``."""
-    span = size + 2 * pad - kernel
-    out = (-(-span // stride) if ceil else span // stride) + 1
-    if pad > 0 and (out - 1) * stride >= size + pad:
-        out -= 1
-    return out
 
 
 def pooling(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
@@ -171,23 +177,31 @@ def pooling(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
                             "(or kernel_h and kernel_w, or global_pooling: true)")
     stride = p.pair("stride", 1, minimum=1, repeated=False)  # Caffe's default stride is 1
     pad = p.pair("pad", 0, repeated=False)
-    ceil = p.enum("round_mode", "CEIL", ("CEIL", "FLOOR")) == "CEIL"
-    size = []
+    if p.field("round_mode") and p.field("ceil_mode"):
+        raise error(p.field("ceil_mode").span, f"{layer.what}: give round_mode or ceil_mode "
+                                               "(a fork's spelling of it), not both")
+    if p.field("ceil_mode"):
+        ceil = p.bool("ceil_mode", True)
+    else:
+        ceil = p.enum("round_mode", "CEIL", ("CEIL", "FLOOR")) == "CEIL"
+    size, exact = [], True
     for axis, n, k, s, pd in zip(("height", "width"), (h, w), kernel, stride, pad):
-        if 2 * pd > k:
-            raise error(p.span, f"{layer.what}: pad {pd} is more than half the kernel {k}; "
-                                "netc's pools (and PyTorch's) allow at most half")
-        caffe = caffe_pool_out(n, k, s, pd, ceil)
-        netc = window_out(n, k, s, pd, 1, ceil)
-        if caffe != netc:
-            raise error(p.span, f"{layer.what}: Caffe pools the {axis} {n} to {caffe}, netc's "
-                                f"ceil rounding gives {netc}: with pad 0 and stride {s} > kernel "
-                                f"{k} Caffe keeps a last window that starts past the input, and "
-                                "netc (like PyTorch) drops it")
+        if pd >= k:
+            raise error(p.span, f"{layer.what}: pad {pd} is not smaller than the kernel {k} "
+                                "(Caffe refuses this too)")
+        caffe = caffe_pool_size(n, k, s, pd, ceil)
         if caffe <= 0:
             raise error(layer.span, f"{layer.what}: output {axis} is {caffe}: "
                                     f"({n} + 2*{pd} - {k})/{s} + 1")
+        # netc's pools (as PyTorch's) allow at most half the kernel as padding, and drop a
+        # last ceil window that starts past the input even with pad 0; Caffe does neither.
+        exact &= 2 * pd <= k and caffe == window_out(n, k, s, pd, 1, ceil)
         size.append(caffe)
+    if not exact:  # Caffe's rules exactly (compiler/ops/caffe_pool.py)
+        text = call("caffe_pool", fmt_pair(kernel), stride=fmt_pair(stride),
+                    pad=fmt_pair(pad) if pad != (0, 0) else None,
+                    mode="ave" if kind == "AVE" else None, ceil=None if ceil else "false")
+        return Mapped([text], (c, size[0], size[1]))
     op = "maxpool" if kind == "MAX" else "avgpool"
     text = call(op, fmt_pair(kernel),
                 stride=fmt_pair(stride) if stride != kernel else None,
@@ -233,10 +247,12 @@ def softmax(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
 def lrn(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
     _spatial(layer, ins[0])
     region = p.enum("norm_region", "ACROSS_CHANNELS", ("ACROSS_CHANNELS", "WITHIN_CHANNEL"))
-    if region != "ACROSS_CHANNELS":
-        raise error(p.field("norm_region").span, f"{layer.what}: netc's lrn normalises across "
-                                                 "channels only (no WITHIN_CHANNEL)")
     size = p.int("local_size", 5, minimum=1)
+    if region == "WITHIN_CHANNEL":  # Caffe ignores k here: x·(1 + alpha·avg(x²))^-beta
+        if size % 2 == 0:
+            raise error(p.field("local_size").span, f"{layer.what}: local_size must be odd")
+        return Mapped([call("lrn_within", str(size), alpha=fmt_float(p.float("alpha", 1.0)),
+                            beta=fmt_float(p.float("beta", 0.75)))], ins[0])
     k = p.float("k", 1.0)
     text = call("lrn", str(size), alpha=fmt_float(p.float("alpha", 1.0)),
                 beta=fmt_float(p.float("beta", 0.75)), k=fmt_float(k) if k != 1 else None)
@@ -244,9 +260,19 @@ def lrn(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
 
 
 def batch_norm(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
-    """Half of netc's ``bn``: the Scale layer that must follow supplies the affine part."""
+    """netc's ``bn`` when a Scale follows (it supplies the affine part; net.py pairs them),
+    else ``standardize``. ``use_global_stats: false`` normalises with the batch's own
+    statistics even at test time: ``standardize(stats=batch)``, never merged with a Scale."""
     eps = p.float("eps", 1e-5)
-    return Mapped([call("bn", eps=fmt_float(eps) if eps != 1e-5 else None)], ins[0])
+    eps_text = fmt_float(eps) if eps != 1e-5 else None
+    if not p.bool("use_global_stats", True):
+        return Mapped([call("standardize", eps=eps_text, stats="batch")], ins[0])
+    return Mapped([call("bn", eps=eps_text)], ins[0])
+
+
+def standardize_call(bn_call: str) -> str:
+    """The ``standardize`` that a ``bn`` call becomes when no Scale follows its BatchNorm."""
+    return "standardize" + bn_call[2:]
 
 
 def flatten(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
@@ -271,9 +297,12 @@ def eltwise(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
         raise error(layer.span, f"{layer.what} takes at least 2 bottoms; got {len(ins)}")
     op = p.enum("operation", "SUM", ("PROD", "SUM", "MAX"))
     coeffs = p.floats("coeff")
-    if any(c != 1 for c in coeffs):
-        raise error(p.message.all("coeff")[0].span, f"{layer.what}: netc's add has no "
-                    f"coefficients; got coeff {', '.join(map(fmt_float, coeffs))}")
+    # Caffe's checks (eltwise_layer.cpp): one coeff per bottom, and none for PROD; MAX
+    # ignores them. The reader turns SUM's coefficients into scaled branches.
+    if coeffs and (op == "PROD" or len(coeffs) != len(ins)):
+        raise error(p.message.all("coeff")[0].span,
+                    f"{layer.what}: coeff takes one value per bottom ({len(ins)}) and is not "
+                    f"for PROD; got {len(coeffs)} for {op}")
     if len(set(ins)) > 1:
         shown = ", ".join("x".join(map(str, s)) for s in ins)
         raise error(layer.span, f"{layer.what}: bottoms differ in shape: {shown}")

@@ -139,6 +139,10 @@ class OpDef:
     def macs(self, a: Attrs, ins: list[Shape], out: Shape) -> int:
         return 0
 
+    def buffer_count(self, a: Attrs, ins: list[Shape], out: Shape) -> int:
+        """Non-trainable state (batch norm's running statistics): Keras's non-trainable params."""
+        return 0
+
     def geometry(self, a: Attrs, ins: list[Shape]) -> tuple[Shape, Shape, Shape] | None:
         """(kernel, stride, dilation) per spatial axis, for receptive fields; None = pointwise."""
         return None
@@ -386,7 +390,7 @@ from compiler.ops import (  # noqa: E402,F401
     reshape,
     resize,
 )
-from compiler.ops import fitted  # noqa: E402,F401
+from compiler.ops import caffe_affine, caffe_norm, caffe_pool, fitted, view  # noqa: E402,F401
 
 # Calls that make an argument value, not a layer: fc(10, fit=ridge(0.1)). name -> maker(args,
 # kwargs), raising ArgError.

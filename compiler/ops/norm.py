@@ -27,6 +27,9 @@ class BatchNorm(OpDef):
     def param_count(self, a, ins, out):
         return 2 * ins[0][0]  # scale and shift; running statistics are buffers, not parameters
 
+    def buffer_count(self, a, ins, out):
+        return 2 * ins[0][0]  # running mean and variance
+
     def init_weights(self, a, ins, out, rng):
         # γ = 1, β = 0 as torch's. The running statistics drawn here are placeholders: the
         # seeded initialiser replaces them by the moments of the bn's input on standard-normal

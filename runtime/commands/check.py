@@ -16,13 +16,15 @@ def run(args) -> int:
     from dsl.diagnostics import DiagnosticError
 
     specs = nets_of(args.spec)
-    errors = []
+    errors, seen = [], set()
     for spec in specs:
         args.spec = spec
         try:
             graph = load_graph(args)
         except DiagnosticError as err:
-            errors.extend(d for d in err.diagnostics if d not in errors)
+            new = [d for d in err.diagnostics if d not in seen]  # a set: 20,000 errors, no n²
+            seen.update(new)
+            errors.extend(new)
             continue
         print(f"OK {one_line(summarize(graph))}, {len(graph)} nodes")
     if errors:

@@ -1,7 +1,11 @@
 """``netc import caffe FILE.prototxt -o FILE.net``: a Caffe network definition as a netc spec.
 
-The spec is checked (parsed and shape-checked by netc) before anything is written, and written
-atomically, so a failed import never leaves a file behind. Without ``-o`` it goes to stdout.
+A deploy file imports as it is; a train_val file as the net Caffe tests with (TEST phase, the
+stages given by ``--stage``), its data layer becoming the input (``--input CxHxW`` where the
+file does not say the image size) and its losses and accuracy dropped: what was dropped is
+printed. The spec is checked (parsed and shape-checked by netc) before anything is written,
+and written atomically, so a failed import never leaves a file behind. Without ``-o`` it goes
+to stdout.
 """
 
 from __future__ import annotations
@@ -14,19 +18,30 @@ FORMATS = ("caffe",)
 
 def add_arguments(p):
     p.add_argument("format", choices=FORMATS, help="the source format (caffe: a .prototxt)")
-    p.add_argument("file", metavar="FILE", help="the network definition, e.g. deploy.prototxt")
+    p.add_argument("file", metavar="FILE", help="the network definition: deploy.prototxt, or "
+                                                "a train_val file")
     p.add_argument("-o", "--output", metavar="OUT.net",
                    help="where to write the netc spec (default: standard output)")
+    p.add_argument("--input", dest="input_shapes", action="append", default=[],
+                   metavar="[NAME=]CxHxW",
+                   help="the input shape: for a data layer that does not say it (a database), "
+                        "or to replace a shape defined at runtime; NAME= picks one input")
+    p.add_argument("--stage", action="append", default=[], metavar="NAME",
+                   help="a NetState stage for include/exclude rules (repeatable)")
 
 
 def run(args) -> int:
-    from compiler.caffe import check_spec, import_prototxt
+    from compiler.caffe import check_spec, import_prototxt_net
     from compiler.summary import one_line, summarize
+    from runtime.commands.common import parse_input_shapes
     from runtime.files import atomic_write_bytes
 
-    text = import_prototxt(args.file)
+    shapes = parse_input_shapes(args.input_shapes)
+    text, net = import_prototxt_net(args.file, shapes, frozenset(args.stage))
     shown = args.output or str(Path(args.file).with_suffix(".net"))
     graph = check_spec(text, shown)
+    for line in net.dropped:
+        print(f"train_val: {line}", file=sys.stderr)
     if args.output is None:
         sys.stdout.write(text)
         return 0

@@ -35,6 +35,8 @@ def add_arguments(p):
                    help="also write OUT_<step>.png every N steps")
     p.add_argument("--seed", type=non_negative_int, metavar="N",
                    help="seed for the noise, jitter and tile offsets")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads for torch (default: torch's, the physical cores; printed)")
     p.add_argument("--max-memory", type=memory_size, metavar="SIZE",
                    help="memory the run may use, e.g. 2G (default: the memory available now)")
 
@@ -234,6 +236,8 @@ def run(args) -> int:
     from runtime.recipes.cost import available_memory
     from runtime.recipes.images import save_png
 
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be at least 1; got {args.threads}")
     plan = plan_from_args(args)
     out = Path(args.output or f"{plan.name}.png")
     if out.suffix.lower() != ".png":
@@ -255,6 +259,9 @@ def run(args) -> int:
     from runtime.recipes.engine import ProgressLine, Run
     from runtime.recipes.objective import Objective
 
+    from runtime.threads import set_cpu_threads
+
+    print(set_cpu_threads(args.threads), file=sys.stderr)  # recipes run on the CPU
     torch.manual_seed(plan.seed)
     net = build_network(plan)
     objective = Objective(plan, net, content, styles)

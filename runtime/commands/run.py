@@ -1,4 +1,11 @@
-"""``netc run model.onnx IMAGES…``: classify images with ONNX Runtime.
+"""``netc run MODEL IMAGES…``: classify images with ONNX Runtime.
+
+MODEL is an ``.onnx`` file or a SPEC (``resnet18``, ``net.net``), which is compiled in memory
+(``--weights W.safetensors``, else netc's seeded random weights). Random weights get a warning,
+since their "probabilities" mean nothing; a zoo ImageNet net names its classes with the
+ImageNet-1k names that ship with netc (:mod:`runtime.labels`) unless ``--labels`` says
+otherwise. Top-k needs an output that is one vector of class scores per image: a feature map
+(a U-Net's mask) is refused with the shape it has.
 
 Images are prepared as the spec's ``input`` line declares (stored in the model by
 ``netc compile``; ``--mean``/``--std``/``--scale``/``--layout`` override it, and are needed for
@@ -9,6 +16,7 @@ printed, or written as JSON with ``--json FILE`` (``-`` for standard output).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -16,10 +24,21 @@ from dsl.diagnostics import UserError
 
 
 def add_arguments(p):
-    p.add_argument("model", metavar="MODEL", help="an .onnx file (from netc compile)")
+    p.add_argument("model", metavar="MODEL",
+                   help="an .onnx file (from netc compile), or a SPEC compiled in memory: a zoo "
+                        "name (resnet18), a .net file, FILE.net:NET or a Caffe .prototxt")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files (any Pillow format)")
     p.add_argument("--topk", type=int, default=5, help="classes to report per image (default 5)")
-    p.add_argument("--labels", metavar="FILE", help="class names, one per line")
+    p.add_argument("--labels", metavar="FILE",
+                   help="class names, one per line (default for the zoo's ImageNet nets: the "
+                        "ImageNet-1k names that ship with netc)")
+    p.add_argument("--weights", metavar="FILE",
+                   help="with a SPEC: weights from a .safetensors file keyed by layer name "
+                        "(default: netc's seeded random weights, with a warning)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="with a SPEC and no --weights: seed of the random weights (default 0)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                   help="with a SPEC: override a net parameter (repeatable)")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON (- for stdout)")
     p.add_argument("--batch", type=int, default=8, help="images per run (default 8)")
     p.add_argument("--provider", choices=("tensorrt", "cuda", "cpu"),
@@ -43,24 +62,37 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def run(args) -> int:
+    import sys
+
     from runtime.files import atomic_write_bytes
     from runtime.images import load_batch
     from runtime.ort import open_session
 
     if args.topk < 1 or args.batch < 1:
         raise UserError("--topk and --batch must be at least 1")
-    session = open_session(args.model, args.provider, args.threads)
+    model = _model(args)
+    session = open_session(model, args.provider, args.threads)
+    meta = session.session.get_modelmeta().custom_metadata_map
     quiet = args.json == "-"
     if not quiet:
         print(session.describe())
+    _check_vector(session)
+    if "netc.random_weights" in meta:
+        fix = ("pass --weights W.safetensors" if isinstance(model, bytes) else
+               "compile it with --weights W.safetensors")
+        print(f"warning: {args.model} has random weights (netc's seeded initialiser, seed "
+              f"{meta['netc.random_weights']}): the classes and probabilities below mean "
+              f"nothing; {fix} (trained weights, e.g. from `netc weights import`)",
+              file=sys.stderr)
     prep = _preprocess(session, args)
-    labels = _labels(args.labels)
+    labels = _labels(args.labels, meta.get("netc.labels"))
     first = session.inputs[0].name
     results = []
     for start in range(0, len(args.images), args.batch):
         paths = args.images[start:start + args.batch]
         scores = session.run({first: load_batch(paths, prep)})[0].astype(np.float64)
-        scores = scores.reshape(len(paths), -1)
+        if scores.ndim != 2 or scores.shape[1] == 1:  # a shape ONNX Runtime could not tell
+            raise UserError(_not_a_vector(session.outputs[0].name, scores.shape[1:]))
         for path, row in zip(paths, scores):
             results.append({"image": str(path), "top": _top(row, args.topk, labels)})
     if args.json:
@@ -78,6 +110,42 @@ def run(args) -> int:
                 name = f"  {t['label']}" if "label" in t else ""
                 print(f"  {t['prob']:7.2%}  class {t['index']:>4}{name}")
     return 0
+
+
+def _model(args) -> str | bytes:
+    """The model to open: the .onnx path, or a SPEC compiled in memory."""
+    path = Path(args.model)
+    is_file = path.suffix == ".onnx" or (path.is_file() and path.suffix not in (".net",
+                                                                                 ".prototxt"))
+    if is_file:
+        if args.weights or args.overrides:
+            raise UserError(f"--weights and --set apply to a SPEC; {args.model} is an ONNX file "
+                            "with its weights inside (compile it again with netc compile)")
+        return args.model
+    from compiler.loader import load
+    from compiler.lower_onnx import lower, read_safetensors
+    from runtime.commands.common import parse_overrides
+
+    graph = load(args.model, parse_overrides(args.overrides))
+    weights = read_safetensors(graph, args.weights) if args.weights else None
+    return lower(graph, weights, seed=args.seed).SerializeToString()
+
+
+def _not_a_vector(name: str, shape) -> str:
+    dims = "x".join(str(d) for d in shape)
+    what = "one number" if dims == "1" else dims
+    return (f"the first output {name!r} is {what} per image, not a vector of class scores: "
+            "netc run reports top-k classes, which needs one (a net that outputs a feature "
+            "map, such as a segmentation mask, has no classes to rank)")
+
+
+def _check_vector(session) -> None:
+    """Refuse a first output that is not one vector per image (where its shape is known)."""
+    out = session.outputs[0]
+    shape = out.shape
+    if isinstance(shape, (list, tuple)) and (len(shape) != 2 or shape[1] == 1):
+        per_image = [d if isinstance(d, int) else "?" for d in shape[1:]]
+        raise UserError(_not_a_vector(out.name, per_image))
 
 
 def _preprocess(session, args):
@@ -103,16 +171,20 @@ def _preprocess(session, args):
     return prep
 
 
-def _labels(path: str | None) -> list[str] | None:
+def _labels(path: str | None, shipped: str | None) -> list[str] | None:
+    """``--labels FILE``, else the shipped set the model names (``imagenet1k``), else None."""
+    from runtime.labels import parse_labels
+    from runtime.labels import shipped as shipped_labels
+
     if path is None:
-        return None
+        return shipped_labels(shipped) if shipped else None
     from runtime.files import read_file
 
     try:
         text = read_file(path, "--labels").decode("utf-8")
     except UnicodeDecodeError as err:
         raise UserError(f"cannot read labels from {path}: {err}") from None
-    return [line.strip() for line in text.splitlines()]
+    return parse_labels(text)
 
 
 def _top(scores: np.ndarray, k: int, labels: list[str] | None) -> list[dict]:

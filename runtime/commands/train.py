@@ -47,7 +47,8 @@ def add_arguments(p):
                    help="final weights (default NET.safetensors)")
     r.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
     r.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch (fewer than cores helps on a busy machine)")
+                   help="CPU threads for torch (default: torch's, the physical cores, capped "
+                        "at the usable ones; printed). Fewer helps on a busy machine")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -1,13 +1,15 @@
 """``netc weights import SPEC FILE -o OUT.safetensors``: someone else's weights, by structure.
 
-The file (a torchvision checkpoint, a converted Caffe model: ``.pt``, ``.pth``, ``.bin`` or
-``.safetensors``) is mapped onto the spec's parameterised layers in graph order, every shape
-checked (see :mod:`runtime.weights_io`); the result is a ``.safetensors`` file keyed by the
-spec's names, which ``netc train --weights``, ``netc compile`` and ``NetModule.load_safetensors``
-read by name.
+The file (a torchvision checkpoint or any state dict: ``.pt``, ``.pth``, ``.bin``,
+``.safetensors``; or Caffe's ``.caffemodel``) is mapped onto the spec's parameterised layers by
+structure and names, whatever order it stores its keys in, every shape checked (see
+:mod:`runtime.weights_io`); the result is a ``.safetensors`` file keyed by the spec's names,
+which ``netc train --init``, ``netc compile --weights`` and ``netc recipe --weights`` read.
 """
 
 from __future__ import annotations
+
+import sys
 
 from runtime.commands.common import add_spec_arguments, load_graph
 
@@ -15,28 +17,45 @@ from runtime.commands.common import add_spec_arguments, load_graph
 def add_arguments(p):
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
-    imp = sub.add_parser("import", help="map a foreign state dict onto a spec by structure",
-                         description="map a foreign state dict onto a spec by structure: "
-                                     "parameterised layers in graph order, shapes checked "
-                                     "one by one")
+    imp = sub.add_parser("import", help="map a foreign state dict or caffemodel onto a spec",
+                         description="map a state dict (.pt/.pth/.bin/.safetensors, any key "
+                                     "order) or a Caffe .caffemodel onto a spec's layers by "
+                                     "structure and names, shapes checked one by one")
     add_spec_arguments(imp)
-    imp.add_argument("file", metavar="FILE", help=".pt, .pth, .bin or .safetensors")
+    imp.add_argument("file", metavar="FILE", help=".pt, .pth, .bin, .safetensors or .caffemodel")
     imp.add_argument("-o", "--output", required=True, metavar="OUT.safetensors")
-    imp.add_argument("--show", action="store_true", help="print which file tensor went where")
+    imp.add_argument("--skip", default="", metavar="PREFIX,...",
+                     help="leave out the file's layers under these prefixes (auxiliary heads: "
+                          "aux1,aux2 or loss1,loss2); what is skipped is always reported")
+    imp.add_argument("--allow-stride-mismatch", action="store_true",
+                     help="load even where the file's conv strides (ResNet v1 vs v1.5) differ "
+                          "from the spec's, with a warning")
+    imp.add_argument("--show", action="store_true", help="print which file layer went where")
 
 
 def run(args) -> int:
-    from runtime.weights_io import file_layers, import_weights, read_tensors, spec_layers
+    from runtime.weights_io import import_weights
 
     graph = load_graph(args)
-    mapped = import_weights(graph, args.file, args.output)
-    layers = spec_layers(graph)
+    skip = tuple(p.strip() for p in args.skip.split(",") if p.strip())
+    mapped = import_weights(graph, args.file, args.output, skip, args.allow_stride_mismatch)
     if args.show:
-        theirs = file_layers(read_tensors(args.file))
-        width = max(len(l.name) for l in layers)
-        for mine, other in zip(layers, theirs):
-            print(f"{mine.name:<{width}}  <-  {other.name}")
-    n_values = sum(int(v.size) for v in mapped.values())
-    print(f"{args.output}: {len(layers)} layers, {len(mapped)} tensors, {n_values:,} values "
-          f"for {graph.name} (from {args.file})")
+        width = max((len(a) for a, _ in mapped.pairs), default=0)
+        for mine, other in mapped.pairs:
+            print(f"{mine:<{width}}  <-  {other}")
+    for text in mapped.warnings:
+        print(f"warning: {text}", file=sys.stderr)
+    if mapped.skipped:
+        print(f"skipped {len(mapped.skipped)} file layers (--skip): {_list(mapped.skipped)}")
+    if mapped.ignored:
+        print(f"ignored {len(mapped.ignored)} file layers the spec does not have: "
+              f"{_list(mapped.ignored)}")
+    n_values = sum(int(v.size) for v in mapped.tensors.values())
+    how = "by name" if mapped.by_name else "by structure"
+    print(f"{args.output}: {len(mapped.pairs)} layers ({how}), {len(mapped.tensors)} tensors, "
+          f"{n_values:,} values for {graph.name} (from {args.file})")
     return 0
+
+
+def _list(names: list[str], n: int = 8) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")

@@ -1,15 +1,86 @@
-"""``netc zoo``: the built-in nets and the file each lives in."""
+"""``netc zoo``: the built-in nets with their source, input, parameters and MACs.
+
+``netc zoo NAME`` shows one net and its file; ``netc zoo NAME --spec`` prints the file that
+defines it (a valid spec to copy and edit: ``netc zoo resnet18 --spec > mine.net``).
+"""
 
 from __future__ import annotations
 
+from fnmatch import fnmatch
+
+from dsl.diagnostics import UserError
+
+# The source of each net, first match wins (the README's zoo table, shortened). A net not
+# listed shows the first comment line of its file, which names the paper by convention.
+SOURCES = (
+    ("lenet5", "LeCun et al. 1998"),
+    ("alexnet_tv", "torchvision (Krizhevsky 2014)"),
+    ("alexnet", "Krizhevsky et al. 2012 (Caffe)"),
+    ("vgg*_bn", "Simonyan & Zisserman 2014 + bn"),
+    ("vgg*", "Simonyan & Zisserman 2014"),
+    ("googlenet", "Szegedy et al. 2014 (Caffe)"),
+    ("resnet50_v1_5", "torchvision (stride on the 3x3)"),
+    ("cifar_resnet*_sd", "Huang et al. 2016"),
+    ("cifar_resnet*", "He et al. 2015, §4.2"),
+    ("resnet*", "He et al. 2015, Table 1"),
+    ("plain34", "He et al. 2015, Table 1"),
+    ("fractalnet", "Larsson et al. 2016"),
+    ("allcnn_c", "Springenberg et al. 2014"),
+)
+
 
 def add_arguments(p):
-    pass
+    p.add_argument("name", metavar="NAME", nargs="?", help="one net (default: all of them)")
+    p.add_argument("--spec", action="store_true", help="print the spec file that defines NAME")
 
 
 def run(args) -> int:
     from compiler.loader import zoo_index
 
-    for name, path in sorted(zoo_index().items()):
-        print(f"{name:24s} {path.name}")
+    index = zoo_index()
+    if args.spec and not args.name:
+        raise UserError("--spec needs a NAME: netc zoo resnet18 --spec")
+    if args.name is None:
+        names = sorted(index)
+    elif args.name in index:
+        names = [args.name]
+    else:
+        import difflib
+
+        close = difflib.get_close_matches(args.name, index, n=4)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; `netc zoo` lists them"
+        raise UserError(f"no zoo net is called {args.name!r}{hint}")
+    if args.spec:
+        print(index[args.name].read_text(encoding="utf-8"), end="")
+        return 0
+    rows = [_row(name, index[name]) for name in names]
+    header = ("net", "source", "input", "params", "MACs", "file")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        print("  ".join(c.rjust(w) if i in (3, 4) else c.ljust(w)
+                        for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+    if args.name is None:
+        print("netc summary NAME: its layers; netc zoo NAME --spec: its spec")
     return 0
+
+
+def source_of(name: str, path) -> str:
+    """Where a zoo net comes from: the SOURCES table, else its file's first comment line."""
+    for pattern, source in SOURCES:
+        if fnmatch(name, pattern):
+            return source
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            text = line.lstrip("# ").split(":", 1)[-1].strip()
+            return text if len(text) <= 40 else text[:39] + "…"
+    return ""
+
+
+def _row(name: str, path) -> tuple[str, ...]:
+    from compiler.loader import load
+    from compiler.ops import fmt_shape
+    from compiler.summary import human, summarize
+
+    s = summarize(load(name))
+    ins = ", ".join(fmt_shape(v) for v in s.inputs.values())
+    return (name, source_of(name, path), ins, f"{s.params:,}", human(s.macs), path.name)

@@ -524,6 +524,11 @@ def message_cases(full: bool):
                fragment="write relu without quotes")
     yield case("is-a-directory", "messages", None, argv=["check", ""], located=False,
                fragment="SPEC is empty")
+    k = 20_000 if full else 2_000
+    yield case(f"errors-{k}", "messages", "net n {\n  input image: 3x8x8\n" + "".join(
+        f"  x{i} = image -> conv(0, 3)\n" for i in range(k)) + "}\n",
+        fragment=f"{k - 200:,} more errors not shown",
+        limit=60)
     yield case("independent-errors", "messages",
                net("image -> conv(0, 3)\n  x = image -> bn(eps=-1)\n  y = image -> lrn(0)"),
                fragment="3 errors")

@@ -64,6 +64,11 @@ def digest(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _head_and_tail(text: str, head: int = 6000, tail: int = 2000) -> str:
+    """The first error lines (where the place is) and the last (the count)."""
+    return text if len(text) <= head + tail else text[:head] + "\n[...]\n" + text[-tail:]
+
+
 def run_case(case: dict, work: Path) -> dict:
     from runtime.cli import main
 
@@ -92,7 +97,7 @@ def run_case(case: dict, work: Path) -> dict:
     seconds = time.perf_counter() - start
     changed = [rel for rel, before in outputs.items() if digest(case_dir / rel) != before]
     return {"name": case["name"], "code": code, "stdout": out.getvalue()[-4000:],
-            "stderr": err.getvalue()[:6000], "crash": crash, "seconds": round(seconds, 3),
+            "stderr": _head_and_tail(err.getvalue()), "crash": crash, "seconds": round(seconds, 3),
             "changed": changed, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             // 1024}
 

@@ -1,0 +1,155 @@
+"""``netc compile --opset N``: the tape writes each node in the target opset's own form.
+
+Unit cases drive :meth:`compiler.onnx_tape.Tape.op` with ops whose ONNX form changed between
+opsets 13 and 18 (ReduceMean's ``axes`` became an input in 18, ReduceSum's in 13, Split's
+``split``, Pad's ``pads``, Clip's bounds) and check onnx.checker and ONNX Runtime at both ends.
+Zoo nets are compiled at opsets 13 and 18: both files pass the full checker and ONNX Runtime
+gives the same numbers on the same weights (to ``1e-5·max|ref| + 1e-6``). The default run covers
+one net of each family; ``NETC_FULL_ZOO=1`` runs every zoo net.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnx
+import pytest
+
+from compiler.loader import load, zoo_index
+from compiler.lower_onnx import lower
+from compiler.onnx_tape import LoweringError, Tape
+from dsl.diagnostics import UserError
+from tests.test_onnx_ops import run_ort
+from tests.test_onnx_zoo import assert_close, logits, sane_weights
+
+X = np.random.default_rng(0).standard_normal((2, 4, 6, 6)).astype(np.float32)
+
+
+def one_node(opset: int, op_type: str, shape, n_out: int = 1, **attrs) -> onnx.ModelProto:
+    tape = Tape(opset=opset)
+    outs = [f"y{i}" for i in range(n_out)]
+    tape.node(op_type, ["x"], outs, name="n", **attrs)
+    return tape.finish("t", {"x": (4, 6, 6)}, {o: s for o, s in zip(outs, shape)})
+
+
+CASES = {  # op, per-sample output shapes, attribute-form attributes, numpy reference
+    "ReduceMean": ([(4, 1, 1)], {"axes": [2, 3], "keepdims": 1},
+                   lambda x: [x.mean(axis=(2, 3), keepdims=True)]),
+    "ReduceSum": ([(6, 6)], {"axes": [1], "keepdims": 0}, lambda x: [x.sum(axis=1)]),
+    "Split": ([(1, 6, 6), (3, 6, 6)], {"axis": 1, "split": [1, 3]},
+              lambda x: [x[:, :1], x[:, 1:]]),
+    "Pad": ([(4, 8, 10)], {"pads": [0, 0, 1, 2, 0, 0, 1, 2]},
+            lambda x: [np.pad(x, [(0, 0), (0, 0), (1, 1), (2, 2)])]),
+    "Clip": ([(4, 6, 6)], {"min": -0.5, "max": 0.5}, lambda x: [np.clip(x, -0.5, 0.5)]),
+}
+
+
+@pytest.mark.parametrize("op", sorted(CASES))
+@pytest.mark.parametrize("opset", [13, 18])
+def test_attribute_form_becomes_the_target_opsets_form(op, opset):
+    shapes, attrs, ref = CASES[op]
+    model = one_node(opset, op, shapes, len(shapes), **attrs)
+    onnx.checker.check_model(model, full_check=True)
+    assert model.opset_import[0].version == opset
+    node = model.graph.node[-1]
+    schema = onnx.defs.get_schema(op, opset, "")
+    # Every value is where this opset's schema wants it: attributes it knows, inputs otherwise.
+    assert {a.name for a in node.attribute} <= set(schema.attributes)
+    for out, want in zip(run_ort(model, X), ref(X)):
+        np.testing.assert_allclose(out, want, rtol=1e-6, atol=1e-6)
+
+
+def test_reduce_mean_axes_move_between_13_and_18():
+    old, new = (one_node(v, "ReduceMean", [(4, 1, 1)], axes=[2, 3]).graph.node[-1]
+                for v in (13, 18))
+    assert [a.name for a in old.attribute] == ["axes"] and list(old.input) == ["x"]
+    assert [a.name for a in new.attribute] == [] and list(new.input) == ["x", "n.axes"]
+
+
+def test_an_op_the_opset_lacks_is_named():
+    tape = Tape(opset=13)
+    assert not tape.has("LayerNormalization") and Tape(opset=17).has("LayerNormalization")
+    with pytest.raises(LoweringError, match="opset 13 has no GroupNormalization .it appears in "
+                                            "opset 18"):
+        tape.op("GroupNormalization", ["x", "s", "b"], name="gn", num_groups=2)
+    with pytest.raises(LoweringError, match="Resize in opset 13 has no attribute or input 'axes'"):
+        tape.op("Resize", ["x"], name="r", axes=[2, 3])
+
+
+def test_opset_out_of_range_is_a_user_error(cli):
+    with pytest.raises(UserError, match="opsets 13 to 18; got 19"):
+        lower(load("lenet5"), opset=19)
+    result = cli("compile", "lenet5", "-o", "/dev/null", "--opset", "12")
+    assert result.code == 1 and "opsets 13 to 18; got 12" in result.err
+
+
+def test_old_opsets_get_the_oldest_ir_version_that_holds_them():
+    graph = load("lenet5")
+    assert lower(graph, opset=13).ir_version == 7
+    assert lower(graph, opset=18).ir_version == 8
+    assert lower(load("googlenet"), opset=13, functions=True).ir_version == 8  # functions: IR 8
+
+
+# One net of each family by default; every zoo net with NETC_FULL_ZOO=1.
+FAMILIES = ["lenet5", "googlenet", "cifar_resnet110_sd", "fractalnet", "allcnn_c",
+            "resnet18"]
+# Small nets on the newer ops (HardSwish is opset 14, Mish 18: faces must write a fallback).
+FAMILIES += [n for n in ("mobilenet_v3_small", "shufflenet_v2_x1_0", "efficientnet_b0")
+             if n in zoo_index()]
+ZOO = sorted(zoo_index()) if os.environ.get("NETC_FULL_ZOO") else FAMILIES
+SMALLER = {"fractalnet": {"C": 2}}  # the same joins with 6 convs instead of 40 (76 M weights)
+
+
+@pytest.mark.parametrize("net", ZOO)
+def test_zoo_net_at_opset_13_and_18_agrees(net):
+    graph = load(net, SMALLER.get(net) if not os.environ.get("NETC_FULL_ZOO") else None)
+    weights = sane_weights(graph)
+    names = [*graph.outputs, *logits(graph)]
+    x = np.random.default_rng(3).standard_normal((2, *next(iter(graph.inputs.values())).shape))
+    outs = {}
+    variants = [(13, False), (18, False)] + ([(13, True)] if net in ("googlenet",) else [])
+    for opset, functions in variants:
+        model = lower(graph, weights, outputs=names[1:], opset=opset, functions=functions)
+        assert model.opset_import[0].version == opset
+        onnx.checker.check_model(model, full_check=True)
+        outs[opset, functions] = run_ort(model, x.astype(np.float32))
+    ref = outs[18, False]
+    for key, got in outs.items():
+        for name, out, want in zip(names, got, ref):
+            assert_close(out, want, f"{net} opset {key[0]} {name}")
+
+
+def _softplus(x):
+    return np.log1p(np.exp(x))
+
+
+FALLBACK_CASES = {  # op, attrs, extra initialisers, numpy reference
+    "HardSwish": ({}, {}, lambda x: x * np.clip(x / 6 + 0.5, 0, 1)),
+    "Mish": ({}, {}, lambda x: x * np.tanh(_softplus(x))),
+    "LayerNormalization": (
+        {"axis": -1, "epsilon": 1e-5}, {"s": np.linspace(0.5, 1.5, 6), "b": np.arange(6) / 10},
+        lambda x: ((x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-5)
+                   * np.linspace(0.5, 1.5, 6) + np.arange(6) / 10)),
+    "LayerNormalization_axis1": (
+        {"axis": 1}, {"s": np.full((4, 6, 6), 2.0)},  # ONNX's LayerNormalization needs a scale
+        lambda x: 2 * (x - x.mean((1, 2, 3), keepdims=True))
+        / np.sqrt(x.var((1, 2, 3), keepdims=True) + 1e-5)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FALLBACK_CASES))
+@pytest.mark.parametrize("opset", [13, 18])
+def test_ops_newer_than_the_target_opset_are_written_in_older_ops(case, opset):
+    attrs, extra, ref = FALLBACK_CASES[case]
+    op = case.split("_")[0]
+    tape = Tape(opset=opset)
+    tape.shapes["x"] = (4, 6, 6)
+    ins = ["x"] + [tape.initializer(k, v) for k, v in extra.items()]
+    tape.op(op, ins, name="n", **attrs)
+    model = tape.finish("t", {"x": (4, 6, 6)}, {"n": (4, 6, 6)})
+    onnx.checker.check_model(model, full_check=True)
+    types = {n.op_type for n in model.graph.node}
+    assert (op in types) == (opset >= onnx.defs.get_schema(op, 18, "").since_version)
+    np.testing.assert_allclose(run_ort(model, X)[0], ref(X.astype(np.float64)),
+                               rtol=1e-5, atol=1e-5)

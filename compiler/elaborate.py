@@ -1071,7 +1071,8 @@ def flatten_mean_joins(graph: Graph) -> None:
 def assign_survival(graph: Graph) -> None:
     """Stochastic depth (Huang et al.): residual block l of L survives with
     p_l = 1 − (l/L)(1 − p_L), counting blocks in graph order. Explicit survivals are kept.
-    The declaration's ``mode`` (batch or row) goes to every block it sets."""
+    The declaration's ``mode`` (batch or row) goes to every block, explicit ones included (so a
+    net can write its own schedule, as EfficientNet's, and declare only the mode)."""
     p_last = graph.options.get("stochastic_depth")
     if p_last is None:
         return
@@ -1080,6 +1081,7 @@ def assign_survival(graph: Graph) -> None:
     total = len(blocks)
     for l, node in enumerate(blocks, start=1):
         if node.attrs.get("explicit"):
+            graph.nodes[node.name] = node.replace(attrs=node.attrs.replace(mode=mode))
             continue
         p = 1.0 - (l / total) * (1.0 - p_last)
         graph.nodes[node.name] = node.replace(attrs=node.attrs.replace(survival=p, mode=mode))

@@ -159,6 +159,22 @@ def test_mobilenet_v3_se_gates_broadcast_over_the_map():
         assert gate == (x[0], 1, 1) and n.shape == x
 
 
+def test_efficientnet_b0_stochastic_depth_is_torchvisions_schedule():
+    """torchvision: block k of 16 (from 0, every block counted) drops with 0.2·k/16, per sample,
+    and only blocks with a residual connection (stride 1, width kept) have it."""
+    graph = zoo_graph("efficientnet_b0")
+    blocks = sorted({int(re.match(r"mbconv(\d+)\.", n.name)[1]) for n in graph
+                     if re.match(r"mbconv\d+\.", n.name)})
+    assert blocks == list(range(1, 17))
+    survival = {int(re.match(r"mbconv(\d+)\.", n.name)[1]) - 1: n.attrs.survival
+                for n in graph if n.op == "residual"}
+    modes = {n.attrs.mode for n in graph if n.op == "residual"}
+    # torchvision's use_res_connect: every block but the first of its stage
+    assert sorted(survival) == [2, 4, 6, 7, 9, 10, 12, 13, 14] and modes == {"row"}
+    for k, p in survival.items():
+        assert p == pytest.approx(1 - 0.2 * k / 16, abs=1e-12), k
+
+
 def test_inception_v3_grids_follow_table_1():
     graph = zoo_graph("inception_v3")
     at = {m: graph.nodes[graph.resolve(m)].shape for m in

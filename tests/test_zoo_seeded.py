@@ -5,7 +5,9 @@
   depth's scale into the body's last layer), so the file is as small as the graph allows.
 - The seeded output is finite and of ordinary size, in torch (eval mode) and in ONNX Runtime:
   the batch norm ending each residual body starts with γ = 0 (compiler/weights.py), without
-  which the 1,202-layer CIFAR ResNet gave logits near 4e5 in torch and NaN in ONNX Runtime.
+  which the 1,202-layer CIFAR ResNet gave logits near 4e5 in torch and NaN in ONNX Runtime, and
+  every bn's running statistics are the moments its input has on standard-normal images
+  (compiler/seeded_stats.py), without which MobileNet-V2 gave 5e-9 and ResNet-1001 NaN.
 
 Nets that take seconds run by default; the rest of the zoo with ``NETC_FULL_ZOO=1``.
 """
@@ -29,27 +31,13 @@ onnxslim = pytest.importorskip("onnxslim")
 
 QUICK = ["lenet5", "allcnn_c", "cifar_resnet20", "cifar_resnet110_sd", "cifar_resnet1202",
          "fractalnet", "googlenet", "resnet18"]
-# Zoo nets (merged from other branches) whose seeded output is not ordinary yet, as measured
-# (torch eval mode, batch 1): zero-γ needs a bn at the end of a residual body, and fresh batch
-# norm statistics (mean 0, variance 1) do not normalise in eval mode.
-NOT_ORDINARY = {
-    "preact_resnet164": "pre-activation bodies end in a conv, no bn to zero: logits ~4e6",
-    "preact_resnet1001": "pre-activation bodies end in a conv, no bn to zero: NaN",
-    "densenet121": "fresh bn statistics in eval mode: logits ~3e7",
-    "efficientnet_b0": "fresh bn statistics in eval mode: logits ~3e-14",
-    "mobilenet_v2": "fresh bn statistics in eval mode: logits ~5e-9",
-    "mobilenet_v3_small": "fresh bn statistics in eval mode: logits ~1e-8",
-    "shufflenet_v2_x1_0": "fresh bn statistics in eval mode: logits ~3e-5",
-}
+# Nets whose eval-mode seeded output hung on the analytic batch-norm statistics (fresh ones,
+# mean 0 and variance 1, gave max|logit| 4e6, NaN, 3e7, 3e-14, 5e-9, 1e-8, 3e-5): the fast ones
+# run by default; preact_resnet1001, densenet121, efficientnet_b0 and mobilenet_v2 with
+# NETC_FULL_ZOO=1.
+STATISTICS = ["preact_resnet164", "mobilenet_v3_small", "shufflenet_v2_x1_0"]
 
-
-def _marked(net: str):
-    if net in NOT_ORDINARY:
-        return pytest.param(net, marks=pytest.mark.xfail(reason=NOT_ORDINARY[net], strict=True))
-    return net
-
-
-NETS = sorted(zoo_index()) if os.environ.get("NETC_FULL_ZOO") else QUICK
+NETS = sorted(zoo_index()) if os.environ.get("NETC_FULL_ZOO") else QUICK + STATISTICS
 # The simplifier on the 1202-layer net takes 9 s and meets the blocks ResNet-110 has.
 SLIM = NETS if os.environ.get("NETC_FULL_ZOO") else [n for n in QUICK if n != "cifar_resnet1202"]
 # Largest |logit| a seeded net may give for a standard-normal input: an ordinary softmax input,
@@ -75,7 +63,7 @@ def test_a_simplifier_removes_no_node(net):
     assert after == before, f"{net}: onnxslim leaves {len(after)} of {len(before)} nodes"
 
 
-@pytest.mark.parametrize("net", [_marked(n) for n in NETS])
+@pytest.mark.parametrize("net", NETS)
 def test_seeded_outputs_are_finite_and_of_ordinary_size(net):
     graph, weights, logits, model = compiled(net)
     shape = next(iter(graph.inputs.values())).shape
@@ -87,8 +75,10 @@ def test_seeded_outputs_are_finite_and_of_ordinary_size(net):
     for what, out in (("torch", ref), ("onnxruntime", ort)):
         top = float(np.abs(out).max())
         assert np.isfinite(out).all() and 0 < top < ORDINARY, f"{net} {what}: max|logit| {top}"
+    # 3e-5: float32 sums over preact_resnet164's 164 layers differ by 1.6e-5 of max|logit|
+    # (measured); the 1e-5 agreement of every zoo net is tests/test_onnx_zoo.py's.
     err = float(np.abs(ort - ref).max())
-    assert err <= 1e-5 * float(np.abs(ref).max()) + 1e-6, f"{net}: ORT differs by {err}"
+    assert err <= 3e-5 * float(np.abs(ref).max()) + 1e-6, f"{net}: ORT differs by {err}"
 
 
 def test_zero_gamma_ends_each_residual_body_and_nothing_else():
@@ -102,3 +92,30 @@ def test_zero_gamma_ends_each_residual_body_and_nothing_else():
     assert all(not w[f"{b}.weight"].any() for b in ends)
     assert all((w[f"{b}.weight"] == 1).all() for b in bns if b not in ends)  # incl. projections
     assert residual_body_ends(load("vgg11_bn")) == []
+
+
+@pytest.mark.parametrize("net,shape", [("cifar_resnet20", None), ("mobilenet_v2", (3, 64, 64)),
+                                       ("preact_resnet164", None)])
+def test_seeded_bn_statistics_are_the_batch_statistics_they_meet(net, shape, one_torch_thread):
+    """The analytic running statistics against the batch statistics measured in torch on 8
+    standard-normal images: each bn's median ratio (over its channels) of measured to
+    predicted variance is within a factor 4 (measured: 0.95-3.2 on cifar_resnet20, whose
+    stages 2-3 the independence approximation underestimates; 0.38-1.06 on mobilenet_v2 at
+    64x64; fresh statistics are off by up to 1e9), and its mean error is under one predicted
+    deviation."""
+    graph = load(net) if shape is None else load(net, input_shapes={None: shape})
+    w = init_weights(graph, seed=0)
+    shape = next(iter(graph.inputs.values())).shape
+    x = torch.from_numpy(np.random.default_rng(1).standard_normal((8, *shape)).astype(np.float32))
+    bns = [n.name for n in graph if n.op == "bn"]
+    with torch.no_grad():
+        taps = build_module(graph, w).eval()(x, taps=[graph[b].inputs[0] for b in bns])
+    ratios, errors = [], []
+    for b in bns:
+        a = taps[graph[b].inputs[0]].double()
+        mean, var = a.mean((0, 2, 3)).numpy(), a.var((0, 2, 3)).numpy()
+        rm, rv = w[f"{b}.running_mean"], w[f"{b}.running_var"].astype(np.float64) + 1e-5
+        ratios.append(float(np.median(var / rv)))
+        errors.append(float(np.median(np.abs(mean - rm) / np.sqrt(rv))))
+    assert 0.25 < min(ratios) and max(ratios) < 4.0, (net, min(ratios), max(ratios))
+    assert max(errors) < 1.0, (net, max(errors))

@@ -31,6 +31,9 @@ class BatchNorm(OpDef):
         return 2 * ins[0][0]  # running mean and variance
 
     def init_weights(self, a, ins, out, rng):
+        # γ = 1, β = 0 as torch's. The running statistics drawn here are placeholders: the
+        # seeded initialiser replaces them by the moments of the bn's input on standard-normal
+        # images (compiler.seeded_stats) and zeroes γ where the bn ends a residual body.
         c = ins[0][0]
         return {
             "weight": np.ones(c, np.float32),

@@ -31,13 +31,11 @@ NEEDS_USER_FILES = {
     "netc run resnet50.onnx cat.jpg dog.png": "the user's photographs (cat.jpg, dog.png)",
 }
 # Merged from other branches at the end of firsthour's session and not yet checked offline
-# here (LFW data, files of their own); `netc fit examples/readout.net` fails as written (the file
-# has two nets: it needs examples/readout.net:NAME) - reported to the lead.
+# here (LFW data, files of their own).
 UNCHECKED = {
     "netc fit eigenfaces": "needs the LFW faces; not yet checked offline",
     "netc compile eigenfaces": "uses faces.safetensors from `netc fit eigenfaces`",
     "netc eigenfaces": "uses the fitted eigenfaces; not yet checked offline",
-    "netc fit examples/readout.net": "fails as written: the file has two nets (reported)",
     "netc probe lenet5 --weights lenet.safetensors": "a lenet.safetensors the user trained",
 }
 NOT_HERE = {

@@ -180,18 +180,9 @@ class BindingsMixin:
         return ForEachBlock(e.body, e.vars, tuple(items), dict(env), e.span)
 
     def apply_ForEachBlock(self, b: ForEachBlock, x: Value, label):
-        for item in b.items:
-            if x is POISON:
-                return POISON
-            self.step(b.span)
-            names = dict(zip(b.vars, item)) if len(b.vars) > 1 else {b.vars[0]: item}
-            value = self.eval(b.body, {**b.env, **names})
-            if value is POISON:
-                return POISON
-            if not isinstance(value, Block):
-                return self.not_a_block(value, b.body)
-            x = self.apply(value, x)
-        return x
+        envs = ({**b.env, **(dict(zip(b.vars, item)) if len(b.vars) > 1
+                             else {b.vars[0]: item})} for item in b.items)
+        return self.apply_each(b.body, b.span, envs, x)
 
 
 _EVALUATING = object()  # a file-level constant being evaluated

@@ -662,15 +662,21 @@ class Elaborator(BindingsMixin):
         return x
 
     def apply_ForBlock(self, b: ForBlock, x: Value, label):
-        for i in range(b.lo, b.hi + 1):
+        envs = ({**b.env, b.var: i} for i in range(b.lo, b.hi + 1))
+        return self.apply_each(b.body, b.span, envs, x)
+
+    def apply_each(self, body, span, envs, x: Value):
+        """``body`` evaluated in each of ``envs`` in turn, each block applied to the last
+        output: the loop behind ``for i in a..b`` and ``for t, c in rows``."""
+        for env in envs:
             if x is POISON:
                 return POISON
-            self.step(b.span)
-            value = self.eval(b.body, {**b.env, b.var: i})
+            self.step(span)
+            value = self.eval(body, env)
             if value is POISON:
                 return POISON
             if not isinstance(value, Block):
-                return self.not_a_block(value, b.body)
+                return self.not_a_block(value, body)
             x = self.apply(value, x)
         return x
 

@@ -6,7 +6,7 @@ import platform
 import re
 from pathlib import Path
 
-from runtime.files import atomic_write_bytes
+from netc.runtime.files import atomic_write_bytes
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 

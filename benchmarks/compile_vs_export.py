@@ -65,7 +65,7 @@ def netc_compile(net: str, out: Path, weights: Path | None = None, runs: int = 3
     extra = ["--weights", str(weights)] if weights else []
     for _ in range(runs):
         start, cpu = time.perf_counter(), _cpu_children()
-        subprocess.run([sys.executable, "-m", "runtime.cli", "compile", net, "-o", str(out),
+        subprocess.run([sys.executable, "-m", "netc.runtime.cli", "compile", net, "-o", str(out),
                         *extra], check=True, capture_output=True, cwd=ROOT)
         walls.append(time.perf_counter() - start)
         cpus.append(_cpu_children() - cpu)
@@ -77,9 +77,9 @@ def netc_compile(net: str, out: Path, weights: Path | None = None, runs: int = 3
 LOWER = """
 import json, time
 from safetensors.numpy import load_file
-from compiler.loader import load
-from compiler.lower_onnx import lower
-from runtime.files import save_onnx as save
+from netc.compiler.frontend.loader import load
+from netc.compiler.lower_onnx.model import lower
+from netc.runtime.files import save_onnx as save
 graph, weights = load({net!r}), load_file({weights!r})
 times = []
 for _ in range(3):
@@ -100,8 +100,8 @@ import json, time
 t0 = time.perf_counter()
 import torch
 t1 = time.perf_counter()
-from compiler.loader import load
-from compiler.lower_torch import build_module
+from netc.compiler.frontend.loader import load
+from netc.compiler.lower_torch.module import build_module
 from safetensors.numpy import load_file
 graph = load({net!r})
 net = build_module(graph, load_file({weights!r})).eval()
@@ -154,8 +154,8 @@ INFERENCE = """
 import json, statistics, time
 import numpy as np, onnxruntime as ort, torch
 torch.set_num_threads(2)
-from compiler.loader import load
-from compiler.lower_torch import build_module
+from netc.compiler.frontend.loader import load
+from netc.compiler.lower_torch.module import build_module
 from safetensors.numpy import load_file
 graph = load({net!r})
 module = build_module(graph, load_file({weights!r})).eval()
@@ -204,7 +204,7 @@ def inference(net: str, weights: Path, files: dict[str, str], repeat: int, warmu
 def bench_net(net: str, args, work: Path) -> dict:
     from safetensors.numpy import save_file
 
-    from compiler.loader import load
+    from netc.compiler.frontend.loader import load
     from tests.test_onnx_zoo import sane_weights
 
     # One set of weights for every file and for torch eager, with batch-norm statistics a

@@ -40,8 +40,8 @@ def main() -> None:
     import torch.nn.functional as F
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from compiler.loader import load
-    from compiler.lower_torch import build_module
+    from netc.compiler.frontend.loader import load
+    from netc.compiler.lower_torch.module import build_module
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo")
@@ -51,7 +51,7 @@ def main() -> None:
     steps = int(args[1]) if len(args) > 1 else 12
     graph = load(net)
     graph.options["stochastic_depth"] = 0.5  # the zoo's 56-layer net, with stochastic depth
-    from compiler.elaborate import assign_survival
+    from netc.compiler.frontend.elaborate import assign_survival
 
     assign_survival(graph)
     variants = {}

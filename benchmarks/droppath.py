@@ -43,7 +43,7 @@ GOALS = {"resnet110": 0.80, "fractalnet": 0.65}
 
 
 def graph_of(name: str):
-    from compiler.loader import load
+    from netc.compiler.frontend.loader import load
 
     if name.endswith("(no drop-path)"):
         graph = load(name.split()[0])
@@ -58,8 +58,8 @@ class Side:
     def __init__(self, name: str, batch: int, compiled: str | bool):
         import torch
 
-        from compiler.lower_torch import build_module
-        from runtime.train import classifier_head
+        from netc.compiler.lower_torch.module import build_module
+        from netc.runtime.train import classifier_head
 
         self.name = name
         graph = graph_of(name)
@@ -141,8 +141,8 @@ def expected_share(module, draws: int = 2000) -> str:
     ``draws`` steps decided (nothing computed), the live nodes' MACs summed (netc summary's)."""
     import torch
 
-    from compiler.summary import summarize
-    from compiler.torch_gates import live_nodes
+    from netc.compiler.analyses.summary import summarize
+    from netc.compiler.lower_torch.gates import live_nodes
 
     graph, gates = module.graph, module._gates
     macs = {row.name: row.macs for row in summarize(graph).rows}
@@ -252,7 +252,7 @@ def main(argv=None) -> int:
             rows.append(row)
             if args.json:  # after every pair, so a capped or killed run keeps what it measured
                 Path(args.json).write_text(json.dumps(rows, indent=1))
-    from compiler.lower_torch import build_module
+    from netc.compiler.lower_torch.module import build_module
 
     shares = {}
     for row in rows:  # the same draws for every row of a net, also for rows merged from files

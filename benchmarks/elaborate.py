@@ -51,10 +51,10 @@ def process(argv) -> float:
 
 
 def main() -> None:
-    from compiler.elaborate import Elaborator
-    from compiler.loader import load
-    from dsl import ast
-    from dsl.parser import parse
+    from netc.compiler.frontend.elaborate import Elaborator
+    from netc.compiler.frontend.loader import load
+    from netc.dsl import ast
+    from netc.dsl.parser import parse
 
     def front_end():
         module = parse(CIFAR_1202, "<bench>")
@@ -66,7 +66,7 @@ def main() -> None:
     fe_best, fe_med = best_of(front_end)
     fractal_best, _ = best_of(lambda: load("fractalnet"))
     py = sys.executable
-    netc = [process([py, "-m", "runtime.cli", "summary", "resnet50"]) for _ in range(5)]
+    netc = [process([py, "-m", "netc.runtime.cli", "summary", "resnet50"]) for _ in range(5)]
     torch = [process([py, "-c", "import torch"]) for _ in range(5)]
     ratio = statistics.median(torch) / statistics.median(netc)
     text = f"""## Front end: parsing and elaboration (`benchmarks/elaborate.py`)
@@ -98,10 +98,10 @@ SIZES = (1_000, 10_000, 100_000)
 
 
 def linear(repeat: int = 3) -> None:
-    from compiler.elaborate import Elaborator
-    from compiler.loader import run_deep
-    from dsl import ast
-    from dsl.parser import parse
+    from netc.compiler.frontend.elaborate import Elaborator
+    from netc.compiler.frontend.loader import run_deep
+    from netc.dsl import ast
+    from netc.dsl.parser import parse
 
     sys.setrecursionlimit(1000)  # Python's default: nothing may depend on a raised limit
     parse_t: dict[tuple, list[float]] = {}

@@ -3,7 +3,7 @@
 The README once said ONNX Runtime runs netc's ResNet-50 file faster than torch's own exports;
 that came from timing the files one after the other. Here, in one process and on one input:
 
-- netc's file (``compiler.lower_onnx.lower``), and ``torch.onnx.export`` of the very same module
+- netc's file (``netc.compiler.lower_onnx.model.lower``), and ``torch.onnx.export`` of the very same module
   (same weights) with the default (dynamo) exporter and the legacy (TorchScript) one, opset 18;
 - ONNX Runtime's CPU provider on each, and torch eager, 2 threads each, batch 1;
 - **rotating turns**: every round runs each backend once, round k starting with backend k mod n,
@@ -46,11 +46,11 @@ def backends(net: str, work: Path, threads: int, skip_default: bool):
     import onnxruntime as ort
     import torch
 
-    from compiler.loader import load
-    from compiler.lower_onnx import lower
-    from runtime.files import save_onnx as save
-    from compiler.lower_torch import build_module
-    from compiler.weights import init_weights
+    from netc.compiler.frontend.loader import load
+    from netc.compiler.lower_onnx.model import lower
+    from netc.runtime.files import save_onnx as save
+    from netc.compiler.lower_torch.module import build_module
+    from netc.compiler.numerics.seeded_weights import init_weights
 
     graph = load(net)
     weights = init_weights(graph, seed=0)

@@ -29,11 +29,11 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 from _results import machine, write_section  # noqa: E402
-from compiler.loader import load  # noqa: E402
-from compiler.recipe import prefix_graph  # noqa: E402
-from compiler.lower_torch import build_module  # noqa: E402
-from compiler.weights import init_weights  # noqa: E402
-from runtime.recipes import losses  # noqa: E402
+from netc.compiler.frontend.loader import load  # noqa: E402
+from netc.compiler.frontend.recipe import prefix_graph  # noqa: E402
+from netc.compiler.lower_torch.module import build_module  # noqa: E402
+from netc.compiler.numerics.seeded_weights import init_weights  # noqa: E402
+from netc.runtime.recipes import losses  # noqa: E402
 
 STYLE = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
 CONTENT = "conv4_2"

@@ -3,7 +3,7 @@
 Node kinds (``Node.op``):
 
 - ``input``: a network input; no inputs, its shape declared by the spec;
-- any name in :data:`compiler.ops.REGISTRY`: an operator applied to ``inputs``.
+- any name in :data:`netc.compiler.ops.REGISTRY`: an operator applied to ``inputs``.
 
 Invariants, checked by :func:`verify`: names are unique; nodes are in topological order (every
 input of a node comes before it); every shape is known; every output names a node; op names are
@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
-from compiler.ops import REGISTRY, Attrs, OpDef, Shape
-from dsl.diagnostics import Span
+from netc.compiler.ops import REGISTRY, Attrs, OpDef, Shape
+from netc.dsl.diagnostics import Span
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,15 @@
 """The abstract syntax of netc: small frozen records, each carrying its source :class:`Span`.
 
 Expressions are one family: numbers, names, calls and chains of blocks share a grammar, and the
-elaborator (``compiler.elaborate``) decides what each denotes. Nothing here knows about tensors.
+elaborator (``netc.compiler.frontend.elaborate``) decides what each denotes. Nothing here knows
+about tensors.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dsl.diagnostics import Span
+from netc.dsl.diagnostics import Span
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +223,8 @@ class Module(Node):
 class RecipeSetting(Node):
     """``content "astronaut"`` or ``optimizer lbfgs(steps=300)``: a setting's name and arguments.
 
-    ``net vgg19`` is the setting named ``net``; :mod:`compiler.recipe` checks names and values.
+    ``net vgg19`` is the setting named ``net``; :mod:`netc.compiler.frontend.recipe` checks names
+    and values.
     """
 
     name: str

@@ -63,7 +63,7 @@ class SourceCache:
     def line(self, file: str, line: int) -> str | None:
         text = self.texts.get(file)
         if text is None:
-            from dsl.sources import NotRegular, read_regular
+            from netc.dsl.sources import NotRegular, read_regular
 
             try:  # a regular file only: a diagnostic must not block on a FIFO
                 text = read_regular(file).decode("utf-8", errors="replace")

@@ -10,7 +10,7 @@ branches, list items, labels, ``for`` bodies, a chain inside a chain's step) is 
 :data:`MAX_NESTING` levels the file is refused with a located error, quickly and before the
 elaborator (which recurses on nesting) could reach Python's recursion limit.
 
->>> from dsl.parser import parse
+>>> from netc.dsl.parser import parse
 >>> _ = parse("def f = " + "(" * 10 + "relu" + ")" * 10)   # ten brackets are fine
 """
 
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from dsl import ast
-from dsl.diagnostics import Diagnostic, DiagnosticError
+from netc.dsl import ast
+from netc.dsl.diagnostics import Diagnostic, DiagnosticError
 
 MAX_NESTING = 200
 

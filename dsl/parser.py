@@ -1,7 +1,7 @@
-"""Parse netc source text into :mod:`dsl.ast` nodes.
+"""Parse netc source text into :mod:`netc.dsl.ast` nodes.
 
 The grammar lives in ``netc.lark`` beside this file. Lark's exceptions stop at this boundary:
-:func:`parse` raises only :class:`~dsl.diagnostics.DiagnosticError`.
+:func:`parse` raises only :class:`~netc.dsl.diagnostics.DiagnosticError`.
 
 >>> mod = parse("def two = conv(8, 3) -> relu", "<doc>")
 >>> type(mod.items[0]).__name__, mod.items[0].name
@@ -25,9 +25,9 @@ from lark.exceptions import (
 )
 from lark.visitors import Transformer_NonRecursive
 
-from dsl import ast
-from dsl.diagnostics import SOURCES, Diagnostic, DiagnosticError, Span
-from dsl.nesting import check_nesting
+from netc.dsl import ast
+from netc.dsl.diagnostics import SOURCES, Diagnostic, DiagnosticError, Span
+from netc.dsl.nesting import check_nesting
 
 MAX_DIGITS = 100  # the longest integer literal (the elaborator refuses larger results, too)
 
@@ -69,7 +69,7 @@ def load_grammar(package: str, filename: str, **options) -> Lark:
 
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
-    return load_grammar("dsl", "netc.lark", start=["start", "expr"])
+    return load_grammar(__package__, "netc.lark", start=["start", "expr"])
 
 
 @v_args(inline=True, meta=True)
@@ -350,7 +350,7 @@ def parse(text: str, file: str = "<string>") -> ast.Module:
     """Parse one file's text. Raises :class:`DiagnosticError` on any syntax error.
 
     Line ends are normalised first (CR-only and CRLF files are located like LF files), and an
-    expression nested deeper than :data:`dsl.nesting.MAX_NESTING` is refused at its place, so
+    expression nested deeper than :data:`netc.dsl.nesting.MAX_NESTING` is refused at its place, so
     nothing later depends on Python's recursion limit.
     """
     if "\r" in text:

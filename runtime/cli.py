@@ -12,29 +12,29 @@ import argparse
 import importlib
 import sys
 
-from dsl.diagnostics import DiagnosticError, UserError, render
+from netc.dsl.diagnostics import DiagnosticError, UserError, render
 
-# name -> (module, one-line help). Order is the order of `netc --help`.
+# name -> (module under netc.runtime.commands, one-line help). Order is the order of `netc --help`.
 COMMANDS = {
-    "check": ("runtime.commands.check", "parse and shape-check a spec"),
-    "summary": ("runtime.commands.summary", "per-layer table: shapes, parameters, MACs"),
-    "zoo": ("runtime.commands.zoo", "the built-in nets: source, input, params, MACs; --spec"),
-    "compile": ("runtime.commands.compile", "compile a spec to an ONNX model (no torch needed)"),
-    "run": ("runtime.commands.run", "classify images with an ONNX model on ONNX Runtime"),
-    "bench": ("runtime.commands.bench", "time torch eager, torch.compile and ONNX Runtime"),
-    "import": ("runtime.commands.import_caffe", "import a Caffe .prototxt as a netc spec"),
-    "weights": ("runtime.commands.weights", "import a foreign state dict onto a spec"),
-    "train": ("runtime.commands.train", "train a spec on digits, an image folder or CIFAR-10"),
-    "recipe": ("runtime.commands.recipe", "run an image recipe: inversion, DeepDream, style"),
-    "draw": ("runtime.commands.draw", "draw the network graph as SVG or PNG (no Graphviz)"),
-    "explain": ("runtime.commands.explain",
+    "check": ("check", "parse and shape-check a spec"),
+    "summary": ("summary", "per-layer table: shapes, parameters, MACs"),
+    "zoo": ("zoo", "the built-in nets: source, input, params, MACs; --spec"),
+    "compile": ("compile", "compile a spec to an ONNX model (no torch needed)"),
+    "run": ("run", "classify images with an ONNX model on ONNX Runtime"),
+    "bench": ("bench", "time torch eager, torch.compile and ONNX Runtime"),
+    "import": ("import_caffe", "import a Caffe .prototxt as a netc spec"),
+    "weights": ("weights", "import a foreign state dict onto a spec"),
+    "train": ("train", "train a spec on digits, an image folder or CIFAR-10"),
+    "recipe": ("recipe", "run an image recipe: inversion, DeepDream, style"),
+    "draw": ("draw", "draw the network graph as SVG or PNG (no Graphviz)"),
+    "explain": ("explain",
                 "which pixels drive a unit: deconvnet, guided backprop, saliency"),
-    "top-activations": ("runtime.commands.top_activations",
+    "top-activations": ("top_activations",
                         "the images that activate each unit most (Zeiler-Fergus)"),
-    "embed": ("runtime.commands.embed", "t-SNE of a layer's codes as an image grid"),
-    "fit": ("runtime.commands.fit", "solve a spec's fitted layers (pca, fc fit=) from data"),
-    "probe": ("runtime.commands.probe", "held-out accuracy of linear read-outs per layer"),
-    "eigenfaces": ("runtime.commands.eigenfaces",
+    "embed": ("embed", "t-SNE of a layer's codes as an image grid"),
+    "fit": ("fit", "solve a spec's fitted layers (pca, fc fit=) from data"),
+    "probe": ("probe", "held-out accuracy of linear read-outs per layer"),
+    "eigenfaces": ("eigenfaces",
                    "eigenfaces: is it a face, who is it, reconstruct an occluded face"),
 }
 
@@ -44,14 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="netc",
         description="netc: a language and compiler for convolutional network architectures",
     )
-    from runtime import __version__
+    from netc.runtime import __version__
 
     parser.add_argument("--version", action="version", version=f"netc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        mod = importlib.import_module(module)
+        mod = importlib.import_module(f"netc.runtime.commands.{module}")
         mod.add_arguments(p)
         p.set_defaults(_module=mod)
     return parser

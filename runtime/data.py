@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from compiler.ir import InputSpec
-from dsl.diagnostics import UserError
+from netc.compiler.ir import InputSpec
+from netc.dsl.diagnostics import UserError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff",
                   ".webp"}
@@ -108,7 +108,7 @@ def _class_names(root: Path) -> list[str]:
 def _read_images(root: Path, classes: list[str], input_shape) -> tuple[torch.Tensor, torch.Tensor]:
     from PIL import Image
 
-    from runtime.files import open_image
+    from netc.runtime.files import open_image
 
     c, h, w = input_shape if len(input_shape) == 3 else (1, *input_shape, 1)
     mode = "L" if c == 1 else "RGB"

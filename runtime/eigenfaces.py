@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from compiler.fitting import pinv_solve
-from compiler.ir import Graph
-from dsl.diagnostics import UserError
-from runtime.fit import Images, fit_graph, lfw_rows
+from netc.compiler.numerics.fitting import pinv_solve
+from netc.compiler.ir import Graph
+from netc.dsl.diagnostics import UserError
+from netc.runtime.fit import Images, fit_graph, lfw_rows
 
 FIT_ROWS = "0-79"
 HELD_OUT = slice(80, 100)
@@ -37,7 +37,7 @@ def fitted_weights(graph: Graph, weights=None, log=print) -> dict[str, np.ndarra
     """``weights``, or the net's seeded weights with its fitted layers solved on faces 0–79."""
     if weights is not None:
         return weights
-    from compiler.weights import init_weights
+    from netc.compiler.numerics.seeded_weights import init_weights
 
     rows = lfw_rows(FIT_ROWS)
     images = Images(f"lfw_subset {FIT_ROWS}", torch.from_numpy(rows[:, None] * 255.0))
@@ -54,8 +54,8 @@ def _node(graph: Graph, op: str) -> str:
 
 def run_net(graph: Graph, weights, images: np.ndarray, layer: str) -> np.ndarray:
     """The net's ``layer`` for images in [0, 1] (n×25×25), through the torch module."""
-    from compiler.lower_torch import build_module
-    from runtime.data import make_batch
+    from netc.compiler.lower_torch.module import build_module
+    from netc.runtime.data import make_batch
 
     module = build_module(graph, weights).eval()
     spec = next(iter(graph.inputs.values()))
@@ -103,8 +103,8 @@ def projections(graph: Graph, weights, rows=(80, 81, 82, 100, 101, 102)):
 def score_files(graph: Graph, weights, paths) -> np.ndarray:
     """Distance from face space of image files (grey, resized to the input straight, with
     no crop: a face should fill the picture as lfw_subset's do)."""
-    from compiler.lower_torch import build_module
-    from runtime.images import Preprocess, load_batch
+    from netc.compiler.lower_torch.module import build_module
+    from netc.runtime.images import Preprocess, load_batch
 
     layer = _node(graph, "pca_distance")
     x = load_batch(list(paths), Preprocess.from_spec(next(iter(graph.inputs.values())), 1.0))
@@ -194,7 +194,7 @@ def write_panel(path: str | Path, rows: list[list[np.ndarray]], scale: int = 4) 
     written atomically (the lecture's Figure 13 is one row: occluded | reconstructed)."""
     from PIL import Image
 
-    from runtime.files import atomic_path
+    from netc.runtime.files import atomic_path
 
     gap = 2
     h, w = rows[0][0].shape

@@ -17,8 +17,8 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
-from dsl.diagnostics import UserError
-from dsl.sources import MAX_SOURCE_BYTES, NotRegular, check_regular, read_regular
+from netc.dsl.diagnostics import UserError
+from netc.dsl.sources import MAX_SOURCE_BYTES, NotRegular, check_regular, read_regular
 
 MAX_IMAGE_BYTES = 512 * 2**20
 

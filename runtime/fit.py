@@ -1,12 +1,13 @@
 """Running data through a net to fit its fitted layers (``netc fit``) and to probe its codes
 (``netc probe``).
 
-**Fitting.** The fitted nodes (:func:`compiler.ops.fitted.is_fitted`: ``pca``,
+**Fitting.** The fitted nodes (:func:`netc.compiler.ops.fitted.is_fitted`: ``pca``,
 ``pca_reconstruct``, ``pca_distance``, ``fc(fit=...)``) are solved in graph order: nodes with no
 fitted node upstream first, in one pass over the data; then those that depend only on those, and
 so on. Every other weight stays as given (``--weights``, else netc's seeded initialiser). Each
 pass streams the data in batches through the torch module, tapping the inputs of the nodes it
-fits, into one :class:`compiler.fitting.Moments` per node (count, mean, centred scatter; and for
+fits, into one :class:`netc.compiler.numerics.fitting.Moments` per node (count, mean, centred
+scatter; and for
 an ``fc`` the cross scatter with the one-hot class label), so the memory of a fit is
 O(F² + F·classes) per node whatever the number of images. (The images themselves are held as a
 uint8 or float tensor by the data loader, as ``netc train`` holds them.)
@@ -15,7 +16,8 @@ uint8 or float tensor by the data loader, as ``netc train`` holds them.)
 read-out onto the one-hot labels; λ is chosen on a fifth of the training split from a grid
 relative to σ₁², the read-out is refitted on the whole training split, and the accuracy on the
 held-out split is reported. Codes are held in memory here (n × F), and solved with the SVD of
-:func:`compiler.fitting.ridge_path`. A wide code is easier to separate linearly whatever it
+:func:`netc.compiler.numerics.fitting.ridge_path`. A wide code is easier to separate linearly
+whatever it
 encodes (Cover's theorem), so ``features=N`` maps every wider code to N values by a fixed random
 projection first, and layers compare at one width.
 """
@@ -29,12 +31,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from compiler.fitting import Moments, ridge_path
-from compiler.ir import Graph
-from compiler.ops.fitted import is_fitted
-from dsl.diagnostics import UserError
-from runtime.data import IMAGE_SUFFIXES, load_dataset, make_batch
+from netc.compiler.ir import Graph
+from netc.compiler.numerics.fitting import Moments, ridge_path
+from netc.compiler.ops.fitted import is_fitted
+from netc.dsl.diagnostics import UserError
+from netc.runtime.data import IMAGE_SUFFIXES, load_dataset, make_batch
 
 LFW_FACES = 100  # skimage.data.lfw_subset(): rows 0-99 are faces, 100-199 are not
 # A fit keeps an F×F float64 scatter per fitted layer, a probe the n×F codes of a layer: past
@@ -135,7 +136,7 @@ def fit_order(graph: Graph) -> list[list[str]]:
 def fit_graph(graph: Graph, weights: dict[str, np.ndarray], images: Images,
               batch_size: int = 256, log: Callable[[str], None] = print) -> dict[str, np.ndarray]:
     """``weights`` with every fitted node solved from ``images`` (see the module docstring)."""
-    from compiler.lower_torch import build_module
+    from netc.compiler.lower_torch.module import build_module
 
     order = fit_order(graph)
     if not order:
@@ -292,7 +293,7 @@ def probe(graph: Graph, weights, source: str, layers: list[str], ridge: float | 
     projection, so layers of different widths compare at one width (a wide code is easier to
     separate linearly whatever it encodes: Cover's theorem).
     """
-    from compiler.lower_torch import build_module
+    from netc.compiler.lower_torch.module import build_module
 
     module = build_module(graph, weights).eval()
     module.resolve_taps(layers)  # unknown names fail before any work

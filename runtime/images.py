@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dsl.diagnostics import UserError
+from netc.dsl.diagnostics import UserError
 
 
 @dataclass(frozen=True)
 class Preprocess:
-    """How to prepare images for one network input (from ``compiler.ir.InputSpec``)."""
+    """How to prepare images for one network input (from ``netc.compiler.ir.InputSpec``)."""
 
     shape: tuple[int, int, int]
     mean: tuple[float, ...] | None = None
@@ -52,7 +52,7 @@ class Preprocess:
 
 def load_image(path: str | Path, prep: Preprocess) -> np.ndarray:
     """One image file as a float32 C×H×W array (see the module docstring for the steps)."""
-    from runtime.files import open_image
+    from netc.runtime.files import open_image
 
     return prepare(open_image(path, "L" if prep.layout == "gray" else "RGB"), prep)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dsl.diagnostics import UserError
+from netc.dsl.diagnostics import UserError
 
 # --provider names -> ONNX Runtime provider names, in the order they are preferred.
 PROVIDERS = {

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from dsl.diagnostics import UserError
+from netc.dsl.diagnostics import UserError
 
 
 def usable_cores() -> int:

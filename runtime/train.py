@@ -1,6 +1,6 @@
 """Training a compiled network on an image-classification data set (``netc train``).
 
-The loop is plain PyTorch: the spec's :class:`~compiler.lower_torch.NetModule` (with its
+The loop is plain PyTorch: the spec's :class:`~netc.compiler.lower_torch.module.NetModule` (with its
 dropout, drop-path and stochastic depth acting in training mode), cross-entropy on the logits,
 SGD with momentum or Adam, weight decay, a learning-rate schedule, and an evaluation on the
 held-out split after every epoch.
@@ -9,7 +9,8 @@ What makes a run trustworthy:
 
 - **Repeatable**: ``seed`` fixes the initial weights (netc's initialiser), the data order (one
   permutation per epoch, drawn from ``(seed, epoch)``), the drop-path and stochastic-depth gates
-  (drawn from ``(seed, step)``, :meth:`~compiler.lower_torch.NetModule.seed_gates`) and every
+  (drawn from ``(seed, step)``, :meth:`~netc.compiler.lower_torch.module.NetModule.seed_gates`) and
+  every
   other random draw in training (augmentation, dropout: torch's global generator, seeded once).
   On a CPU two runs with one seed give identical weights, bit for bit.
 - **Resumable**: a checkpoint is written atomically after every epoch and when the run is
@@ -39,8 +40,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from compiler.ir import Graph
-from dsl.diagnostics import UserError
+from netc.compiler.ir import Graph
+from netc.dsl.diagnostics import UserError
 
 CHECKPOINT_FORMAT = "netc-train-1"
 
@@ -70,7 +71,7 @@ class TrainConfig:
     init: str | None = None  # start from these weights (.safetensors, by name)
     progress: bool = True
     device: str | None = None  # cpu, cuda, cuda:1; default: cuda when present
-    threads: int | None = None  # CPU threads for torch (default: runtime.threads chooses)
+    threads: int | None = None  # CPU threads for torch (default: netc.runtime.threads chooses)
 
     def validate(self) -> None:
         if self.optimizer not in ("sgd", "adam"):
@@ -224,9 +225,8 @@ def train(graph: Graph, cfg: TrainConfig, log: Callable[[str], None] = print,
     """Train ``graph`` as ``cfg`` says. ``interrupt_after`` (tests) raises KeyboardInterrupt
     after that many steps of this call, as a Ctrl-C would."""
     import torch
-
-    from compiler.lower_torch import build_module
-    from runtime.data import load_dataset
+    from netc.compiler.lower_torch.module import build_module
+    from netc.runtime.data import load_dataset
 
     cfg.validate()
     if len(graph.inputs) != 1:
@@ -242,7 +242,7 @@ def train(graph: Graph, cfg: TrainConfig, log: Callable[[str], None] = print,
     dist = _Dist(cfg.device)
     try:
         if dist.device.type == "cpu":  # torch's CPU threads, chosen and said once
-            from runtime.threads import set_cpu_threads
+            from netc.runtime.threads import set_cpu_threads
 
             line = set_cpu_threads(cfg.threads)
             if dist.rank == 0:
@@ -291,7 +291,7 @@ def train(graph: Graph, cfg: TrainConfig, log: Callable[[str], None] = print,
         loop = _Loop(graph, cfg, data, spec, head, module, model, optimizer, dist, log)
         loop.run(pos, checkpoint, interrupt_after)
         if dist.main:
-            from runtime.weights_io import write_safetensors
+            from netc.runtime.weights_io import write_safetensors
 
             state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()
                      if not k.endswith("num_batches_tracked")}
@@ -339,8 +339,7 @@ class _Loop:
         """One SGD step on examples ``idx``; ``number`` counts steps from the start of the run
         and seeds the stochastic-depth and drop-path gates, the same on every rank."""
         import torch.nn.functional as F
-
-        from runtime.data import make_batch
+        from netc.runtime.data import make_batch
 
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -363,8 +362,7 @@ class _Loop:
     def evaluate(self) -> tuple[float, float]:
         import torch
         import torch.nn.functional as F
-
-        from runtime.data import make_batch
+        from netc.runtime.data import make_batch
 
         self.module.eval()
         n = len(self.data.test_y)
@@ -436,8 +434,7 @@ class _Loop:
         """Write the checkpoint (rank 0), atomically. ``collective``: every rank is here, so
         the generator states of all ranks are gathered (else only rank 0's is kept)."""
         import torch
-
-        from runtime.files import atomic_path
+        from netc.runtime.files import atomic_path
 
         rng = [_rng_state(self.dist.device)]
         if collective:
@@ -542,8 +539,13 @@ class _Progress:
         self.epochs, self.steps = epochs, steps
         if enabled and sys.stderr.isatty():
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
 
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
                                 MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),

@@ -3,14 +3,14 @@
 A file is read into a :class:`Source`: ``.pt``/``.pth``/``.bin`` with
 ``torch.load(weights_only=True)`` (a pickle that holds more than tensors and plain containers
 is refused before anything in it runs), ``.safetensors``, or a Caffe ``.caffemodel`` (its
-layers in net order, each with netc's tensor names: :func:`compiler.caffe.caffemodel.
+layers in net order, each with netc's tensor names: :func:`netc.compiler.importers.caffe.caffemodel.
 weight_groups`). :func:`map_weights` pairs its layers with the spec's:
 
 1. ``num_batches_tracked`` counters are dropped; ``skip`` prefixes (``aux1``, ``loss1``) drop
    what the spec has no place for, and are reported;
 2. a file whose keys are the spec's names is taken by name (a caffemodel: when every spec
    layer is a Caffe layer name, as for a prototxt imported by netc);
-3. otherwise by structure (:mod:`compiler.weight_pairing`): a state dict as a tree of module
+3. otherwise by structure (:mod:`netc.compiler.importers.pairing`): a state dict as a tree of module
    paths, whatever order the file stores its keys in; a caffemodel in its net order;
 4. every shape is checked; a misfit is reported with the first spec layer that found no
    partner, both shapes, and the likely cause where it is a known one;
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.ir import Graph
-from compiler.weight_pairing import (
+from netc.compiler.ir import Graph
+from netc.compiler.importers.pairing import (
     Layer,
     PairingError,
     file_groups,
@@ -40,8 +40,8 @@ from compiler.weight_pairing import (
     spec_layers,
     tensor_pairs,
 )
-from dsl.diagnostics import UserError
-from runtime.files import atomic_path
+from netc.dsl.diagnostics import UserError
+from netc.runtime.files import atomic_path
 
 # Wrappers that training scripts put around a state dict.
 _WRAPPERS = ("state_dict", "model_state_dict", "model", "net", "weights", "params")
@@ -153,7 +153,7 @@ def read_source(path: str | Path) -> Source:
         return Source(path, read_tensors(path))
     if not path.is_file():
         raise UserError(f"no such weights file: {path}")
-    from compiler.caffe.caffemodel import read_caffemodel, weight_groups
+    from netc.compiler.importers.caffe.caffemodel import read_caffemodel, weight_groups
 
     source = Source(path, {}, [])
     for lay, tensors in weight_groups(read_caffemodel(path)):
@@ -267,7 +267,7 @@ def _by_name(graph, ours, groups, source, result) -> list[tuple[Layer, Layer]] |
 def _labels(caffe_name: str) -> tuple[str, str]:
     """The label netc's prototxt import gives a Caffe layer: its plain spelling, or that with
     a ``_`` when the plain one is a netc keyword or op name (``output_``)."""
-    from compiler.caffe.net import Labels
+    from netc.compiler.importers.caffe.net import Labels
 
     plain = Labels.plain(caffe_name)
     return plain, plain + "_"
@@ -364,7 +364,7 @@ def _auxiliary_heads(names: list[str], extra: int) -> list[str]:
 def _zoo_fits(current: str, groups: list[Layer], source: Source) -> list[str]:
     """The zoo nets (other than ``current``, at most 3) the file's layers fit."""
     found = []
-    from compiler.loader import load, zoo_index
+    from netc.compiler.frontend.loader import load, zoo_index
 
     for name in sorted(zoo_index()):
         if name == current or name.startswith("cifar_resnet1202"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.cli import main
+from netc.runtime.cli import main
 
 
 class CliResult:

@@ -18,8 +18,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from compiler.loader import load
-from compiler.lower_torch import build_module
+from netc.compiler.frontend.loader import load
+from netc.compiler.lower_torch.module import build_module
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

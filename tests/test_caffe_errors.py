@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler.caffe import check_spec, import_prototxt_text
-from dsl.diagnostics import DiagnosticError
-from runtime.cli import main
+from netc.compiler.importers.caffe import check_spec, import_prototxt_text
+from netc.dsl.diagnostics import DiagnosticError
+from netc.runtime.cli import main
 
 HEADER = 'input: "data"\ninput_dim: 1\ninput_dim: 3\ninput_dim: 8\ninput_dim: 8\n'
 CONV = ('layer {\n  name: "c"\n  type: "Convolution"\n  bottom: "data"\n  top: "c"\n'

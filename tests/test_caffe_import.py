@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from compiler.caffe import check_spec, import_prototxt
-from compiler.caffe.net import Labels
-from compiler.caffe.textformat import Message, parse_prototxt
-from compiler.ir import verify
-from compiler.loader import load
-from compiler.summary import summarize
-from runtime.cli import main
+from netc.compiler.importers.caffe import check_spec, import_prototxt
+from netc.compiler.importers.caffe.net import Labels
+from netc.compiler.importers.caffe.textformat import Message, parse_prototxt
+from netc.compiler.ir import verify
+from netc.compiler.frontend.loader import load
+from netc.compiler.analyses.summary import summarize
+from netc.runtime.cli import main
 
 CAFFE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "caffe"
 pytestmark = pytest.mark.skipif(not CAFFE.is_dir(),
@@ -214,7 +214,7 @@ def test_torch_runs_the_imported_net_with_caffes_shapes(name):
     """Run the PyTorch lowering of the imported net: every tensor has Caffe's shape (PyTorch's
     ceil_mode pooling included), not only the shapes netc inferred."""
     torch = pytest.importorskip("torch")
-    from compiler.lower_torch import build_module
+    from netc.compiler.lower_torch.module import build_module
 
     graph = load(str(CAFFE / name))
     expected = {Labels.plain(layer): shape
@@ -234,8 +234,8 @@ def test_imported_caffenet_agrees_in_torch_and_onnx_runtime():
     ort = pytest.importorskip("onnxruntime")
     import numpy as np
 
-    from compiler.lower_onnx import lower
-    from compiler.lower_torch import build_module
+    from netc.compiler.lower_onnx.model import lower
+    from netc.compiler.lower_torch.module import build_module
 
     graph = load(str(CAFFE / "bvlc_reference_caffenet.prototxt"))
     x = np.random.default_rng(0).standard_normal((2, 3, 227, 227)).astype(np.float32)

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from compiler.caffe import check_spec, import_prototxt_text
-from compiler.ops.caffe_pool import caffe_pool_size as caffe_pool_out
-from compiler.ops.conv import window_out
+from netc.compiler.importers.caffe import check_spec, import_prototxt_text
+from netc.compiler.ops.caffe_pool import caffe_pool_size as caffe_pool_out
+from netc.compiler.ops.conv import window_out
 
 HEADER = 'name: "t"\ninput: "data"\ninput_dim: 1\ninput_dim: 3\ninput_dim: 32\ninput_dim: 32\n'
 

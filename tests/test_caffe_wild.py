@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from compiler.caffe import import_prototxt_text
-from compiler.loader import load
-from compiler.lower_torch import build_module
+from netc.compiler.importers.caffe import import_prototxt_text
+from netc.compiler.frontend.loader import load
+from netc.compiler.lower_torch.module import build_module
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

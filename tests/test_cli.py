@@ -44,8 +44,8 @@ def test_summary_depth_folds_like_torchinfo(cli):
 
 
 def test_receptive_field_of_vgg16():
-    from compiler.loader import load
-    from compiler.summary import receptive_fields
+    from netc.compiler.frontend.loader import load
+    from netc.compiler.analyses.summary import receptive_fields
 
     # Three 3x3 convs see 7x7 (the VGG paper's argument); pool5 of VGG-16 sees 212 pixels.
     rf = receptive_fields(load("vgg16"))
@@ -60,7 +60,7 @@ def test_zoo_lists_nets(cli):
 
 def test_check_and_summary_do_not_import_torch_or_onnxruntime():
     code = (
-        "import sys; from runtime.cli import main\n"
+        "import sys; from netc.runtime.cli import main\n"
         "assert main(['check', 'resnet50']) == 0\n"
         "assert main(['summary', 'fractalnet']) == 0\n"
         "bad = [m for m in ('torch', 'onnxruntime', 'onnx') if m in sys.modules]\n"
@@ -71,13 +71,13 @@ def test_check_and_summary_do_not_import_torch_or_onnxruntime():
 
 
 def test_netc_console_script_runs():
-    proc = subprocess.run([sys.executable, "-m", "runtime.cli", "check", "resnet50"],
+    proc = subprocess.run([sys.executable, "-m", "netc.runtime.cli", "check", "resnet50"],
                           capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.startswith("OK resnet50: 25,557,032 params")
 
 
 def test_check_a_file_of_several_nets_checks_each(cli):
-    from compiler.loader import zoo_dir
+    from netc.compiler.frontend.loader import zoo_dir
 
     r = cli("check", zoo_dir() / "vgg.net")
     assert r.code == 0
@@ -117,8 +117,8 @@ def test_bad_flags_are_errors_not_tracebacks(argv, message, tmp_path, cli):
 
 
 def test_zoo_shows_source_input_params_and_macs(cli):
-    from compiler.loader import load, zoo_index
-    from compiler.summary import human, summarize
+    from netc.compiler.frontend.loader import load, zoo_index
+    from netc.compiler.analyses.summary import human, summarize
 
     r = cli("zoo")
     assert r.code == 0
@@ -146,11 +146,11 @@ def test_version(capsys):
     import re
     from pathlib import Path
 
-    from runtime import __version__
-    from runtime.cli import main
+    from netc.runtime import __version__
+    from netc.runtime.cli import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"netc {__version__}"
     pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
-    assert re.search(r'version = \{attr = "runtime.__version__"\}', pyproject)
+    assert re.search(r'version = \{attr = "netc.runtime.__version__"\}', pyproject)

@@ -11,9 +11,9 @@ import xml.etree.ElementTree as ET
 import pytest
 from PIL import Image
 
-from compiler import draw
-from compiler.loader import load
-from compiler.summary import summarize
+from netc.compiler.analyses import draw
+from netc.compiler.frontend.loader import load
+from netc.compiler.analyses.summary import summarize
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -135,7 +135,7 @@ def test_bad_arguments_are_one_line(cli, tmp_path, monkeypatch, args, message):
 
 
 def test_draw_does_not_import_torch(tmp_path):
-    code = ("import sys; from runtime.cli import main; "
+    code = ("import sys; from netc.runtime.cli import main; "
             f"main(['draw', 'resnet18', '-o', {str(tmp_path / 'a.svg')!r}]); "
             f"main(['draw', 'resnet18', '-o', {str(tmp_path / 'a.png')!r}]); "
             "print('torch' in sys.modules)")

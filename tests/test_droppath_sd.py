@@ -12,12 +12,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from compiler.ir import verify
-from compiler.loader import load
-from compiler.lower_torch import build_module
-from compiler.passes import deepest_column
-from compiler.summary import summarize
-from compiler.torch_joins import MeanJoin, ResidualJoin
+from netc.compiler.ir import verify
+from netc.compiler.frontend.loader import load
+from netc.compiler.lower_torch.module import build_module
+from netc.compiler.passes import deepest_column
+from netc.compiler.analyses.summary import summarize
+from netc.compiler.lower_torch.joins import MeanJoin, ResidualJoin
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -285,8 +285,8 @@ def test_per_sample_stochastic_depth_scales_kept_bodies_in_training_only(tmp_pat
         torch.testing.assert_close(evaluated, x[:3] + body[:3], rtol=1e-6, atol=1e-6)
     import numpy as np
 
-    from compiler.lower_onnx import lower
-    from compiler.weights import init_weights
+    from netc.compiler.lower_onnx.model import lower
+    from netc.compiler.numerics.seeded_weights import init_weights
     from tests.test_onnx_ops import run_ort
 
     model = lower(graph, init_weights(graph, 0))
@@ -297,7 +297,7 @@ def test_per_sample_stochastic_depth_scales_kept_bodies_in_training_only(tmp_pat
 
 
 def test_stochastic_depth_mode_must_be_batch_or_row(tmp_path):
-    from dsl.diagnostics import DiagnosticError
+    from netc.dsl.diagnostics import DiagnosticError
 
     path = tmp_path / "bad.net"
     path.write_text(SD.replace("p_L=0.5)", "p_L=0.5, mode=sample)"))

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dsl.diagnostics import UserError
-from runtime.cli import main
-from runtime.views import tsne
+from netc.dsl.diagnostics import UserError
+from netc.runtime.cli import main
+from netc.runtime.views import tsne
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

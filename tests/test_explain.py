@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from compiler.loader import load
-from compiler.lower_torch import build_module
-from compiler.torch_attribution import METHODS, backward_rule
-from runtime.views.attribution import attribute
+from netc.compiler.frontend.loader import load
+from netc.compiler.lower_torch.module import build_module
+from netc.compiler.lower_torch.attribution import METHODS, backward_rule
+from netc.runtime.views.attribution import attribute
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from compiler.loader import load
-from runtime import eigenfaces as ef
+from netc.compiler.frontend.loader import load
+from netc.runtime import eigenfaces as ef
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -77,7 +77,7 @@ def test_a_face_space_fitted_from_a_folder_of_images(tmp_path, cli):
     out = tmp_path / "faces.safetensors"
     r = cli("fit", "eigenfaces", "--data", f"folder:{folder}", "-o", str(out))
     assert r.code == 0 and "80 images" in r.out, r.err
-    from compiler.lower_onnx import read_safetensors
+    from netc.compiler.lower_onnx.model import read_safetensors
 
     graph = load("eigenfaces")
     d = ef.detect(graph, read_safetensors(graph, out))

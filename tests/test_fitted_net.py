@@ -15,11 +15,11 @@ from safetensors.numpy import load_file, save_file
 from sklearn.decomposition import PCA
 from sklearn.linear_model import Ridge
 
-from compiler.loader import load
-from compiler.lower_onnx import lower, read_safetensors
-from compiler.lower_torch import build_module
-from runtime.data import load_dataset
-from runtime.fit import fit_order, lfw_rows
+from netc.compiler.frontend.loader import load
+from netc.compiler.lower_onnx.model import lower, read_safetensors
+from netc.compiler.lower_torch.module import build_module
+from netc.runtime.data import load_dataset
+from netc.runtime.fit import fit_order, lfw_rows
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -31,7 +31,7 @@ def unit(x):
 
 @pytest.fixture(scope="module")
 def eigen_weights(tmp_path_factory):
-    from runtime.cli import main
+    from netc.runtime.cli import main
 
     path = tmp_path_factory.mktemp("eigen") / "faces.safetensors"
     assert main(["fit", "eigenfaces", "--data", "lfw:0-79", "-o", str(path)]) == 0
@@ -182,7 +182,7 @@ def test_a_fitted_fc_needs_labels_that_match(tmp_path, cli):
 
 
 def test_the_readme_spec_is_the_zoo_eigenfaces(tmp_path):
-    from compiler.summary import summarize
+    from netc.compiler.analyses.summary import summarize
 
     text = README.read_text()
     text = text[text.index("## Fitted layers"):]
@@ -217,7 +217,7 @@ def test_fitted_read_out_net_torch_and_onnx_runtime_agree(tmp_path, cli):
 
 
 def test_training_leaves_a_fitted_subspace_as_solved(tmp_path, cli):
-    from runtime.train import TrainConfig, train
+    from netc.runtime.train import TrainConfig, train
 
     spec = tmp_path / "t.net"
     spec.write_text("net t {\n input image: 1x8x8\n image -> flatten -> pca(10) -> fc(10)\n}\n")

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from compiler.loader import load
-from runtime.fit import probe
+from netc.compiler.frontend.loader import load
+from netc.runtime.fit import probe
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -25,7 +25,7 @@ LAYERS = ["image", "c1_tanh", "s2", "c3_tanh", "s4", "c5_tanh", "f6_tanh", "outp
 def trained(tmp_path_factory):
     import torch
 
-    from runtime.train import TrainConfig, train
+    from netc.runtime.train import TrainConfig, train
 
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("lenet")
@@ -37,7 +37,7 @@ def trained(tmp_path_factory):
 
 
 def test_separability_grows_with_depth_on_a_trained_lenet(trained):
-    from compiler.lower_onnx import read_safetensors
+    from netc.compiler.lower_onnx.model import read_safetensors
 
     graph = load("lenet5")
     results = probe(graph, read_safetensors(graph, trained), "digits", LAYERS, features=64,

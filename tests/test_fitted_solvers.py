@@ -9,7 +9,7 @@ from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LinearRegression, Ridge
 
-from compiler.fitting import Moments, gram_solve, pca, pca_from_moments, pinv_solve, projector
+from netc.compiler.numerics.fitting import Moments, gram_solve, pca, pca_from_moments, pinv_solve, projector
 
 A = np.array([[1.0, 2, 3], [4, 5, 6], [7, 8, 9]])  # rank 2: row 3 = 2·row 2 − row 1
 MIN_NORM_ROW = [5 / 6, 1 / 3, -1 / 6]  # pinv(A)·A = I − nnᵀ with n = (1, −2, 1)/√6
@@ -129,7 +129,7 @@ def test_reconstruction_error_falls_as_k_grows():
 def test_the_module_docstring_example_runs():
     import doctest
 
-    import compiler.fitting
+    import netc.compiler.numerics.fitting
 
-    result = doctest.testmod(compiler.fitting)
+    result = doctest.testmod(netc.compiler.numerics.fitting)
     assert result.attempted > 0 and result.failed == 0

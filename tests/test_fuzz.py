@@ -11,9 +11,9 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler.ir import verify
-from compiler.loader import load, zoo_dir
-from dsl.diagnostics import DiagnosticError
+from netc.compiler.ir import verify
+from netc.compiler.frontend.loader import load, zoo_dir
+from netc.dsl.diagnostics import DiagnosticError
 
 TOKEN = re.compile(r"\s+|#[^\n]*|\d+x\d+(?:x\d+)*|\d+\.\d+|\d+|[A-Za-z_]\w*|->|==|//|\S")
 SPECS = sorted(p for p in zoo_dir().glob("*.net") if p.stat().st_size < 6000)

@@ -13,11 +13,11 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler.ir import verify
-from compiler.loader import load
-from compiler.ops import REGISTRY
-from dsl.diagnostics import DiagnosticError, render
-from dsl.parser import parse
+from netc.compiler.ir import verify
+from netc.compiler.frontend.loader import load
+from netc.compiler.ops import REGISTRY
+from netc.dsl.diagnostics import DiagnosticError, render
+from netc.dsl.parser import parse
 
 OPS = sorted(REGISTRY)
 PARAMS = sorted({p.name for op in REGISTRY.values() for p in op.params} | {"shortcut", "body"})

@@ -8,14 +8,14 @@ import time
 
 import pytest
 
-from compiler.budget import check_int64, check_memory, estimate
-from compiler.elaborate import Elaborator
-from compiler.loader import load, read_program, run_deep
-from dsl.diagnostics import SOURCES, DiagnosticError, Span, UserError
-from dsl.nesting import MAX_NESTING, nesting_depth
-from dsl.parser import parse
-from dsl.sources import NotRegular, read_regular
-from runtime.files import atomic_path, atomic_write_bytes, check_destination
+from netc.compiler.analyses.budget import check_int64, check_memory, estimate
+from netc.compiler.frontend.elaborate import Elaborator
+from netc.compiler.frontend.loader import load, read_program, run_deep
+from netc.dsl.diagnostics import SOURCES, DiagnosticError, Span, UserError
+from netc.dsl.nesting import MAX_NESTING, nesting_depth
+from netc.dsl.parser import parse
+from netc.dsl.sources import NotRegular, read_regular
+from netc.runtime.files import atomic_path, atomic_write_bytes, check_destination
 
 NET = "net n {{\n  input image: 3x16x16\n  {body}\n}}\n"
 
@@ -146,7 +146,7 @@ def test_the_memory_estimate_names_the_numbers_and_the_heaviest_node(tmp_path):
 
 
 def test_int64_is_checked_before_onnx_sees_an_attribute(tmp_path):
-    from compiler.ops import Attrs
+    from netc.compiler.ops import Attrs
 
     spec = tmp_path / "i.net"
     spec.write_text(NET.format(body="image -> relu"))
@@ -159,7 +159,7 @@ def test_int64_is_checked_before_onnx_sees_an_attribute(tmp_path):
 
 @pytest.mark.parametrize("text", ["inf", "-1G", "0", "nan", "lots", "1e30T", ""])
 def test_max_memory_refuses_what_is_no_size(text):
-    from runtime.recipes.cost import parse_size
+    from netc.runtime.recipes.cost import parse_size
 
     with pytest.raises(UserError):
         parse_size(text)
@@ -213,7 +213,7 @@ def test_spans_of_generated_chains_point_into_the_line():
 
 
 def test_check_parses_a_file_of_several_nets_once(tmp_path, monkeypatch, cli):
-    import compiler.loader as loader
+    import netc.compiler.frontend.loader as loader
 
     spec = tmp_path / "two.net"
     spec.write_text("net a {\n input image: 3x8x8\n image -> relu\n}\n"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from compiler.ir import verify
-from compiler.loader import load
-from compiler.ops.conv import window_out
-from compiler.summary import summarize
-from dsl.diagnostics import DiagnosticError
+from netc.compiler.ir import verify
+from netc.compiler.frontend.loader import load
+from netc.compiler.ops.conv import window_out
+from netc.compiler.analyses.summary import summarize
+from netc.dsl.diagnostics import DiagnosticError
 
 
 def spec(tmp_path, text: str, name: str = "t.net") -> str:
@@ -219,7 +219,7 @@ def test_pad_avg_shortcut_averages_then_pads(tmp_path):
     import numpy as np
     import torch
 
-    from compiler.lower_torch import build_module
+    from netc.compiler.lower_torch.module import build_module
 
     g = load(spec(tmp_path, """
 net n { input x: 2x4x4

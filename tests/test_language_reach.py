@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from compiler.loader import load
-from compiler.lower_onnx import lower
-from compiler.lower_torch import build_module
-from compiler.summary import summarize
-from dsl.diagnostics import DiagnosticError
+from netc.compiler.frontend.loader import load
+from netc.compiler.lower_onnx.model import lower
+from netc.compiler.lower_torch.module import build_module
+from netc.compiler.analyses.summary import summarize
+from netc.dsl.diagnostics import DiagnosticError
 from tests.test_onnx_ops import run_ort
 
 
@@ -292,7 +292,7 @@ def test_readme_tour_examples_of_these_constructs_elaborate(tmp_path):
 
 def test_training_outputs_join_the_training_loss_with_their_weight(tmp_path):
     """netc train adds weight x cross-entropy of each auxiliary head: its weights learn."""
-    from runtime.train import TrainConfig, auxiliary_heads, train
+    from netc.runtime.train import TrainConfig, auxiliary_heads, train
 
     body = """
   x = image -> conv(4, 3, pad=1) -> relu
@@ -302,7 +302,7 @@ def test_training_outputs_join_the_training_loss_with_their_weight(tmp_path):
     path = net(tmp_path, body, shape="1x8x8")
     graph = load(path)
     assert auxiliary_heads(graph) == {"aux_fc": 0.4}
-    from compiler.weights import init_weights
+    from netc.compiler.numerics.seeded_weights import init_weights
 
     before = init_weights(graph, 1)  # netc train's seed 1 draws these
     cfg = TrainConfig(data="digits", epochs=1, batch_size=16, steps_per_epoch=3, lr=0.1, seed=1,

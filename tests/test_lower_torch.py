@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from compiler.loader import load
-from compiler.lower_torch import build_module
-from compiler.summary import summarize
-from compiler.weights import init_weights
-from dsl.diagnostics import UserError
+from netc.compiler.frontend.loader import load
+from netc.compiler.lower_torch.module import build_module
+from netc.compiler.analyses.summary import summarize
+from netc.compiler.numerics.seeded_weights import init_weights
+from netc.dsl.diagnostics import UserError
 
 SPECS = Path(__file__).parent / "specs" / "torch_nets.net"
 
@@ -227,7 +227,7 @@ def test_calibrated_batch_norm_keeps_a_deep_resnet_finite_in_eval_mode():
     """MEASURED.md: fresh deep CIFAR ResNets blow up in eval mode; calibration fixes that.
     (netc's own seeded weights start each residual body's last bn at γ = 0, which keeps them
     sane; here every γ is 1, as in weights from elsewhere.)"""
-    from compiler.weights import init_weights
+    from netc.compiler.numerics.seeded_weights import init_weights
 
     graph = load(spec("cifar_resnet"), {"n": 18})  # ResNet-110 with stochastic depth
     weights = {k: (np.ones_like(v) if k.endswith("bn2.weight") else v)

@@ -13,15 +13,15 @@ import pytest
 import torch
 from safetensors.numpy import save_file
 
-from compiler.ir import verify
-from compiler.loader import load
-from compiler.lower_onnx import lower
-from compiler.lower_torch import build_module
-from compiler.onnx_tape import DOMAIN
-from compiler.passes.fold_bn import fold_bn
-from compiler.passes.fold_survival import fold_survival
-from compiler.weights import init_weights
-from dsl.diagnostics import UserError
+from netc.compiler.ir import verify
+from netc.compiler.frontend.loader import load
+from netc.compiler.lower_onnx.model import lower
+from netc.compiler.lower_torch.module import build_module
+from netc.compiler.lower_onnx.tape import DOMAIN
+from netc.compiler.passes.fold_bn import fold_bn
+from netc.compiler.passes.fold_survival import fold_survival
+from netc.compiler.numerics.seeded_weights import init_weights
+from netc.dsl.diagnostics import UserError
 from tests.test_onnx_ops import close, make_net, random_bn, run_ort
 
 
@@ -251,7 +251,7 @@ def test_a_failed_compile_leaves_no_file(cli, tmp_path):
 
 def test_compile_and_run_do_not_import_torch(tmp_path):
     out, image = tmp_path / "r.onnx", tmp_path / "x.png"
-    code = ("import sys, json; from runtime.cli import main; from PIL import Image; "
+    code = ("import sys, json; from netc.runtime.cli import main; from PIL import Image; "
             f"rc = main(['compile', 'resnet18', '-o', {str(out)!r}, '--functions']); "
             "after_compile = ['torch' in sys.modules, 'onnxruntime' in sys.modules]; "
             f"Image.new('RGB', (300, 250), (90, 30, 200)).save({str(image)!r}); "

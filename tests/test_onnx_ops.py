@@ -14,12 +14,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from compiler.loader import load
-from compiler.lower_onnx import lower
-from compiler.lower_torch import build_module
-from compiler.ops import REGISTRY, OpDef
-from compiler.ops.pool import adaptive_matrix
-from compiler.weights import init_weights
+from netc.compiler.frontend.loader import load
+from netc.compiler.lower_onnx.model import lower
+from netc.compiler.lower_torch.module import build_module
+from netc.compiler.ops import REGISTRY, OpDef
+from netc.compiler.ops.pool import adaptive_matrix
+from netc.compiler.numerics.seeded_weights import init_weights
 
 # name -> (input shape, chain after `image ->`)
 CASES = {

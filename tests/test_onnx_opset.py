@@ -1,6 +1,6 @@
 """``netc compile --opset N``: the tape writes each node in the target opset's own form.
 
-Unit cases drive :meth:`compiler.onnx_tape.Tape.op` with ops whose ONNX form changed between
+Unit cases drive :meth:`netc.compiler.lower_onnx.tape.Tape.op` with ops whose ONNX form changed between
 opsets 13 and 18 (ReduceMean's ``axes`` became an input in 18, ReduceSum's in 13, Split's
 ``split``, Pad's ``pads``, Clip's bounds) and check onnx.checker and ONNX Runtime at both ends.
 Zoo nets are compiled at opsets 13 and 18: both files pass the full checker and ONNX Runtime
@@ -16,10 +16,10 @@ import numpy as np
 import onnx
 import pytest
 
-from compiler.loader import load, zoo_index
-from compiler.lower_onnx import lower
-from compiler.onnx_tape import LoweringError, Tape
-from dsl.diagnostics import UserError
+from netc.compiler.frontend.loader import load, zoo_index
+from netc.compiler.lower_onnx.model import lower
+from netc.compiler.lower_onnx.tape import LoweringError, Tape
+from netc.dsl.diagnostics import UserError
 from tests.test_onnx_ops import run_ort
 from tests.test_onnx_zoo import assert_close, logits, sane_weights
 

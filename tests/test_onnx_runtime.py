@@ -9,10 +9,10 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from compiler.ir import InputSpec
-from runtime.images import Preprocess, load_batch, prepare
-from runtime.ort import nvidia_driver_present, open_session, usable_providers
-from dsl.diagnostics import UserError
+from netc.compiler.ir import InputSpec
+from netc.runtime.images import Preprocess, load_batch, prepare
+from netc.runtime.ort import nvidia_driver_present, open_session, usable_providers
+from netc.dsl.diagnostics import UserError
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def images(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    from runtime.cli import main
+    from netc.runtime.cli import main
 
     path = tmp_path_factory.mktemp("model") / "allcnn.onnx"
     assert main(["compile", "allcnn_c", "-o", str(path)]) == 0
@@ -148,7 +148,7 @@ def test_bench_times_every_backend_on_the_same_input(cli):
 
 
 def test_bench_backends_take_turns_in_rotating_order():
-    from runtime.commands.bench import _Timer
+    from netc.runtime.commands.bench import _Timer
 
     calls = []
     fns = [lambda x, i=i: calls.append(i) for i in range(3)]
@@ -173,7 +173,7 @@ def test_bench_says_it_is_still_compiling(monkeypatch, capsys):
 
     import torch
 
-    from runtime.commands import bench
+    from netc.runtime.commands import bench
 
     monkeypatch.setattr(bench, "TICK", 0.05)
     monkeypatch.setattr(torch, "compile", lambda module: module)

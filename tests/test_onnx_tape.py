@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import pytest
 
-from compiler.onnx_tape import FunctionTape, LoweringError, Tape
+from netc.compiler.lower_onnx.tape import FunctionTape, LoweringError, Tape
 
 
 def test_a_tape_records_named_nodes_and_typed_weights():

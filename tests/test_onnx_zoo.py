@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 import torch
 
-from compiler.loader import load, zoo_index
-from compiler.lower_onnx import lower
-from compiler.lower_torch import build_module
-from compiler.weights import init_weights
+from netc.compiler.frontend.loader import load, zoo_index
+from netc.compiler.lower_onnx.model import lower
+from netc.compiler.lower_torch.module import build_module
+from netc.compiler.numerics.seeded_weights import init_weights
 from tests.test_onnx_ops import run_ort
 
 NETS = ["lenet5", "alexnet", "vgg11", "googlenet", "resnet18", "resnet50",

@@ -22,13 +22,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from compiler.lower_onnx import lower
-from compiler.lower_torch import build_module
-from compiler.ops import REGISTRY
-from compiler.ops.deconv import bilinear_kernel
-from compiler.ops.resize import nearest_indices
-from compiler.summary import summarize
-from compiler.weights import init_weights
+from netc.compiler.lower_onnx.model import lower
+from netc.compiler.lower_torch.module import build_module
+from netc.compiler.ops import REGISTRY
+from netc.compiler.ops.deconv import bilinear_kernel
+from netc.compiler.ops.resize import nearest_indices
+from netc.compiler.analyses.summary import summarize
+from netc.compiler.numerics.seeded_weights import init_weights
 from tests.test_onnx_ops import close, make_net, random_bn, run_ort
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -132,7 +132,7 @@ def unit(c) = concat[chunk(2, 0), chunk(2, 1) -> conv(c // 2, 1)] -> channel_shu
 net u { input image: 4x13x13
   image -> down_up(4) -> unit(8) -> crop[slice(0, 4), conv(4, 3)] }
 """)
-    from compiler.loader import load
+    from netc.compiler.frontend.loader import load
 
     graph = load(str(path))
     weights = random_slopes(graph, init_weights(graph, seed=1))
@@ -174,7 +174,7 @@ def test_deconv_shape_is_the_formula_and_torchs():
 
 
 def test_same_padding_is_tensorflows_rule():
-    from compiler.ops import Symbol
+    from netc.compiler.ops import Symbol
 
     rng = _rng(1)
     for _ in range(RNG_CASES):
@@ -425,7 +425,7 @@ def test_readme_example_of_the_newer_ops(tmp_path):
 
     spec = tmp_path / "tour.net"
     spec.write_text(blocks("### Decoders, attention and mobile nets")[0])
-    from compiler.loader import load
+    from netc.compiler.frontend.loader import load
 
     s = summarize(load(str(spec)))
     # conv 448, inner conv 4,640, deconv 32·16·4 + 16 = 2,064, se 264 + 288, shuffle unit
@@ -435,7 +435,7 @@ def test_readme_example_of_the_newer_ops(tmp_path):
 
 
 def test_a_broadcast_gate_widens_the_field_but_keeps_the_jump(tmp_path):
-    from compiler.summary import receptive_fields
+    from netc.compiler.analyses.summary import receptive_fields
 
     graph = make_net(tmp_path, "3x16x16", "conv(4, 3) -> mul[identity, gap] -> conv(4, 3)")
     fields = receptive_fields(graph)

@@ -17,13 +17,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler.ir import verify
-from compiler.loader import load
-from compiler.lower_onnx import lower
-from compiler.lower_torch import build_module
-from compiler.ops import REGISTRY
-from compiler.summary import summarize
-from dsl.diagnostics import DiagnosticError
+from netc.compiler.ir import verify
+from netc.compiler.frontend.loader import load
+from netc.compiler.lower_onnx.model import lower
+from netc.compiler.lower_torch.module import build_module
+from netc.compiler.ops import REGISTRY
+from netc.compiler.analyses.summary import summarize
+from netc.dsl.diagnostics import DiagnosticError
 
 CASES = {
     # deconv

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.loader import load
-from compiler.lower_onnx import lower
-from runtime.files import save_onnx as save
-from compiler.summary import summarize
-from compiler.weights import init_weights
+from netc.compiler.frontend.loader import load
+from netc.compiler.lower_onnx.model import lower
+from netc.runtime.files import save_onnx as save
+from netc.compiler.analyses.summary import summarize
+from netc.compiler.numerics.seeded_weights import init_weights
 
 
 def big_net(tmp_path):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from compiler.loader import load
-from compiler.summary import summarize
+from netc.compiler.frontend.loader import load
+from netc.compiler.analyses.summary import summarize
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

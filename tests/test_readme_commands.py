@@ -94,7 +94,7 @@ def test_every_readme_command_is_run_or_has_a_reason(tmp_path):
             unmade |= {argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("-o", "--output")}
             continue
         assert argv[0] == "netc", f"not a netc command and not classified: {command}"
-        done = subprocess.run([sys.executable, "-m", "runtime.cli", *argv[1:]], cwd=tmp_path,
+        done = subprocess.run([sys.executable, "-m", "netc.runtime.cli", *argv[1:]], cwd=tmp_path,
                               env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, f"{command}\n{done.stderr[-2000:]}"
         assert "Traceback" not in done.stderr, command

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from compiler.loader import zoo_index
-from compiler.recipe import load_recipe
-from dsl import ast
-from dsl.diagnostics import DiagnosticError, UserError, render
-from dsl.parser import parse
+from netc.compiler.frontend.loader import zoo_index
+from netc.compiler.frontend.recipe import load_recipe
+from netc.dsl import ast
+from netc.dsl.diagnostics import DiagnosticError, UserError, render
+from netc.dsl.parser import parse
 
 TINY = (Path(__file__).parent / "recipe_data" / "tiny.net").resolve()
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -135,8 +135,8 @@ def test_examples_check_against_the_zoo(name, net, taps):
     assert plan.graph.name == net and plan.taps == taps
 
 
-@pytest.mark.parametrize("module", ["compiler.recipe", "runtime.recipes.cost",
-                                    "runtime.recipes.images", "runtime.recipes.losses"])
+@pytest.mark.parametrize("module", ["netc.compiler.frontend.recipe", "netc.runtime.recipes.cost",
+                                    "netc.runtime.recipes.images", "netc.runtime.recipes.losses"])
 def test_docstring_examples(module):
     import doctest
     import importlib
@@ -148,9 +148,9 @@ def test_docstring_examples(module):
 
 
 def test_cost_counts_only_the_prefix_and_scales_with_the_image():
-    from runtime.recipes.cost import choose_tile, estimate, parse_size
+    from netc.runtime.recipes.cost import choose_tile, estimate, parse_size
 
-    from compiler.loader import load
+    from netc.compiler.frontend.loader import load
 
     g = load(f"{TINY}:tinyvgg")
     small, big = estimate(g, ["conv1_1"], 64, 64), estimate(g, ["conv1_1"], 128, 128)

@@ -4,7 +4,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from runtime.recipes import losses  # noqa: E402
+from netc.runtime.recipes import losses  # noqa: E402
 
 
 def t(values):
@@ -72,8 +72,8 @@ def test_tv_of_a_constant_image_is_zero():
 
 
 def test_preprocess_follows_the_input_spec_caffe_and_torchvision():
-    from compiler.ir import InputSpec
-    from runtime.recipes.objective import Preprocess
+    from netc.compiler.ir import InputSpec
+    from netc.runtime.recipes.objective import Preprocess
 
     pixel = t([1.0, 0.5, 0.0]).view(1, 3, 1, 1)  # RGB in [0, 1]
     caffe = Preprocess(InputSpec("image", (3, 4, 4), mean=(104, 117, 123), scale=255,

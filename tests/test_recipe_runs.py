@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-pytest.importorskip("compiler.lower_torch")
+pytest.importorskip("netc.compiler.lower_torch.module")
 
 from PIL import Image  # noqa: E402
 
-from runtime.cli import main  # noqa: E402
+from netc.runtime.cli import main  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two workers share two cores
 
@@ -88,7 +88,7 @@ def test_style_run_lowers_the_loss_and_writes_a_png(recipes, tmp_path, capsys):
 
 
 def test_dream_changes_the_image_and_raises_the_activation(recipes, tmp_path, capsys):
-    from runtime.recipes.images import fit, load_image, to_uint8
+    from netc.runtime.recipes.images import fit, load_image, to_uint8
 
     out = tmp_path / "dream.png"
     code, err = run(capsys, f"{recipes}:dream", "-o", out)
@@ -128,7 +128,7 @@ def test_save_every_writes_intermediate_images(recipes, tmp_path, capsys):
 
 
 def test_interrupt_writes_the_current_image(recipes, tmp_path, capsys, monkeypatch):
-    from runtime.recipes import engine
+    from netc.runtime.recipes import engine
 
     def interrupt_at_third_step(self, step, total, loss, parts):
         if step == 3:
@@ -196,10 +196,10 @@ def test_a_run_too_big_for_memory_is_tiled(recipes, tmp_path, capsys, recipe, bu
 
 def test_tiled_gradient_equals_the_whole_image_gradient():
     """With 1x1 convolutions tiles are independent, so tiling must be exact (Gram trick)."""
-    import compiler.recipe as cr
-    from compiler.lower_torch import build_module
-    from compiler.loader import load
-    from runtime.recipes.objective import Objective
+    import netc.compiler.frontend.recipe as cr
+    from netc.compiler.lower_torch.module import build_module
+    from netc.compiler.frontend.loader import load
+    from netc.runtime.recipes.objective import Objective
 
     graph = load(f"{TINY}:pointwise")
     terms = (
@@ -228,8 +228,8 @@ def test_tiled_gradient_equals_the_whole_image_gradient():
 def test_weights_file_is_read_by_name_and_checked(recipes, tmp_path, capsys):
     from safetensors.numpy import save_file
 
-    from compiler.loader import load
-    from compiler.weights import init_weights
+    from netc.compiler.frontend.loader import load
+    from netc.compiler.numerics.seeded_weights import init_weights
 
     weights = init_weights(load(f"{TINY}:tinyvgg"), seed=5)  # the whole net, fc8 included
     good, short = tmp_path / "good.safetensors", tmp_path / "short.safetensors"
@@ -252,7 +252,7 @@ def test_ctrl_c_on_a_real_process_saves_the_image(recipes, tmp_path):
 
     out = tmp_path / "sig.png"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime.cli", "recipe", f"{recipes}:dream", "--steps", "100000",
+        [sys.executable, "-m", "netc.runtime.cli", "recipe", f"{recipes}:dream", "--steps", "100000",
          "-o", str(out)], stderr=subprocess.PIPE, text=True,
         cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
@@ -271,10 +271,10 @@ def test_ctrl_c_on_a_real_process_saves_the_image(recipes, tmp_path):
 def test_dream_step_is_normalised_and_jitter_and_octaves_keep_the_base(recipes):
     """google/deepdream: x += step/mean|g| · g (step in 0-255 units); with step 0, jitter undone
     and the detail carried through the octaves leave the image exactly as it was."""
-    from compiler.lower_torch import build_module
-    from compiler.recipe import load_recipe
-    from runtime.recipes.engine import Run
-    from runtime.recipes.objective import Objective
+    from netc.compiler.lower_torch.module import build_module
+    from netc.compiler.frontend.recipe import load_recipe
+    from netc.runtime.recipes.engine import Run
+    from netc.runtime.recipes.objective import Objective
 
     plan = load_recipe(f"{recipes}:dream").replace(clip=False)
     net = build_module(plan.prefix(), seed=0).eval()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from compiler.ops import REGISTRY, OpDef
+from netc.compiler.ops import REGISTRY, OpDef
 
 FACES = ("infer_shape", "to_torch", "to_onnx")
 
@@ -25,7 +25,7 @@ def test_op_is_documented(name):
 
 
 def test_weight_layers_count_macs_and_others_do_not():
-    from compiler.ops import Attrs
+    from netc.compiler.ops import Attrs
 
     conv = REGISTRY["conv"].bind([8, 3], {})
     assert REGISTRY["conv"].macs(conv, [(4, 10, 10)], (8, 8, 8)) == 8 * 8 * 8 * 4 * 9
@@ -37,7 +37,7 @@ NUMERIC_KINDS = ("int", "float", "pair", "floats")
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_numeric_parameter_declares_its_domain(name):
-    """A new op's parameter says which numbers it takes (compiler.ops.domains), so a spec's
+    """A new op's parameter says which numbers it takes (netc.compiler.ops.domains), so a spec's
     out-of-range value is a located error, not a crash in a lowering."""
     missing = [p.name for p in REGISTRY[name].params
                if p.kind in NUMERIC_KINDS and p.domain is None]
@@ -58,7 +58,7 @@ def test_every_numeric_parameter_declares_its_domain(name):
     ("fc", [0], {}, "out"),
 ])
 def test_values_outside_a_domain_are_refused_naming_the_parameter(op, args, kwargs, param):
-    from compiler.ops import ArgError
+    from netc.compiler.ops import ArgError
 
     with pytest.raises(ArgError) as err:
         REGISTRY[op].bind(args, kwargs)
@@ -67,7 +67,7 @@ def test_values_outside_a_domain_are_refused_naming_the_parameter(op, args, kwar
 
 
 def test_domains_accept_their_edges():
-    from compiler.ops.domains import DROP_PROBABILITY, MAX_SIZE, POSITIVE, SURVIVAL, between
+    from netc.compiler.ops.domains import DROP_PROBABILITY, MAX_SIZE, POSITIVE, SURVIVAL, between
 
     assert POSITIVE.contains(1) and POSITIVE.contains(MAX_SIZE)
     assert not POSITIVE.contains(MAX_SIZE + 1)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from compiler.loader import load
-from compiler.lower_onnx import class_names
-from compiler.weights import init_weights
-from runtime.labels import parse_labels, shipped
+from netc.compiler.frontend.loader import load
+from netc.compiler.lower_onnx.model import class_names
+from netc.compiler.numerics.seeded_weights import init_weights
+from netc.runtime.labels import parse_labels, shipped
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from compiler.loader import load, zoo_index
-from compiler.summary import one_line, summarize
+from netc.compiler.frontend.loader import load, zoo_index
+from netc.compiler.analyses.summary import one_line, summarize
 
 
 @pytest.mark.parametrize("net", sorted(zoo_index()))

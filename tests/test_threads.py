@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dsl.diagnostics import UserError
-from runtime.threads import set_cpu_threads, usable_cores
+from netc.dsl.diagnostics import UserError
+from netc.runtime.threads import set_cpu_threads, usable_cores
 
 
 @pytest.fixture(autouse=True)

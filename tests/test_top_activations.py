@@ -9,13 +9,13 @@ import pytest
 import torch
 from PIL import Image
 
-from compiler.loader import load
-from compiler.lower_torch import build_module
-from compiler.receptive import fields
-from compiler.summary import receptive_fields
-from runtime.images import Preprocess
-from runtime.views.sources import batches, open_source
-from runtime.views.top import TopK, crop
+from netc.compiler.frontend.loader import load
+from netc.compiler.lower_torch.module import build_module
+from netc.compiler.analyses.receptive import fields
+from netc.compiler.analyses.summary import receptive_fields
+from netc.runtime.images import Preprocess
+from netc.runtime.views.sources import batches, open_source
+from netc.runtime.views.top import TopK, crop
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from compiler.loader import load
-from dsl.diagnostics import UserError
-from runtime.data import load_dataset, make_batch, random_crop_flip
-from runtime.train import TrainConfig, lr_at, train
+from netc.compiler.frontend.loader import load
+from netc.dsl.diagnostics import UserError
+from netc.runtime.data import load_dataset, make_batch, random_crop_flip
+from netc.runtime.train import TrainConfig, lr_at, train
 
 SPECS = Path(__file__).parent / "specs" / "torch_nets.net"
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ def test_lenet5_learns_digits(tmp_path, cli):
     accuracy = float(lines[-1].split("held-out loss")[1].split("acc")[1].split("%")[0])
     assert accuracy >= 95.0, result.out
     # The written weights reproduce the held-out accuracy through the lowering.
-    from compiler.lower_torch import build_module
+    from netc.compiler.lower_torch.module import build_module
 
     graph = load(f"{SPECS}:lenet5")
     module = build_module(graph, seed=123)
@@ -153,7 +153,7 @@ def test_random_crop_and_flip():
 
 
 def test_make_batch_resizes_and_normalises():
-    from compiler.ir import InputSpec
+    from netc.compiler.ir import InputSpec
 
     imgs = torch.full((2, 1, 8, 8), 255, dtype=torch.uint8)
     spec = InputSpec("image", (3, 16, 16), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
@@ -221,7 +221,7 @@ def test_two_cpu_processes_under_torchrun_end_with_identical_weights(tmp_path):
     assert_same(rank0, rank1)
     # Training moved the weights (so the equality means something), and rank 0's file holds
     # the same weights.
-    from compiler.weights import init_weights
+    from netc.compiler.numerics.seeded_weights import init_weights
     from safetensors.torch import load_file
 
     start = init_weights(load(f"{SPECS}:tiny"), seed=3)

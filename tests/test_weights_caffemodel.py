@@ -18,13 +18,13 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from compiler.caffe.caffemodel import CaffeLayer, CaffeModel, read_caffemodel, write_caffemodel
-from compiler.caffe.textformat import parse_prototxt
-from compiler.loader import load
-from compiler.lower_torch import build_module
-from compiler.weight_pairing import spec_layers
-from dsl.diagnostics import UserError
-from runtime.weights_io import import_weights
+from netc.compiler.importers.caffe.caffemodel import CaffeLayer, CaffeModel, read_caffemodel, write_caffemodel
+from netc.compiler.importers.caffe.textformat import parse_prototxt
+from netc.compiler.frontend.loader import load
+from netc.compiler.lower_torch.module import build_module
+from netc.compiler.importers.pairing import spec_layers
+from netc.dsl.diagnostics import UserError
+from netc.runtime.weights_io import import_weights
 from torchvision_layout import BOTTLENECKS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -10,10 +10,10 @@ import torch
 import torch.nn as nn
 from safetensors.numpy import load_file
 
-from compiler.loader import load
-from compiler.lower_torch import build_module
-from dsl.diagnostics import UserError
-from runtime.weights_io import import_weights, map_by_structure, read_tensors
+from netc.compiler.frontend.loader import load
+from netc.compiler.lower_torch.module import build_module
+from netc.dsl.diagnostics import UserError
+from netc.runtime.weights_io import import_weights, map_by_structure, read_tensors
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

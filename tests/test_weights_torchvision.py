@@ -17,10 +17,10 @@ from safetensors.torch import save_file
 
 import torchvision_layout as tv
 from torchvision_layout import BOTTLENECKS
-from compiler.loader import load
-from compiler.lower_torch import build_module
-from dsl.diagnostics import UserError
-from runtime.weights_io import import_weights
+from netc.compiler.frontend.loader import load
+from netc.compiler.lower_torch.module import build_module
+from netc.dsl.diagnostics import UserError
+from netc.runtime.weights_io import import_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -12,9 +12,9 @@ from functools import lru_cache
 
 import pytest
 
-from compiler.ir import Graph, verify
-from compiler.loader import load, zoo_index
-from compiler.summary import summarize
+from netc.compiler.ir import Graph, verify
+from netc.compiler.frontend.loader import load, zoo_index
+from netc.compiler.analyses.summary import summarize
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ Two independent routes to the Caffe side:
 1. A tiny prototxt reader in this file, with Caffe's own shape rules (convolutions round down,
    pools round up, SEMANTICS.md h), so the zoo is checked against the files without trusting
    any of netc's code;
-2. ``netc``'s Caffe importer (``compiler.caffe``), when present: the imported graph and the zoo
+2. ``netc``'s Caffe importer (``netc.compiler.importers.caffe``), when present: the imported graph and the zoo
    graph must agree on every weight layer, pool and LRN.
 """
 
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from compiler.loader import load
-from compiler.summary import summarize
+from netc.compiler.frontend.loader import load
+from netc.compiler.analyses.summary import summarize
 
 CAFFE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "caffe"
 if not CAFFE.exists():
@@ -209,9 +209,9 @@ def test_reader_reads_both_formats():
 @pytest.mark.parametrize("net", sorted(FILES))
 def test_zoo_matches_imported_caffe_file(net):
     """``netc import caffe`` of the real file and the zoo spec give the same layers."""
-    caffe = pytest.importorskip("compiler.caffe")
+    caffe = pytest.importorskip("netc.compiler.importers.caffe")
     if not hasattr(caffe, "import_prototxt"):
-        pytest.skip("the Caffe importer (compiler.caffe.import_prototxt) has not landed yet")
+        pytest.skip("the Caffe importer (netc.compiler.importers.caffe.import_prototxt) has not landed yet")
     imported = netc_layers(load(str(CAFFE / FILES[net])))
     ours = netc_layers(load(net))
     assert [(o.kind, o.shape, o.params) for o in imported] == \

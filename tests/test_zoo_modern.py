@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 import torch
 
-from compiler.ir import Graph, verify
-from compiler.loader import load, zoo_index
-from compiler.lower_onnx import lower
-from compiler.lower_torch import build_module
-from compiler.summary import summarize
+from netc.compiler.ir import Graph, verify
+from netc.compiler.frontend.loader import load, zoo_index
+from netc.compiler.lower_onnx.model import lower
+from netc.compiler.lower_torch.module import build_module
+from netc.compiler.analyses.summary import summarize
 from tests.test_onnx_ops import run_ort
 from tests.test_onnx_zoo import assert_close, sane_weights
 from tests.test_zoo import About, Exact

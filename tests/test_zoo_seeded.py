@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 import torch
 
-from compiler.loader import load, zoo_index
-from compiler.lower_onnx import lower
-from compiler.lower_torch import build_module
-from compiler.weights import init_weights
+from netc.compiler.frontend.loader import load, zoo_index
+from netc.compiler.lower_onnx.model import lower
+from netc.compiler.lower_torch.module import build_module
+from netc.compiler.numerics.seeded_weights import init_weights
 from tests.test_onnx_ops import run_ort
 
 onnxslim = pytest.importorskip("onnxslim")
@@ -82,7 +82,7 @@ def test_seeded_outputs_are_finite_and_of_ordinary_size(net):
 
 
 def test_zero_gamma_ends_each_residual_body_and_nothing_else():
-    from compiler.weights import residual_body_ends
+    from netc.compiler.numerics.seeded_weights import residual_body_ends
 
     graph = load("resnet18")
     ends = residual_body_ends(graph)

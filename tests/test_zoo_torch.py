@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from compiler.loader import load
-from compiler.summary import summarize
+from netc.compiler.frontend.loader import load
+from netc.compiler.analyses.summary import summarize
 
 torch = pytest.importorskip("torch")
 
@@ -18,7 +18,7 @@ NETS = ["lenet5", "allcnn_c", "cifar_resnet20", "cifar_resnet110_sd", "googlenet
 
 @pytest.mark.parametrize("name", NETS)
 def test_torch_module_has_the_summarys_parameters_and_shapes(name):
-    from compiler.lower_torch import build_module
+    from netc.compiler.lower_torch.module import build_module
 
     graph = load(name)
     net = build_module(graph, seed=0).eval()
@@ -33,7 +33,7 @@ def test_torch_module_has_the_summarys_parameters_and_shapes(name):
 
 
 def test_lenet5_subsampling_is_one_coefficient_and_bias_per_map():
-    from compiler.lower_torch import build_module
+    from netc.compiler.lower_torch.module import build_module
 
     net = build_module(load("lenet5"), seed=0)
     state = net.state_dict()

@@ -4,7 +4,7 @@ An op is a subclass of :class:`OpDef` registered with :func:`register` under its
 name. Each declares, side by side:
 
 - ``params``: its parameters (name, kind, default, domain), checked when a spec calls it: a
-  numeric parameter declares its :mod:`~compiler.ops.domains` domain (``POSITIVE``,
+  numeric parameter declares its :mod:`~netc.compiler.ops.domains` domain (``POSITIVE``,
   ``PROBABILITY``, ``between(0, 1)``...) and a value outside it is the spec's error;
 - ``infer_shape``: the output shape from the input shapes, raising :class:`ShapeError` with the
   numbers that disagree;
@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from compiler.ops.domains import KIND_DEFAULTS, Domain
+from netc.compiler.ops.domains import KIND_DEFAULTS, Domain
 
 Shape = tuple[int, ...]
 
@@ -57,7 +57,7 @@ class Param:
     ``pads`` (an int, ``[h, w]`` or ``[top, left, bottom, right]``), ``scale`` (a positive
     number or ``[h, w]`` of them), ``ints`` (an int or a list of ints), ``floats`` (a list of
     numbers), ``enum`` (one of ``choices``), ``block`` (a sub-network, used by ``residual``) or
-    ``any``. ``domain`` (:mod:`compiler.ops.domains`) says which numbers a numeric parameter
+    ``any``. ``domain`` (:mod:`netc.compiler.ops.domains`) says which numbers a numeric parameter
     accepts, element by element; without one, any 64-bit integer or any finite number
     (``test_registry`` wants it declared).
     """
@@ -233,7 +233,7 @@ def check_kind(op: str, p: Param, v: Any) -> Any:
 
 def _shown(v: Any) -> str:
     """A value as a message shows it, bounded: a block by name, a huge number by its size."""
-    from compiler.values import Block
+    from netc.compiler.frontend.values import Block
 
     if isinstance(v, Block):
         return "a block"
@@ -252,7 +252,7 @@ def _shown(v: Any) -> str:
 
 def _op_word(v: Any) -> str | None:
     """The name of an op written bare (``crop``), which the elaborator has made a layer."""
-    from compiler.values import JoinHead, OpBlock, OpRef
+    from netc.compiler.frontend.values import JoinHead, OpBlock, OpRef
 
     if isinstance(v, OpRef):
         return v.op.name
@@ -263,7 +263,7 @@ def _op_word(v: Any) -> str | None:
 
 def _check_type(p: Param, v: Any, bad) -> Any:
     """The kind check of :func:`check_kind`: the value normalised, or ``bad(...)`` raised."""
-    from compiler.values import Block
+    from netc.compiler.frontend.values import Block
 
     if p.kind == "any":
         return v
@@ -379,7 +379,7 @@ def fmt_shape(shape: Shape | None) -> str:
 
 
 # Importing the op modules registers them.
-from compiler.ops import (  # noqa: E402,F401
+from netc.compiler.ops import (  # noqa: E402,F401
     activation,
     channels,
     conv,
@@ -390,7 +390,7 @@ from compiler.ops import (  # noqa: E402,F401
     reshape,
     resize,
 )
-from compiler.ops import caffe_affine, caffe_norm, caffe_pool, fitted, view  # noqa: E402,F401
+from netc.compiler.ops import caffe_affine, caffe_norm, caffe_pool, fitted, view  # noqa: E402,F401
 
 # Calls that make an argument value, not a layer: fc(10, fit=ridge(0.1)). name -> maker(args,
 # kwargs), raising ArgError.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.ops import OpDef, Param, register
-from compiler.ops.domains import DROP_PROBABILITY, FINITE, between
+from netc.compiler.ops import OpDef, Param, register
+from netc.compiler.ops.domains import DROP_PROBABILITY, FINITE, between
 
 # A learned slope or a scale that torch and ONNX hold in float32 (1e308 would overflow).
 FLOAT32 = between(-3.4e38, 3.4e38, lo_open=True, hi_open=True, text="a finite float32 number")

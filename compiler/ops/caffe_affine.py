@@ -16,8 +16,8 @@ import math
 
 import numpy as np
 
-from compiler.ops import ArgError, OpDef, Param, ShapeError, register
-from compiler.ops.domains import FINITE, POSITIVE, between
+from netc.compiler.ops import ArgError, OpDef, Param, ShapeError, register
+from netc.compiler.ops.domains import FINITE, POSITIVE, between
 
 
 @register

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.ops import ArgError, OpDef, Param, ShapeError, register, spatial
-from compiler.ops.domains import FINITE, POSITIVE, POSITIVE_NUMBER
+from netc.compiler.ops import ArgError, OpDef, Param, ShapeError, register, spatial
+from netc.compiler.ops.domains import FINITE, POSITIVE, POSITIVE_NUMBER
 
 
 class _MVN:

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.ops import ArgError, OpDef, Param, ShapeError, register, spatial
-from compiler.ops.domains import NON_NEGATIVE, POSITIVE
+from netc.compiler.ops import ArgError, OpDef, Param, ShapeError, register, spatial
+from netc.compiler.ops.domains import NON_NEGATIVE, POSITIVE
 
 
 def caffe_pool_size(size: int, kernel: int, stride: int, pad: int, ceil: bool = True) -> int:

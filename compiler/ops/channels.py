@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.ops import ArgError, OpDef, Param, ShapeError, fmt_shape, register, spatial
-from compiler.ops.domains import INTEGER, NON_NEGATIVE, POSITIVE, between
-from compiler.ops.resize import onnx_slice
+from netc.compiler.ops import ArgError, OpDef, Param, ShapeError, fmt_shape, register, spatial
+from netc.compiler.ops.domains import INTEGER, NON_NEGATIVE, POSITIVE, between
+from netc.compiler.ops.resize import onnx_slice
 
 _AXIS = Param("axis", "int", 1, domain=between(1, 3, text="1 (channels), 2 (height) or 3 (width)"),
               doc="the axis cut, counted as torch and Caffe count (0 is the batch)")
@@ -40,7 +40,7 @@ class _Range(OpDef):
         return tuple(out)
 
     def to_torch(self, a, ins, out):
-        from compiler.torch_layers import Slice
+        from netc.compiler.lower_torch.layers import Slice
 
         return Slice(a.axis, *self.bounds(a, ins[0]))
 
@@ -113,7 +113,7 @@ class ChannelShuffle(OpDef):
         return ins[0]
 
     def to_torch(self, a, ins, out):
-        from compiler.torch_layers import ChannelShuffle
+        from netc.compiler.lower_torch.layers import ChannelShuffle
 
         return ChannelShuffle(a.groups)
 

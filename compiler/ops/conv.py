@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from compiler.ops import ArgError, Attrs, OpDef, Param, Shape, ShapeError, register, spatial
-from compiler.ops.domains import NON_NEGATIVE, POSITIVE
+from netc.compiler.ops import ArgError, Attrs, OpDef, Param, Shape, ShapeError, register, spatial
+from netc.compiler.ops.domains import NON_NEGATIVE, POSITIVE
 
 
 def window_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 1,
@@ -171,7 +171,7 @@ class Conv(OpDef):
         if pads[:2] == pads[2:]:
             return nn.Conv2d(ins[0][0], a.out, a.kernel, a.stride, pads[:2], a.dilation,
                              a.groups, a.bias)
-        from compiler.torch_layers import PaddedConv2d
+        from netc.compiler.lower_torch.layers import PaddedConv2d
 
         return PaddedConv2d(pads, ins[0][0], a.out, a.kernel, a.stride, 0, a.dilation, a.groups,
                             a.bias)
@@ -199,13 +199,13 @@ class FC(OpDef):
     )
 
     def normalise(self, a):
-        from compiler.ops.fitted import fit_value
+        from netc.compiler.ops.fitted import fit_value
 
         return a.replace(fit=fit_value(a.fit))
 
     def fit_weights(self, a, ins, out, moments):
         """A fitted fc (``fit=``): least squares on the moments of its input and target."""
-        from compiler.fitting import GRAM_RCOND
+        from netc.compiler.numerics.fitting import GRAM_RCOND
 
         rcond = GRAM_RCOND if a.fit.rcond is None else a.fit.rcond
         w, b, sol = moments.solve(a.fit.ridge, a.bias, rcond)

@@ -17,9 +17,9 @@ import math
 
 import numpy as np
 
-from compiler.ops import ArgError, OpDef, Param, ShapeError, register, spatial
-from compiler.ops.conv import _kaiming, _xavier, onnx_window
-from compiler.ops.domains import NON_NEGATIVE, POSITIVE
+from netc.compiler.ops import ArgError, OpDef, Param, ShapeError, register, spatial
+from netc.compiler.ops.conv import _kaiming, _xavier, onnx_window
+from netc.compiler.ops.domains import NON_NEGATIVE, POSITIVE
 
 
 def deconv_out(size: int, kernel: int, stride: int, pad_total: int, dilation: int = 1,
@@ -151,7 +151,7 @@ class Deconv(OpDef):
                   dilation=a.dilation)
         if len(a.pad) == 2:
             return nn.ConvTranspose2d(*args, padding=a.pad, **kw)
-        from compiler.torch_layers import CroppedConvTranspose2d
+        from netc.compiler.lower_torch.layers import CroppedConvTranspose2d
 
         return CroppedConvTranspose2d(a.pad, *args, padding=0, **kw)
 

@@ -1,7 +1,7 @@
 """Parameter domains: which values an op parameter accepts, beyond its kind.
 
-Every numeric :class:`~compiler.ops.Param` declares a domain (``Param("out", "int",
-domain=POSITIVE)``); :meth:`OpDef.bind <compiler.ops.OpDef.bind>` checks each argument against
+Every numeric :class:`~netc.compiler.ops.Param` declares a domain (``Param("out", "int",
+domain=POSITIVE)``); :meth:`OpDef.bind <netc.compiler.ops.OpDef.bind>` checks each argument against
 it where the spec makes the value, so ``adaptive_avgpool(0)``, ``bn(eps=-1)`` or
 ``leaky_relu(1e999)`` are located errors at the argument, never a crash in a lowering. A domain
 applies to each element of a ``pair`` or ``floats`` value.

@@ -14,7 +14,8 @@ gradient descent. The lecture's first half as layers of the language:
 Each subspace op holds its own ``mean``, ``components`` and ``variance`` (state-dict names
 ``<layer>.mean`` …): two of them on the same input fit to the same subspace, since ``netc fit``
 solves each from the same data with the same deterministic solver. Their ``fit_weights`` face
-takes the :class:`compiler.fitting.Moments` of the op's input and returns the weights, with a
+takes the :class:`netc.compiler.numerics.fitting.Moments` of the op's input and returns the
+weights, with a
 line saying what was solved.
 """
 
@@ -23,9 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from compiler.ops import ArgError, OpDef, Param, ShapeError, Symbol, fmt_shape, register
-from compiler.ops.domains import POSITIVE, between
+from netc.compiler.ops import ArgError, OpDef, Param, ShapeError, Symbol, fmt_shape, register
+from netc.compiler.ops.domains import POSITIVE, between
 
 FIT_METHODS = ("lstsq", "ridge")
 
@@ -96,7 +96,7 @@ class UnitNorm(OpDef):
         return ins[0]
 
     def to_torch(self, a, ins, out):
-        from compiler.torch_fitted import UnitNorm as Module
+        from netc.compiler.lower_torch.fitted import UnitNorm as Module
 
         return Module(a.center, a.eps)
 
@@ -145,7 +145,7 @@ class _Subspace(OpDef):
 
     def fit_weights(self, a, ins, out, moments):
         """The subspace of the input's moments: (weights, a line describing the fit)."""
-        from compiler.fitting import pca_from_moments
+        from netc.compiler.numerics.fitting import pca_from_moments
 
         p = pca_from_moments(moments, a.k)
         weights = {"mean": p.mean.astype(np.float32),
@@ -156,7 +156,7 @@ class _Subspace(OpDef):
                          f"keep {100 * kept:.1f}% of the variance")
 
     def to_torch(self, a, ins, out):
-        from compiler.torch_fitted import Subspace
+        from netc.compiler.lower_torch.fitted import Subspace
 
         return Subspace(ins[0][0], a.k, self.mode, bool(a.get("whiten", False)))
 

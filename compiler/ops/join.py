@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.ops import OpDef, Param, ShapeError, fmt_shape, register, spatial
-from compiler.ops.domains import POSITIVE, PROBABILITY, SURVIVAL
+from netc.compiler.ops import OpDef, Param, ShapeError, fmt_shape, register, spatial
+from netc.compiler.ops.domains import POSITIVE, PROBABILITY, SURVIVAL
 
 
 def _same_shapes(op: str, ins) -> tuple:
@@ -66,7 +66,7 @@ class _Elementwise(OpDef):
         """The torch module for inputs of different shapes (None when all are equal)."""
         if all(s == out for s in ins):
             return None
-        from compiler.torch_layers import Broadcast
+        from netc.compiler.lower_torch.layers import Broadcast
 
         return Broadcast(self.name)
 
@@ -99,7 +99,7 @@ class Concat(OpDef):
             raise ShapeError("concat: cannot join feature maps and flat vectors: "
                              + ", ".join(fmt_shape(s) for s in ins))
         if a.get("fit"):
-            from compiler.ops.resize import fit_target
+            from netc.compiler.ops.resize import fit_target
 
             return (sum(s[0] for s in ins), *fit_target("concat", a.fit, ins))
         if len(ins[0]) == 3:
@@ -117,7 +117,7 @@ class Concat(OpDef):
         return tape.op("Concat", inputs, name=node.name, axis=1)
 
     def _fit_onnx(self, tape, node, inputs):
-        from compiler.ops.resize import fit_offsets, onnx_slice
+        from netc.compiler.ops.resize import fit_offsets, onnx_slice
 
         target, fitted = node.shape[1:], []
         for k, x in enumerate(inputs, start=1):
@@ -135,12 +135,12 @@ class Concat(OpDef):
         return fitted
 
     def to_torch(self, a, ins, out):
-        from compiler.torch_joins import Concat
+        from netc.compiler.lower_torch.joins import Concat
 
         if not a.get("fit"):
             return Concat()
-        from compiler.ops.resize import fit_offsets
-        from compiler.torch_layers import FitConcat
+        from netc.compiler.ops.resize import fit_offsets
+        from netc.compiler.lower_torch.layers import FitConcat
 
         return FitConcat(a.fit, [fit_offsets(s, out[1:], a.fit) for s in ins], out[1:])
 
@@ -157,7 +157,7 @@ class Add(_Elementwise):
         return tape.op("Add" if len(inputs) == 2 else "Sum", inputs, name=node.name)
 
     def to_torch(self, a, ins, out):
-        from compiler.torch_joins import Add
+        from netc.compiler.lower_torch.joins import Add
 
         return self.torch_broadcast(ins, out) or Add()
 
@@ -179,7 +179,7 @@ class Mul(_Elementwise):
         return out
 
     def to_torch(self, a, ins, out):
-        from compiler.torch_joins import Mul
+        from netc.compiler.lower_torch.joins import Mul
 
         return self.torch_broadcast(ins, out) or Mul()
 
@@ -194,7 +194,7 @@ class Max(_Elementwise):
         return tape.op("Max", self.onnx_inputs(tape, node, inputs), name=node.name)
 
     def to_torch(self, a, ins, out):
-        from compiler.torch_joins import Max
+        from netc.compiler.lower_torch.joins import Max
 
         return self.torch_broadcast(ins, out) or Max()
 
@@ -217,7 +217,7 @@ class Mean(_Elementwise):
     def to_torch(self, a, ins, out):
         # ``a.droppath`` is the effective local probability: the lowering fills in the net's
         # ``with droppath(local=...)`` default before calling this face.
-        from compiler.torch_joins import MeanJoin
+        from netc.compiler.lower_torch.joins import MeanJoin
 
         return MeanJoin(a.get("droppath"), a.get("columns"))
 
@@ -233,7 +233,7 @@ class Residual(OpDef):
     params = (Param("survival", "float", 1.0, domain=SURVIVAL),)
 
     def to_torch(self, a, ins, out):
-        from compiler.torch_joins import ResidualJoin
+        from netc.compiler.lower_torch.joins import ResidualJoin
 
         return ResidualJoin(a.get("survival", 1.0), a.get("mode", "batch"))
 
@@ -268,7 +268,7 @@ class ShortcutPad(OpDef):
               Param("mode", "enum", "subsample", choices=("subsample", "avg")))
 
     def to_torch(self, a, ins, out):
-        from compiler.torch_joins import ShortcutPad
+        from netc.compiler.lower_torch.joins import ShortcutPad
 
         return ShortcutPad(a.out, a.stride, a.mode)
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-
-from compiler.ops import OpDef, Param, register, spatial
-from compiler.ops.domains import (
+from netc.compiler.ops import OpDef, Param, register, spatial
+from netc.compiler.ops.domains import (
     FINITE,
     NON_NEGATIVE_NUMBER,
     POSITIVE,
@@ -33,7 +32,8 @@ class BatchNorm(OpDef):
     def init_weights(self, a, ins, out, rng):
         # γ = 1, β = 0 as torch's. The running statistics drawn here are placeholders: the
         # seeded initialiser replaces them by the moments of the bn's input on standard-normal
-        # images (compiler.seeded_stats) and zeroes γ where the bn ends a residual body.
+        # images (netc.compiler.analyses.seeded_stats) and zeroes γ where the bn ends a residual
+        # body.
         c = ins[0][0]
         return {
             "weight": np.ones(c, np.float32),
@@ -50,7 +50,7 @@ class BatchNorm(OpDef):
 
     def to_onnx(self, tape, node, inputs, weights):
         # Inference form: running statistics. Usually folded into the conv before it
-        # (compiler.passes.fold_bn); this is the form for a bn that has no conv to fold into.
+        # (netc.compiler.passes.fold_bn); this is the form for a bn that has no conv to fold into.
         names = ["weight", "bias", "running_mean", "running_var"]
         ins = [tape.initializer(f"{node.name}.{k}", weights[f"{node.name}.{k}"]) for k in names]
         return tape.op("BatchNormalization", [inputs[0], *ins], name=node.name,

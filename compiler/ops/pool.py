@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.ops import ArgError, OpDef, Param, register, spatial
-from compiler.ops.conv import normalise_pad, onnx_window, resolve_pads, window_shape
-from compiler.ops.domains import NON_NEGATIVE, POSITIVE
+from netc.compiler.ops import ArgError, OpDef, Param, register, spatial
+from netc.compiler.ops.conv import normalise_pad, onnx_window, resolve_pads, window_shape
+from netc.compiler.ops.domains import NON_NEGATIVE, POSITIVE
 
 _WINDOW_PARAMS = (
     Param("kernel", "pair", domain=POSITIVE),
@@ -59,7 +59,7 @@ class MaxPool(_Window):
         pads = self.pads(a, ins[0])
         if pads[:2] == pads[2:]:
             return nn.MaxPool2d(a.kernel, a.stride, pads[:2], ceil_mode=a.ceil)
-        from compiler.torch_layers import PaddedPool
+        from netc.compiler.lower_torch.layers import PaddedPool
 
         return PaddedPool(pads, "max", a.kernel, a.stride)
 
@@ -84,7 +84,7 @@ class AvgPool(_Window):
         if pads[:2] == pads[2:]:
             return nn.AvgPool2d(a.kernel, a.stride, pads[:2], ceil_mode=a.ceil,
                                 count_include_pad=a.count_pad)
-        from compiler.torch_layers import PaddedPool
+        from netc.compiler.lower_torch.layers import PaddedPool
 
         return PaddedPool(pads, "avg" if a.count_pad else "avg_valid", a.kernel, a.stride)
 

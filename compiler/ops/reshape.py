@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from compiler.ops import OpDef, register
+from netc.compiler.ops import OpDef, register
 
 
 @register

@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from compiler.ops import ArgError, OpDef, Param, ShapeError, fmt_shape, register, spatial
-from compiler.ops.domains import MAX_SIZE, POSITIVE, POSITIVE_NUMBER, between
+from netc.compiler.ops import ArgError, OpDef, Param, ShapeError, fmt_shape, register, spatial
+from netc.compiler.ops.domains import MAX_SIZE, POSITIVE, POSITIVE_NUMBER, between
 
 
 _MODE_PARAMS = (
@@ -100,7 +100,7 @@ class Resize(OpDef):
         return ((2, 2), (1, 1), (1, 1)) if a.mode == "bilinear" else None
 
     def to_torch(self, a, ins, out):
-        from compiler.torch_layers import ResizeTo
+        from netc.compiler.lower_torch.layers import ResizeTo
 
         return ResizeTo(out[1:], a.mode, a.align_corners)
 
@@ -209,7 +209,7 @@ class Crop(OpDef):
         return tuple(x[:a.axis - 1]) + tuple(ref[a.axis - 1:])
 
     def to_torch(self, a, ins, out):
-        from compiler.torch_layers import Crop
+        from netc.compiler.lower_torch.layers import Crop
 
         return Crop(a.axis, self.offsets(a, ins), out[a.axis - 1:])
 

@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 
-from compiler.ops import ArgError, OpDef, Param, ShapeError, register
-from compiler.ops.domains import MAX_SIZE, between
+from netc.compiler.ops import ArgError, OpDef, Param, ShapeError, register
+from netc.compiler.ops.domains import MAX_SIZE, between
 
 
 @register

@@ -3,6 +3,6 @@
 - :func:`deepest_column` (``deepest_column.py``): FractalNet's "deepest column alone".
 """
 
-from compiler.passes.deepest_column import deepest_column, has_columns
+from netc.compiler.passes.deepest_column import deepest_column, has_columns
 
 __all__ = ["deepest_column", "has_columns"]

@@ -19,7 +19,7 @@ Rules, applied to a copy of the graph (the input graph is not changed):
 
 from __future__ import annotations
 
-from compiler.ir import Graph
+from netc.compiler.ir import Graph
 
 
 def has_columns(graph: Graph) -> bool:

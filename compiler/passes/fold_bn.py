@@ -16,8 +16,8 @@ weights dict and leaves its arguments as they were. Rules:
    arrays are gone.
 4. Anything else (a bn after a pool, a join or the input) is left alone.
 
-    >>> from compiler.loader import load
-    >>> from compiler.weights import init_weights
+    >>> from netc.compiler.frontend.loader import load
+    >>> from netc.compiler.numerics.seeded_weights import init_weights
     >>> g = load("resnet18")
     >>> folded, w = fold_bn(g, init_weights(g))
     >>> sum(n.op == "bn" for n in g), sum(n.op == "bn" for n in folded)
@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from compiler.ir import Graph, Node
+from netc.compiler.ir import Graph, Node
 
 FOLDABLE = ("conv", "fc")
 # The identity at inference: bn(drop(conv x)) = drop(bn(conv x)).

@@ -12,7 +12,7 @@ pure. Rules:
 2. Any other residual keeps its survival; the ONNX lowering then writes a Mul.
 3. Per-sample stochastic depth (``mode=row``) has no inference scale: it is left alone.
 
-Run it after :func:`compiler.passes.fold_bn.fold_bn`, so a body ending conv -> bn scales the
+Run it after :func:`netc.compiler.passes.fold_bn.fold_bn`, so a body ending conv -> bn scales the
 merged conv.
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from compiler.ir import Graph
+from netc.compiler.ir import Graph
 
 LINEAR = ("conv", "fc", "bn")
 

@@ -1,1 +1,1 @@
-"""One module per ``netc`` subcommand; see :mod:`runtime.cli`."""
+"""One module per ``netc`` subcommand; see :mod:`netc.runtime.cli`."""

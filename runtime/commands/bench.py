@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from dsl.diagnostics import UserError
-from runtime.commands.common import add_spec_arguments, load_graph
+from netc.dsl.diagnostics import UserError
+from netc.runtime.commands.common import add_spec_arguments, load_graph
 
 
 def add_arguments(p):
@@ -75,9 +75,9 @@ def run(args) -> int:
         raise UserError(f"--warmup must not be negative; got {args.warmup}")
     import torch
 
-    from compiler.lower_onnx import lower
-    from compiler.lower_torch import build_module
-    from compiler.weights import init_weights
+    from netc.compiler.lower_onnx.model import lower
+    from netc.compiler.lower_torch.module import build_module
+    from netc.compiler.numerics.seeded_weights import init_weights
 
     threads = args.threads or os.cpu_count()
     torch.set_num_threads(threads)
@@ -108,7 +108,7 @@ def run(args) -> int:
     backends: list[tuple[Result, object]] = [(Result(f"torch eager{suffix}"), eager)]
     if args.compile:
         backends.append(_compiled(module, torch_fn, x1, xb))
-    from runtime.ort import PROVIDERS, open_session, usable_providers
+    from netc.runtime.ort import PROVIDERS, open_session, usable_providers
 
     providers = [PROVIDERS[p] for p in args.provider] if args.provider else usable_providers()
     short = {v: k for k, v in PROVIDERS.items()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.commands.common import add_spec_arguments, load_graph
+from netc.runtime.commands.common import add_spec_arguments, load_graph
 
 
 def add_arguments(p):
@@ -11,9 +11,9 @@ def add_arguments(p):
 
 def run(args) -> int:
     """Check the spec; a file of several nets has each of them checked, errors of all."""
-    from compiler.loader import nets_of
-    from compiler.summary import one_line, summarize
-    from dsl.diagnostics import DiagnosticError
+    from netc.compiler.frontend.loader import nets_of
+    from netc.compiler.analyses.summary import one_line, summarize
+    from netc.dsl.diagnostics import DiagnosticError
 
     specs = nets_of(args.spec)
     errors, seen = [], set()

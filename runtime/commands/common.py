@@ -10,7 +10,7 @@ import argparse
 import math
 import os
 
-from dsl.diagnostics import UserError
+from netc.dsl.diagnostics import UserError
 
 
 def positive_int(text: str) -> int:
@@ -40,7 +40,7 @@ def non_negative_int(text: str) -> int:
 
 def memory_size(text: str) -> int:
     """An argparse type: a size such as ``512M``, ``2G`` or a number of bytes, finite, > 0."""
-    from runtime.recipes.cost import parse_size
+    from netc.runtime.recipes.cost import parse_size
 
     try:
         return parse_size(text)
@@ -57,7 +57,7 @@ def physical_memory() -> int:
 
 
 def add_spec_arguments(p: argparse.ArgumentParser) -> None:
-    from compiler.elaborate import DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT
+    from netc.compiler.frontend.elaborate import DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT
 
     p.add_argument("spec", metavar="SPEC",
                    help="a zoo name (vgg16), a .net file, FILE.net:NET, or a Caffe .prototxt")
@@ -128,14 +128,14 @@ def parse_input_shapes(items: list[str]) -> dict:
 
 def load_graph(args):
     """Load the SPEC named on the command line (raises DiagnosticError)."""
-    from compiler.loader import load
+    from netc.compiler.frontend.loader import load
 
     budget = getattr(args, "max_memory", None) or physical_memory()
     graph = load(args.spec, parse_overrides(args.overrides), max_nodes=args.max_nodes,
                  max_depth=getattr(args, "max_depth", 64), max_memory=budget,
                  input_shapes=parse_input_shapes(getattr(args, "input_shapes", [])))
     if getattr(args, "column", None) == "deepest":
-        from compiler.passes import deepest_column, has_columns
+        from netc.compiler.passes import deepest_column, has_columns
 
         if not has_columns(graph):
             raise UserError(f"--column deepest: {graph.name} has no FractalNet joins "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 
-from runtime.commands.common import add_spec_arguments, load_graph
+from netc.runtime.commands.common import add_spec_arguments, load_graph
 
 
 def add_arguments(p):
@@ -33,10 +33,10 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from compiler.lower_onnx import lower, read_safetensors
-    from runtime.files import save_onnx as save
-    from compiler.summary import human_bytes, one_line, summarize
-    from runtime.progress import Steps
+    from netc.compiler.lower_onnx.model import lower, read_safetensors
+    from netc.runtime.files import save_onnx as save
+    from netc.compiler.analyses.summary import human_bytes, one_line, summarize
+    from netc.runtime.progress import Steps
 
     start = time.perf_counter()
     graph = load_graph(args)
@@ -73,9 +73,9 @@ BIG = 64 << 20  # bytes of weights past which compile reports its steps
 def _caffe_weights(graph, path: str):
     """A caffemodel's blobs mapped onto the spec (by Caffe layer name for an imported prototxt,
     else by structure), with one line saying what the file had that the spec does not."""
-    from runtime.weights_io import map_weights, read_source
+    from netc.runtime.weights_io import map_weights, read_source
 
-    from dsl.diagnostics import UserError
+    from netc.dsl.diagnostics import UserError
 
     try:
         mapped = map_weights(graph, read_source(path))

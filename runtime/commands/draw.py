@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.commands.common import add_spec_arguments, load_graph
+from netc.runtime.commands.common import add_spec_arguments, load_graph
 
 
 def add_arguments(p):
@@ -19,8 +19,8 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from dsl.diagnostics import UserError
-    from runtime.files import atomic_path
+    from netc.dsl.diagnostics import UserError
+    from netc.runtime.files import atomic_path
 
     if args.depth is not None and args.depth < 1:
         raise UserError(f"--depth must be at least 1; got {args.depth}")
@@ -35,14 +35,14 @@ def run(args) -> int:
     graph = load_graph(args)
     out = args.output or f"{graph.name}.{fmt}"
     if fmt == "svg":
-        from compiler.draw_svg import to_svg
+        from netc.compiler.analyses.draw_svg import to_svg
 
         text = to_svg(graph, args.depth)
         with atomic_path(out) as tmp:
             tmp.write_text(text, encoding="utf-8")
     else:
-        from runtime.views.graph_png import to_png
-        from runtime.views.pictures import save_png
+        from netc.runtime.views.graph_png import to_png
+        from netc.runtime.views.pictures import save_png
 
         save_png(out, to_png(graph, args.depth, args.scale))
     print(f"wrote {out}: {graph.name}, {len(graph)} nodes, {len(graph.calls)} calls")

@@ -1,5 +1,5 @@
 """``netc eigenfaces detect | identify | reconstruct | show [SPEC]``: the lecture's uses of
-eigenfaces, measured on scikit-image's ``lfw_subset`` (see :mod:`runtime.eigenfaces`).
+eigenfaces, measured on scikit-image's ``lfw_subset`` (see :mod:`netc.runtime.eigenfaces`).
 
 SPEC defaults to the zoo's ``eigenfaces``. With ``--weights`` the net's fitted layers are taken
 from the file (``netc fit eigenfaces --data lfw:0-79 -o faces.safetensors``); without, they are
@@ -50,15 +50,15 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from compiler.lower_onnx import read_safetensors
-    from dsl.diagnostics import UserError
-    from runtime import eigenfaces as ef
-    from runtime.commands.common import load_graph
+    from netc.compiler.lower_onnx.model import read_safetensors
+    from netc.dsl.diagnostics import UserError
+    from netc.runtime import eigenfaces as ef
+    from netc.runtime.commands.common import load_graph
 
     graph = load_graph(args)
     weights = None
     if args.weights:
-        from runtime.fit import check_fitted_for
+        from netc.runtime.fit import check_fitted_for
 
         check_fitted_for(graph, args.weights)
         weights = read_safetensors(graph, args.weights)

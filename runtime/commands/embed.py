@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from runtime.commands.common import add_spec_arguments, load_graph
+from netc.runtime.commands.common import add_spec_arguments, load_graph
 
 
 def add_arguments(p):
@@ -26,13 +26,13 @@ def run(args) -> int:
     import numpy as np
     import torch
 
-    from dsl.diagnostics import UserError
-    from runtime.files import atomic_path
-    from runtime.images import Preprocess
-    from runtime.views import tsne
-    from runtime.views.network import build_view_network, image_input, resolve_layer
-    from runtime.views.pictures import fit_tile, progress, save_png
-    from runtime.views.sources import batches, open_source
+    from netc.dsl.diagnostics import UserError
+    from netc.runtime.files import atomic_path
+    from netc.runtime.images import Preprocess
+    from netc.runtime.views import tsne
+    from netc.runtime.views.network import build_view_network, image_input, resolve_layer
+    from netc.runtime.views.pictures import fit_tile, progress, save_png
+    from netc.runtime.views.sources import batches, open_source
 
     if args.tile < 4 or args.batch_size < 1:
         raise UserError("--tile must be at least 4 and --batch-size at least 1")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.commands.common import add_spec_arguments, load_graph
+from netc.runtime.commands.common import add_spec_arguments, load_graph
 
 
 def add_arguments(p):
@@ -21,13 +21,13 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from dsl.diagnostics import UserError
-    from runtime.images import Preprocess
-    from runtime.recipes.images import resolve
-    from runtime.views.attribution import attribute, explain_picture
-    from runtime.views.network import build_view_network, image_input, resolve_layer
-    from runtime.views.pictures import progress, save_png
-    from runtime.views.sources import Item, display_and_input
+    from netc.dsl.diagnostics import UserError
+    from netc.runtime.images import Preprocess
+    from netc.runtime.recipes.images import resolve
+    from netc.runtime.views.attribution import attribute, explain_picture
+    from netc.runtime.views.network import build_view_network, image_input, resolve_layer
+    from netc.runtime.views.pictures import progress, save_png
+    from netc.runtime.views.sources import Item, display_and_input
 
     if args.size < 16:
         raise UserError(f"--size must be at least 16; got {args.size}")

@@ -2,14 +2,14 @@
 
 The fitted layers (``pca``, ``pca_reconstruct``, ``pca_distance``, ``fc(..., fit=...)``) are
 solved in closed form, in graph order, from one streaming pass of the data per level (see
-:mod:`runtime.fit`); every other weight comes from ``--weights`` (else netc's seeded
+:mod:`netc.runtime.fit`); every other weight comes from ``--weights`` (else netc's seeded
 initialiser, ``--seed``). The output holds all the net's weights, written atomically, and is
 read by ``netc compile --weights``, ``netc probe --weights`` and the eigenfaces commands.
 """
 
 from __future__ import annotations
 
-from runtime.commands.common import add_spec_arguments, load_graph
+from netc.runtime.commands.common import add_spec_arguments, load_graph
 
 
 def add_arguments(p):
@@ -30,10 +30,10 @@ def base_weights(graph, path, seed):
     """netc's seeded weights overlaid with ``path``'s; every non-fitted weight must be there."""
     import numpy as np
 
-    from compiler.ops.fitted import is_fitted
-    from compiler.weights import init_weights
-    from dsl.diagnostics import UserError
-    from runtime.weights_io import read_tensors
+    from netc.compiler.ops.fitted import is_fitted
+    from netc.compiler.numerics.seeded_weights import init_weights
+    from netc.dsl.diagnostics import UserError
+    from netc.runtime.weights_io import read_tensors
 
     weights = init_weights(graph, seed)
     if path is None:
@@ -57,9 +57,9 @@ def base_weights(graph, path, seed):
 def run(args) -> int:
     import time
 
-    from dsl.diagnostics import UserError
-    from runtime.fit import fit_graph, fit_signature, load_images
-    from runtime.weights_io import write_safetensors
+    from netc.dsl.diagnostics import UserError
+    from netc.runtime.fit import fit_graph, fit_signature, load_images
+    from netc.runtime.weights_io import write_safetensors
 
     if not args.output.endswith(".safetensors"):
         raise UserError(f"{args.output}: netc fit writes a .safetensors file")

@@ -31,10 +31,10 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from compiler.caffe import check_spec, import_prototxt_net
-    from compiler.summary import one_line, summarize
-    from runtime.commands.common import parse_input_shapes
-    from runtime.files import atomic_write_bytes
+    from netc.compiler.importers.caffe import check_spec, import_prototxt_net
+    from netc.compiler.analyses.summary import one_line, summarize
+    from netc.runtime.commands.common import parse_input_shapes
+    from netc.runtime.files import atomic_write_bytes
 
     shapes = parse_input_shapes(args.input_shapes)
     text, net = import_prototxt_net(args.file, shapes, frozenset(args.stage))

@@ -8,7 +8,7 @@ is a trained one; without, netc's seeded random weights (random features).
 
 from __future__ import annotations
 
-from runtime.commands.common import add_spec_arguments, load_graph
+from netc.runtime.commands.common import add_spec_arguments, load_graph
 
 
 def add_arguments(p):
@@ -31,8 +31,8 @@ def add_arguments(p):
 def run(args) -> int:
     import torch
 
-    from dsl.diagnostics import UserError
-    from runtime.fit import probe
+    from netc.dsl.diagnostics import UserError
+    from netc.runtime.fit import probe
 
     layers = [n.strip() for n in args.layers.split(",") if n.strip()]
     if not layers:
@@ -48,7 +48,7 @@ def run(args) -> int:
     graph = load_graph(args)
     weights = None
     if args.weights:
-        from compiler.lower_onnx import read_safetensors
+        from netc.compiler.lower_onnx.model import read_safetensors
 
         weights = read_safetensors(graph, args.weights)
     results = probe(graph, weights, args.data, layers, args.ridge, args.features, log=print)

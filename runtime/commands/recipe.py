@@ -12,8 +12,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dsl.diagnostics import Diagnostic, DiagnosticError, UserError
-from runtime.commands.common import memory_size, non_negative_int, parse_overrides, positive_int
+from netc.dsl.diagnostics import Diagnostic, DiagnosticError, UserError
+from netc.runtime.commands.common import (
+    memory_size,
+    non_negative_int,
+    parse_overrides,
+    positive_int,
+)
 
 
 def add_arguments(p):
@@ -43,7 +48,7 @@ def add_arguments(p):
 
 def plan_from_args(args):
     """The checked plan with the command line's overrides applied (no torch yet)."""
-    from compiler.recipe import load_recipe
+    from netc.compiler.frontend.recipe import load_recipe
 
     plan = load_recipe(args.recipe, parse_overrides(args.overrides))
     changes = {}
@@ -60,14 +65,14 @@ def plan_from_args(args):
     if args.seed is not None:
         changes["seed"] = args.seed
     if args.size is not None:
-        from compiler.recipe import MAX_IMAGE_SIDE
+        from netc.compiler.frontend.recipe import MAX_IMAGE_SIDE
 
         if args.size > MAX_IMAGE_SIDE:
             raise UserError(f"--size must be at most {MAX_IMAGE_SIDE:,}; got {args.size:,}")
         changes["size"] = args.size
         changes["spans"] = {k: v for k, v in plan.spans.items() if k != "size"}
     if args.steps is not None:
-        from compiler.recipe import MAX_STEPS
+        from netc.compiler.frontend.recipe import MAX_STEPS
 
         if args.steps > MAX_STEPS:
             raise UserError(f"--steps must be at most {MAX_STEPS:,}; got {args.steps:,}")
@@ -77,7 +82,7 @@ def plan_from_args(args):
 
 def read_images(plan):
     """Every image the plan needs, read now so a bad file stops the run before any work."""
-    from runtime.recipes.images import load_image
+    from netc.runtime.recipes.images import load_image
 
     if plan.init == "image" and not plan.image:
         raise UserError(f"recipe {plan.name} starts from `init image`: give one with --image")
@@ -105,7 +110,7 @@ def working_size(plan, content, start) -> tuple[int, int]:
 
 
 def fit_size(shape: tuple[int, int], size: int) -> tuple[int, int]:
-    """The (height, width) :func:`~runtime.recipes.images.fit` would give, without resizing:
+    """The (height, width) :func:`~netc.runtime.recipes.images.fit` would give, without resizing:
     the cost is checked before any pixel is resampled (``size 1000000`` would take GBs)."""
     h, w = shape
     scale = size / max(h, w)
@@ -115,7 +120,7 @@ def fit_size(shape: tuple[int, int], size: int) -> tuple[int, int]:
 def check_size(plan, height: int, width: int, what: str = "the image") -> None:
     """Refuse a working size the tapped layers cannot take, located at the recipe's ``size``
     line when the size came from there."""
-    from compiler.recipe import size_problem
+    from netc.compiler.frontend.recipe import size_problem
 
     problem = size_problem(plan, height, width)
     if problem is None:
@@ -129,8 +134,8 @@ def check_size(plan, height: int, width: int, what: str = "the image") -> None:
 
 def check_cost(plan, height, width, budget, stream) -> int:
     """Print the cost; return the tile size (0: whole image), or refuse with a UserError."""
-    from compiler.summary import human_bytes
-    from runtime.recipes.cost import choose_tile, estimate
+    from netc.compiler.analyses.summary import human_bytes
+    from netc.runtime.recipes.cost import choose_tile, estimate
 
     cost = estimate(plan.graph, plan.taps, height, width)
     print(f"recipe {plan.name}: {plan.graph.name} at {cost.describe()}; "
@@ -165,7 +170,7 @@ def check_cost(plan, height, width, budget, stream) -> int:
 def check_whole_image(plan, height: int, width: int, budget: int) -> None:
     """Tiles bound the activations, never the image: it, its gradient, the optimiser's state
     and the content are whole-image float32 arrays (about four) whatever the tiling."""
-    from compiler.summary import human_bytes
+    from netc.compiler.analyses.summary import human_bytes
 
     images = 4 * 4 * 3 * height * width
     if images > budget:
@@ -177,7 +182,7 @@ def check_whole_image(plan, height: int, width: int, budget: int) -> None:
 def build_network(plan):
     """The torch module of the part of the net the loss needs, with the plan's weights or
     random ones (with a warning). Layers past the last tap are never built or initialised."""
-    from compiler.lower_torch import build_module
+    from netc.compiler.lower_torch.module import build_module
 
     graph = plan.prefix()
     if plan.weights:
@@ -196,9 +201,8 @@ def build_network(plan):
 
 def read_weights(path: str, graph) -> dict:
     """The tensors of ``graph``'s nodes from a .safetensors file (others are left unread)."""
+    from netc.compiler.numerics.seeded_weights import expected_shapes
     from safetensors import SafetensorError, safe_open
-
-    from compiler.weights import expected_shapes
 
     # Batch-norm step counters may be absent, as NetModule.load_named allows.
     want = {k for k in expected_shapes(graph) if not k.endswith("num_batches_tracked")}
@@ -217,9 +221,8 @@ def read_weights(path: str, graph) -> dict:
 
 def start_image(plan, content, start, height, width):
     import torch
-
-    from runtime.recipes.images import cover
-    from runtime.recipes.objective import Preprocess, to_tensor
+    from netc.runtime.recipes.images import cover
+    from netc.runtime.recipes.objective import Preprocess, to_tensor
 
     if plan.init == "content":
         return to_tensor(cover(content, height, width))
@@ -231,10 +234,10 @@ def start_image(plan, content, start, height, width):
 
 
 def run(args) -> int:
-    from dsl.sources import NotRegular, check_regular
-    from runtime.files import check_destination
-    from runtime.recipes.cost import available_memory
-    from runtime.recipes.images import save_png
+    from netc.dsl.sources import NotRegular, check_regular
+    from netc.runtime.files import check_destination
+    from netc.runtime.recipes.cost import available_memory
+    from netc.runtime.recipes.images import save_png
 
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads must be at least 1; got {args.threads}")
@@ -255,11 +258,9 @@ def run(args) -> int:
     tile = check_cost(plan, height, width, budget, sys.stderr)
 
     import torch
-
-    from runtime.recipes.engine import ProgressLine, Run
-    from runtime.recipes.objective import Objective
-
-    from runtime.threads import set_cpu_threads
+    from netc.runtime.recipes.engine import ProgressLine, Run
+    from netc.runtime.recipes.objective import Objective
+    from netc.runtime.threads import set_cpu_threads
 
     print(set_cpu_threads(args.threads), file=sys.stderr)  # recipes run on the CPU
     torch.manual_seed(plan.seed)

@@ -3,7 +3,7 @@
 MODEL is an ``.onnx`` file or a SPEC (``resnet18``, ``net.net``), which is compiled in memory
 (``--weights W.safetensors``, else netc's seeded random weights). Random weights get a warning,
 since their "probabilities" mean nothing; a zoo ImageNet net names its classes with the
-ImageNet-1k names that ship with netc (:mod:`runtime.labels`) unless ``--labels`` says
+ImageNet-1k names that ship with netc (:mod:`netc.runtime.labels`) unless ``--labels`` says
 otherwise. Top-k needs an output that is one vector of class scores per image: a feature map
 (a U-Net's mask) is refused with the shape it has.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dsl.diagnostics import UserError
+from netc.dsl.diagnostics import UserError
 
 
 def add_arguments(p):
@@ -64,9 +64,9 @@ def _floats(text: str) -> tuple[float, ...]:
 def run(args) -> int:
     import sys
 
-    from runtime.files import atomic_write_bytes
-    from runtime.images import load_batch
-    from runtime.ort import open_session
+    from netc.runtime.files import atomic_write_bytes
+    from netc.runtime.images import load_batch
+    from netc.runtime.ort import open_session
 
     if args.topk < 1 or args.batch < 1:
         raise UserError("--topk and --batch must be at least 1")
@@ -122,9 +122,9 @@ def _model(args) -> str | bytes:
             raise UserError(f"--weights and --set apply to a SPEC; {args.model} is an ONNX file "
                             "with its weights inside (compile it again with netc compile)")
         return args.model
-    from compiler.loader import load
-    from compiler.lower_onnx import lower, read_safetensors
-    from runtime.commands.common import parse_overrides
+    from netc.compiler.frontend.loader import load
+    from netc.compiler.lower_onnx.model import lower, read_safetensors
+    from netc.runtime.commands.common import parse_overrides
 
     graph = load(args.model, parse_overrides(args.overrides))
     weights = read_safetensors(graph, args.weights) if args.weights else None
@@ -150,7 +150,7 @@ def _check_vector(session) -> None:
 
 def _preprocess(session, args):
     """The input's preparation: the model's metadata, then the command line's overrides."""
-    from runtime.images import Preprocess
+    from netc.runtime.images import Preprocess
 
     meta = session.session.get_modelmeta().custom_metadata_map
     first = session.inputs[0]
@@ -173,12 +173,12 @@ def _preprocess(session, args):
 
 def _labels(path: str | None, shipped: str | None) -> list[str] | None:
     """``--labels FILE``, else the shipped set the model names (``imagenet1k``), else None."""
-    from runtime.labels import parse_labels
-    from runtime.labels import shipped as shipped_labels
+    from netc.runtime.labels import parse_labels
+    from netc.runtime.labels import shipped as shipped_labels
 
     if path is None:
         return shipped_labels(shipped) if shipped else None
-    from runtime.files import read_file
+    from netc.runtime.files import read_file
 
     try:
         text = read_file(path, "--labels").decode("utf-8")

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 
-from dsl.diagnostics import UserError
-from runtime.commands.common import add_spec_arguments, load_graph
+from netc.dsl.diagnostics import UserError
+from netc.runtime.commands.common import add_spec_arguments, load_graph
 
 WIDTH = 100  # the default table width, in columns
 _HEADER = ("name", "op", "output", "k/s", "params", "MACs", "RF", "connected to", "notes")
@@ -31,7 +31,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from compiler.summary import fold, summarize
+    from netc.compiler.analyses.summary import fold, summarize
 
     if args.depth is not None and args.depth < 1:
         raise UserError(f"--depth must be at least 1; got {args.depth}")
@@ -47,7 +47,7 @@ def run(args) -> int:
 
 def render(summary, rows, width: int | None) -> str:
     """The table as text; ``width`` None prints every cell whole."""
-    from compiler.summary import human, human_bytes, one_line
+    from netc.compiler.analyses.summary import human, human_bytes, one_line
 
     height = max((s[1] for s in summary.inputs.values() if len(s) == 3), default=None)
     cells = [[r.name, r.op, "x".join(map(str, r.shape)), _window(r), f"{r.params:,}",

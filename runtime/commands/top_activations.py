@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.commands.common import add_spec_arguments, load_graph
+from netc.runtime.commands.common import add_spec_arguments, load_graph
 
 
 def add_arguments(p):
@@ -23,14 +23,18 @@ def add_arguments(p):
 
 def run(args) -> int:
     import torch
-
-    from compiler.receptive import fields
-    from dsl.diagnostics import UserError
-    from runtime.images import Preprocess
-    from runtime.views.network import build_view_network, image_input, parse_units, resolve_layer
-    from runtime.views.pictures import progress, save_png
-    from runtime.views.sources import batches, open_source
-    from runtime.views.top import TopK, top_picture
+    from netc.compiler.analyses.receptive import fields
+    from netc.dsl.diagnostics import UserError
+    from netc.runtime.images import Preprocess
+    from netc.runtime.views.network import (
+        build_view_network,
+        image_input,
+        parse_units,
+        resolve_layer,
+    )
+    from netc.runtime.views.pictures import progress, save_png
+    from netc.runtime.views.sources import batches, open_source
+    from netc.runtime.views.top import TopK, top_picture
 
     for flag, value, least in (("--k", args.k, 1), ("--batch-size", args.batch_size, 1),
                                ("--size", args.size, 8)):

@@ -1,4 +1,4 @@
-"""``netc train SPEC --data ...``: train a spec's network (see :mod:`runtime.train`).
+"""``netc train SPEC --data ...``: train a spec's network (see :mod:`netc.runtime.train`).
 
 The same command runs on one process or, under ``torchrun --nproc_per_node N``, on N with
 DistributedDataParallel. Torch is imported only when the command runs.
@@ -6,7 +6,7 @@ DistributedDataParallel. Torch is imported only when the command runs.
 
 from __future__ import annotations
 
-from runtime.commands.common import add_spec_arguments, load_graph
+from netc.runtime.commands.common import add_spec_arguments, load_graph
 
 
 def add_arguments(p):
@@ -53,8 +53,8 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from dsl.diagnostics import UserError
-    from runtime.train import TrainConfig, train
+    from netc.dsl.diagnostics import UserError
+    from netc.runtime.train import TrainConfig, train
 
     try:
         milestones = tuple(float(m) for m in args.milestones.split(",") if m.strip())

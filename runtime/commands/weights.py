@@ -3,7 +3,7 @@
 The file (a torchvision checkpoint or any state dict: ``.pt``, ``.pth``, ``.bin``,
 ``.safetensors``; or Caffe's ``.caffemodel``) is mapped onto the spec's parameterised layers by
 structure and names, whatever order it stores its keys in, every shape checked (see
-:mod:`runtime.weights_io`); the result is a ``.safetensors`` file keyed by the spec's names,
+:mod:`netc.runtime.weights_io`); the result is a ``.safetensors`` file keyed by the spec's names,
 which ``netc train --init``, ``netc compile --weights`` and ``netc recipe --weights`` read.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from runtime.commands.common import add_spec_arguments, load_graph
+from netc.runtime.commands.common import add_spec_arguments, load_graph
 
 
 def add_arguments(p):
@@ -34,7 +34,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from runtime.weights_io import import_weights
+    from netc.runtime.weights_io import import_weights
 
     graph = load_graph(args)
     skip = tuple(p.strip() for p in args.skip.split(",") if p.strip())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fnmatch import fnmatch
 
-from dsl.diagnostics import UserError
+from netc.dsl.diagnostics import UserError
 
 # The source of each net, first match wins (the README's zoo table, shortened). A net not
 # listed shows the first comment line of its file, which names the paper by convention.
@@ -35,7 +35,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from compiler.loader import zoo_index
+    from netc.compiler.frontend.loader import zoo_index
 
     index = zoo_index()
     if args.spec and not args.name:
@@ -77,9 +77,9 @@ def source_of(name: str, path) -> str:
 
 
 def _row(name: str, path) -> tuple[str, ...]:
-    from compiler.loader import load
-    from compiler.ops import fmt_shape
-    from compiler.summary import human, summarize
+    from netc.compiler.frontend.loader import load
+    from netc.compiler.ops import fmt_shape
+    from netc.compiler.analyses.summary import human, summarize
 
     s = summarize(load(name))
     ins = ", ".join(fmt_shape(v) for v in s.inputs.values())

@@ -6,7 +6,7 @@ step keeps each activation for the backward pass and holds gradients of similar 
 estimate is ``2 × activations + weights``; the targets (content and style features) are small
 next to it and computed once without gradients.
 
->>> from compiler.loader import load
+>>> from netc.compiler.frontend.loader import load
 >>> c = estimate(load("vgg16"), ["conv1_2"], 224, 224)
 >>> c.layers, c.weight_bytes, c.activation_bytes == 4 * (3 + 3 * 64) * 224 * 224
 (4, 154880, True)
@@ -18,9 +18,9 @@ import math
 import os
 from dataclasses import dataclass
 
-from compiler.ir import Graph
-from compiler.summary import human_bytes
-from dsl.diagnostics import UserError
+from netc.compiler.ir import Graph
+from netc.compiler.analyses.summary import human_bytes
+from netc.dsl.diagnostics import UserError
 
 FLOAT = 4  # bytes
 

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from compiler.recipe import Plan
-from runtime.recipes.objective import Objective, to_image
+from netc.compiler.frontend.recipe import Plan
+from netc.runtime.recipes.objective import Objective, to_image
 
 # Called after every step with (step, total steps, loss, terms).
 Listener = Callable[[int, int, float, dict[str, float]], None]

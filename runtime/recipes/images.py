@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dsl.diagnostics import UserError
-from runtime.files import atomic_path
+from netc.dsl.diagnostics import UserError
+from netc.runtime.files import atomic_path
 
 # Sample pictures bundled in the scikit-image wheel (no pooch download needed).
 SAMPLES = ("astronaut", "brick", "gravel", "grass", "coffee", "chelsea", "camera", "rocket",
@@ -56,7 +56,7 @@ def resolve(ref: str) -> Path:
 
 def load_image(ref: str) -> np.ndarray:
     """Read a picture as float32 RGB in [0, 1]; a :class:`UserError` if it cannot be read."""
-    from runtime.files import open_image
+    from netc.runtime.files import open_image
 
     rgb = open_image(resolve(ref), "RGB")
     return np.asarray(rgb, dtype=np.float32) / 255.0

@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from compiler.ir import InputSpec
-from compiler.recipe import Plan, Term
-from runtime.recipes import losses
-from runtime.recipes.images import cover
+from netc.compiler.ir import InputSpec
+from netc.compiler.frontend.recipe import Plan, Term
+from netc.runtime.recipes import losses
+from netc.runtime.recipes.images import cover
 
 
 class Preprocess:
@@ -156,7 +156,7 @@ class Objective:
         cr = torch.roll(self.content_x, (oy, ox), (-2, -1)) if self.content_x is not None \
             else None
         if getattr(self, "_smallest", None) is None:
-            from compiler.recipe import smallest_side
+            from netc.compiler.frontend.recipe import smallest_side
 
             self._smallest = smallest_side(self.plan)
         windows = [(slice(None), slice(None), slice(*rows), slice(*cols))

@@ -4,7 +4,7 @@ The unit is channel ``k`` of a named layer. For a feature map it is the channel'
 activation, as Zeiler and Fergus visualise "the strongest activation" of a feature map; for a
 flat layer (fc, class scores) it is unit ``k``. The map is the signal that reaches the image when
 that one value is sent back through the network with the method's rule at every ReLU
-(:mod:`compiler.torch_attribution`).
+(:mod:`netc.compiler.lower_torch.attribution`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.torch_attribution import METHODS, backward_rule
-from dsl.diagnostics import UserError
+from netc.compiler.lower_torch.attribution import METHODS, backward_rule
+from netc.dsl.diagnostics import UserError
 
 TITLES = {"saliency": "saliency (gradient)", "deconvnet": "deconvnet (Zeiler-Fergus)",
           "guided": "guided backprop"}
@@ -64,7 +64,7 @@ def attribute(net, x: np.ndarray, layer: str, method: str, channel: int | None =
 def explain_picture(shown: np.ndarray, maps: list[Attribution], heading: str, size: int = 256):
     """The image beside each method's map (signed: grey is zero) and, for one method, its heat
     map; for several methods the heat maps go on a second row, under their maps."""
-    from runtime.views.pictures import attribution_rgb, heat_rgb, labelled_grid
+    from netc.runtime.views.pictures import attribution_rgb, heat_rgb, labelled_grid
 
     if len(maps) == 1:
         cells = [shown, attribution_rgb(maps[0].map), heat_rgb(maps[0].map)]

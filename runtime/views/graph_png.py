@@ -1,4 +1,4 @@
-"""``netc draw --format png``: the layout of :mod:`compiler.draw` painted with Pillow.
+"""``netc draw --format png``: the layout of :mod:`netc.compiler.analyses.draw` painted with Pillow.
 
 The same boxes, texts and edges as the SVG in its starting state (groups at ``--depth`` shut),
 with Pillow's bundled font: no Cairo, no browser, nothing outside the wheels pip installs.
@@ -6,8 +6,8 @@ with Pillow's bundled font: no Cairo, no browser, nothing outside the wheels pip
 
 from __future__ import annotations
 
-from compiler import draw
-from compiler.ir import Graph
+from netc.compiler.analyses import draw
+from netc.compiler.ir import Graph
 
 
 def _bezier(p0, p1, p2, p3, steps: int = 24):
@@ -32,14 +32,14 @@ def to_png(graph: Graph, depth: int | None = None, scale: float = 1.5):
     """A PIL image of ``graph``'s drawing (groups at level ``depth`` and deeper shut)."""
     from PIL import Image, ImageDraw
 
-    from runtime.views.pictures import font
+    from netc.runtime.views.pictures import font
 
     model = draw.build_model(graph)
     shut = draw.initially_shut(model, depth)
     lay = draw.layout(model, shut)
     w, h = int((lay.width + draw.BOW) * scale) + 1, int(lay.height * scale) + 1
     if w * h > 120_000_000:
-        from dsl.diagnostics import UserError
+        from netc.dsl.diagnostics import UserError
 
         raise UserError(f"the drawing of {graph.name} would be {w}x{h} pixels; use --depth N "
                         "to shut its groups, or --format svg")

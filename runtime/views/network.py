@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from compiler.ir import Graph
-from dsl.diagnostics import UserError
+from netc.compiler.ir import Graph
+from netc.dsl.diagnostics import UserError
 
 
 def resolve_layer(graph: Graph, name: str, flag: str = "--layer") -> str:
@@ -35,8 +35,8 @@ def prefix_graph(graph: Graph, targets: list[str]) -> Graph:
 
 def build_view_network(graph: Graph, targets: list[str], weights: str | None, seed: int = 0):
     """An eval-mode :class:`NetModule` computing ``targets``; its parameters need no grad."""
-    from compiler.lower_torch import build_module
-    from runtime.commands.recipe import read_weights
+    from netc.compiler.lower_torch.module import build_module
+    from netc.runtime.commands.recipe import read_weights
 
     part = prefix_graph(graph, targets)
     if weights:

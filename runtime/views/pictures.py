@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.files import atomic_path
+from netc.runtime.files import atomic_path
 
 
 def font(size: int = 11):

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dsl.diagnostics import UserError
-from runtime.data import IMAGE_SUFFIXES
-from runtime.images import Preprocess, prepare
+from netc.dsl.diagnostics import UserError
+from netc.runtime.data import IMAGE_SUFFIXES
+from netc.runtime.images import Preprocess, prepare
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def _digits(ref: str, arg: str) -> Source:
 
 
 def _samples() -> Source:
-    from runtime.recipes.images import SAMPLES, sample_path
+    from netc.runtime.recipes.images import SAMPLES, sample_path
 
     items = tuple(Item(name, None, path=path) for name in SAMPLES
                   if (path := sample_path(name)) is not None)

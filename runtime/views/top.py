@@ -2,7 +2,8 @@
 
 The folder is streamed a batch at a time. Per unit a min-heap keeps the k best images seen so
 far, each with its score (the unit's strongest activation over the feature map) and its
-receptive-field crop (:mod:`compiler.receptive`), so memory is units × k small crops whatever
+receptive-field crop (:mod:`netc.compiler.analyses.receptive`), so memory is units × k small crops
+whatever
 the number of images.
 """
 
@@ -12,8 +13,7 @@ import heapq
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from compiler.receptive import Field
+from netc.compiler.analyses.receptive import Field
 
 
 @dataclass(order=True)
@@ -81,7 +81,7 @@ class TopK:
 
 def top_picture(top: TopK, title: str, size: int = 64):
     """One row per unit: its k best crops, each captioned with its score (and class)."""
-    from runtime.views.pictures import labelled_grid
+    from netc.runtime.views.pictures import labelled_grid
 
     cells, captions = [], []
     for u in top.units:

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from dsl.diagnostics import UserError
+from netc.dsl.diagnostics import UserError
 
 MIN_IMAGES = 5
 
@@ -97,7 +97,7 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 def grid_picture(thumbs: list[np.ndarray], cells: np.ndarray, rows: int, cols: int,
                  size: int):
     """The images at their assigned cells (a 1-pixel white margin round each)."""
-    from runtime.views.pictures import fit_tile, to_image
+    from netc.runtime.views.pictures import fit_tile, to_image
 
     canvas = to_image(np.full((rows * size, cols * size, 3), 255, np.uint8))
     for thumb, cell in zip(thumbs, cells):
@@ -112,7 +112,7 @@ def scatter_picture(points: np.ndarray, labels: list[str], classes: list[str], s
     """The 2-D points coloured by class, each class's name at its median point."""
     from PIL import Image, ImageDraw
 
-    from runtime.views.pictures import font
+    from netc.runtime.views.pictures import font
 
     img = Image.new("RGB", (side, side), "white")
     draw = ImageDraw.Draw(img)
@@ -134,7 +134,7 @@ def scatter_picture(points: np.ndarray, labels: list[str], classes: list[str], s
 def side_by_side(images, title: str):
     from PIL import Image, ImageDraw
 
-    from runtime.views.pictures import font
+    from netc.runtime.views.pictures import font
 
     f = font(13)
     top = f.size + 10

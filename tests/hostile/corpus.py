@@ -18,8 +18,8 @@ import base64
 import struct
 import zlib
 
-from compiler.ops import REGISTRY
-from compiler.ops.domains import MAX_SIZE
+from netc.compiler.ops import REGISTRY
+from netc.compiler.ops.domains import MAX_SIZE
 
 NET = "net n {{\n  input image: {shape}\n  {body}\n}}\n"
 

@@ -70,7 +70,7 @@ def _head_and_tail(text: str, head: int = 6000, tail: int = 2000) -> str:
 
 
 def run_case(case: dict, work: Path) -> dict:
-    from runtime.cli import main
+    from netc.runtime.cli import main
 
     case_dir = work / case["name"]
     materialise(case_dir, case.get("files", {}))

@@ -1,0 +1,399 @@
+"""Find, read and elaborate a spec: a zoo name (``vgg16``), a path, or ``path.net:netname``.
+
+Includes are resolved relative to the including file, then in the zoo; an include cycle is a
+diagnostic at the ``include`` line. A ``.prototxt`` path is imported from Caffe on the fly.
+
+Hostile paths are refused in one line each: only regular files are read (:mod:`netc.dsl.sources`:
+no FIFO, device, directory or symlink loop), includes are followed without recursion (a chain
+of 1,200 includes is fine), each file is parsed once per process, and elaboration runs on a
+thread with a deep stack so ``--max-depth`` can be raised without reaching Python's limits.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from netc.compiler.frontend.elaborate import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_NODES,
+    MAX_DEPTH_LIMIT,
+    Elaborator,
+)
+from netc.compiler.ir import Graph
+from netc.dsl import ast
+from netc.dsl.diagnostics import Diagnostic, DiagnosticError, Span
+from netc.dsl.parser import parse
+from netc.dsl.sources import NotRegular, read_regular
+
+_NET_RE = re.compile(r"^\s*net\s+([A-Za-z_][A-Za-z0-9_]*)", re.MULTILINE)
+
+
+def zoo_dir() -> Path:
+    """The folder of the zoo specs, in a checkout or an installed package."""
+    return Path(str(resources.files("netc.model_specs")))
+
+
+def zoo_index() -> dict[str, Path]:
+    """Net name -> file, found by a cheap scan of ``model_specs/*.net`` (no parsing)."""
+    index: dict[str, Path] = {}
+    for path in sorted(zoo_dir().glob("*.net")):
+        for name in _NET_RE.findall(path.read_text(encoding="utf-8")):
+            index.setdefault(name, path)
+    return index
+
+
+@dataclass
+class Program:
+    """The parsed files of one spec: definitions and nets visible from the root file."""
+
+    root: Path
+    defs: dict[str, ast.Definition]
+    nets: dict[str, ast.Net | ast.NetAlias]
+    constants: dict[str, ast.LetStmt] = field(default_factory=dict)  # file-level ``let``
+
+
+def _real(path: Path) -> Path:
+    """An absolute path with symlinks resolved where they resolve (a loop stays as written)."""
+    return Path(os.path.realpath(path))
+
+
+# Parsed files by (real path, inode, size, times): `netc check FILE` reads a file once, not per net.
+_PARSED: dict[tuple, ast.Module | DiagnosticError] = {}
+
+
+def _parse_file(file: Path, at: Span | None) -> ast.Module:
+    """Read and parse one file (cached); DiagnosticError, located at ``at`` for read errors."""
+    try:
+        st = file.stat()
+        key = (file, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    except OSError:
+        key = None
+    cached = _PARSED.get(key) if key else None
+    if cached is None:
+        cached = _read_and_parse(file, at)
+        if key is not None:
+            if len(_PARSED) > 256:
+                _PARSED.clear()
+            _PARSED[key] = cached
+    if isinstance(cached, DiagnosticError):
+        raise cached
+    return cached
+
+
+def _read_and_parse(file: Path, at: Span | None) -> ast.Module | DiagnosticError:
+    try:
+        raw = read_regular(file)
+    except NotRegular as err:
+        return DiagnosticError(Diagnostic(at, str(err)))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        return DiagnosticError(Diagnostic(Span(_display(file), line, 1),
+                                          "this is not a UTF-8 text file (binary data?)"))
+    try:
+        return parse(text, _display(file))
+    except DiagnosticError as err:
+        return err
+
+
+def read_program(path: Path) -> Program:
+    """Parse ``path`` and its includes, depth first in file order. Raises DiagnosticError.
+
+    An explicit stack, not recursion: each frame is a file and the items still to read.
+    """
+    defs: dict[str, ast.Definition] = {}
+    nets: dict[str, ast.Net | ast.NetAlias] = {}
+    constants: dict[str, ast.LetStmt] = {}
+    diags: list[Diagnostic] = []
+    done: set[Path] = set()
+    frames: list[tuple[Path, Any]] = []  # (file, iterator over its items)
+    open_files: set[Path] = set()
+
+    def enter(file: Path, at: Span | None) -> None:
+        file = _real(file)
+        if file in open_files:
+            chain = " -> ".join([f.name for f, _ in frames] + [file.name])
+            diags.append(Diagnostic(at, f"include cycle: {chain}"))
+            return
+        if file in done:
+            return
+        done.add(file)
+        try:
+            module = _parse_file(file, at)
+        except DiagnosticError as err:
+            diags.extend(err.diagnostics)
+            return
+        frames.append((file, iter(module.items)))
+        open_files.add(file)
+
+    enter(path, None)
+    while frames:
+        file, items = frames[-1]
+        item = next(items, None)
+        if item is None:
+            frames.pop()
+            open_files.discard(file)
+        elif isinstance(item, ast.Include):
+            if not item.path:
+                diags.append(Diagnostic(item.span, "include of an empty file name"))
+                continue
+            target = file.parent / item.path
+            if not target.exists() and (zoo_dir() / item.path).exists():
+                target = zoo_dir() / item.path
+            enter(target, item.span)
+        elif isinstance(item, ast.Definition):
+            _define(defs, item, diags)
+        elif isinstance(item, ast.LetStmt):
+            if item.name in constants and constants[item.name].span.file == item.span.file:
+                first = constants[item.name].span
+                diags.append(Diagnostic(item.span, f"{item.name!r} is defined twice "
+                                                   f"(first at line {first.line})"))
+            constants[item.name] = item
+        elif isinstance(item, (ast.Net, ast.NetAlias)):
+            if item.name in nets and nets[item.name].span.file != item.span.file:
+                pass  # an included file's net of the same name is shadowed
+            elif item.name in nets:
+                diags.append(Diagnostic(item.span, f"net {item.name!r} is defined twice"))
+            nets[item.name] = item
+            if isinstance(item, ast.Net):
+                _check_params(item.params, f"net {item.name}", diags)
+    if diags:
+        raise DiagnosticError(diags)
+    return Program(path, defs, nets, constants)
+
+
+def _check_params(params, owner: str, diags) -> bool:
+    """A parameter list names each parameter once (``def f(a, a)`` is a mistake)."""
+    seen: dict[str, ast.Param] = {}
+    ok = True
+    for p in params:
+        if p.name in seen:
+            diags.append(Diagnostic(p.span, f"{owner}: parameter {p.name!r} is declared twice "
+                                            f"(first at column {seen[p.name].span.col})"))
+            ok = False
+        seen.setdefault(p.name, p)
+    return ok
+
+
+def _define(defs, item: ast.Definition, diags) -> None:
+    from netc.compiler import ops
+
+    if not _check_params(item.params, item.name, diags):
+        return
+    if item.name in ops.REGISTRY or item.name in ("residual",):
+        diags.append(Diagnostic(item.span, f"{item.name!r} is a built-in layer; "
+                                           "choose another name for the definition"))
+    elif item.name in defs and defs[item.name].span.file == item.span.file:
+        first = defs[item.name].span
+        diags.append(Diagnostic(item.span, f"definition {item.name!r} is defined twice "
+                                           f"(first at line {first.line})"))
+    else:
+        defs[item.name] = item
+
+
+def _display(path: Path) -> str:
+    """Paths in diagnostics: relative to the working directory where possible."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def nets_of(spec: str) -> list[str]:
+    """The specs a SPEC names: itself, or ``FILE:NET`` for each net of a file that defines
+    several (so ``netc check vgg.net`` checks the whole family)."""
+    path, net_name = resolve_spec(spec)
+    if net_name is not None or path.suffix != ".net":
+        return [spec]
+    program = read_program(path)
+    own = [n.name for n in program.nets.values()
+           if Path(n.span.file).resolve() == path.resolve()
+           or n.span.file == _display(path.resolve())]
+    return [f"{path}:{n}" for n in own] if len(own) > 1 else [spec]
+
+
+def resolve_spec(spec: str) -> tuple[Path, str | None]:
+    """(file, net name or None) for a zoo name, a path, or ``path:net``."""
+    if not spec.strip():
+        raise DiagnosticError(Diagnostic(None, "the SPEC is empty: name a zoo net (vgg16), a "
+                                               ".net file or a Caffe .prototxt"))
+    path = Path(spec)
+    if path.is_symlink() and not path.exists():
+        raise DiagnosticError(Diagnostic(None, f"cannot read {spec}: a symlink that leads "
+                                               "nowhere (dangling, or a loop)"))
+    if path.exists():
+        return path, None
+    if ":" in spec:
+        file, _, net = spec.rpartition(":")
+        if Path(file).exists():
+            return Path(file), net
+    index = zoo_index()
+    if spec in index:
+        return index[spec], spec
+    import difflib
+
+    close = difflib.get_close_matches(spec, list(index), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else \
+        "; `netc zoo` lists the built-in nets"
+    raise DiagnosticError(Diagnostic(None, f"no such file or zoo net: {spec!r}{hint}"))
+
+
+def load(spec: str, overrides: dict[str, Any] | None = None,
+         max_nodes: int = DEFAULT_MAX_NODES, max_depth: int = DEFAULT_MAX_DEPTH,
+         max_memory: int | None = None,
+         input_shapes: dict[str | None, tuple[int, ...]] | None = None) -> Graph:
+    """Parse and elaborate ``spec`` into a checked IR graph. Raises DiagnosticError.
+
+    ``max_nodes`` and ``max_depth`` bound elaboration (:mod:`netc.compiler.frontend.elaborate`);
+    ``max_memory`` (bytes), when given, refuses a net whose weights and activations for one
+    sample would not fit (:func:`netc.compiler.analyses.budget.check_memory`), before any weight is
+    drawn.
+    ``input_shapes`` replace declared input shapes (``--input``): input name, or None for the
+    first input, -> shape.
+    """
+    if not 1 <= max_depth <= MAX_DEPTH_LIMIT:
+        raise DiagnosticError(Diagnostic(None, f"--max-depth must be in 1..{MAX_DEPTH_LIMIT:,}; "
+                                               f"got {max_depth}"))
+    path, net_name = resolve_spec(spec)
+    if path.suffix == ".prototxt":
+        from netc.compiler.importers.caffe import import_prototxt  # the Caffe importer
+
+        text = import_prototxt(path, input_shapes)
+        spec_path = path.with_suffix(".net")
+        from netc.dsl.diagnostics import SOURCES
+
+        module = parse(text, str(spec_path))
+        SOURCES.texts[str(spec_path)] = text
+        defs = {d.name: d for d in module.items if isinstance(d, ast.Definition)}
+        nets = {n.name: n for n in module.items if isinstance(n, (ast.Net, ast.NetAlias))}
+        program = Program(spec_path, defs, nets)
+    else:
+        program = read_program(path)
+    own = [n for n in program.nets.values() if _real(Path(n.span.file)) == _real(path)
+           or n.span.file == _display(_real(path))]
+    if net_name is None:
+        candidates = own or list(program.nets.values())
+        if not candidates:
+            raise DiagnosticError(Diagnostic(Span(_display(_real(path)), 1, 1),
+                                             "this file defines no net"))
+        if len(candidates) > 1:
+            names = ", ".join(n.name for n in candidates)
+            raise DiagnosticError(Diagnostic(
+                None, f"{path} defines several nets ({names}); name one as {path}:NAME"))
+        net = candidates[0]
+    elif net_name in program.nets:
+        net = program.nets[net_name]
+    else:
+        raise DiagnosticError(Diagnostic(None, f"{path} has no net {net_name!r}; it defines "
+                                               f"{', '.join(program.nets) or 'none'}"))
+
+    def elaborate() -> Graph:
+        elaborator = Elaborator(program.defs, max_nodes=max_nodes, max_depth=max_depth,
+                                constants=program.constants, input_shapes=input_shapes)
+        name = net.name
+        target, set_by_alias = resolve_alias(net, program, elaborator)
+        known = [p.name for p in target.params]
+        for key in overrides or {}:
+            if key not in known:
+                raise DiagnosticError(Diagnostic(None, f"net {name} has no parameter {key!r}; "
+                                                       f"it takes ({', '.join(known)})"))
+        graph = elaborator.net(target, {**set_by_alias, **(overrides or {})}, str(path))
+        graph.name = name
+        return graph
+
+    graph = run_deep(elaborate, max_depth)
+    if max_memory is not None:
+        from netc.compiler.analyses.budget import check_memory
+
+        check_memory(graph, max_memory)
+    return graph
+
+
+_STACK_BYTES = 256 * 2**20
+
+
+def run_deep(fn, max_depth: int = DEFAULT_MAX_DEPTH):
+    """``fn()`` on a thread with a 256 MiB stack and a recursion limit that fits ``max_depth``.
+
+    The elaborator recurses once per definition call and nesting level (both bounded); the
+    main thread's 8 MiB C stack and Python's default limit of 1,000 frames are too small for
+    ``--max-depth 10000``. The thread's stack is virtual memory, touched only as deep as used.
+    """
+    result: dict[str, Any] = {}
+
+    def target():
+        try:
+            result["value"] = fn()
+        except BaseException as err:  # re-raised on the caller's thread
+            result["error"] = err
+
+    old_limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old_limit, 20_000 + 60 * max_depth))
+    old_size = threading.stack_size()
+    try:
+        try:
+            try:
+                threading.stack_size(_STACK_BYTES)
+            except (ValueError, RuntimeError):  # a platform without settable stacks
+                pass
+            worker = threading.Thread(target=target, name="netc-elaborate", daemon=True)
+        finally:
+            threading.stack_size(old_size)
+        worker.start()
+        worker.join()
+    finally:
+        sys.setrecursionlimit(old_limit)
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def resolve_alias(net, program: Program, elaborator: Elaborator):
+    """Follow ``net vgg16 = vgg(2, 2, 3, 3, 3)`` to the net it names, with the parameters the
+    aliases set (an alias of an alias adds its own; the outermost wins)."""
+    settings: dict[str, Any] = {}
+    seen: list[str] = []
+    while isinstance(net, ast.NetAlias):
+        if net.name in seen:
+            chain = " -> ".join(seen + [net.name])
+            raise DiagnosticError(Diagnostic(net.span, f"net alias cycle: {chain}"))
+        seen.append(net.name)
+        target = program.nets.get(net.target)
+        if target is None:
+            import difflib
+
+            close = difflib.get_close_matches(net.target, list(program.nets), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise DiagnosticError(Diagnostic(net.span, f"no net {net.target!r} to define "
+                                                       f"{net.name!r} from{hint}"))
+        params = target.params if isinstance(target, ast.Net) else ()
+        if isinstance(target, ast.Net) and len(net.args) > len(params):
+            raise DiagnosticError(Diagnostic(
+                net.span, f"net {target.name} takes {len(params)} parameters "
+                          f"({', '.join(p.name for p in params)}); got {len(net.args)}"))
+        if not isinstance(target, ast.Net) and net.args:
+            raise DiagnosticError(Diagnostic(net.span, "name the parameters of an alias of an "
+                                                       "alias (net b = a(x=1))"))
+        names = {p.name for p in params}
+        for kw in net.kwargs:
+            if isinstance(target, ast.Net) and kw.name not in names:
+                raise DiagnosticError(Diagnostic(
+                    kw.span, f"net {target.name} has no parameter {kw.name!r}; it takes "
+                             f"({', '.join(p.name for p in params)})"))
+        given = {p.name: a for p, a in zip(params, net.args)}
+        given.update({kw.name: kw.value for kw in net.kwargs})
+        for key, expr in given.items():
+            if key not in settings:  # the outer alias already set it
+                settings[key] = elaborator.eval(expr, {})
+        if elaborator.diags:
+            raise DiagnosticError(elaborator.diags)
+        net = target
+    return net, settings

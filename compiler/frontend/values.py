@@ -1,0 +1,156 @@
+"""Values of the elaborator: what a spec expression evaluates to.
+
+Numbers, booleans, strings, lists and :class:`~netc.compiler.ops.Symbol` (an unbound bare name, such
+as ``project``) are plain Python values. Everything that can be applied to a tensor is a
+:class:`Block`; applying a block to a :class:`Value` adds nodes to the graph. Blocks are closures:
+a definition call remembers its bound arguments, ``for`` remembers its environment, so recursion
+unfolds lazily, only as far as the graph is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from netc.compiler.ops import Attrs, OpDef
+from netc.dsl import ast
+from netc.dsl.diagnostics import Span
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """A tensor in flight during elaboration: the node that computes it and its shape."""
+
+    node: str
+    shape: tuple[int, ...]
+
+
+class Poison:
+    """The result of an expression that already failed; anything applied to it stays quiet."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "Poison"
+
+
+POISON = Poison()
+
+
+class Block:
+    """Something that maps one tensor to another when applied."""
+
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class OpBlock(Block):
+    op: OpDef
+    attrs: Attrs
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class DefBlock(Block):
+    defn: ast.Definition
+    env: dict[str, Any]  # bound parameters
+    span: Span
+    described: str  # stage(ch=64, n=2), for expansion paths
+
+
+@dataclass(frozen=True, slots=True)
+class SeqBlock(Block):
+    first: Any  # Block or ValueRef
+    then: Block
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class TimesBlock(Block):
+    body: Block
+    times: int
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ForBlock(Block):
+    body: ast.Node
+    var: str
+    lo: int
+    hi: int
+    env: dict[str, Any]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ForEachBlock(Block):
+    """``body for a, b in items``: ``body`` once per item, with the item (or its parts) bound."""
+
+    body: ast.Node
+    vars: tuple[str, ...]
+    items: tuple[Any, ...]
+    env: dict[str, Any]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class JoinBlock(Block):
+    op: OpDef
+    attrs: Attrs
+    branches: tuple[Any, ...]  # Blocks or ValueRefs
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ResidualBlock(Block):
+    body: Block
+    shortcut: Any  # identity | pad | pad_avg | project | conv, or a Block (a shortcut layer)
+    survival: float | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledBlock(Block):
+    inner: Any
+    label: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ValueRef(Block):
+    """A named value of the net (``image``, or ``x`` after ``x = ...``) used as a chain's source."""
+
+    name: str
+    value: Value
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class JoinHead:
+    """``mean(droppath=0.1)`` before its ``[branches]``."""
+
+    op: OpDef
+    attrs: Attrs
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class DefRef:
+    """A definition named without arguments although it needs some: a value to call later."""
+
+    defn: ast.Definition
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class OpRef:
+    """An op named bare although it needs arguments (``conv``): an error only if applied, and a
+    plain word where a word is expected (``shortcut=conv``)."""
+
+    op: OpDef
+    span: Span

@@ -1,0 +1,112 @@
+"""Import Caffe network definitions (``.prototxt``) as netc specs.
+
+The pipeline, one module each:
+
+- ``prototxt.lark`` + :mod:`.textformat`: protobuf text format into a generic
+  message tree with spans (no Caffe, no compiled ``caffe.proto``);
+- :mod:`.layers`: one function per Caffe layer type, giving netc op text and the
+  output shape Caffe computes; :mod:`.fields` checks every parameter by name;
+- :mod:`.net`: layers in file order, blobs tracked by name (in-place layers,
+  Split, BatchNorm + Scale pairs);
+- :mod:`.emit`: the readable netc text.
+
+Both the V1 format (``layers { type: CONVOLUTION }``) and the current one
+(``layer { type: "Convolution" }``) are read. Every mistake is a located diagnostic in the
+prototxt (``file:line:col``), every error of a file in file order. A train_val file imports as
+its TEST net (:mod:`.phases`). Weights (``.caffemodel``) are read by
+:mod:`.caffemodel`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from netc.dsl.diagnostics import SOURCES, Diagnostic, DiagnosticError, Span
+
+__all__ = ["check_spec", "import_prototxt", "import_prototxt_net", "import_prototxt_text"]
+
+
+def import_prototxt_text(text: str, file: str, net_name: str | None = None,
+                         input_shapes: dict | None = None,
+                         stages: frozenset[str] = frozenset()) -> str:
+    """The netc spec text of the prototxt ``text`` (``file`` locates diagnostics).
+
+    ``input_shapes`` (``--input``: name or None for the first input -> C, H, W) replace the
+    file's input shapes, for a net whose input is "defined at runtime", and give a train_val
+    data layer's; ``stages`` are the NetState stages of include/exclude rules.
+
+    >>> print(import_prototxt_text('''
+    ... name: "tiny" input: "data" input_dim: 1 input_dim: 3 input_dim: 8 input_dim: 8
+    ... layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+    ...         convolution_param { num_output: 4 kernel_size: 3 } }
+    ... layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+    ... ''', "tiny.prototxt").split("net ", 1)[1])
+    tiny {
+      input data: 3x8x8
+      output relu1 = data -> conv(4, 3) as conv1 -> relu as relu1;
+    }
+    <BLANKLINE>
+    """
+    return _import(text, file, net_name, input_shapes, stages)[0]
+
+
+def _import(text, file, net_name, input_shapes, stages):
+    from netc.compiler.importers.caffe.emit import write_spec
+    from netc.compiler.importers.caffe.net import read_net
+    from netc.compiler.importers.caffe.textformat import parse_prototxt
+
+    SOURCES.texts[file] = text
+    root = parse_prototxt(text, file)
+    net = read_net(root, net_name or Path(file).stem, input_shapes, stages)
+    return write_spec(net, Path(file).name), net
+
+
+def import_prototxt(path: str | Path, input_shapes: dict | None = None) -> str:
+    """Read a ``.prototxt`` file and return its netc spec text. Raises DiagnosticError."""
+    return import_prototxt_net(path, input_shapes)[0]
+
+
+def import_prototxt_net(path: str | Path, input_shapes: dict | None = None,
+                        stages: frozenset[str] = frozenset()):
+    """(spec text, :class:`.net.ImportedNet`) of a ``.prototxt`` file; the net
+    says what a train_val file had that the deploy net does not. Raises DiagnosticError."""
+    path = Path(path)
+    shown = _display(path)
+    from netc.dsl.sources import NotRegular, read_regular
+
+    try:
+        raw = read_regular(path)  # a regular file of at most 16 MiB: no FIFO, no /dev/zero
+    except NotRegular as e:
+        raise DiagnosticError(Diagnostic(None, str(e))) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DiagnosticError(Diagnostic(Span(shown, line, 1), "this is not a UTF-8 text file "
+                                         "(a binary .caffemodel? netc imports .prototxt text)"))
+    return _import(text, shown, path.stem, input_shapes, stages)
+
+
+def _display(path: Path) -> str:
+    """Paths in diagnostics: relative to the working directory where possible."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def check_spec(text: str, file: str):
+    """Parse and elaborate imported spec text (shown as ``file``); the checked IR graph.
+
+    The importer computes Caffe's shapes itself; this runs netc's own checks over the result,
+    so ``netc import`` never writes a spec that ``netc check`` would reject.
+    """
+    from netc.compiler.frontend.elaborate import Elaborator
+    from netc.compiler.frontend.loader import run_deep
+    from netc.dsl import ast
+    from netc.dsl.parser import parse
+
+    SOURCES.texts[file] = text
+    module = parse(text, file)
+    net = next(item for item in module.items if isinstance(item, ast.Net))
+    return run_deep(lambda: Elaborator({}).net(net, None, file))  # as the loader does

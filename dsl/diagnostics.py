@@ -35,22 +35,60 @@ class Span:
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
-    """One message about one place in a spec; ``notes`` add context such as the expansion path."""
+    """One message about one place in a spec; ``notes`` add context such as the expansion path.
+
+    ``file``, ``line`` and ``column`` read the span (None for a message about no place, such as
+    an unknown zoo name); ``str(diagnostic)`` is what ``netc check`` prints for it.
+    """
 
     span: Span | None
     message: str
     severity: str = "error"
     notes: tuple[str, ...] = ()
 
+    @property
+    def file(self) -> str | None:
+        """The spec file the message is about, as it is shown (relative where it can be)."""
+        return self.span.file if self.span else None
 
-class DiagnosticError(Exception):
+    @property
+    def line(self) -> int | None:
+        """The line, counted from 1."""
+        return self.span.line if self.span else None
+
+    @property
+    def column(self) -> int | None:
+        """The column, counted from 1."""
+        return self.span.col if self.span else None
+
+    def __str__(self) -> str:
+        return render_one(self)
+
+
+class NetcError(Exception):
+    """A user's mistake, whatever its kind: the one exception type netc raises for one.
+
+    ``diagnostics`` holds the mistakes as records (each with file, line, column, message and
+    notes where it has a place in a spec); ``str(err)`` is their messages, one a line.
+    """
+
+    def __init__(self, message: str, diagnostics: list[Diagnostic] | None = None):
+        super().__init__(message)
+        self.diagnostics: list[Diagnostic] = (
+            list(diagnostics) if diagnostics is not None else [Diagnostic(None, message)])
+
+
+class DiagnosticError(NetcError):
     """Raised with every diagnostic found; the command line renders them and exits 1."""
 
     def __init__(self, diagnostics: list[Diagnostic] | Diagnostic):
         if isinstance(diagnostics, Diagnostic):
             diagnostics = [diagnostics]
-        self.diagnostics = list(diagnostics)
-        super().__init__("\n".join(d.message for d in self.diagnostics))
+        diagnostics = list(diagnostics)
+        super().__init__("\n".join(d.message for d in diagnostics), diagnostics)
+
+    def __reduce__(self):  # pickled with its records, not with the joined message
+        return type(self), (self.diagnostics,)
 
 
 @dataclass
@@ -137,8 +175,11 @@ def render(diagnostics: list[Diagnostic], sources: SourceCache = SOURCES,
     return "\n".join(out)
 
 
-class UserError(Exception):
+class UserError(NetcError):
     """A user's mistake that is not about a place in a spec (an unreadable image, a bad flag).
 
     The command line prints ``netc: error: <message>`` and exits 1, without a traceback.
     """
+
+    def __init__(self, message: str):
+        super().__init__(message)

@@ -1,5 +1,34 @@
-"""netc: a small language for convolutional network architectures, and its compiler."""
+"""netc: a small language for convolutional network architectures, and its compiler.
 
+The Python API, in full (each name has its own documentation)::
+
+    import netc
+
+    net = netc.load("resnet", n2=3, n3=4, n4=6, n5=3, classes=10)  # zoo name, path, FILE:NET
+    netc.check("my.net")            # [] or the mistakes, as records with file, line, column
+    print(net.summary())            # the table `netc summary` prints; its rows are data
+    module = net.to_torch(seed=0)   # an nn.Module; module(x, taps=["layer3"]) for activations
+    model = net.to_onnx("net.onnx") # an onnx.ModelProto, also written to the file
+    tensors = net.import_weights("resnet18.pth")  # someone else's weights, by structure
+
+Every mistake a user can make raises :class:`NetcError`. Importing ``netc`` loads neither
+torch nor onnx; the functions that need them import them.
+"""
+
+from netc.api import Net, check, load, zoo
+from netc.dsl.diagnostics import Diagnostic, NetcError, Span
 from netc.runtime import __version__
+from netc.summary import Summary, SummaryRow
 
-__all__ = ["__version__"]
+__all__ = [
+    "Diagnostic",
+    "Net",
+    "NetcError",
+    "Span",
+    "Summary",
+    "SummaryRow",
+    "__version__",
+    "check",
+    "load",
+    "zoo",
+]

@@ -1,9 +1,13 @@
-"""The README's language examples are real specs: they parse, check and give the numbers."""
+"""The README's examples are real: its specs parse, check and give the numbers, and every
+```python block runs as written."""
 
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
+
+import pytest
 
 from netc.compiler.frontend.loader import load
 from netc.compiler.analyses.summary import summarize
@@ -41,3 +45,24 @@ def test_error_example_is_what_netc_prints(cli, monkeypatch):
     result = cli("check", "examples/resnet_typo.net")
     assert result.code == 1
     assert result.err.strip() == expected.strip()
+
+
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+
+
+def test_the_python_api_section_has_examples():
+    text = README.read_text()
+    section = text[text.index("## Python API"):]
+    section = section[:section.index("\n## ", 4)]
+    assert len(re.findall(r"```python\n", section)) >= 4
+
+
+@pytest.mark.parametrize("index", range(len(python_blocks())))
+def test_python_block_runs(index, tmp_path, monkeypatch, one_torch_thread):
+    # In a fresh folder holding a copy of examples/, as a user's checkout would: the README's
+    # relative paths and the files a block writes stay there.
+    shutil.copytree(README.parent / "examples", tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    code = compile(python_blocks()[index], f"README.md python block {index + 1}", "exec")
+    exec(code, {"__name__": "__readme__"})

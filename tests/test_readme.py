@@ -66,3 +66,13 @@ def test_python_block_runs(index, tmp_path, monkeypatch, one_torch_thread):
     monkeypatch.chdir(tmp_path)
     code = compile(python_blocks()[index], f"README.md python block {index + 1}", "exec")
     exec(code, {"__name__": "__readme__"})
+
+
+def test_ci_runs_the_readme_test_command_in_a_fresh_venv():
+    # .ci/run is "a fresh venv, then exactly the README's install and test commands".
+    sh = re.findall(r"```sh\n(.*?)```", README.read_text(), re.DOTALL)[0]
+    [command] = [line for line in sh.splitlines() if "'.[test]'" in line]
+    ci = (README.parent / ".ci" / "run").read_text().splitlines()
+    assert command.startswith("pip install torch==2.13.0 && ") and command in ci
+    fresh = ci.index("rm -rf .venv")
+    assert ci[fresh + 1] == "python3 -m venv .venv" and ci.index(command) > fresh

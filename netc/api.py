@@ -189,7 +189,7 @@ class Net:
         return build_module(self._graph, arrays, seed=_seed(seed))
 
     def to_onnx(self, path: PathLike | None = None, *, weights: Weights | None = None,
-                seed: int = 0, outputs: Sequence[str] = (), opset: int | None = None,
+                seed: int = 0, outputs: str | Sequence[str] = (), opset: int | None = None,
                 fold_bn: bool = True, fp16: bool = False) -> onnx.ModelProto:
         """The checked ONNX model (inference semantics), written atomically to ``path`` if given.
 
@@ -205,10 +205,8 @@ class Net:
         from netc.compiler.lower_onnx.model import lower
 
         arrays = None if weights is None else _checked(self._graph, _weights(self._graph, weights))
-        extra: dict[str, Any] = {} if opset is None else {"opset": opset}
-        if isinstance(outputs, str):
-            outputs = [outputs]
-        model = lower(self._graph, arrays, seed=_seed(seed), outputs=list(outputs),
+        extra: dict[str, Any] = {} if opset is None else {"opset": _positive(opset, "opset")}
+        model = lower(self._graph, arrays, seed=_seed(seed), outputs=_names(outputs, "outputs"),
                       fold_bn=fold_bn, fp16=fp16, **extra)
         if path is not None:
             from netc.runtime.files import save_onnx
@@ -217,7 +215,7 @@ class Net:
         return model
 
     def import_weights(self, file: PathLike, output: PathLike | None = None, *,
-                       skip: Sequence[str] = ()) -> dict[str, np.ndarray]:
+                       skip: str | Sequence[str] = ()) -> dict[str, np.ndarray]:
         """Someone else's weights mapped onto this net: ``netc weights import``.
 
         ``file`` is a PyTorch state dict (``.pt``, ``.pth``, ``.bin``, ``.safetensors``, keys
@@ -230,10 +228,11 @@ class Net:
         from netc.runtime.weights_io import import_weights as import_to_file
         from netc.runtime.weights_io import map_weights, read_source
 
+        prefixes = tuple(_names(skip, "skip"))
         if output is None:
-            return map_weights(self._graph, read_source(_path(file)), tuple(skip)).tensors
+            return map_weights(self._graph, read_source(_path(file)), prefixes).tensors
         mapped = _refusals_as_errors(
-            lambda: import_to_file(self._graph, _path(file), _path(output), tuple(skip)))
+            lambda: import_to_file(self._graph, _path(file), _path(output), prefixes))
         return mapped.tensors
 
     def __repr__(self) -> str:
@@ -319,6 +318,15 @@ def _path(path: PathLike) -> Path:
     if not isinstance(path, (str, os.PathLike)):
         raise UserError(f"expected a file name; got {type(path).__name__}")
     return Path(path)
+
+
+def _names(names: str | Sequence[str], what: str) -> list[str]:
+    """Layer names or prefixes: one string, or a sequence of strings."""
+    if isinstance(names, str):
+        return [names]
+    if not isinstance(names, Sequence) or not all(isinstance(n, str) for n in names):
+        raise UserError(f"{what} is a name or a list of names; got {names!r}")
+    return list(names)
 
 
 def _overrides(params: Mapping[str, ParamValue]) -> dict[str, Any]:

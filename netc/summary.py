@@ -70,6 +70,11 @@ class Summary:
         """
         from netc.runtime.commands.summary import render
 
+        if width is not None and (isinstance(width, bool) or not isinstance(width, int)
+                                  or width < 1):
+            from netc.dsl.diagnostics import UserError
+
+            raise UserError(f"width must be a positive integer or None; got {width!r}")
         totals, rows = _to_analysis(self)
         return render(totals, rows, width)
 

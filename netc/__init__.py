@@ -4,12 +4,12 @@ The Python API, in full (each name has its own documentation)::
 
     import netc
 
-    net = netc.load("resnet", n2=3, n3=4, n4=6, n5=3, classes=10)  # zoo name, path, FILE:NET
-    netc.check("my.net")            # [] or the mistakes, as records with file, line, column
-    print(net.summary())            # the table `netc summary` prints; its rows are data
-    module = net.to_torch(seed=0)   # an nn.Module; module(x, taps=["layer3"]) for activations
-    model = net.to_onnx("net.onnx") # an onnx.ModelProto, also written to the file
-    tensors = net.import_weights("resnet18.pth")  # someone else's weights, by structure
+    net = netc.load("resnet34", classes=10)  # a zoo name, a path, FILE.net:NET, a .prototxt
+    netc.check("my.net")              # [] or the mistakes, as records with file, line, column
+    print(net.summary())              # the table `netc summary` prints; its rows are data
+    module = net.to_torch(seed=0)     # an nn.Module; module(x, taps=["layer3"]) for activations
+    model = net.to_onnx("net.onnx")   # an onnx.ModelProto, also written to the file
+    tensors = net.import_weights("theirs.pth")  # someone else's weights, paired by structure
 
 Every mistake a user can make raises :class:`NetcError`. Importing ``netc`` loads neither
 torch nor onnx; the functions that need them import them.

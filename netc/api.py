@@ -195,8 +195,8 @@ class Net:
 
         ``weights`` and ``seed`` are as for :meth:`to_torch`. ``outputs`` adds layers as extra
         graph outputs (``["conv4_2"]``); ``opset`` is 13 to 18 (default: 18); ``fold_bn=False``
-        keeps batch norms as nodes; ``fp16`` writes half-precision weights and values.
-        Torch is not imported: this is ``netc compile``.
+        keeps batch norms as nodes; ``fp16`` writes half-precision weights and values. This is
+        ``netc compile``: torch is not imported, unless a ``.pt``/``.pth`` weights file needs it.
 
         >>> model = netc.load("lenet5").to_onnx(outputs=["c3"])
         >>> [o.name for o in model.graph.output]

@@ -114,6 +114,13 @@ def import_circles() -> list[list[str]]:
     return circles
 
 
+def test_nothing_imports_the_public_api():
+    """The modules of the netc/ folder (``netc``, ``netc.api``...) sit above everything."""
+    api = {m for m, path in modules().items() if path.parent == ROOT / "netc"}
+    wrong = {m: sorted(imports(m) & api) for m in modules() if m not in api and imports(m) & api}
+    assert not wrong, wrong
+
+
 def test_no_import_circles():
     assert import_circles() == []
 

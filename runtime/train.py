@@ -68,7 +68,7 @@ class TrainConfig:
     checkpoint: str | None = None  # default: <net>.ckpt.pt
     resume: bool = False
     output: str | None = None  # final weights (.safetensors); default: <net>.safetensors
-    init: str | None = None  # start from these weights (.safetensors, by name)
+    init: str | None = None  # start from these weights (any file load_weights reads)
     progress: bool = True
     device: str | None = None  # cpu, cuda, cuda:1; default: cuda when present
     threads: int | None = None  # CPU threads for torch (default: netc.runtime.threads chooses)
@@ -260,8 +260,10 @@ def train(graph: Graph, cfg: TrainConfig, log: Callable[[str], None] = print,
         torch.manual_seed(cfg.seed + dist.rank)
         module = build_module(graph, seed=cfg.seed)
         if cfg.init:
+            from netc.runtime.weights import load_weights
+
             # A superset is fine: the full FractalNet's weights start its deepest column.
-            module.load_safetensors(cfg.init, allow_unused=True)
+            module.load_named(load_weights(graph, cfg.init, allow_unused=True), cfg.init)
         module.to(dist.device)
         model = module
         if dist.world > 1:
@@ -291,7 +293,7 @@ def train(graph: Graph, cfg: TrainConfig, log: Callable[[str], None] = print,
         loop = _Loop(graph, cfg, data, spec, head, module, model, optimizer, dist, log)
         loop.run(pos, checkpoint, interrupt_after)
         if dist.main:
-            from netc.runtime.weights_io import write_safetensors
+            from netc.runtime.weights import write_safetensors
 
             state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()
                      if not k.endswith("num_batches_tracked")}

@@ -118,7 +118,7 @@ class _Collect(argparse.Action):
 
 # ---- the options --------------------------------------------------------------------------------
 SEED_HELP = ("seed of the command's random draws: netc's initial weights where no weights "
-             "are given, data order, noise, sampling (default {default})")
+             "are given, data order, noise, sampling (default: {default})")
 WEIGHTS_HELP = ("the net's weights: a .safetensors file in the spec's layer names, or a state "
                 "dict (.pth, .pt, .bin, .safetensors) or .caffemodel paired with the spec on the "
                 "fly (default: {default})")

@@ -195,13 +195,9 @@ def fit_signature(graph: Graph) -> str:
 def check_fitted_for(graph: Graph, path) -> None:
     """Refuse weights that ``netc fit`` solved for another net (say, one without unitnorm):
     their fitted layers would not mean what this net's mean. Files without the record pass."""
-    from safetensors import SafetensorError, safe_open
+    from netc.runtime.weights import read_metadata
 
-    try:
-        with safe_open(str(path), "np") as f:
-            recorded = (f.metadata() or {}).get("netc_fit")
-    except (OSError, SafetensorError) as err:
-        raise UserError(f"cannot read {path}: {err}") from None
+    recorded = read_metadata(path).get("netc_fit")
     if recorded is not None and recorded != fit_signature(graph):
         mine = set(fit_signature(graph).replace("\n", ",").split(","))
         theirs = set(recorded.replace("\n", ",").split(","))
@@ -286,16 +282,18 @@ def random_projection(features: int, width: int, layer: str, seed: int = 0) -> n
 
 
 def probe(graph: Graph, weights, source: str, layers: list[str], ridge: float | None = None,
-          features: int | None = None, log: Callable[[str], None] = print) -> list[ProbeResult]:
+          features: int | None = None, log: Callable[[str], None] = print,
+          seed: int = 0) -> list[ProbeResult]:
     """Held-out accuracy of a ridge read-out on each layer's frozen code (module docstring).
 
     ``features``: codes wider than this are first mapped to this many values by a fixed random
     projection, so layers of different widths compare at one width (a wide code is easier to
-    separate linearly whatever it encodes: Cover's theorem).
+    separate linearly whatever it encodes: Cover's theorem). ``weights`` None: netc's seeded
+    initial weights for ``seed`` (random features).
     """
     from netc.compiler.lower_torch.module import build_module
 
-    module = build_module(graph, weights).eval()
+    module = build_module(graph, weights, seed=seed).eval()
     module.resolve_taps(layers)  # unknown names fail before any work
     spec = next(iter(graph.inputs.values()))
     data = load_dataset(source, spec.shape)

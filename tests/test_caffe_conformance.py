@@ -68,7 +68,9 @@ def test_caffe_case_through_weights_import_onnx_runtime_and_torch(name, tmp_path
 
     module = build_module(graph, seed=0)
     if compile_args:
-        module.load_safetensors(weights)
+        from netc.runtime.weights import load_weights
+
+        module.load_named(load_weights(graph, weights))
     module.eval()
     with torch.no_grad():
         got = module(*[torch.from_numpy(x) for x in xs])

@@ -77,10 +77,10 @@ def test_a_face_space_fitted_from_a_folder_of_images(tmp_path, cli):
     out = tmp_path / "faces.safetensors"
     r = cli("fit", "eigenfaces", "--data", f"folder:{folder}", "-o", str(out))
     assert r.code == 0 and "80 images" in r.out, r.err
-    from netc.compiler.lower_onnx.model import read_safetensors
+    from netc.runtime.weights import load_weights
 
     graph = load("eigenfaces")
-    d = ef.detect(graph, read_safetensors(graph, out))
+    d = ef.detect(graph, load_weights(graph, out))
     assert abs(d.auc - ef.detect(*fitted()).auc) < 0.01  # 8-bit PNGs: nearly the same fit
 
 

@@ -16,10 +16,11 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import Ridge
 
 from netc.compiler.frontend.loader import load
-from netc.compiler.lower_onnx.model import lower, read_safetensors
+from netc.compiler.lower_onnx.model import lower
 from netc.compiler.lower_torch.module import build_module
 from netc.runtime.data import load_dataset
 from netc.runtime.fit import fit_order, lfw_rows
+from netc.runtime.weights import load_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -54,7 +55,7 @@ def test_fitted_face_space_is_scikit_learns_pca_of_the_normalised_faces(eigen_we
 
 def test_fitted_eigenfaces_torch_and_onnx_runtime_agree(eigen_weights, tmp_path, cli):
     graph = load("eigenfaces")
-    weights = read_safetensors(graph, eigen_weights)
+    weights = load_weights(graph, eigen_weights)
     out = tmp_path / "eigenfaces.onnx"
     r = cli("compile", "eigenfaces", "--weights", str(eigen_weights), "-o", str(out))
     assert r.code == 0, r.err
@@ -97,7 +98,7 @@ def test_fc_is_fitted_after_the_pca_it_reads_and_equals_scikit_learn(tmp_path, c
     np.testing.assert_allclose(w["scores.bias"], ref.intercept_, atol=1e-4)
     assert np.allclose(np.abs(w["codes.components"]), np.abs(codes.components_), atol=1e-5)
     # held out: a least-squares read-out of 20 principal components classifies digits
-    module = build_module(graph, read_safetensors(graph, out)).eval()
+    module = build_module(graph, load_weights(graph, out)).eval()
     with torch.no_grad():
         pred = module(data.test_x.float() / 255.0).argmax(1)
     acc = float((pred == data.test_y).float().mean())
@@ -132,7 +133,7 @@ def test_fit_keeps_the_other_weights_given(tmp_path, cli):
     r = cli("fit", str(spec), "--data", "digits", "--weights", str(tmp_path / "conv.safetensors"),
             "-o", str(out))
     assert r.code == 0, r.err
-    w = read_safetensors(graph, out)
+    w = load_weights(graph, out)
     np.testing.assert_array_equal(w["conv1.weight"], given["conv1.weight"])
     comps = w["pca1.components"]
     np.testing.assert_allclose(comps @ comps.T, np.eye(4), atol=1e-5)
@@ -206,7 +207,7 @@ def test_fitted_read_out_net_torch_and_onnx_runtime_agree(tmp_path, cli):
     out = tmp_path / "w.safetensors"
     assert cli("fit", f"{READOUT}:readout", "--data", "digits", "-o", str(out)).code == 0
     graph = load(f"{READOUT}:readout")
-    weights = read_safetensors(graph, out)
+    weights = load_weights(graph, out)
     x = (load_dataset("digits", (1, 8, 8)).test_x[:50].float() / 255.0).numpy()
     session = ort.InferenceSession(lower(graph, weights).SerializeToString(),
                                    providers=["CPUExecutionProvider"])

@@ -37,10 +37,10 @@ def trained(tmp_path_factory):
 
 
 def test_separability_grows_with_depth_on_a_trained_lenet(trained):
-    from netc.compiler.lower_onnx.model import read_safetensors
+    from netc.runtime.weights import load_weights
 
     graph = load("lenet5")
-    results = probe(graph, read_safetensors(graph, trained), "digits", LAYERS, features=64,
+    results = probe(graph, load_weights(graph, trained), "digits", LAYERS, features=64,
                     log=lambda line: None)
     acc = [r.accuracy for r in results]
     assert [r.features for r in results] == [64] * 7 + [10]

@@ -239,7 +239,7 @@ def test_weights_file_is_read_by_name_and_checked(recipes, tmp_path, capsys):
                     "-o", tmp_path / "w.png")
     assert code == 0 and "warning" not in err
     code, err = run(capsys, f"{recipes}:style", "--weights", short, "-o", tmp_path / "x.png")
-    assert code == 1 and "no tensor for conv2_1.bias (and 1 more)" in err
+    assert code == 1 and "does not fit tinyvgg: missing: conv2_1.bias, conv2_1.weight" in err
     assert not (tmp_path / "x.png").exists()
 
 

@@ -58,7 +58,9 @@ def test_lenet5_learns_digits(tmp_path, cli):
 
     graph = load(f"{SPECS}:lenet5")
     module = build_module(graph, seed=123)
-    module.load_safetensors(tmp_path / "l5.safetensors")
+    from netc.runtime.weights import load_weights
+
+    module.load_named(load_weights(graph, tmp_path / "l5.safetensors"))
     data = load_dataset("digits", graph.inputs["image"].shape)
     with torch.no_grad():
         pred = module.eval()(make_batch(data.test_x, graph.inputs["image"])).argmax(1)

@@ -24,7 +24,7 @@ from netc.compiler.frontend.loader import load
 from netc.compiler.lower_torch.module import build_module
 from netc.compiler.importers.pairing import spec_layers
 from netc.dsl.diagnostics import UserError
-from netc.runtime.weights_io import import_weights
+from netc.runtime.weights import import_weights
 from torchvision_layout import BOTTLENECKS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -91,7 +91,8 @@ def test_a_googlenet_caffemodel_feeds_the_zoo_googlenet(tmp_path, cli):
     onnx_file = tmp_path / "g.onnx"
     r = cli("compile", CAFFE / "bvlc_googlenet.prototxt", "--weights", model, "-o", onnx_file)
     assert r.code == 0, r.err
-    assert "6 layers not in the spec were left out: loss1/conv" in r.out
+    assert "by name (a Caffe model); 6 file layers not in the spec were left out: loss1/conv" \
+        in r.err
     assert "is a Caffe model, and Caffe's nets take BGR pixels in 0..255" in r.err  # deploy
     x = np.random.default_rng(1).standard_normal((1, 3, 224, 224)).astype(np.float32)
     session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])

@@ -13,7 +13,7 @@ from safetensors.numpy import load_file
 from netc.compiler.frontend.loader import load
 from netc.compiler.lower_torch.module import build_module
 from netc.dsl.diagnostics import UserError
-from netc.runtime.weights_io import import_weights, map_by_structure, read_tensors
+from netc.runtime.weights import import_weights, load_weights, map_by_structure, read_tensors
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -111,7 +111,7 @@ def test_reference_weights_through_weights_import_give_equal_outputs(case, tmp_p
     result = cli("weights", "import", spec, tmp_path / "ref.pth", "-o", out)
     assert result.code == 0, result.err
     module = build_module(load(spec), seed=9)
-    module.load_safetensors(out)
+    module.load_named(load_weights(load(spec), out))
     for mode in ("eval", "train"):
         getattr(ref, mode)()
         getattr(module, mode)()
@@ -196,7 +196,7 @@ def test_netc_named_files_and_checkpoint_wrappers(tmp_path):
     for k, v in mapped.tensors.items():
         np.testing.assert_array_equal(v, module.state_dict()[k].numpy())
     assert read_tensors(tmp_path / "w.safetensors").keys() == mapped.tensors.keys()
-    with pytest.raises(UserError, match="no such weights file"):
+    with pytest.raises(UserError, match="cannot read weights: .*nope.pth: No such file"):
         read_tensors(tmp_path / "nope.pth")
     with pytest.raises(UserError, match="is a .safetensors file|output of weights import"):
         import_weights(graph, tmp_path / "ckpt.pt", tmp_path / "w.pt")

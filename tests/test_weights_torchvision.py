@@ -20,7 +20,7 @@ from torchvision_layout import BOTTLENECKS
 from netc.compiler.frontend.loader import load
 from netc.compiler.lower_torch.module import build_module
 from netc.dsl.diagnostics import UserError
-from netc.runtime.weights_io import import_weights
+from netc.runtime.weights import import_weights, load_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -94,7 +94,7 @@ def test_torchvision_files_load_bit_for_bit(name, fmt, tmp_path):
         assert torch.equal(torch.from_numpy(mapped.tensors[key]), value), key
     if name in RUN:
         net = build_module(graph, seed=12)
-        net.load_safetensors(tmp_path / "w.safetensors")
+        net.load_named(load_weights(graph, tmp_path / "w.safetensors"))
         ref.eval(), net.eval()
         x = torch.randn(1, *graph.inputs["image"].shape)
         with torch.no_grad():

@@ -22,7 +22,7 @@ the file stores its keys in. The rules:
    the order stored.
 5. An ordered source (a ``.caffemodel``, whose layers are in net order) is paired in its order.
 
-Nothing here reads files: :mod:`netc.runtime.weights_io` does, and reports what does not fit.
+Nothing here reads files: :mod:`netc.runtime.weights` does, and reports what does not fit.
 """
 
 from __future__ import annotations

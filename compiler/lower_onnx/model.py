@@ -5,8 +5,8 @@
 
 - node and value names are the IR names (``layer1.basic1.conv1``), initializers are the weights
   under their state-dict names (``layer1.basic1.conv1.weight``): the same arrays the PyTorch
-  lowering holds, from :func:`netc.compiler.numerics.seeded_weights.init_weights` or a
-  ``.safetensors`` file;
+  lowering holds, from :func:`netc.compiler.numerics.seeded_weights.init_weights` or the
+  caller's dict of arrays (``netc.runtime.weights.load_weights`` reads files);
 - inference semantics: dropout writes no node, mean joins are plain means, batch norm is folded
   into the conv before it (:mod:`netc.compiler.passes.fold_bn`), stochastic depth scales each body
   by
@@ -39,12 +39,12 @@ import numpy as np
 import onnx
 from netc.compiler.ir import Graph, Node
 from netc.compiler.lower_onnx.tape import MIN_OPSET, OPSET, FunctionTape, LoweringError, Tape
-from netc.compiler.numerics.seeded_weights import expected_shapes, init_weights
+from netc.compiler.numerics.seeded_weights import init_weights
 from netc.compiler.passes.fold_bn import fold_bn as fold_bn_pass
 from netc.compiler.passes.fold_survival import fold_survival
 from netc.dsl.diagnostics import UserError
 
-__all__ = ["lower", "resolve_outputs", "read_safetensors", "LoweringError"]
+__all__ = ["lower", "resolve_outputs", "LoweringError"]
 
 
 def lower(graph: Graph, weights: Mapping[str, np.ndarray] | None = None, *, seed: int = 0,
@@ -96,38 +96,6 @@ def resolve_outputs(graph: Graph, names: Iterable[str]) -> list[str]:
             raise UserError(f"--outputs: {name!r} is an input of the net, not a layer")
         found.append(node)
     return found
-
-
-def read_safetensors(graph: Graph, path: str | Path) -> dict[str, np.ndarray]:
-    """The weights of ``graph`` from a ``.safetensors`` file, checked name by name and shape by
-    shape (a UserError lists what is missing, unexpected or the wrong shape)."""
-    from netc.dsl.sources import NotRegular, check_regular
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    try:
-        check_regular(path)  # a FIFO would block the reader forever
-    except NotRegular as err:
-        raise UserError(f"cannot read weights: {err}") from None
-    try:
-        loaded = load_file(str(path))
-    except (OSError, SafetensorError) as err:
-        raise UserError(f"cannot read weights from {path}: {err}") from None
-    want = expected_shapes(graph)
-    # A torch state dict also holds bn's batch counters, which inference does not need.
-    extra = sorted(k for k in loaded if k not in want and not k.endswith("num_batches_tracked"))
-    missing = sorted(k for k in want if k not in loaded)
-    wrong = sorted(f"{k} is {'x'.join(map(str, loaded[k].shape))}, the spec needs "
-                   f"{'x'.join(map(str, want[k]))}"
-                   for k in want if k in loaded and tuple(loaded[k].shape) != want[k])
-    problems = ([f"missing: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}"]
-                if missing else [])
-    problems += [f"not in the spec: {', '.join(extra[:5])}{' …' if len(extra) > 5 else ''}"] \
-        if extra else []
-    problems += wrong[:5]
-    if problems:
-        raise UserError(f"{path} does not fit {graph.name}: " + "; ".join(problems))
-    return {k: np.asarray(loaded[k], dtype=np.float32) for k in want}
 
 
 def _metadata(graph: Graph, seed: int | None) -> dict[str, str]:

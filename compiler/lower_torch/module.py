@@ -150,17 +150,6 @@ class NetModule(nn.Module):
                         f"{self.graph.name} expects {_shape(own[key].shape)}")
                 own[key].copy_(t.to(own[key].dtype))
 
-    def load_safetensors(self, path, allow_unused: bool = False) -> None:
-        """Load weights by name from a ``.safetensors`` file (see :meth:`load_named`)."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            tensors = load_file(str(path))
-        except (OSError, SafetensorError) as err:
-            raise UserError(f"cannot read {path}: {err}") from None
-        self.load_named(tensors, str(path), allow_unused)
-
     def calibrate_batchnorm(self, *inputs: torch.Tensor, passes: int = 1) -> None:
         """Set every batch norm's running statistics to the batch statistics of ``inputs``.
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from netc.dsl.diagnostics import UserError
 from netc.runtime.commands.common import add_spec_arguments, load_graph
+from netc.runtime.commands.options import add_seed, add_threads, add_weights
 
 
 def add_arguments(p):
@@ -38,8 +39,9 @@ def add_arguments(p):
     p.add_argument("--batch", type=int, default=16, help="batch size for throughput (default 16)")
     p.add_argument("--repeat", type=int, default=20, help="timed runs per measurement")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs first")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the input")
+    add_threads(p, "all cores, the same number for every backend")
+    add_weights(p)
+    add_seed(p)
     p.add_argument("--fp16", action="store_true", help="half precision on GPU backends")
     p.add_argument("--no-compile", dest="compile", action="store_false",
                    help="skip torch.compile (its first call compiles, which takes a while)")
@@ -82,7 +84,12 @@ def run(args) -> int:
     threads = args.threads or os.cpu_count()
     torch.set_num_threads(threads)
     graph = load_graph(args)
-    weights = init_weights(graph, args.seed)
+    if args.weights:
+        from netc.runtime.weights import load_weights
+
+        weights = load_weights(graph, args.weights)
+    else:
+        weights = init_weights(graph, args.seed)
     shape = next(iter(graph.inputs.values())).shape
     rng = np.random.default_rng(args.seed)
     x1 = rng.standard_normal((1, *shape)).astype(np.float32)

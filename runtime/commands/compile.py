@@ -1,7 +1,8 @@
 """``netc compile SPEC -o model.onnx``: the spec as an ONNX model, built without torch.
 
-Weights are netc's seeded initial weights (``--seed``) or a ``.safetensors`` file
-(``--weights``); the summary line and what was written are printed. This command never imports
+Weights are netc's seeded initial weights (``--seed``) or any file
+:func:`netc.runtime.weights.load_weights` reads (``--weights``); the summary line and what was
+written are printed. This command never imports
 torch, so it starts in a fraction of a second (a test checks ``sys.modules``).
 """
 
@@ -11,15 +12,14 @@ import sys
 import time
 
 from netc.runtime.commands.common import add_spec_arguments, load_graph
+from netc.runtime.commands.options import add_output, add_seed, add_weights
 
 
 def add_arguments(p):
     add_spec_arguments(p)
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the .onnx file to write")
-    p.add_argument("--weights", metavar="FILE",
-                   help="weights from a .safetensors file keyed by layer name, or a Caffe "
-                        ".caffemodel (default: netc's seeded initial weights)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights (default 0)")
+    add_output(p, "ONNX model", "OUT.onnx", required=True)
+    add_weights(p)
+    add_seed(p)
     p.add_argument("--outputs", default="", metavar="NAMES",
                    help="extra outputs, comma-separated layer names (conv4_2,inception_4c)")
     p.add_argument("--fp16", action="store_true",
@@ -33,7 +33,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from netc.compiler.lower_onnx.model import lower, read_safetensors
+    from netc.compiler.lower_onnx.model import lower
     from netc.runtime.files import save_onnx as save
     from netc.compiler.analyses.summary import human_bytes, one_line, summarize
     from netc.runtime.progress import Steps
@@ -47,10 +47,10 @@ def run(args) -> int:
     if steps.enabled:
         print(f"compiling {graph.name}: {human_bytes(size)} of weights", file=sys.stderr)
     weights = None
-    if args.weights and args.weights.endswith(".caffemodel"):
-        weights = _caffe_weights(graph, args.weights)
-    elif args.weights:
-        weights = read_safetensors(graph, args.weights)
+    if args.weights:
+        from netc.runtime.weights import load_weights
+
+        weights = load_weights(graph, args.weights)
     extra = [n.strip() for n in args.outputs.split(",") if n.strip()]
     what = "drawing weights, " if weights is None else ""
     with steps.step(f"{what}building and checking the ONNX graph") as update:
@@ -68,26 +68,3 @@ def run(args) -> int:
 
 
 BIG = 64 << 20  # bytes of weights past which compile reports its steps
-
-
-def _caffe_weights(graph, path: str):
-    """A caffemodel's blobs mapped onto the spec (by Caffe layer name for an imported prototxt,
-    else by structure), with one line saying what the file had that the spec does not."""
-    from netc.runtime.weights_io import map_weights, read_source
-
-    from netc.dsl.diagnostics import UserError
-
-    try:
-        mapped = map_weights(graph, read_source(path))
-    except UserError as err:
-        if "--skip" not in str(err):
-            raise
-        raise UserError(f"{err}\n  (compile takes a caffemodel as it is: leave layers out with "
-                        f"netc weights import {graph.name} {path} --skip ... "
-                        "-o W.safetensors, then compile --weights W.safetensors)") from None
-    for text in mapped.warnings:
-        print(f"warning: {text}", file=sys.stderr)
-    if mapped.ignored:
-        shown = ", ".join(mapped.ignored[:8]) + (" ..." if len(mapped.ignored) > 8 else "")
-        print(f"{path}: {len(mapped.ignored)} layers not in the spec were left out: {shown}")
-    return mapped.tensors

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from netc.runtime.commands.common import add_spec_arguments, load_graph
+from netc.runtime.commands.options import add_output
 
 
 def add_arguments(p):
     add_spec_arguments(p)
-    p.add_argument("-o", "--output", default=None, metavar="OUT.svg",
-                   help="output file (default NET.svg or NET.png)")
+    add_output(p, "picture (.svg or .png)", "OUT.svg", default_text="NET.svg or NET.png")
     p.add_argument("--format", choices=["svg", "png"], default=None,
                    help="svg (collapsible groups in a browser) or png; default from -o's suffix")
     p.add_argument("--depth", type=int, default=None,

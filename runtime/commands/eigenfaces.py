@@ -10,6 +10,14 @@ from __future__ import annotations
 
 import argparse
 
+from netc.runtime.commands.options import (
+    add_output,
+    add_seed,
+    add_set,
+    add_weights,
+    positive_int,
+)
+
 
 def add_arguments(p):
     sub = p.add_subparsers(dest="action", metavar="ACTION")
@@ -25,17 +33,15 @@ def add_arguments(p):
         s = sub.add_parser(name, help=text, description=text)
         s.add_argument("spec", nargs="?", default="eigenfaces", metavar="SPEC",
                        help="an eigenfaces net (default: the zoo's eigenfaces)")
-        s.add_argument("--set", dest="overrides", action="append", default=[],
-                       metavar="NAME=VALUE", help="override a net parameter, e.g. --set k=10")
-        s.add_argument("--max-nodes", type=int, default=100_000, help=argparse.SUPPRESS)
-        s.add_argument("--weights", metavar="W.safetensors",
-                       help="fitted weights (default: fit on lfw_subset faces 0-79 first)")
+        add_set(s)
+        s.add_argument("--max-nodes", type=positive_int, default=100_000, help=argparse.SUPPRESS)
+        add_weights(s, "fit the net on lfw_subset faces 0-79 first")
         if name in ("reconstruct", "show"):
-            s.add_argument("-o", "--output", required=True, metavar="OUT.png")
+            add_output(s, "PNG picture", "OUT.png", required=True)
         if name == "detect":
-            s.add_argument("-o", "--output", metavar="OUT.png",
-                           help="also picture 3 held-out faces and 3 non-faces over their "
-                                "projections onto face space (the lecture's Figure 4)")
+            add_output(s, "PNG picture of 3 held-out faces and 3 non-faces over their "
+                          "projections onto face space (the lecture's Figure 4)", "OUT.png",
+                       default_text="none")
             s.add_argument("--images", nargs="+", metavar="IMAGE", default=[],
                            help="also score these images: a face when the distance is below "
                                 "the threshold")
@@ -46,11 +52,10 @@ def add_arguments(p):
             s.add_argument("--copies", type=int, default=5, help="probes per face (default 5)")
             s.add_argument("--noise", type=float, default=0.05,
                            help="std of the added noise, pixels in [0, 1] (default 0.05)")
-            s.add_argument("--seed", type=int, default=0)
+            add_seed(s)
 
 
 def run(args) -> int:
-    from netc.compiler.lower_onnx.model import read_safetensors
     from netc.dsl.diagnostics import UserError
     from netc.runtime import eigenfaces as ef
     from netc.runtime.commands.common import load_graph
@@ -60,8 +65,10 @@ def run(args) -> int:
     if args.weights:
         from netc.runtime.fit import check_fitted_for
 
+        from netc.runtime.weights import load_weights
+
         check_fitted_for(graph, args.weights)
-        weights = read_safetensors(graph, args.weights)
+        weights = load_weights(graph, args.weights)
     weights = ef.fitted_weights(graph, weights, log=lambda line: print("fit " + line))
     if args.action == "detect":
         d = ef.detect(graph, weights)

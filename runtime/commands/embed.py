@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from netc.runtime.commands.common import add_spec_arguments, load_graph
+from netc.runtime.commands.options import add_output, add_seed, add_weights
 
 
 def add_arguments(p):
@@ -14,12 +15,12 @@ def add_arguments(p):
     p.add_argument("--layer", required=True, help="the layer whose codes are embedded (fc7)")
     p.add_argument("--perplexity", type=float, default=None,
                    help="t-SNE perplexity (default min(30, (images - 1)/3))")
-    p.add_argument("--weights", metavar="FILE", help="a .safetensors file of the net's weights")
-    p.add_argument("--seed", type=int, default=0, help="seed of t-SNE and of random weights")
+    add_weights(p)
+    add_seed(p)
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
     p.add_argument("--tile", type=int, default=32, help="pixels per image on the grid")
     p.add_argument("--json", metavar="OUT.json", help="also write the 2-D points as JSON")
-    p.add_argument("-o", "--output", default="tsne.png", metavar="OUT.png")
+    add_output(p, "PNG picture", "OUT.png", default="tsne.png")
 
 
 def run(args) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from netc.runtime.commands.common import add_spec_arguments, load_graph
+from netc.runtime.commands.options import add_output, add_seed, add_weights
 
 
 def add_arguments(p):
@@ -14,10 +15,10 @@ def add_arguments(p):
                    help="channel (or unit) k; default: the most active one")
     p.add_argument("--method", choices=["deconvnet", "guided", "saliency", "all"],
                    default="guided", help="the rule at each ReLU on the way back (default guided)")
-    p.add_argument("--weights", metavar="FILE", help="a .safetensors file of the net's weights")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (no --weights)")
+    add_weights(p)
+    add_seed(p)
     p.add_argument("--size", type=int, default=256, help="pixels per panel (default 256)")
-    p.add_argument("-o", "--output", default="explain.png", metavar="OUT.png")
+    add_output(p, "PNG picture", "OUT.png", default="explain.png")
 
 
 def run(args) -> int:

@@ -10,6 +10,7 @@ read by ``netc compile --weights``, ``netc probe --weights`` and the eigenfaces 
 from __future__ import annotations
 
 from netc.runtime.commands.common import add_spec_arguments, load_graph
+from netc.runtime.commands.options import add_output, add_seed, add_weights
 
 
 def add_arguments(p):
@@ -18,39 +19,24 @@ def add_arguments(p):
                    help="digits (the training split), lfw (skimage's lfw_subset faces 0-99), "
                         "lfw:A-B (rows A to B; 100-199 are non-faces), folder:PATH (images; "
                         "class sub-folders give labels) or cifar10:PATH")
-    p.add_argument("-o", "--output", required=True, metavar="W.safetensors")
-    p.add_argument("--weights", metavar="W.safetensors",
-                   help="the net's other weights, by layer name (fitted ones in it are refitted)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of the initial weights when --weights is not given (default 0)")
+    add_output(p, "weights (.safetensors, every weight of the net)", "W.safetensors",
+               required=True)
+    add_weights(p, "netc's seeded random weights; fitted layers in the file are refitted")
+    add_seed(p)
     p.add_argument("--batch-size", type=int, default=256, help="images per pass (default 256)")
 
 
 def base_weights(graph, path, seed):
-    """netc's seeded weights overlaid with ``path``'s; every non-fitted weight must be there."""
-    import numpy as np
-
-    from netc.compiler.ops.fitted import is_fitted
+    """netc's seeded weights overlaid with ``path``'s; every non-fitted weight must be there
+    (the fitted ones are solved next, so the file may lack them)."""
     from netc.compiler.numerics.seeded_weights import init_weights
-    from netc.dsl.diagnostics import UserError
-    from netc.runtime.weights_io import read_tensors
+    from netc.compiler.ops.fitted import is_fitted
+    from netc.runtime.weights import load_weights
 
     weights = init_weights(graph, seed)
-    if path is None:
-        return weights
-    given = read_tensors(path)
-    fitted = {n.name for n in graph if n.op != "input" and is_fitted(n)}
-    missing = [k for k in weights if k not in given and k.rsplit(".", 1)[0] not in fitted
-               and not k.endswith("num_batches_tracked")]
-    if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise UserError(f"{path}: no tensor for {missing[0]}{more}, which is not fitted")
-    for k, v in given.items():
-        if k in weights:
-            if tuple(v.shape) != weights[k].shape:
-                raise UserError(f"{path}: {k} has shape {'x'.join(map(str, v.shape))}; "
-                                f"{graph.name} expects {'x'.join(map(str, weights[k].shape))}")
-            weights[k] = np.asarray(v, np.float32)
+    if path is not None:
+        fitted = {n.name for n in graph if n.op != "input" and is_fitted(n)}
+        weights.update(load_weights(graph, path, optional=fitted))
     return weights
 
 
@@ -59,7 +45,7 @@ def run(args) -> int:
 
     from netc.dsl.diagnostics import UserError
     from netc.runtime.fit import fit_graph, fit_signature, load_images
-    from netc.runtime.weights_io import write_safetensors
+    from netc.runtime.weights import write_safetensors
 
     if not args.output.endswith(".safetensors"):
         raise UserError(f"{args.output}: netc fit writes a .safetensors file")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from netc.runtime.commands.options import add_input, add_output
+
 FORMATS = ("caffe",)
 
 
@@ -20,12 +22,8 @@ def add_arguments(p):
     p.add_argument("format", choices=FORMATS, help="the source format (caffe: a .prototxt)")
     p.add_argument("file", metavar="FILE", help="the network definition: deploy.prototxt, or "
                                                 "a train_val file")
-    p.add_argument("-o", "--output", metavar="OUT.net",
-                   help="where to write the netc spec (default: standard output)")
-    p.add_argument("--input", dest="input_shapes", action="append", default=[],
-                   metavar="[NAME=]CxHxW",
-                   help="the input shape: for a data layer that does not say it (a database), "
-                        "or to replace a shape defined at runtime; NAME= picks one input")
+    add_output(p, "netc spec", "OUT.net", default_text="standard output")
+    add_input(p)
     p.add_argument("--stage", action="append", default=[], metavar="NAME",
                    help="a NetState stage for include/exclude rules (repeatable)")
 
@@ -33,11 +31,9 @@ def add_arguments(p):
 def run(args) -> int:
     from netc.compiler.importers.caffe import check_spec, import_prototxt_net
     from netc.compiler.analyses.summary import one_line, summarize
-    from netc.runtime.commands.common import parse_input_shapes
     from netc.runtime.files import atomic_write_bytes
 
-    shapes = parse_input_shapes(args.input_shapes)
-    text, net = import_prototxt_net(args.file, shapes, frozenset(args.stage))
+    text, net = import_prototxt_net(args.file, args.input_shapes, frozenset(args.stage))
     shown = args.output or str(Path(args.file).with_suffix(".net"))
     graph = check_spec(text, shown)
     for line in net.dropped:

@@ -9,6 +9,7 @@ is a trained one; without, netc's seeded random weights (random features).
 from __future__ import annotations
 
 from netc.runtime.commands.common import add_spec_arguments, load_graph
+from netc.runtime.commands.options import add_seed, add_threads, add_weights
 
 
 def add_arguments(p):
@@ -17,15 +18,15 @@ def add_arguments(p):
                    help="digits, folder:PATH (class sub-folders) or cifar10:PATH (default digits)")
     p.add_argument("--layers", required=True, metavar="NAMES",
                    help="comma-separated layer names (the input's name probes the pixels)")
-    p.add_argument("--weights", metavar="W.safetensors", help="the net's weights, by layer name")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights (default 0)")
+    add_weights(p)
+    add_seed(p)
     p.add_argument("--ridge", type=float, default=None, metavar="λ",
                    help="fixed ridge λ (default: chosen per layer on a fifth of the training "
                         "split)")
     p.add_argument("--features", type=int, default=None, metavar="N",
                    help="compare layers at one width: map wider codes to N values by a fixed "
                         "random projection first (default: the full codes)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    add_threads(p, "torch's")
 
 
 def run(args) -> int:
@@ -42,16 +43,15 @@ def run(args) -> int:
     if args.features is not None and args.features < 1:
         raise UserError(f"--features must be at least 1; got {args.features}")
     if args.threads is not None:
-        if args.threads < 1:
-            raise UserError(f"--threads must be at least 1; got {args.threads}")
         torch.set_num_threads(args.threads)
     graph = load_graph(args)
     weights = None
     if args.weights:
-        from netc.compiler.lower_onnx.model import read_safetensors
+        from netc.runtime.weights import load_weights
 
-        weights = read_safetensors(graph, args.weights)
-    results = probe(graph, weights, args.data, layers, args.ridge, args.features, log=print)
+        weights = load_weights(graph, args.weights)
+    results = probe(graph, weights, args.data, layers, args.ridge, args.features, log=print,
+                    seed=args.seed)
     width = max(len(r.layer) for r in results)
     print(f"{'layer':<{width}}  features  ridge λ     train  held-out")
     for r in results:

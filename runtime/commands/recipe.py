@@ -13,10 +13,14 @@ import sys
 from pathlib import Path
 
 from netc.dsl.diagnostics import Diagnostic, DiagnosticError, UserError
-from netc.runtime.commands.common import (
-    memory_size,
+from netc.runtime.commands.options import (
+    add_max_memory,
+    add_output,
+    add_seed,
+    add_set,
+    add_threads,
+    add_weights,
     non_negative_int,
-    parse_overrides,
     positive_int,
 )
 
@@ -28,29 +32,26 @@ def add_arguments(p):
     p.add_argument("--style", metavar="IMG", nargs="+", help="style image(s), blended equally "
                                                             "unless the recipe says otherwise")
     p.add_argument("--image", metavar="IMG", help="starting image (with `init image`)")
-    p.add_argument("-o", "--output", metavar="OUT.png", help="output PNG (default: NAME.png)")
+    add_output(p, "PNG picture", "OUT.png", default_text="NAME.png")
     p.add_argument("--size", type=positive_int, metavar="N",
                    help="longer side of the working image, in pixels")
     p.add_argument("--steps", type=positive_int, metavar="N",
                    help="optimiser steps (per octave for dream)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a recipe parameter or optimiser option (repeatable)")
-    p.add_argument("--weights", metavar="FILE", help="a .safetensors file of the net's weights")
+    add_set(p)
+    add_weights(p, "netc's seeded random weights, with a warning")
     p.add_argument("--save-every", type=non_negative_int, default=0, metavar="N",
                    help="also write OUT_<step>.png every N steps")
-    p.add_argument("--seed", type=non_negative_int, metavar="N",
-                   help="seed for the noise, jitter and tile offsets")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="CPU threads for torch (default: torch's, the physical cores; printed)")
-    p.add_argument("--max-memory", type=memory_size, metavar="SIZE",
-                   help="memory the run may use, e.g. 2G (default: the memory available now)")
+    add_seed(p, default=None, default_text="the recipe's seed")
+    add_threads(p, "torch's, the physical cores, printed")
+    add_max_memory(p, "the memory available now; past it the image is tiled where the loss "
+                      "allows")
 
 
 def plan_from_args(args):
     """The checked plan with the command line's overrides applied (no torch yet)."""
     from netc.compiler.frontend.recipe import load_recipe
 
-    plan = load_recipe(args.recipe, parse_overrides(args.overrides))
+    plan = load_recipe(args.recipe, args.overrides)
     changes = {}
     if args.content:
         changes["content"] = args.content
@@ -179,14 +180,25 @@ def check_whole_image(plan, height: int, width: int, budget: int) -> None:
                         f"state, more than {human_bytes(budget)}; use a smaller --size")
 
 
-def build_network(plan):
-    """The torch module of the part of the net the loss needs, with the plan's weights or
-    random ones (with a warning). Layers past the last tap are never built or initialised."""
+def read_weights(plan) -> dict | None:
+    """The weights of the part of the net the loss needs, from the plan's file (the whole file
+    checked against the whole net: :func:`netc.runtime.weights.load_weights`); None without."""
+    from netc.runtime.weights import load_weights
+
+    if not plan.weights:
+        return None
+    return load_weights(plan.graph, plan.weights, layers=[n.name for n in plan.prefix()])
+
+
+def build_network(plan, weights: dict | None):
+    """The torch module of the part of the net the loss needs, with ``weights`` (from
+    :func:`read_weights`) or random ones (with a warning). Layers past the last tap are never
+    built or initialised."""
     from netc.compiler.lower_torch.module import build_module
 
     graph = plan.prefix()
-    if plan.weights:
-        net = build_module(graph, read_weights(plan.weights, graph), seed=plan.seed)
+    if weights is not None:
+        net = build_module(graph, weights, seed=plan.seed)
     else:
         print(f"warning: no --weights given: {plan.graph.name} has random weights (netc's "
               f"seeded initialiser), so the result shows what random features do; bring "
@@ -197,26 +209,6 @@ def build_network(plan):
     for p in net.parameters():
         p.requires_grad_(False)
     return net
-
-
-def read_weights(path: str, graph) -> dict:
-    """The tensors of ``graph``'s nodes from a .safetensors file (others are left unread)."""
-    from netc.compiler.numerics.seeded_weights import expected_shapes
-    from safetensors import SafetensorError, safe_open
-
-    # Batch-norm step counters may be absent, as NetModule.load_named allows.
-    want = {k for k in expected_shapes(graph) if not k.endswith("num_batches_tracked")}
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            have = set(f.keys())
-            missing = sorted(want - have)
-            if missing:
-                more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-                raise UserError(f"{path}: no tensor for {missing[0]}{more}; is it a weights "
-                                f"file of {graph.name}?")
-            return {k: f.get_tensor(k) for k in sorted(want)}
-    except (OSError, SafetensorError) as err:
-        raise UserError(f"cannot read weights {path}: {err}") from None
 
 
 def start_image(plan, content, start, height, width):
@@ -234,24 +226,17 @@ def start_image(plan, content, start, height, width):
 
 
 def run(args) -> int:
-    from netc.dsl.sources import NotRegular, check_regular
     from netc.runtime.files import check_destination
     from netc.runtime.recipes.cost import available_memory
     from netc.runtime.recipes.images import save_png
 
-    if args.threads is not None and args.threads < 1:
-        raise UserError(f"--threads must be at least 1; got {args.threads}")
     plan = plan_from_args(args)
     out = Path(args.output or f"{plan.name}.png")
     if out.suffix.lower() != ".png":
         raise UserError(f"the output is a PNG file; got {str(out)!r}")
     check_destination(out)  # before the work: -o onto a FIFO or a read-only file is refused
-    if plan.weights:
-        try:
-            check_regular(plan.weights)
-        except NotRegular as err:
-            raise UserError(f"cannot read weights: {err}") from None
     content, styles, start = read_images(plan)
+    weights = read_weights(plan)  # checked before the cost, read before any tensor is made
     height, width = working_size(plan, content, start)
     check_size(plan, height, width)
     budget = args.max_memory or available_memory()
@@ -264,7 +249,7 @@ def run(args) -> int:
 
     print(set_cpu_threads(args.threads), file=sys.stderr)  # recipes run on the CPU
     torch.manual_seed(plan.seed)
-    net = build_network(plan)
+    net = build_network(plan, weights)
     objective = Objective(plan, net, content, styles)
 
     def save_step(step, img):

@@ -1,7 +1,8 @@
 """``netc run MODEL IMAGES…``: classify images with ONNX Runtime.
 
 MODEL is an ``.onnx`` file or a SPEC (``resnet18``, ``net.net``), which is compiled in memory
-(``--weights W.safetensors``, else netc's seeded random weights). Random weights get a warning,
+(``--weights FILE``, any file :func:`netc.runtime.weights.load_weights` reads; else netc's
+seeded random weights). Random weights get a warning,
 since their "probabilities" mean nothing; a zoo ImageNet net names its classes with the
 ImageNet-1k names that ship with netc (:mod:`netc.runtime.labels`) unless ``--labels`` says
 otherwise. Top-k needs an output that is one vector of class scores per image: a feature map
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from netc.dsl.diagnostics import UserError
+from netc.runtime.commands.options import add_seed, add_set, add_threads, add_weights
 
 
 def add_arguments(p):
@@ -32,18 +34,14 @@ def add_arguments(p):
     p.add_argument("--labels", metavar="FILE",
                    help="class names, one per line (default for the zoo's ImageNet nets: the "
                         "ImageNet-1k names that ship with netc)")
-    p.add_argument("--weights", metavar="FILE",
-                   help="with a SPEC: weights from a .safetensors file keyed by layer name "
-                        "(default: netc's seeded random weights, with a warning)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="with a SPEC and no --weights: seed of the random weights (default 0)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
-                   help="with a SPEC: override a net parameter (repeatable)")
+    add_weights(p, "with a SPEC, netc's seeded random weights, with a warning")
+    add_seed(p)
+    add_set(p)
     p.add_argument("--json", metavar="FILE", help="write the results as JSON (- for stdout)")
     p.add_argument("--batch", type=int, default=8, help="images per run (default 8)")
     p.add_argument("--provider", choices=("tensorrt", "cuda", "cpu"),
                    help="force an ONNX Runtime provider (default: the best that loads)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    add_threads(p, "ONNX Runtime's, all cores")
     p.add_argument("--mean", type=_floats, help="per-channel mean, e.g. 0.485,0.456,0.406")
     p.add_argument("--std", type=_floats, help="per-channel std, e.g. 0.229,0.224,0.225")
     p.add_argument("--scale", type=float, help="pixel scale: 1 (torchvision) or 255 (Caffe)")
@@ -123,11 +121,11 @@ def _model(args) -> str | bytes:
                             "with its weights inside (compile it again with netc compile)")
         return args.model
     from netc.compiler.frontend.loader import load
-    from netc.compiler.lower_onnx.model import lower, read_safetensors
-    from netc.runtime.commands.common import parse_overrides
+    from netc.compiler.lower_onnx.model import lower
+    from netc.runtime.weights import load_weights
 
-    graph = load(args.model, parse_overrides(args.overrides))
-    weights = read_safetensors(graph, args.weights) if args.weights else None
+    graph = load(args.model, args.overrides)
+    weights = load_weights(graph, args.weights) if args.weights else None
     return lower(graph, weights, seed=args.seed).SerializeToString()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from netc.runtime.commands.common import add_spec_arguments, load_graph
+from netc.runtime.commands.options import add_output, add_seed, add_weights
 
 
 def add_arguments(p):
@@ -14,11 +15,11 @@ def add_arguments(p):
     p.add_argument("--k", type=int, default=9, help="images per unit (default 9)")
     p.add_argument("--whole", action="store_true",
                    help="show whole images instead of receptive-field crops")
-    p.add_argument("--weights", metavar="FILE", help="a .safetensors file of the net's weights")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (no --weights)")
+    add_weights(p)
+    add_seed(p)
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
     p.add_argument("--size", type=int, default=64, help="pixels per tile (default 64)")
-    p.add_argument("-o", "--output", default="top_activations.png", metavar="OUT.png")
+    add_output(p, "PNG picture", "OUT.png", default="top_activations.png")
 
 
 def run(args) -> int:

@@ -7,6 +7,7 @@ DistributedDataParallel. Torch is imported only when the command runs.
 from __future__ import annotations
 
 from netc.runtime.commands.common import add_spec_arguments, load_graph
+from netc.runtime.commands.options import add_output, add_seed, add_threads, add_weights
 
 
 def add_arguments(p):
@@ -36,19 +37,17 @@ def add_arguments(p):
     o.add_argument("--steps-per-epoch", type=int, default=None,
                    help="cap the steps of an epoch (quick runs)")
     r = p.add_argument_group("run")
-    r.add_argument("--seed", type=int, default=0,
-                   help="initial weights, data order and every random draw (default 0)")
-    r.add_argument("--init", metavar="W.safetensors", help="start from these weights")
+    add_seed(r)
+    add_weights(r, "netc's seeded initial weights; a whole FractalNet's weights may start its "
+                   "deepest column", flag="--init")
     r.add_argument("--checkpoint", metavar="PATH",
                    help="checkpoint file, written every epoch and on Ctrl-C "
                         "(default NET.ckpt.pt)")
     r.add_argument("--resume", action="store_true", help="continue from --checkpoint")
-    r.add_argument("-o", "--output", metavar="OUT.safetensors",
-                   help="final weights (default NET.safetensors)")
+    add_output(r, "final weights", "OUT.safetensors", default_text="NET.safetensors")
     r.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
-    r.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch (default: torch's, the physical cores, capped "
-                        "at the usable ones; printed). Fewer helps on a busy machine")
+    add_threads(r, "torch's, the physical cores capped at the usable ones, printed; fewer "
+                   "helps on a busy machine")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -3,8 +3,10 @@
 The file (a torchvision checkpoint or any state dict: ``.pt``, ``.pth``, ``.bin``,
 ``.safetensors``; or Caffe's ``.caffemodel``) is mapped onto the spec's parameterised layers by
 structure and names, whatever order it stores its keys in, every shape checked (see
-:mod:`netc.runtime.weights_io`); the result is a ``.safetensors`` file keyed by the spec's names,
-which ``netc train --init``, ``netc compile --weights`` and ``netc recipe --weights`` read.
+:mod:`netc.runtime.weights`); the result is a ``.safetensors`` file keyed by the spec's names,
+which every ``--weights`` (and ``netc train --init``) reads by name. Every ``--weights`` also
+pairs such a file on the fly; this command saves the pairing, and takes ``--skip`` and
+``--allow-stride-mismatch`` where the file has more than the spec.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import sys
 
 from netc.runtime.commands.common import add_spec_arguments, load_graph
+from netc.runtime.commands.options import add_output
 
 
 def add_arguments(p):
@@ -23,7 +26,7 @@ def add_arguments(p):
                                      "structure and names, shapes checked one by one")
     add_spec_arguments(imp)
     imp.add_argument("file", metavar="FILE", help=".pt, .pth, .bin, .safetensors or .caffemodel")
-    imp.add_argument("-o", "--output", required=True, metavar="OUT.safetensors")
+    add_output(imp, "weights in the spec's names", "OUT.safetensors", required=True)
     imp.add_argument("--skip", default="", metavar="PREFIX,...",
                      help="leave out the file's layers under these prefixes (auxiliary heads: "
                           "aux1,aux2 or loss1,loss2); what is skipped is always reported")
@@ -34,7 +37,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from netc.runtime.weights_io import import_weights
+    from netc.runtime.weights import import_weights
 
     graph = load_graph(args)
     skip = tuple(p.strip() for p in args.skip.split(",") if p.strip())

@@ -164,65 +164,83 @@ class Objective:
                    for cols in _spans(width, tile, self._smallest)]
         feature_terms = [(i, t) for i, t in enumerate(self.plan.terms)
                          if t.kind in _FEATURE_TERMS]
+        sums, weights = self._style_surrogates(xr, windows, feature_terms)
+        grad = torch.zeros_like(x)
+        for win in windows:
+            xt = xr[win].clone().requires_grad_(True)
+            self._tile_loss(xt, cr[win] if cr is not None else None, feature_terms, weights,
+                            sums).backward()
+            grad[win] = xt.grad
+        grad = torch.roll(grad, (-oy, -ox), (-2, -1))
+        total, parts = self._image_terms(x, sums)
+        x.grad = grad if x.grad is None else x.grad + grad
+        return total, parts
+
+    def _style_surrogates(self, xr, windows, feature_terms):
+        """The first pass of :meth:`tiled_gradient`: every style Gram accumulated over the
+        tiles without gradients. Returns each feature term's running sum (the style terms'
+        values, complete) and each style layer's surrogate weight W = 2c(G − A)."""
         grams: dict[tuple[int, str], torch.Tensor] = {}
         positions: dict[tuple[int, str], int] = {}
-        style_taps = [n for _, t in feature_terms if t.kind == "style" for n in t.layers]
-        if style_taps:
+        style = [(i, t) for i, t in feature_terms if t.kind == "style"]
+        if style:
             with torch.no_grad():
                 for win in windows:
-                    feats = self.features(xr[win], style_taps)
-                    for i, t in feature_terms:
-                        for n in t.layers if t.kind == "style" else ():
+                    feats = self.features(xr[win], [n for _, t in style for n in t.layers])
+                    for i, t in style:
+                        for n in t.layers:
                             f = feats[n]
                             grams[(i, n)] = grams.get((i, n), 0) + losses.gram(f)
                             positions[(i, n)] = positions.get((i, n), 0) + f.shape[-2] * f.shape[-1]
         sums: dict[int, float] = {i: 0.0 for i, _ in feature_terms}
         weights: dict[tuple[int, str], torch.Tensor] = {}
-        for i, t in feature_terms:
-            for n, lw in zip(t.layers, t.layer_weights) if t.kind == "style" else ():
+        for i, t in style:
+            for n, lw in zip(t.layers, t.layer_weights):
                 g, a = grams[(i, n)], self.targets[(i, n)]
                 c = 1.0 / (4.0 * g.shape[0] ** 2 * positions[(i, n)] ** 2)
                 sums[i] += t.weight * lw * c * float((g - a).pow(2).sum())
                 weights[(i, n)] = t.weight * lw * 2.0 * c * (g - a)
-        grad = torch.zeros_like(x)
-        for win in windows:
-            xt = xr[win].clone().requires_grad_(True)
-            feats = self.features(xt)
-            loss = xt.new_zeros(())
-            for i, t in feature_terms:
-                f = feats[t.layers[0]]
-                if t.kind == "content":
-                    with torch.no_grad():
-                        p = self.features(cr[win], [t.layers[0]])[t.layers[0]]
-                    value = t.weight * losses.content(f, p)
-                elif t.kind == "activation":
-                    value = t.weight * losses.activation(f, t.option("channel"))
-                elif t.kind == "style":
-                    value = sum((weights[(i, n)] * losses.gram(feats[n])).sum() for n in t.layers)
-                else:  # code: a whole-image quantity, refused for tiling by the command
-                    raise ValueError("code terms cannot be tiled")
-                if t.kind != "style":
-                    sums[i] += float(value.detach())
-                loss = loss + value
-            loss.backward()
-            grad[win] = xt.grad
-        grad = torch.roll(grad, (-oy, -ox), (-2, -1))
+        return sums, weights
+
+    def _tile_loss(self, xt, content_tile, feature_terms, weights, sums) -> torch.Tensor:
+        """The feature terms' loss on one tile (style as its surrogate); adds the content and
+        activation values to ``sums``."""
+        feats = self.features(xt)
+        loss = xt.new_zeros(())
+        for i, t in feature_terms:
+            f = feats[t.layers[0]]
+            if t.kind == "content":
+                with torch.no_grad():
+                    p = self.features(content_tile, [t.layers[0]])[t.layers[0]]
+                value = t.weight * losses.content(f, p)
+            elif t.kind == "activation":
+                value = t.weight * losses.activation(f, t.option("channel"))
+            elif t.kind == "style":
+                value = sum((weights[(i, n)] * losses.gram(feats[n])).sum() for n in t.layers)
+            else:  # code: a whole-image quantity, refused for tiling by the command
+                raise ValueError("code terms cannot be tiled")
+            if t.kind != "style":
+                sums[i] += float(value.detach())
+            loss = loss + value
+        return loss
+
+    def _image_terms(self, x, sums: dict[int, float]) -> tuple[float, dict[str, float]]:
+        """The total and each term's value: the feature terms' ``sums``, and the image-space
+        terms computed on the whole image (their gradient added to ``x.grad``)."""
         parts: dict[str, float] = {}
         total = 0.0
-        image_terms = [(i, t) for i, t in enumerate(self.plan.terms) if i not in sums]
-        image_loss = x.new_zeros(())
+        image_loss = None
         for i, t in enumerate(self.plan.terms):
             if i in sums:
                 value = sums[i]
             else:
                 v = t.weight * self._value(i, t, x, {})
-                image_loss = image_loss + v
+                image_loss = v if image_loss is None else image_loss + v
                 value = float(v.detach())
             parts[_unique(parts, t.label)] = value
             total += value
-        if image_terms:
+        if image_loss is not None:
             image_loss.backward()
-        x.grad = grad if x.grad is None else x.grad + grad
         return total, parts
 
 

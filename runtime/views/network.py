@@ -34,13 +34,17 @@ def prefix_graph(graph: Graph, targets: list[str]) -> Graph:
 
 
 def build_view_network(graph: Graph, targets: list[str], weights: str | None, seed: int = 0):
-    """An eval-mode :class:`NetModule` computing ``targets``; its parameters need no grad."""
+    """An eval-mode :class:`NetModule` computing ``targets``; its parameters need no grad.
+    ``weights`` is a path read by :func:`netc.runtime.weights.load_weights`; None: netc's
+    seeded random weights for ``seed``."""
     from netc.compiler.lower_torch.module import build_module
-    from netc.runtime.commands.recipe import read_weights
+    from netc.runtime.weights import load_weights
 
     part = prefix_graph(graph, targets)
     if weights:
-        net = build_module(part, read_weights(weights, part), seed=seed)
+        # The whole file is checked against the whole net; only the part's tensors are kept.
+        net = build_module(part, load_weights(graph, weights, layers=[n.name for n in part]),
+                           seed=seed)
     else:
         print(f"warning: no --weights given: {graph.name} has random weights (netc's seeded "
               "initialiser), so the picture shows what random features do; pass --weights FILE "

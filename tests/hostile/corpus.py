@@ -251,9 +251,10 @@ def argument_cases(full: bool):
                argv=["check", "spec.net", "--set", "zz=1"], located=False, fragment="zz")
     yield case("set-inf", "arguments", "net n(c=8) {\n  input image: 3x8x8\n"
                "  image -> conv(c, 1)\n}\n", argv=["check", "spec.net", "--set", "c=inf"],
-               located=False, fragment="not a finite number")
+               codes=(2,), located=False, fragment="not a finite number")
     yield case("set-malformed", "arguments", net("image -> relu"),
-               argv=["check", "spec.net", "--set", "=1"], located=False, fragment="NAME=VALUE")
+               argv=["check", "spec.net", "--set", "=1"], codes=(2,), located=False,
+               fragment="NAME=VALUE")
 
 
 # ---- 4. sizes nobody can build ---------------------------------------------------------------
@@ -425,7 +426,7 @@ def recipe_cases(full: bool):
     for flags, fragment, code in [
         (["--set", "lr=abc"], "lr", 1),
         (["--set", "steps=-3"], "steps", 1),
-        (["--set", "jitter=nan"], "finite", 1),
+        (["--set", "jitter=nan"], "finite", 2),
         (["--max-memory", "inf"], "--max-memory", 2),
         (["--max-memory", "-1G"], "--max-memory", 2),
         (["--max-memory", "0"], "--max-memory", 2),
@@ -471,7 +472,7 @@ def recipe_cases(full: bool):
         (["summary", "spec.net", "--depth", "0"], 1, "--depth"),
         (["compile", "spec.net"], 2, None),
         (["compile", "spec.net", "-o", ""], 1, "empty file name"),
-        (["compile", "spec.net", "-o", "x.onnx", "--seed", "-1"], 1, "seed"),
+        (["compile", "spec.net", "-o", "x.onnx", "--seed", "-1"], 2, "--seed"),
         (["check", "spec.net:nonet"], 1, "no net 'nonet'"),
     ]:
         slug = "-".join(a.strip("-") or "empty" for a in argv)[:40] or "none"

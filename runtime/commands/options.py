@@ -1,0 +1,181 @@
+"""The options many commands share, each declared once: one function, one help text, one parser.
+
+``--seed``, ``--weights``, ``--input``, ``--set``, ``--threads``, ``--max-memory`` and ``-o``
+mean the same in every command that takes them, so each is added by one ``add_*`` function
+here and its value is parsed by one argparse ``type``: a malformed value (a negative seed, an
+infinite ``--set``, ``--threads 0``, ``--input 3x0x4``) ends the command line with argparse's
+one-line error and exit status 2, before any work. What a value means for one net (an
+unknown ``--set`` name, an ``--input`` for an input the net lacks) is checked where the net is
+loaded, as a user error (exit 1).
+
+>>> import argparse
+>>> p = argparse.ArgumentParser(prog="netc x")
+>>> add_seed(p); add_set(p)
+>>> args = p.parse_args(["--seed", "3", "--set", "classes=10", "--set", "shortcut=project"])
+>>> args.seed, args.overrides
+(3, {'classes': 10, 'shortcut': 'project'})
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+MAX_DIGITS = 100  # a --set integer longer than this is no number netc can use
+
+
+# ---- parsers (argparse types: ArgumentTypeError is argparse's one-line error, exit 2) ----------
+def positive_int(text: str) -> int:
+    """An integer >= 1 below 2**63 (``--threads``, ``--max-nodes``, ``--max-depth``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
+    if not 1 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected a positive integer below 2**63; "
+                                         f"got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An integer >= 0 below 2**63 (``--seed``, ``--save-every``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer; got {text!r}") \
+            from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer below 2**63; "
+                                         f"got {value}")
+    return value
+
+
+def memory_size(text: str) -> int:
+    """A size such as ``512M``, ``2G`` or a number of bytes: finite and > 0."""
+    from netc.dsl.diagnostics import UserError
+    from netc.runtime.recipes.cost import parse_size
+
+    try:
+        return parse_size(text)
+    except UserError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--max-memory ")) from None
+
+
+def parse_value(text: str):
+    """An int, a finite float, true/false, or the text itself (a name such as ``project``)."""
+    digits = text.strip().lstrip("+-")
+    if digits.isdigit() and len(digits) > MAX_DIGITS:
+        raise argparse.ArgumentTypeError(f"{len(digits):,} digits is no number netc can use")
+    for conv in (int, float):
+        try:
+            value = conv(text)
+        except ValueError:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        return value
+    if text in ("true", "false"):
+        return text == "true"
+    return text
+
+
+def name_value(text: str) -> tuple[str, object]:
+    """``NAME=VALUE`` (``--set``): an identifier and :func:`parse_value` of the rest."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE; got {text!r}")
+    try:
+        return name, parse_value(value)
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(f"{name}: {err}") from None
+
+
+def input_shape(text: str) -> tuple[str | None, tuple[int, ...]]:
+    """``CxHxW`` (the first input) or ``NAME=CxHxW``, every size positive; ``C`` alone for a
+    vector input."""
+    name, sep, dims_text = text.rpartition("=")
+    dims = dims_text.lower().split("x")
+    if (sep and not name.isidentifier()) or len(dims) not in (1, 3) or not all(
+            d.isdigit() and 0 < int(d) < 2**31 for d in dims):
+        raise argparse.ArgumentTypeError(f"expected CxHxW (or NAME=CxHxW) with positive sizes; "
+                                         f"got {text!r}")
+    return (name if sep else None), tuple(int(d) for d in dims)
+
+
+class _Collect(argparse.Action):
+    """Repeated ``--flag KEY...`` values gathered into one dict; a key given twice is an
+    argparse error (the second would silently win)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        key, item = value
+        found = dict(getattr(namespace, self.dest) or {})
+        if key in found:
+            shown = f" for {key}" if key is not None else ""
+            parser.error(f"argument {option_string}: given twice{shown}")
+        found[key] = item
+        setattr(namespace, self.dest, found)
+
+
+# ---- the options --------------------------------------------------------------------------------
+SEED_HELP = ("seed of the command's random draws: netc's initial weights where no weights "
+             "are given, data order, noise, sampling (default: {default})")
+WEIGHTS_HELP = ("the net's weights: a .safetensors file in the spec's layer names, or a state "
+                "dict (.pth, .pt, .bin, .safetensors) or .caffemodel paired with the spec on the "
+                "fly (default: {default})")
+INPUT_HELP = ("the input's shape, replacing the declared one or giving one the file lacks "
+              "(a Caffe data layer, a shape defined at runtime), e.g. --input 3x320x320; "
+              "NAME= picks one of several inputs (repeatable)")
+SET_HELP = ("override a parameter of the net (or of the recipe), e.g. --set classes=10; the "
+            "value is an integer, a finite number, true/false or a name (repeatable)")
+THREADS_HELP = "CPU threads for torch and ONNX Runtime (default: {default})"
+MAX_MEMORY_HELP = ("memory the command may use, e.g. 512M or 8G: the net's float32 weights "
+                   "and activations are checked against it before any work (default: "
+                   "{default})")
+OUTPUT_HELP = "the {what} to write, atomically{default}"
+
+
+def add_seed(p: argparse.ArgumentParser, default: int | None = 0,
+             default_text: str | None = None) -> None:
+    """``--seed N``: a non-negative integer (``args.seed``)."""
+    p.add_argument("--seed", type=non_negative_int, default=default, metavar="N",
+                   help=SEED_HELP.format(default=default_text or default))
+
+
+def add_weights(p: argparse.ArgumentParser, default_text: str = "netc's seeded random weights",
+                flag: str = "--weights") -> None:
+    """``--weights FILE`` (or ``flag``), read by :func:`netc.runtime.weights.load_weights`."""
+    p.add_argument(flag, metavar="FILE", help=WEIGHTS_HELP.format(default=default_text))
+
+
+def add_input(p: argparse.ArgumentParser) -> None:
+    """``--input [NAME=]CxHxW`` (repeatable): ``args.input_shapes``, {name or None: shape}."""
+    p.add_argument("--input", dest="input_shapes", type=input_shape, action=_Collect,
+                   default={}, metavar="[NAME=]CxHxW", help=INPUT_HELP)
+
+
+def add_set(p: argparse.ArgumentParser) -> None:
+    """``--set NAME=VALUE`` (repeatable): ``args.overrides``, {name: value}."""
+    p.add_argument("--set", dest="overrides", type=name_value, action=_Collect, default={},
+                   metavar="NAME=VALUE", help=SET_HELP)
+
+
+def add_threads(p: argparse.ArgumentParser, default_text: str = "chosen from the usable "
+                "cores, and printed") -> None:
+    """``--threads N``: a positive integer, or None (``args.threads``)."""
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help=THREADS_HELP.format(default=default_text))
+
+
+def add_max_memory(p: argparse.ArgumentParser, default_text: str = "this machine's RAM") -> None:
+    """``--max-memory SIZE``: bytes, or None (``args.max_memory``)."""
+    p.add_argument("--max-memory", type=memory_size, default=None, metavar="SIZE",
+                   help=MAX_MEMORY_HELP.format(default=default_text))
+
+
+def add_output(p: argparse.ArgumentParser, what: str, metavar: str, *, default: str | None = None,
+               default_text: str | None = None, required: bool = False) -> None:
+    """``-o/--output FILE`` (``args.output``); written through :mod:`netc.runtime.files`."""
+    shown = default_text or default
+    p.add_argument("-o", "--output", metavar=metavar, default=default, required=required,
+                   help=OUTPUT_HELP.format(what=what, default=f" (default {shown})" if shown
+                                           else ""))

@@ -225,12 +225,11 @@ class Net:
         Returns the arrays by this net's state-dict names, ready for :meth:`to_torch` and
         :meth:`to_onnx`; ``output`` also writes them to a ``.safetensors`` file.
         """
-        from netc.runtime.weights_io import import_weights as import_to_file
-        from netc.runtime.weights_io import map_weights, read_source
+        from netc.runtime.weights import import_weights as import_to_file
 
         prefixes = tuple(_names(skip, "skip"))
         if output is None:
-            return map_weights(self._graph, read_source(_path(file)), prefixes).tensors
+            return _read_weights(self._graph, _path(file), prefixes)
         mapped = _refusals_as_errors(
             lambda: import_to_file(self._graph, _path(file), _path(output), prefixes))
         return mapped.tensors
@@ -244,18 +243,17 @@ class Net:
 
 # -- the boundary: Python values in, the loader's values out, every mistake a NetcError ------
 
-def _read_weights(graph: Graph, path: Path) -> dict[str, np.ndarray]:
-    """The one road from a weights file to arrays, for :meth:`Net.to_torch` and :meth:`to_onnx`:
-    a ``.safetensors`` keyed by the spec's names is read by name, any other file is paired with
-    the spec by structure (``netc weights import``); either way every name and shape is checked.
+def _read_weights(graph: Graph, path: Path, skip: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """The one road from a weights file to arrays, the loader every ``--weights`` takes: a
+    file in the spec's names is read by name, any other is paired with the spec by structure
+    (``netc weights import``); either way every name and shape is checked. The line saying how
+    a foreign file was paired goes to the ``netc`` logger, not to stderr: this is a library.
     """
-    if path.suffix == ".safetensors":
-        from netc.compiler.lower_onnx.model import read_safetensors
+    import logging
 
-        return read_safetensors(graph, path)
-    from netc.runtime.weights_io import map_weights, read_source
+    from netc.runtime.weights import load_weights
 
-    return map_weights(graph, read_source(path)).tensors
+    return load_weights(graph, path, skip=skip, say=logging.getLogger("netc").info)
 
 
 def _weights(graph: Graph, weights: Weights) -> dict[str, Any]:

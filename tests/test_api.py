@@ -188,7 +188,7 @@ MISTAKES = {  # what a user may get wrong -> words the one-line message must con
     "ONNX path under a file": (lambda: netc.load("lenet5").to_onnx(Path(__file__) / "x.onnx"),
                                "cannot write"),
     "weights in an unknown format": (lambda: netc.load("lenet5").import_weights(__file__),
-                                     "unknown weights format"),
+                                     "not a weights file netc knows"),
 }
 
 

@@ -107,7 +107,6 @@ def test_garbage_checkpoint_is_an_error_not_a_traceback(tmp_path, cli):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["compile", "lenet5", "-o", "{tmp}/l.onnx", "--seed", "-5"], "seed must be a non-negative"),
     (["summary", "vgg16", "--depth", "0"], "--depth must be at least 1"),
     (["bench", "lenet5", "--batch", "0", "--no-compile"], "--batch must be at least 1"),
 ])
@@ -154,3 +153,12 @@ def test_version(capsys):
     assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"netc {__version__}"
     pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
     assert re.search(r'version = \{attr = "netc.runtime.__version__"\}', pyproject)
+
+
+def test_a_negative_seed_is_a_command_line_error(tmp_path, capsys):
+    from netc.runtime.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["compile", "lenet5", "-o", str(tmp_path / "l.onnx"), "--seed", "-5"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "argument --seed: expected a non-negative integer" in err

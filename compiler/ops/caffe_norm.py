@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from netc.compiler.ops import ArgError, OpDef, Param, ShapeError, register, spatial
+from netc.compiler.ops.base import ArgError, ShapeError, spatial
 from netc.compiler.ops.domains import FINITE, POSITIVE, POSITIVE_NUMBER
+from netc.compiler.ops.opdef import OpDef, keep_moments, register
+from netc.compiler.ops.params import BOOL, FLOAT, INT, Enum, Param
 
 
 class _MVN:
@@ -46,9 +48,11 @@ class MVN(OpDef):
     name = "mvn"
     doc = ("Caffe's mean-variance normalisation: mvn(across_channels=false, "
            "normalize_variance=true, eps=1e-9); (x − mean)/(std + eps) per sample and channel")
-    params = (Param("across_channels", "bool", False),
-              Param("normalize_variance", "bool", True),
-              Param("eps", "float", 1e-9, domain=POSITIVE_NUMBER))
+    params = (Param("across_channels", BOOL, False),
+              Param("normalize_variance", BOOL, True),
+              Param("eps", FLOAT, 1e-9, domain=POSITIVE_NUMBER))
+    family = "norm"
+    seeded_moments = keep_moments  # left out of the seeded statistics (Caffe imports)
 
     def infer_shape(self, a, ins):
         if len(ins[0]) < 2 and not a.across_channels:
@@ -80,9 +84,11 @@ class LRNWithin(OpDef):
     name = "lrn_within"
     doc = ("Caffe's LRN with norm_region WITHIN_CHANNEL: lrn_within(size=5, alpha=1, beta=0.75); "
            "x · (1 + alpha · mean of x² over a size×size window)^−beta")
-    params = (Param("size", "int", 5, domain=POSITIVE),
-              Param("alpha", "float", 1.0, domain=FINITE),
-              Param("beta", "float", 0.75, domain=FINITE))
+    params = (Param("size", INT, 5, domain=POSITIVE),
+              Param("alpha", FLOAT, 1.0, domain=FINITE),
+              Param("beta", FLOAT, 0.75, domain=FINITE))
+    family = "norm"
+    seeded_moments = keep_moments  # left out of the seeded statistics (Caffe imports)
 
     def normalise(self, a):
         if a.size % 2 == 0:
@@ -125,8 +131,12 @@ class Standardize(OpDef):
     name = "standardize"
     doc = ("per-channel (x − mean)/√(var + eps) with no scale or shift (Caffe's BatchNorm "
            "without Scale): standardize(eps=1e-5, stats=running|batch)")
-    params = (Param("eps", "float", 1e-5, domain=POSITIVE_NUMBER),
-              Param("stats", "enum", "running", choices=("running", "batch")))
+    params = (Param("eps", FLOAT, 1e-5, domain=POSITIVE_NUMBER),
+              Param("stats", Enum("running", "batch"), "running"))
+    family = "norm"
+    # Left out of the seeded statistics: its running statistics stay 0 and 1 (Caffe imports
+    # bring their own).
+    seeded_moments = keep_moments
 
     def infer_shape(self, a, ins):
         return ins[0]

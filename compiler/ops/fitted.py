@@ -24,8 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from netc.compiler.ops import ArgError, OpDef, Param, ShapeError, Symbol, fmt_shape, register
+
+from netc.compiler.ops.base import ArgError, ShapeError, fmt_shape
 from netc.compiler.ops.domains import POSITIVE, between
+from netc.compiler.ops.opdef import REGISTRY, OpDef, keep_moments, register
+from netc.compiler.ops.params import BOOL, FLOAT, INT, Param, Symbol
 
 FIT_METHODS = ("lstsq", "ridge")
 
@@ -89,8 +92,10 @@ class UnitNorm(OpDef):
     name = "unitnorm"
     doc = ("per-image normalisation: x - mean(x), divided by its norm, over all values of one "
            "sample: unitnorm(center=true, eps=1e-8)")
-    params = (Param("center", "bool", True),
-              Param("eps", "float", 1e-8, domain=between(0, 1, lo_open=True, hi_open=True)))
+    params = (Param("center", BOOL, True),
+              Param("eps", FLOAT, 1e-8, domain=between(0, 1, lo_open=True, hi_open=True)))
+    family = "norm"
+    seeded_moments = keep_moments  # left out of the seeded statistics
 
     def infer_shape(self, a, ins):
         return ins[0]
@@ -118,7 +123,11 @@ class _Subspace(OpDef):
     """The k-dimensional PCA subspace of a flat input; subclasses choose what they output."""
 
     mode = "code"
-    params = (Param("k", "int", domain=POSITIVE),)
+    params = (Param("k", INT, domain=POSITIVE),)
+    seeded_moments = keep_moments  # left out of the seeded statistics (their average)
+
+    def fitted(self, a):
+        return True
 
     def infer_shape(self, a, ins):
         f = _flat(self.name, ins[0])
@@ -189,7 +198,7 @@ class PCA(_Subspace):
            "top-k right singular vectors; whiten divides by sigma/sqrt(n-1): "
            "pca(k, whiten=false)")
     mode = "code"
-    params = (Param("k", "int", domain=POSITIVE), Param("whiten", "bool", False))
+    params = (Param("k", INT, domain=POSITIVE), Param("whiten", BOOL, False))
 
     def out_shape(self, a, f):
         return (a.k,)
@@ -220,9 +229,8 @@ class PCADistance(_Subspace):
         return (1,)
 
 
-FITTED_OPS = ("pca", "pca_reconstruct", "pca_distance")
-
-
 def is_fitted(node) -> bool:
-    """Whether ``netc fit`` solves this node's weights (a subspace op or an fc with fit=)."""
-    return node.op in FITTED_OPS or (node.op == "fc" and node.attrs.get("fit") is not None)
+    """Whether ``netc fit`` solves this node's weights (its op's ``fitted`` face: a subspace op,
+    or an fc with fit=); False for a graph input."""
+    op = REGISTRY.get(node.op)
+    return op is not None and op.fitted(node.attrs)

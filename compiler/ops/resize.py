@@ -14,13 +14,15 @@ import math
 
 import numpy as np
 
-from netc.compiler.ops import ArgError, OpDef, Param, ShapeError, fmt_shape, register, spatial
+from netc.compiler.ops.base import ArgError, ShapeError, fmt_shape, spatial
 from netc.compiler.ops.domains import MAX_SIZE, POSITIVE, POSITIVE_NUMBER, between
+from netc.compiler.ops.opdef import OpDef, keep_moments, register
+from netc.compiler.ops.params import BOOL, INT, INTS, PAIR, SCALE, Enum, Param
 
 
 _MODE_PARAMS = (
-    Param("mode", "enum", "nearest", choices=("nearest", "bilinear")),
-    Param("align_corners", "bool", False,
+    Param("mode", Enum("nearest", "bilinear"), "nearest"),
+    Param("align_corners", BOOL, False,
           doc="bilinear only: corner pixels of input and output coincide (Caffe's Interp)"),
 )
 
@@ -31,11 +33,12 @@ class Upsample(OpDef):
     doc = ("fixed upsampling: upsample(scale, mode=nearest|bilinear, align_corners=false) or "
            "upsample(size=[h, w], ...); the output is floor(H·scale) or the size")
     params = (
-        Param("scale", "scale", None, domain=POSITIVE_NUMBER,
+        Param("scale", SCALE, None, domain=POSITIVE_NUMBER,
               doc="a number or [h, w]; the output is floor(H·scale) x floor(W·scale)"),
         *_MODE_PARAMS,
-        Param("size", "pair", None, domain=POSITIVE, doc="the output's [h, w] instead of a scale"),
+        Param("size", PAIR, None, domain=POSITIVE, doc="the output's [h, w] instead of a scale"),
     )
+    seeded_moments = keep_moments  # interpolation keeps the mean
 
     def normalise(self, a):
         if (a.scale is None) == (a.size is None):
@@ -78,6 +81,72 @@ class Upsample(OpDef):
 
 
 @register
+class Crop(OpDef):
+    name = "crop"
+    doc = ("crop(offset=center, axis=2)[x, ref]: x cut to ref's size on the axes from axis on "
+           "(1 channels, 2 height, 3 width; Caffe's Crop layer); offset is center, one number, "
+           "or one per cropped axis")
+    min_inputs = 2
+    max_inputs = 2
+    params = (
+        Param("offset", INTS.or_words("center"), None, domain=between(0, 2**31 - 1),
+              doc="center (the default: the odd pixel at the bottom/right), an int, or a list"),
+        Param("axis", INT, 2, domain=between(1, 3, text="1 (channels), 2 (height) or 3 (width)"),
+              doc="the first axis cropped, counted as Caffe and torch count (0 is the batch)"),
+    )
+    join_head = True
+    seeded_moments = keep_moments  # x's moments (a channel crop: their average)
+
+    def normalise(self, a):
+        return a.replace(offset="center") if a.offset is None else a
+
+    def offsets(self, a, ins) -> tuple[int, ...]:
+        """The start of the kept window on each cropped axis; a ShapeError if it does not fit."""
+        x, ref = ins
+        if len(x) != len(ref):
+            raise ShapeError(f"crop: cannot crop {fmt_shape(x)} to the size of "
+                             f"{fmt_shape(ref)}: one is flat, the other a feature map")
+        if a.axis > len(x):
+            raise ShapeError(f"crop: axis {a.axis} is past the {len(x)} axes of {fmt_shape(x)}")
+        first = a.axis - 1
+        n = len(x) - first
+        if a.offset == "center":
+            offs = tuple((x[i] - ref[i]) // 2 for i in range(first, len(x)))
+        elif len(a.offset) == 1:
+            offs = a.offset * n
+        elif len(a.offset) == n:
+            offs = a.offset
+        else:
+            raise ShapeError(f"crop: {len(a.offset)} offsets for {n} cropped axes (axis="
+                             f"{a.axis} on {fmt_shape(x)}); give one, or one per axis")
+        for i, o in zip(range(first, len(x)), offs):
+            if o < 0 or o + ref[i] > x[i]:
+                raise ShapeError(
+                    f"crop: cannot cut {fmt_shape(x)} to the size of {fmt_shape(ref)}: on axis "
+                    f"{i + 1}, {ref[i]} values from offset {o} need {o + ref[i]}, there are "
+                    f"{x[i]}")
+        return offs
+
+    def infer_shape(self, a, ins):
+        self.offsets(a, ins)
+        x, ref = ins
+        return tuple(x[:a.axis - 1]) + tuple(ref[a.axis - 1:])
+
+    def to_torch(self, a, ins, out):
+        from netc.compiler.lower_torch.layers import Crop
+
+        return Crop(a.axis, self.offsets(a, ins), out[a.axis - 1:])
+
+    def to_onnx(self, tape, node, inputs, weights):
+        a = node.attrs
+        ins = [tape.shape(i) for i in inputs]
+        offs = self.offsets(a, ins)
+        axes = list(range(a.axis, len(ins[0]) + 1))
+        ends = [o + n for o, n in zip(offs, node.shape[a.axis - 1:])]
+        return onnx_slice(tape, node.name, inputs[0], list(offs), ends, axes)
+
+
+@register
 class Resize(OpDef):
     name = "resize"
     doc = ("resize(mode=nearest|bilinear, align_corners=false)[x, ref]: x interpolated to "
@@ -85,6 +154,8 @@ class Resize(OpDef):
     min_inputs = 2
     max_inputs = 2
     params = _MODE_PARAMS
+    join_head = True
+    seeded_moments = keep_moments  # x's moments: interpolation keeps the mean
 
     def normalise(self, a):
         if a.align_corners and a.mode != "bilinear":
@@ -156,70 +227,6 @@ def fit_target(op: str, how: str, ins) -> tuple[int, int]:
                              f"{fmt_shape(s)}; fit needs CxHxW feature maps")
     pick = min if how == "crop" else max
     return pick(s[1] for s in ins), pick(s[2] for s in ins)
-
-
-@register
-class Crop(OpDef):
-    name = "crop"
-    doc = ("crop(offset=center, axis=2)[x, ref]: x cut to ref's size on the axes from axis on "
-           "(1 channels, 2 height, 3 width; Caffe's Crop layer); offset is center, one number, "
-           "or one per cropped axis")
-    min_inputs = 2
-    max_inputs = 2
-    params = (
-        Param("offset", "ints", None, choices=("center",), domain=between(0, 2**31 - 1),
-              doc="center (the default: the odd pixel at the bottom/right), an int, or a list"),
-        Param("axis", "int", 2, domain=between(1, 3, text="1 (channels), 2 (height) or 3 (width)"),
-              doc="the first axis cropped, counted as Caffe and torch count (0 is the batch)"),
-    )
-
-    def normalise(self, a):
-        return a.replace(offset="center") if a.offset is None else a
-
-    def offsets(self, a, ins) -> tuple[int, ...]:
-        """The start of the kept window on each cropped axis; a ShapeError if it does not fit."""
-        x, ref = ins
-        if len(x) != len(ref):
-            raise ShapeError(f"crop: cannot crop {fmt_shape(x)} to the size of "
-                             f"{fmt_shape(ref)}: one is flat, the other a feature map")
-        if a.axis > len(x):
-            raise ShapeError(f"crop: axis {a.axis} is past the {len(x)} axes of {fmt_shape(x)}")
-        first = a.axis - 1
-        n = len(x) - first
-        if a.offset == "center":
-            offs = tuple((x[i] - ref[i]) // 2 for i in range(first, len(x)))
-        elif len(a.offset) == 1:
-            offs = a.offset * n
-        elif len(a.offset) == n:
-            offs = a.offset
-        else:
-            raise ShapeError(f"crop: {len(a.offset)} offsets for {n} cropped axes (axis="
-                             f"{a.axis} on {fmt_shape(x)}); give one, or one per axis")
-        for i, o in zip(range(first, len(x)), offs):
-            if o < 0 or o + ref[i] > x[i]:
-                raise ShapeError(
-                    f"crop: cannot cut {fmt_shape(x)} to the size of {fmt_shape(ref)}: on axis "
-                    f"{i + 1}, {ref[i]} values from offset {o} need {o + ref[i]}, there are "
-                    f"{x[i]}")
-        return offs
-
-    def infer_shape(self, a, ins):
-        self.offsets(a, ins)
-        x, ref = ins
-        return tuple(x[:a.axis - 1]) + tuple(ref[a.axis - 1:])
-
-    def to_torch(self, a, ins, out):
-        from netc.compiler.lower_torch.layers import Crop
-
-        return Crop(a.axis, self.offsets(a, ins), out[a.axis - 1:])
-
-    def to_onnx(self, tape, node, inputs, weights):
-        a = node.attrs
-        ins = [tape.shape(i) for i in inputs]
-        offs = self.offsets(a, ins)
-        axes = list(range(a.axis, len(ins[0]) + 1))
-        ends = [o + n for o, n in zip(offs, node.shape[a.axis - 1:])]
-        return onnx_slice(tape, node.name, inputs[0], list(offs), ends, axes)
 
 
 def onnx_slice(tape, name: str, x: str, starts, ends, axes, node_name: str | None = None) -> str:

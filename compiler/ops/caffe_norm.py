@@ -65,14 +65,13 @@ class MVN(OpDef):
 
     def to_onnx(self, tape, node, inputs, weights):
         a, n = node.attrs, node.name
-        axes = tape.constant(f"{n}.axes", np.array(
-            list(range(1 if a.across_channels else 2, len(node.shape) + 1)), np.int64))
-        mean = tape.op("ReduceMean", [inputs[0], axes], name=f"{n}/mean", keepdims=1)
+        axes = list(range(1 if a.across_channels else 2, len(node.shape) + 1))
+        mean = tape.op("ReduceMean", [inputs[0]], name=f"{n}/mean", axes=axes, keepdims=1)
         y = tape.op("Sub", [inputs[0], mean], name=f"{n}/centre" if a.normalize_variance else n)
         if not a.normalize_variance:
             return y
         sq = tape.op("Mul", [y, y], name=f"{n}/square")
-        var = tape.op("ReduceMean", [sq, axes], name=f"{n}/var", keepdims=1)
+        var = tape.op("ReduceMean", [sq], name=f"{n}/var", axes=axes, keepdims=1)
         std = tape.op("Sqrt", [var], name=f"{n}/std")
         eps = tape.float_constant(f"{n}.eps", a.eps)
         den = tape.op("Add", [std, eps], name=f"{n}/std_eps")
@@ -182,11 +181,11 @@ class Standardize(OpDef):
             var = tape.initializer(f"{n}.running_var", weights[f"{n}.running_var"].reshape(view))
             y = tape.op("Sub", [inputs[0], mean], name=f"{n}/centre")
         else:
-            axes = tape.constant(f"{n}.axes", np.array([0] + list(range(2, rank + 1)), np.int64))
-            mean = tape.op("ReduceMean", [inputs[0], axes], name=f"{n}/mean", keepdims=1)
+            axes = [0] + list(range(2, rank + 1))
+            mean = tape.op("ReduceMean", [inputs[0]], name=f"{n}/mean", axes=axes, keepdims=1)
             y = tape.op("Sub", [inputs[0], mean], name=f"{n}/centre")
             sq = tape.op("Mul", [y, y], name=f"{n}/square")
-            var = tape.op("ReduceMean", [sq, axes], name=f"{n}/var", keepdims=1)
+            var = tape.op("ReduceMean", [sq], name=f"{n}/var", axes=axes, keepdims=1)
         eps = tape.op("Add", [var, tape.float_constant(f"{n}.eps", a.eps)], name=f"{n}/var_eps")
         std = tape.op("Sqrt", [eps], name=f"{n}/std")
         return tape.op("Div", [y, std], name=n)

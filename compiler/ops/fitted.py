@@ -107,12 +107,12 @@ class UnitNorm(OpDef):
 
     def to_onnx(self, tape, node, inputs, weights):
         n = node.name
-        axes = tape.constant(f"{n}.axes", np.arange(1, len(tape.shape(inputs[0])) + 1))
+        axes = list(range(1, len(tape.shape(inputs[0])) + 1))
         x = inputs[0]
         if node.attrs.center:
-            mean = tape.op("ReduceMean", [x, axes], name=f"{n}/mean", keepdims=1)
+            mean = tape.op("ReduceMean", [x], name=f"{n}/mean", axes=axes, keepdims=1)
             x = tape.op("Sub", [x, mean], name=f"{n}/center")
-        ss = tape.op("ReduceSumSquare", [x, axes], name=f"{n}/sumsq", keepdims=1)
+        ss = tape.op("ReduceSumSquare", [x], name=f"{n}/sumsq", axes=axes, keepdims=1)
         norm = tape.op("Sqrt", [ss], name=f"{n}/norm")
         norm = tape.op("Max", [norm, tape.float_constant(f"{n}.eps", node.attrs.eps)],
                        name=f"{n}/clamp")
@@ -186,8 +186,7 @@ class _Subspace(OpDef):
         if self.mode == "reconstruct":
             return tape.op("Add", [p, mean], name=n)
         r = tape.op("Sub", [d, p], name=f"{n}/residual")
-        axes = tape.constant(f"{n}.axes", np.array([1], np.int64))
-        ss = tape.op("ReduceSumSquare", [r, axes], name=f"{n}/sumsq", keepdims=1)
+        ss = tape.op("ReduceSumSquare", [r], name=f"{n}/sumsq", axes=[1], keepdims=1)
         return tape.op("Sqrt", [ss], name=n)
 
 

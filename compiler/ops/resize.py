@@ -190,14 +190,20 @@ def onnx_resize(tape, n: str, x: str, size, mode: str, align_corners: bool) -> s
         cols = tape.constant(f"{n}.cols", nearest_indices(w, ow))
         y = tape.op("Gather", [x, rows], name=f"{n}/rows", axis=2)
         return tape.op("Gather", [y, cols], name=n, axis=3)
-    sizes = tape.constant(f"{n}.sizes", np.array([oh, ow], np.int64))
     if mode == "nearest":  # an integer ratio: src = floor(dst / scale), exactly
         modes = dict(mode="nearest", coordinate_transformation_mode="asymmetric",
                      nearest_mode="floor")
     else:  # torch's bilinear: src = (dst + 0.5)·in/out − 0.5, clamped at 0 (half_pixel)
         modes = dict(mode="linear", coordinate_transformation_mode=(
             "align_corners" if align_corners else "half_pixel"))
-    out = tape.op("Resize", [x, "", "", sizes], name=n, axes=[2, 3], **modes)
+    sizes = tape.constant(f"{n}.sizes", np.array([oh, ow], np.int64))
+    if tape.opset >= 18:  # Resize takes the axes it resizes from opset 18 on
+        out = tape.op("Resize", [x, "", "", sizes], name=n, axes=[2, 3], **modes)
+    else:  # before: a size for every axis, the batch and the channels read from x
+        kept = onnx_slice(tape, f"{n}/kept", tape.op("Shape", [x], name=f"{n}/shape"), [0],
+                          [2], [0])
+        sizes = tape.op("Concat", [kept, sizes], name=f"{n}/sizes", axis=0)
+        out = tape.op("Resize", [x, "", "", sizes], name=n, **modes)
     tape.declare(out, (tape.shape(x)[0], oh, ow))
     return out
 

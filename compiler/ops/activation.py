@@ -26,8 +26,10 @@ class _Pointwise(OpDef):
         return ins[0]
 
 
-class _Activation(_Pointwise):
-    """A pointwise function: its seeded moments are those of its numpy form on a normal."""
+class Activation(_Pointwise):
+    """Base of the activations, here and in their own modules: a pointwise function that
+    declares its ``numpy`` form, from which its seeded moments follow (those of the function of
+    a normal variable)."""
 
     family = "activation"
 
@@ -57,7 +59,7 @@ def _simple(op_name: str, torch_cls: str, doc: str, numpy, params=(), torch_args
         attrs = {key: node.attrs[param] for key, param in onnx_attrs}
         return tape.op(onnx_op, inputs, name=node.name, **attrs)
 
-    cls = type(op_name.title().replace("_", ""), (_Activation,),
+    cls = type(op_name.title().replace("_", ""), (Activation,),
                {"name": op_name, "doc": doc, "params": params, "to_torch": to_torch,
                 "to_onnx": to_onnx, "numpy": lambda self, a, x: numpy(a, x)})
     return register(cls)
@@ -103,7 +105,7 @@ class Identity(_Pointwise):
 
 
 @register
-class Gelu(_Activation):
+class Gelu(Activation):
     name = "gelu"
     doc = "Gaussian error linear unit"
 
@@ -185,7 +187,7 @@ class LogSoftmax(_Probabilities):
 # ---- the activations of MobileNet, EfficientNet and later nets -----------------------------
 
 @register
-class Relu6(_Activation):
+class Relu6(Activation):
     name = "relu6"
     doc = "ReLU capped at 6: min(max(0, x), 6) (MobileNet)"
 
@@ -204,7 +206,7 @@ class Relu6(_Activation):
 
 
 @register
-class Silu(_Activation):
+class Silu(Activation):
     name = "silu"
     doc = "sigmoid-weighted linear unit x·sigmoid(x) (Swish with beta 1; EfficientNet)"
 
@@ -228,7 +230,7 @@ class Swish(Silu):
 
 
 @register
-class HardSigmoid(_Activation):
+class HardSigmoid(Activation):
     name = "hardsigmoid"
     doc = "hard sigmoid relu6(x + 3)/6, torch's form (MobileNetV3's squeeze-excitation gate)"
 
@@ -246,7 +248,7 @@ class HardSigmoid(_Activation):
 
 
 @register
-class Softplus(_Activation):
+class Softplus(Activation):
     name = "softplus"
     doc = "softplus(beta=1): log(1 + exp(beta·x))/beta"
     params = (Param("beta", FLOAT, 1.0, domain=POSITIVE_FLOAT32),)
@@ -274,7 +276,7 @@ def onnx_softplus(tape, name: str, x: str, beta: float = 1.0, out: str | None = 
 
 
 @register
-class Mish(_Activation):
+class Mish(Activation):
     name = "mish"
     doc = "x·tanh(softplus(x)) (Misra 2019; YOLOv4)"
 

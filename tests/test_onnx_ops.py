@@ -42,6 +42,7 @@ OPS: dict[str, list[tuple[str, str]]] = {
     "swish": [("8x5x7", "swish")],
     "hardswish": [("8x5x7", "hardswish")],
     "hardsigmoid": [("8x5x7", "hardsigmoid")],
+    "hardtanh": [("8x5x7", "hardtanh"), ("8x5x7", "conv(4, 1) -> hardtanh(-2, 3.5) -> bn")],
     "mish": [("8x5x7", "mish")],
     "softplus": [("8x5x7", "softplus -> softplus(2.5)")],
     "prelu": [("8x5x7", "conv(4, 1) -> prelu"), ("8x5x7", "prelu(shared=true)"),

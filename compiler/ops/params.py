@@ -69,12 +69,28 @@ def _is_list(v: Any, n: int | None = None, item=_is_int) -> bool:
 class Kind:
     """How a spec writes a parameter's value. :meth:`check` returns the form the op keeps, or
     raises :class:`Refused`; ``domain`` is the domain of a numeric kind's numbers when the
-    parameter declares none (None: not numeric, no domain is checked)."""
+    parameter declares none (None: not numeric, no domain is checked); ``choices`` are the
+    words it takes. A kind is known by its ``name`` too, and compares equal to it
+    (``PAIR == "pair"``), so tools that speak of kinds by name (the hostile corpus) need not
+    import them."""
 
+    name: str = ""
     domain: Domain | None = None
+    choices: tuple[str, ...] = ()
 
     def check(self, v: Any) -> Any:
         raise NotImplementedError
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, str):
+            return self.name == other
+        return self is other
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __repr__(self) -> str:
+        return self.name.upper() if not self.choices else f"{self.name}{self.choices}"
 
     def or_words(self, *words: str) -> Kind:
         """This kind, or one of ``words`` written bare (``pad=same``, ``offset=center``)."""
@@ -82,6 +98,7 @@ class Kind:
 
 
 class _Int(Kind):
+    name = "int"
     domain = INTEGER
 
     def check(self, v):
@@ -91,6 +108,7 @@ class _Int(Kind):
 
 
 class _Float(Kind):
+    name = "float"
     domain = FINITE
 
     def check(self, v):
@@ -103,6 +121,7 @@ class _Float(Kind):
 
 
 class _Bool(Kind):
+    name = "bool"
     def check(self, v):
         if isinstance(v, bool):
             return v
@@ -114,6 +133,7 @@ class _Bool(Kind):
 
 
 class _Pair(Kind):
+    name = "pair"
     domain = INTEGER
 
     def check(self, v):
@@ -125,6 +145,7 @@ class _Pair(Kind):
 
 
 class _Pads(Kind):
+    name = "pads"
     domain = INTEGER
 
     def check(self, v):
@@ -138,6 +159,7 @@ class _Pads(Kind):
 
 
 class _Scale(Kind):
+    name = "scale"
     domain = FINITE
 
     def check(self, v):
@@ -151,6 +173,7 @@ class _Scale(Kind):
 
 
 class _Ints(Kind):
+    name = "ints"
     domain = INTEGER
 
     def check(self, v):
@@ -162,6 +185,7 @@ class _Ints(Kind):
 
 
 class _Floats(Kind):
+    name = "floats"
     domain = FINITE
 
     def check(self, v):
@@ -174,6 +198,7 @@ class _Floats(Kind):
 
 
 class _Any(Kind):
+    name = "any"
     def check(self, v):
         return v
 
@@ -181,6 +206,8 @@ class _Any(Kind):
 class Enum(Kind):
     """One of ``choices``, written bare: ``Enum("kaiming", "xavier")``. A choice that is also an
     op's name (``concat(fit=crop)``) is accepted where the front end made that name a layer."""
+
+    name = "enum"
 
     def __init__(self, *choices: str):
         self.choices = choices
@@ -197,7 +224,8 @@ class Enum(Kind):
 
 class _OrWords(Kind):
     def __init__(self, kind: Kind, words: tuple[str, ...]):
-        self.kind, self.words, self.domain = kind, words, kind.domain
+        self.kind, self.words = kind, words
+        self.name, self.domain, self.choices = kind.name, kind.domain, words
 
     def check(self, v):
         if isinstance(v, Symbol) and v in self.words:
@@ -235,6 +263,11 @@ class Param:
     def accepts(self) -> Domain | None:
         """The domain checked: the declared one, else the kind's."""
         return self.domain or self.kind.domain
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """The words the parameter takes: an enum's choices, a numeric kind's extra words."""
+        return self.kind.choices
 
 
 def check_argument(op: str, p: Param, v: Any) -> Any:

@@ -28,6 +28,7 @@ from typing import Any
 from netc.compiler.ops.base import ArgError
 from netc.compiler.ops.domains import FINITE, INTEGER, Domain
 
+
 class Symbol(str):
     """A bare name that was not bound to anything: an enum value such as ``project``."""
 
@@ -122,6 +123,7 @@ class _Float(Kind):
 
 class _Bool(Kind):
     name = "bool"
+
     def check(self, v):
         if isinstance(v, bool):
             return v
@@ -199,6 +201,7 @@ class _Floats(Kind):
 
 class _Any(Kind):
     name = "any"
+
     def check(self, v):
         return v
 

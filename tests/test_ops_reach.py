@@ -1,15 +1,14 @@
-"""The ops of decoders, mobile nets and ShuffleNet: deconv, upsample, crop, asymmetric and
-TensorFlow-same padding, broadcasting joins, channel slices and shuffle, the newer activations.
+"""The ops of decoders, mobile nets and ShuffleNet beyond the per-op table
+(tests/test_onnx_ops.py, which runs every op's torch and ONNX faces against each other): deconv,
+upsample, crop, asymmetric and TensorFlow-same padding, broadcasting joins, channel slices and
+shuffle, the newer activations.
 
-Four kinds of check, as for every op (tests/test_onnx_ops.py):
-
-- ``REACH_CASES``: ONNX Runtime against the torch module on the same seeded weights, to
-  ``1e-5·max|ref|`` (the table ``test_onnx_ops`` requires to cover every registered op);
 - shape rules against their formulas and against what torch computes, on random shapes with
   odd sizes, strides, dilations and output pads;
 - values against references written here from the definitions (a scatter loop for the
   transposed convolution, TensorFlow's padding rule, Caffe's bilinear filler, the activation
   formulas), not against netc's own lowerings;
+- the ops inside ONNX model-local functions;
 - parameter and multiply-accumulate counts against hand arithmetic.
 """
 
@@ -24,98 +23,14 @@ import torch.nn.functional as F
 
 from netc.compiler.lower_onnx.model import lower
 from netc.compiler.lower_torch.module import build_module
-from netc.compiler.ops import REGISTRY
-from netc.compiler.ops.deconv import bilinear_kernel
-from netc.compiler.ops.resize import nearest_indices
 from netc.compiler.analyses.summary import summarize
 from netc.compiler.numerics.seeded_weights import init_weights
-from tests.test_onnx_ops import close, make_net, random_bn, run_ort
+from netc.compiler.ops import REGISTRY
+from netc.compiler.ops.formulas import bilinear_kernel
+from netc.compiler.ops.resize import nearest_indices
+from tests.test_onnx_ops import close, make_net, random_slopes, run_ort, scaled_input
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-# name -> (input shape, chain after `image ->`)
-REACH_CASES = {
-    "deconv": ("3x7x9", "deconv(4, 3, stride=2, pad=1, output_pad=1)"),
-    "deconv_asym_dilated": ("3x7x9", "deconv(4, [3, 2], stride=[2, 3], pad=[1, 0, 2, 1], "
-                                     "dilation=2)"),
-    "deconv_grouped_same": ("4x5x5", "deconv(6, 4, stride=2, pad=same, groups=2, bias=false) "
-                                     "-> bn"),
-    "deconv_same_short_kernel": ("4x5x5", "deconv(6, 2, stride=3, pad=same, groups=2)"),
-    "deconv_bilinear": ("3x6x6", "deconv(3, 4, stride=2, pad=1, groups=3, init=bilinear)"),
-    "conv_same_strided": ("3x11x10", "conv(4, 4, stride=2, pad=same)"),
-    "conv_same_even_dilated": ("3x11x10", "conv(4, 2, pad=same, dilation=3) -> bn"),
-    "conv_asym": ("3x9x9", "conv(4, 3, stride=2, pad=[0, 1, 1, 0], groups=1)"),
-    "maxpool_same": ("3x11x10", "maxpool(2, stride=2, pad=same)"),
-    "maxpool_asym": ("3x9x8", "maxpool(3, stride=2, pad=[1, 0, 2, 1])"),
-    "avgpool_same_valid": ("3x11x10", "avgpool(3, stride=2, pad=same, count_pad=false)"),
-    "avgpool_asym_counted": ("3x11x10", "avgpool(2, stride=1, pad=[1, 0, 0, 1])"),
-    "upsample_nearest": ("3x7x9", "upsample(2)"),
-    "upsample_nearest_odd_size": ("3x11x30", "upsample(size=[69, 18])"),
-    "upsample_nearest_fraction": ("3x7x9", "upsample(2.5)"),
-    "upsample_bilinear": ("3x7x9", "upsample([2, 3], mode=bilinear)"),
-    "upsample_bilinear_size": ("3x7x9", "upsample(size=[13, 5], mode=bilinear)"),
-    "upsample_bilinear_to_one": ("3x7x9", "upsample(size=[1, 1], mode=bilinear)"),
-    "upsample_interp": ("3x7x9", "upsample(size=[13, 17], mode=bilinear, align_corners=true)"),
-    "upsample_inside": ("3x6x5", "upsample(2, mode=bilinear) -> relu -> upsample(3) -> conv(2, 1)"),
-    "resize_fpn_odd": ("3x11x13", "add[conv(4, 1), resize[maxpool(2) -> conv(4, 1), identity]]"),
-    "resize_fpn_bilinear": ("3x12x12", "add[conv(4, 1), resize(mode=bilinear)[maxpool(2) "
-                                       "-> conv(4, 1), identity]]"),
-    "resize_corners": ("3x7x9", "resize(mode=bilinear, align_corners=true)[identity, "
-                                "upsample(size=[10, 4])]"),
-    "crop_center": ("3x12x12", "crop[identity, conv(2, 3)]"),
-    "crop_offsets": ("3x12x12", "crop(offset=[1, 2])[identity, conv(2, 5)]"),
-    "crop_channels": ("3x12x12", "crop(offset=1, axis=1)[identity, conv(1, 5)]"),
-    "concat_fit_crop": ("3x12x12", "concat(fit=crop)[identity, conv(2, 4), conv(2, 3)]"),
-    "concat_fit_pad": ("3x12x11", "concat(fit=pad)[identity, conv(2, 4), conv(2, 3)]"),
-    "se_mul": ("8x5x7", "mul[identity, gap -> conv(2, 1) -> relu -> conv(8, 1) -> sigmoid]"),
-    "se_mul_flat": ("8x5x7", "mul[identity, gap -> flatten -> fc(2) -> relu -> fc(8) -> sigmoid]"),
-    "add_broadcast": ("8x5x7", "add[identity, conv(1, 1), gap, gap -> flatten]"),
-    "max_outer": ("8x5x7", "max[conv(1, 1), gap]"),
-    "shuffle_unit": ("8x5x7", "concat[chunk(2, 0), chunk(2, 1) -> conv(4, 1) -> relu] "
-                              "-> channel_shuffle(2)"),
-    "slice_negative": ("8x5x7", "slice(2, -1)"),
-    "slice_tail_width": ("8x5x7", "slice(-3) -> slice(1, 4, axis=3)"),
-    "chunk_height": ("8x5x7", "chunk(5, 4, axis=2)"),
-    "channel_shuffle3": ("6x5x7", "channel_shuffle(3)"),
-    "relu6_silu_swish": ("8x5x7", "relu6 -> silu -> swish"),
-    "hard": ("8x5x7", "hardswish -> hardsigmoid"),
-    "mish_softplus": ("8x5x7", "mish -> softplus -> softplus(2.5)"),
-    "prelu": ("8x5x7", "conv(4, 1) -> prelu"),
-    "prelu_shared": ("8x5x7", "prelu(shared=true)"),
-    "prelu_flat": ("8x5x7", "flatten -> fc(6) -> prelu(init=-0.3)"),
-}
-
-
-def random_slopes(graph, weights, seed=2):
-    """Different PReLU slopes per channel, so a slope applied to the wrong channel shows."""
-    rng = np.random.default_rng(seed)
-    out = dict(weights)
-    for node in graph:
-        if node.op == "prelu":
-            key = f"{node.name}.weight"
-            out[key] = rng.uniform(-0.5, 0.5, weights[key].shape).astype(np.float32)
-    return out
-
-
-def scaled_input(graph, seed=5, batch=2):
-    # Values up to ±8: the knees of relu6, hardswish and hardsigmoid (±3, 6) and softplus'
-    # large-x branch are all exercised.
-    x = np.random.default_rng(seed).standard_normal((batch, *graph.inputs["image"].shape))
-    return (4 * x).astype(np.float32)
-
-
-@pytest.mark.parametrize("case", sorted(REACH_CASES))
-def test_onnx_runtime_agrees_with_torch(tmp_path, case):
-    shape, body = REACH_CASES[case]
-    graph = make_net(tmp_path, shape, body)
-    weights = random_slopes(graph, random_bn(graph, init_weights(graph, seed=4)))
-    x = scaled_input(graph)
-    module = build_module(graph, weights).eval()
-    with torch.no_grad():
-        ref = module(torch.from_numpy(x)).numpy()
-    (out,) = run_ort(lower(graph, weights), x)
-    assert out.shape == ref.shape == (2, *graph[graph.outputs[0]].shape)
-    assert close(out, ref), f"max diff {np.abs(out - ref).max():.3g}"
 
 
 def test_the_ops_lower_inside_onnx_functions(tmp_path):

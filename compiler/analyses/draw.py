@@ -28,8 +28,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from netc.compiler.ir import Graph
 from netc.compiler.analyses.summary import human, summarize
+from netc.compiler.ir import Graph
+from netc.compiler.ops import REGISTRY
 
 NODE_W, NODE_H = 176, 38      # a node's box
 SHUT_W, SHUT_H = 220, 50      # a shut group's box
@@ -241,67 +242,95 @@ def _hidden(model: Model, shut: set[str], m: str) -> bool:
 def layout(model: Model, shut: set[str]) -> Layout:
     """Positions of every visible box with the groups in ``shut`` shut (the script in the SVG
     repeats this arithmetic in the browser)."""
-    sizes: dict[str, tuple[float, float]] = {}
-    offsets: dict[str, tuple[float, float]] = {}
+    grid = _Grid(model, shut)
+    width, height = grid.lay(model.groups[""])
+    boxes: dict[str, Box] = {}
+    grid.place(model.groups[""], 0.0, 0.0, boxes)
+    return Layout(width, height, boxes, grid.offsets, _edges(model, shut, boxes))
 
-    def size(m: str) -> tuple[float, float]:
+
+class _Grid:
+    """The sizes and in-group offsets of the members of every group, for one set of shut
+    groups: :meth:`lay` measures a group from the inside out, :meth:`place` makes its boxes."""
+
+    def __init__(self, model: Model, shut: set[str]):
+        self.model, self.shut = model, shut
+        self.sizes: dict[str, tuple[float, float]] = {}
+        self.offsets: dict[str, tuple[float, float]] = {}
+
+    def size(self, m: str) -> tuple[float, float]:
+        """The box of member ``m``: a node, a hidden run member, a shut or an open group."""
         if m.startswith("n-"):
             return NODE_W, NODE_H
-        if _hidden(model, shut, m):
+        if _hidden(self.model, self.shut, m):
             return 0.0, 0.0
-        if m[2:] in shut:
+        if m[2:] in self.shut:
             return SHUT_W, SHUT_H
-        return lay(model.groups[m[2:]])
+        return self.lay(self.model.groups[m[2:]])
 
-    def lay(g: Group) -> tuple[float, float]:
+    def lay(self, g: Group) -> tuple[float, float]:
+        """Size ``g``'s members, set their offsets inside it, and return its own size."""
+        sizes = self.sizes
         # Columns share a width; down a column, each member starts below the lowest of its
         # predecessors, so a short branch beside a tall one stays compact.
         cols: dict[int, float] = {}
         for m in g.members:
-            w, h = sizes[m] = size(m)
+            w, h = sizes[m] = self.size(m)
             cols[g.col[m]] = max(cols.get(g.col[m], 0.0), w)
         xs, x = {}, 0.0
         for c in sorted(cols):
             xs[c] = x
             if cols[c]:
                 x += cols[c] + GAP_X
+        ys, bottom = self._rows(g)
+        top = HEAD + PAD if g.name else PAD
+        for m in g.members:
+            w, h = sizes[m]
+            self.offsets[m] = (PAD + xs[g.col[m]] + (cols[g.col[m]] - w) / 2, top + ys[m])
+        return (max(max(x - GAP_X, 0) + 2 * PAD, g.min_width), bottom + top + PAD)
+
+    def _rows(self, g: Group) -> tuple[dict[str, float], float]:
+        """The top of each member inside ``g`` (its members already sized), and the bottom of
+        the lowest."""
+        sizes = self.sizes
+
+        def below(p: str) -> float:  # where a member under ``p`` may start
+            return sizes[p][1] + GAP_Y if sizes[p][1] else 0.0
+
         ys: dict[str, float] = {}
         bottom = 0.0
         for m in g.members:
-            ys[m] = max((ys[p] + (sizes[p][1] + GAP_Y if sizes[p][1] else 0.0)
-                         for p in g.preds[m]), default=0.0)
+            ys[m] = max((ys[p] + below(p) for p in g.preds[m]), default=0.0)
             bottom = max(bottom, ys[m] + sizes[m][1])
         # Then each member of a side column (not the first) moves down to just above the
         # first member it feeds, so a short branch sits next to its join and its long edge is a
         # straight drop from the fork.
         for m in reversed(g.members):
-            below = [ys[n] for n in g.succs[m]]
-            if below and g.col[m]:
-                ys[m] = max(ys[m], min(below) - (sizes[m][1] + GAP_Y if sizes[m][1] else 0.0))
-        top = HEAD + PAD if g.name else PAD
-        for m in g.members:
-            w, h = sizes[m]
-            offsets[m] = (PAD + xs[g.col[m]] + (cols[g.col[m]] - w) / 2, top + ys[m])
-        return (max(max(x - GAP_X, 0) + 2 * PAD, g.min_width), bottom + top + PAD)
+            under = [ys[n] for n in g.succs[m]]
+            if under and g.col[m]:
+                ys[m] = max(ys[m], min(under) - below(m))
+        return ys, bottom
 
-    width, height = lay(model.groups[""])
-    boxes: dict[str, Box] = {}
-
-    def place(g: Group, ox: float, oy: float) -> None:
+    def place(self, g: Group, ox: float, oy: float, boxes: dict[str, Box]) -> None:
+        """Add the visible boxes of ``g``'s members, ``g`` being at (ox, oy), to ``boxes``."""
+        model, shut = self.model, self.shut
         for m in g.members:
-            w, h = sizes[m]
+            w, h = self.sizes[m]
             if not w:
                 continue
-            x, y = ox + offsets[m][0], oy + offsets[m][1]
+            x, y = ox + self.offsets[m][0], oy + self.offsets[m][1]
             is_shut = m.startswith("g-") and m[2:] in shut
             run = model.run_of.get(m)
             times = len(run) if is_shut and run and run[0] == m and all(
                 r[2:] in shut for r in run) else 1
             boxes[m] = Box(m, x, y, w, h, is_shut, times)
             if m.startswith("g-") and not is_shut:
-                place(model.groups[m[2:]], x, y)
+                self.place(model.groups[m[2:]], x, y, boxes)
 
-    place(model.groups[""], 0.0, 0.0)
+
+def _edges(model: Model, shut: set[str], boxes: dict[str, Box]) -> list:
+    """One edge per pair of visible boxes that a graph edge joins, bowed round boxes in the
+    way."""
     edges = []
     seen = set()
     stops = _stops(boxes)
@@ -314,7 +343,7 @@ def layout(model: Model, shut: set[str]) -> Layout:
         start = (ba.x + ba.w / 2, ba.y + ba.h)
         end = (bb.x + bb.w / 2, bb.y)
         edges.append((start, end, _bow(stops, start, end)))
-    return Layout(width, height, boxes, offsets, edges)
+    return edges
 
 
 def _stops(boxes: dict[str, Box]) -> tuple[list[float], list[Box]]:
@@ -379,18 +408,17 @@ def edge_path(start, end, bow: float) -> str:
         *(c for point in p for c in point))
 
 
-COLOURS = {"conv": "#cfe2ff", "fc": "#ffe0b3", "maxpool": "#d1f0d6", "avgpool": "#d1f0d6",
-           "gap": "#d1f0d6", "adaptive_avgpool": "#d1f0d6", "input": "#e0e0e0",
-           "bn": "#ececec", "lrn": "#ececec", "dropout": "#f4f4f4"}
-JOINS = {"concat", "add", "mean", "mul", "max", "residual"}
+# Box colours by the family each op declares (OpDef.family); activations and the rest are pink.
+FAMILY_COLOURS = {"conv": "#cfe2ff", "fc": "#ffe0b3", "pool": "#d1f0d6", "norm": "#ececec",
+                  "dropout": "#f4f4f4", "join": "#fff1a8"}
+INPUT_COLOUR, OTHER_COLOUR = "#e0e0e0", "#fbe3f0"
 
 
 def colour(op: str) -> str:
-    if op in COLOURS:
-        return COLOURS[op]
-    if op in JOINS:
-        return "#fff1a8"
-    return "#fbe3f0"  # activations, softmax, flatten, ...
+    """The fill of a node's box, from its op's declared family (a graph input is grey)."""
+    if op == "input":
+        return INPUT_COLOUR
+    return FAMILY_COLOURS.get(REGISTRY[op].family, OTHER_COLOUR)
 
 
 def text_width(text: str, size: int = 11, bold: bool = False) -> float:

@@ -30,11 +30,10 @@ name=n, axes=[2, 3], keepdims=0)``. :meth:`Tape.op` reads the target opset's sch
 (``onnx.defs``) and, where that schema takes the value as an input instead (ReduceMean's
 ``axes`` from opset 18, ReduceSum's and Squeeze's from 13, Split's ``split``, Pad's ``pads``,
 Clip's ``min``/``max``), stores it as a constant named ``<node>.<key>`` and passes it in the
-schema's input position. An op the target opset lacks (LayerNormalization before 17, HardSwish
-before 14) is written in ops it has, from :mod:`netc.compiler.lower_onnx.fallbacks`; one with no
-fallback
-there, or an attribute the opset does not know, is a :class:`LoweringError` naming both. A
-face can also ask :meth:`Tape.has` and choose its own form::
+schema's input position. An ONNX op the target opset lacks, or an attribute it does not know,
+is a :class:`LoweringError` naming both: an op face that writes a newer ONNX op asks
+:meth:`Tape.has` and writes its older form itself (the ``hardswish`` op writes HardSwish from
+opset 14, and x · HardSigmoid(x) below)::
 
     >>> tape = Tape(opset=13)
     >>> tape.has("HardSwish"), Tape(opset=18).has("HardSwish")
@@ -100,12 +99,6 @@ class Tape:
     def node(self, op_type: str, inputs: Sequence[str], outputs: Sequence[str], name: str,
              domain: str = "", **attrs) -> list[str]:
         """:meth:`op` for a node with several outputs (Split); returns ``outputs``."""
-        if not domain and len(outputs) == 1 and not self.has(op_type):
-            from netc.compiler.lower_onnx.fallbacks import FALLBACKS
-
-            if op_type in FALLBACKS:  # the same function in ops the target opset has
-                attrs = {k: v for k, v in attrs.items() if v is not None}
-                return [FALLBACKS[op_type](self, list(inputs), name, outputs[0], attrs)]
         if name in self.node_names:
             raise LoweringError(f"two ONNX nodes are named {name!r}")
         self.node_names.add(name)
@@ -118,7 +111,7 @@ class Tape:
         return list(outputs)
 
     def has(self, op_type: str) -> bool:
-        """Whether the target opset defines ``op_type`` (faces with a fallback ask first)."""
+        """Whether the target opset defines ``op_type`` (a face writing a newer op asks first)."""
         return _schema(op_type, self.opset) is not None
 
     def _opset_form(self, op_type: str, inputs: list[str], name: str,

@@ -1,2 +1,3 @@
 """Numbers the compiler computes itself, in numpy: netc's seeded initial weights
-(``seeded_weights``) and the closed-form solvers of fitted layers (``fitting``)."""
+(``seeded_weights``), the moments that layers give normal inputs (``moments``, for the seeded
+batch-norm statistics) and the closed-form solvers of fitted layers (``fitting``)."""

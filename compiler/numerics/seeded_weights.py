@@ -71,19 +71,16 @@ def init_weights(graph: Graph, seed: int = 0,
     return weights
 
 
-VANISHING = ("dropout", "identity")  # no arithmetic at inference
-
-
 def residual_body_ends(graph: Graph) -> list[str]:
     """The ``bn`` nodes that end a residual body (the body input of a ``residual`` node, maybe
-    through dropout or identity), read by nothing else."""
+    through ops that vanish at inference: dropout, identity), read by nothing else."""
     users = graph.consumers()
     ends = []
     for node in graph:
         if node.op != "residual":
             continue
         reader, src = node.name, graph[node.inputs[0]]
-        while src.op in VANISHING and users[src.name] == [reader]:
+        while src.op != "input" and src.opdef.vanishes_at_eval and users[src.name] == [reader]:
             reader, src = src.name, graph[src.inputs[0]]
         if src.op == "bn" and users[src.name] == [reader]:
             ends.append(src.name)

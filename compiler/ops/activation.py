@@ -1,11 +1,19 @@
-"""Pointwise ops: activations, dropout, softmax and identity. Shape in = shape out."""
+"""Pointwise ops: activations, dropout, softmax and identity. Shape in = shape out.
+
+An activation declares its ``numpy`` form (the function in eval mode), from which its seeded
+batch-norm statistics follow (:func:`netc.compiler.numerics.moments.of_function`); the registry
+test checks that form against the torch module. Each ONNX form is valid from opset 13 on: an
+op whose ONNX op is newer (HardSwish, opset 14) writes its older form itself below that opset.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from netc.compiler.ops import OpDef, Param, register
+from netc.compiler.numerics.moments import of_function
 from netc.compiler.ops.domains import DROP_PROBABILITY, FINITE, between
+from netc.compiler.ops.opdef import OpDef, keep_moments, register
+from netc.compiler.ops.params import BOOL, FLOAT, Param
 
 # A learned slope or a scale that torch and ONNX hold in float32 (1e308 would overflow).
 FLOAT32 = between(-3.4e38, 3.4e38, lo_open=True, hi_open=True, text="a finite float32 number")
@@ -18,11 +26,27 @@ class _Pointwise(OpDef):
         return ins[0]
 
 
-def _simple(op_name: str, torch_cls: str, doc: str, params=(), torch_args=(),
-            onnx_op: str | None = None, onnx_attrs=()):
-    """Register a pointwise op whose torch module is ``nn.<torch_cls>`` and whose ONNX form is
-    one ``onnx_op`` node (``None``: the input passes through, no node). ``onnx_attrs`` pairs an
-    ONNX attribute with the op parameter it takes its value from."""
+class Activation(_Pointwise):
+    """Base of the activations, here and in their own modules: a pointwise function that
+    declares its ``numpy`` form, from which its seeded moments follow (those of the function of
+    a normal variable)."""
+
+    family = "activation"
+
+    def seeded_moments(self, a, ins, out, w):
+        return of_function(lambda x: self.numpy(a, x), *ins[0])
+
+
+def _sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _simple(op_name: str, torch_cls: str, doc: str, numpy, params=(), torch_args=(),
+            onnx_op: str = "", onnx_attrs=(), older=None):
+    """Register an activation whose torch module is ``nn.<torch_cls>``, whose numpy form is
+    ``numpy(attrs, x)`` and whose ONNX form is one ``onnx_op`` node; ``older(tape, name, x)``
+    writes it where the target opset lacks ``onnx_op``. ``onnx_attrs`` pairs an ONNX attribute
+    with the op parameter it takes its value from."""
 
     def to_torch(self, a, ins, out):
         import torch.nn as nn
@@ -30,35 +54,65 @@ def _simple(op_name: str, torch_cls: str, doc: str, params=(), torch_args=(),
         return getattr(nn, torch_cls)(*[a[p] for p in torch_args])
 
     def to_onnx(self, tape, node, inputs, weights):
-        if onnx_op is None:
-            return inputs[0]
+        if older is not None and not tape.has(onnx_op):
+            return older(tape, node.name, inputs[0])
         attrs = {key: node.attrs[param] for key, param in onnx_attrs}
         return tape.op(onnx_op, inputs, name=node.name, **attrs)
 
-    cls = type(op_name.title().replace("_", ""), (_Pointwise,),
+    cls = type(op_name.title().replace("_", ""), (Activation,),
                {"name": op_name, "doc": doc, "params": params, "to_torch": to_torch,
-                "to_onnx": to_onnx})
+                "to_onnx": to_onnx, "numpy": lambda self, a, x: numpy(a, x)})
     return register(cls)
 
 
-_simple("relu", "ReLU", "rectified linear unit max(0, x)", onnx_op="Relu")
-_simple("sigmoid", "Sigmoid", "logistic sigmoid", onnx_op="Sigmoid")
-_simple("tanh", "Tanh", "hyperbolic tangent", onnx_op="Tanh")
-_simple("identity", "Identity", "passes its input through")
+def _hardswish_before_opset_14(tape, name: str, x: str) -> str:
+    # The ONNX definition of HardSwish: x · HardSigmoid(x; α = 1/6, β = 1/2).
+    gate = tape.op("HardSigmoid", [x], name=f"{name}/hardsigmoid", alpha=1 / 6, beta=0.5)
+    return tape.op("Mul", [x, gate], name=name)
+
+
+_simple("relu", "ReLU", "rectified linear unit max(0, x)", lambda a, x: np.maximum(x, 0.0),
+        onnx_op="Relu")
+_simple("sigmoid", "Sigmoid", "logistic sigmoid", lambda a, x: _sigmoid(x), onnx_op="Sigmoid")
+_simple("tanh", "Tanh", "hyperbolic tangent", lambda a, x: np.tanh(x), onnx_op="Tanh")
 _simple("leaky_relu", "LeakyReLU", "leaky ReLU: leaky_relu(slope=0.01)",
-        (Param("slope", "float", 0.01, domain=FINITE),), ("slope",), "LeakyRelu",
+        lambda a, x: np.where(x > 0, x, a.slope * x),
+        (Param("slope", FLOAT, 0.01, domain=FINITE),), ("slope",), "LeakyRelu",
         (("alpha", "slope"),))
 _simple("elu", "ELU", "exponential linear unit: elu(alpha=1.0)",
-        (Param("alpha", "float", 1.0, domain=FINITE),), ("alpha",), "Elu", (("alpha", "alpha"),))
-# ONNX HardSwish is torch's x·relu6(x + 3)/6 (opset 14).
+        lambda a, x: np.where(x > 0, x, a.alpha * np.expm1(np.minimum(x, 0.0))),
+        (Param("alpha", FLOAT, 1.0, domain=FINITE),), ("alpha",), "Elu", (("alpha", "alpha"),))
+# ONNX HardSwish is torch's x·relu6(x + 3)/6.
 _simple("hardswish", "Hardswish", "hard swish x·relu6(x + 3)/6 (MobileNetV3)",
-        onnx_op="HardSwish")
+        lambda a, x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0, onnx_op="HardSwish",
+        older=_hardswish_before_opset_14)
 
 
 @register
-class Gelu(_Pointwise):
+class Identity(_Pointwise):
+    name = "identity"
+    doc = "passes its input through"
+    vanishes_at_eval = True
+    seeded_moments = keep_moments
+
+    def to_torch(self, a, ins, out):
+        import torch.nn as nn
+
+        return nn.Identity()
+
+    def to_onnx(self, tape, node, inputs, weights):
+        return inputs[0]  # no node: the value passes through
+
+
+@register
+class Gelu(Activation):
     name = "gelu"
     doc = "Gaussian error linear unit"
+
+    def numpy(self, a, x):
+        from scipy.special import erf
+
+        return 0.5 * x * (1.0 + erf(x * 0.5 ** 0.5))
 
     def to_torch(self, a, ins, out):
         import torch.nn as nn
@@ -80,7 +134,10 @@ class Gelu(_Pointwise):
 class Dropout(_Pointwise):
     name = "dropout"
     doc = "dropout(p=0.5): zeroes each value with probability p in training; identity in eval"
-    params = (Param("p", "float", 0.5, domain=DROP_PROBABILITY),)
+    params = (Param("p", FLOAT, 0.5, domain=DROP_PROBABILITY),)
+    vanishes_at_eval = True
+    family = "dropout"
+    seeded_moments = keep_moments  # eval mode: the identity
 
     def to_torch(self, a, ins, out):
         import torch.nn as nn
@@ -91,8 +148,16 @@ class Dropout(_Pointwise):
         return inputs[0]  # inference: dropout is the identity, and writes no node
 
 
+class _Probabilities(_Pointwise):
+    """Softmax and its log over channels (the class axis of a flat vector)."""
+
+    probability_output = True
+    family = "activation"
+    seeded_moments = keep_moments  # a classifier's last layer: no batch norm reads it
+
+
 @register
-class Softmax(_Pointwise):
+class Softmax(_Probabilities):
     name = "softmax"
     doc = "softmax over channels (the class axis of a flat vector)"
 
@@ -106,7 +171,7 @@ class Softmax(_Pointwise):
 
 
 @register
-class LogSoftmax(_Pointwise):
+class LogSoftmax(_Probabilities):
     name = "log_softmax"
     doc = "log-softmax over channels"
 
@@ -120,12 +185,14 @@ class LogSoftmax(_Pointwise):
 
 
 # ---- the activations of MobileNet, EfficientNet and later nets -----------------------------
-# Each ONNX form is valid at opset 18 and computes torch's formula.
 
 @register
-class Relu6(_Pointwise):
+class Relu6(Activation):
     name = "relu6"
     doc = "ReLU capped at 6: min(max(0, x), 6) (MobileNet)"
+
+    def numpy(self, a, x):
+        return np.clip(x, 0.0, 6.0)
 
     def to_torch(self, a, ins, out):
         import torch.nn as nn
@@ -139,9 +206,12 @@ class Relu6(_Pointwise):
 
 
 @register
-class Silu(_Pointwise):
+class Silu(Activation):
     name = "silu"
     doc = "sigmoid-weighted linear unit x·sigmoid(x) (Swish with beta 1; EfficientNet)"
+
+    def numpy(self, a, x):
+        return x * _sigmoid(x)
 
     def to_torch(self, a, ins, out):
         import torch.nn as nn
@@ -160,9 +230,12 @@ class Swish(Silu):
 
 
 @register
-class HardSigmoid(_Pointwise):
+class HardSigmoid(Activation):
     name = "hardsigmoid"
     doc = "hard sigmoid relu6(x + 3)/6, torch's form (MobileNetV3's squeeze-excitation gate)"
+
+    def numpy(self, a, x):
+        return np.clip(x / 6.0 + 0.5, 0.0, 1.0)
 
     def to_torch(self, a, ins, out):
         import torch.nn as nn
@@ -175,10 +248,13 @@ class HardSigmoid(_Pointwise):
 
 
 @register
-class Softplus(_Pointwise):
+class Softplus(Activation):
     name = "softplus"
     doc = "softplus(beta=1): log(1 + exp(beta·x))/beta"
-    params = (Param("beta", "float", 1.0, domain=POSITIVE_FLOAT32),)
+    params = (Param("beta", FLOAT, 1.0, domain=POSITIVE_FLOAT32),)
+
+    def numpy(self, a, x):
+        return np.logaddexp(0.0, a.beta * x) / a.beta
 
     def to_torch(self, a, ins, out):
         import torch.nn as nn
@@ -200,9 +276,12 @@ def onnx_softplus(tape, name: str, x: str, beta: float = 1.0, out: str | None = 
 
 
 @register
-class Mish(_Pointwise):
+class Mish(Activation):
     name = "mish"
     doc = "x·tanh(softplus(x)) (Misra 2019; YOLOv4)"
+
+    def numpy(self, a, x):
+        return x * np.tanh(np.logaddexp(0.0, x))
 
     def to_torch(self, a, ins, out):
         import torch.nn as nn
@@ -210,6 +289,7 @@ class Mish(_Pointwise):
         return nn.Mish()
 
     def to_onnx(self, tape, node, inputs, weights):
+        # ONNX's Mish (opset 18) by its definition, in ops every opset from 13 has.
         n = node.name
         y = tape.op("Softplus", inputs, name=f"{n}/softplus")
         y = tape.op("Tanh", [y], name=f"{n}/tanh")
@@ -221,8 +301,10 @@ class PRelu(_Pointwise):
     name = "prelu"
     doc = ("parametric ReLU max(0, x) + a·min(0, x) with a learned slope a per channel, or one "
            "for all with prelu(shared=true); a starts at 0.25 (He et al. 2015, Caffe's PReLU)")
-    params = (Param("shared", "bool", False, doc="one slope for every channel"),
-              Param("init", "float", 0.25, domain=FLOAT32, doc="the slope's initial value"))
+    params = (Param("shared", BOOL, False, doc="one slope for every channel"),
+              Param("init", FLOAT, 0.25, domain=FLOAT32, doc="the slope's initial value"))
+    family = "activation"
+    seeded_moments = keep_moments  # the learned slope is left out of the seeded statistics
 
     def param_count(self, a, ins, out):
         return 1 if a.shared else ins[0][0]

@@ -16,17 +16,21 @@ import math
 
 import numpy as np
 
-from netc.compiler.ops import ArgError, OpDef, Param, ShapeError, register
+from netc.compiler.ops.base import ArgError, ShapeError
 from netc.compiler.ops.domains import FINITE, POSITIVE, between
+from netc.compiler.ops.formulas import fan_in_uniform
+from netc.compiler.ops.opdef import OpDef, keep_moments, register
+from netc.compiler.ops.params import BOOL, FLOAT, INT, Param
 
 
 @register
 class Power(OpDef):
     name = "power"
     doc = "Caffe's Power layer: power(power=1, scale=1, shift=0) = (shift + scale·x)^power"
-    params = (Param("power", "float", 1.0, domain=FINITE),
-              Param("scale", "float", 1.0, domain=FINITE),
-              Param("shift", "float", 0.0, domain=FINITE))
+    params = (Param("power", FLOAT, 1.0, domain=FINITE),
+              Param("scale", FLOAT, 1.0, domain=FINITE),
+              Param("shift", FLOAT, 0.0, domain=FINITE))
+    seeded_moments = keep_moments  # left out of the seeded statistics (Caffe imports)
 
     def infer_shape(self, a, ins):
         return ins[0]
@@ -62,7 +66,8 @@ class Power(OpDef):
 class Scale(OpDef):
     name = "scale"
     doc = "learned per-channel scale and shift, Caffe's Scale layer alone: scale(bias=true)"
-    params = (Param("bias", "bool", True),)
+    params = (Param("bias", BOOL, True),)
+    seeded_moments = keep_moments  # starts as the identity (γ = 1, β = 0)
 
     def infer_shape(self, a, ins):
         return ins[0]
@@ -112,9 +117,11 @@ class FCAxis(OpDef):
     name = "fc_axis"
     doc = ("Caffe's InnerProduct along an axis: fc_axis(out, axis=2, bias=true) keeps the axes "
            "before axis (batch = 0) and maps the rest, flattened, to out features")
-    params = (Param("out", "int", domain=POSITIVE),
-              Param("axis", "int", 2, domain=between(1, 3, text="1, 2 or 3")),
-              Param("bias", "bool", True))
+    params = (Param("out", INT, domain=POSITIVE),
+              Param("axis", INT, 2, domain=between(1, 3, text="1, 2 or 3")),
+              Param("bias", BOOL, True))
+    family = "fc"
+    seeded_moments = keep_moments  # left out of the seeded statistics (Caffe imports)
 
     def infer_shape(self, a, ins):
         if a.axis > len(ins[0]):
@@ -133,10 +140,9 @@ class FCAxis(OpDef):
 
     def init_weights(self, a, ins, out, rng):
         fan = self._fan_in(a, ins)
-        bound = 1 / math.sqrt(fan)
-        w = {"weight": rng.uniform(-bound, bound, (a.out, fan)).astype(np.float32)}
+        w = {"weight": fan_in_uniform(rng, (a.out, fan), fan)}
         if a.bias:
-            w["bias"] = rng.uniform(-bound, bound, a.out).astype(np.float32)
+            w["bias"] = fan_in_uniform(rng, a.out, fan)
         return w
 
     def to_torch(self, a, ins, out):

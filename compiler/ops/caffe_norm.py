@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from netc.compiler.ops import ArgError, OpDef, Param, ShapeError, register, spatial
+from netc.compiler.ops.base import ArgError, ShapeError, spatial
 from netc.compiler.ops.domains import FINITE, POSITIVE, POSITIVE_NUMBER
+from netc.compiler.ops.opdef import OpDef, keep_moments, register
+from netc.compiler.ops.params import BOOL, FLOAT, INT, Enum, Param
 
 
 class _MVN:
@@ -46,9 +48,11 @@ class MVN(OpDef):
     name = "mvn"
     doc = ("Caffe's mean-variance normalisation: mvn(across_channels=false, "
            "normalize_variance=true, eps=1e-9); (x − mean)/(std + eps) per sample and channel")
-    params = (Param("across_channels", "bool", False),
-              Param("normalize_variance", "bool", True),
-              Param("eps", "float", 1e-9, domain=POSITIVE_NUMBER))
+    params = (Param("across_channels", BOOL, False),
+              Param("normalize_variance", BOOL, True),
+              Param("eps", FLOAT, 1e-9, domain=POSITIVE_NUMBER))
+    family = "norm"
+    seeded_moments = keep_moments  # left out of the seeded statistics (Caffe imports)
 
     def infer_shape(self, a, ins):
         if len(ins[0]) < 2 and not a.across_channels:
@@ -61,14 +65,13 @@ class MVN(OpDef):
 
     def to_onnx(self, tape, node, inputs, weights):
         a, n = node.attrs, node.name
-        axes = tape.constant(f"{n}.axes", np.array(
-            list(range(1 if a.across_channels else 2, len(node.shape) + 1)), np.int64))
-        mean = tape.op("ReduceMean", [inputs[0], axes], name=f"{n}/mean", keepdims=1)
+        axes = list(range(1 if a.across_channels else 2, len(node.shape) + 1))
+        mean = tape.op("ReduceMean", [inputs[0]], name=f"{n}/mean", axes=axes, keepdims=1)
         y = tape.op("Sub", [inputs[0], mean], name=f"{n}/centre" if a.normalize_variance else n)
         if not a.normalize_variance:
             return y
         sq = tape.op("Mul", [y, y], name=f"{n}/square")
-        var = tape.op("ReduceMean", [sq, axes], name=f"{n}/var", keepdims=1)
+        var = tape.op("ReduceMean", [sq], name=f"{n}/var", axes=axes, keepdims=1)
         std = tape.op("Sqrt", [var], name=f"{n}/std")
         eps = tape.float_constant(f"{n}.eps", a.eps)
         den = tape.op("Add", [std, eps], name=f"{n}/std_eps")
@@ -80,9 +83,11 @@ class LRNWithin(OpDef):
     name = "lrn_within"
     doc = ("Caffe's LRN with norm_region WITHIN_CHANNEL: lrn_within(size=5, alpha=1, beta=0.75); "
            "x · (1 + alpha · mean of x² over a size×size window)^−beta")
-    params = (Param("size", "int", 5, domain=POSITIVE),
-              Param("alpha", "float", 1.0, domain=FINITE),
-              Param("beta", "float", 0.75, domain=FINITE))
+    params = (Param("size", INT, 5, domain=POSITIVE),
+              Param("alpha", FLOAT, 1.0, domain=FINITE),
+              Param("beta", FLOAT, 0.75, domain=FINITE))
+    family = "norm"
+    seeded_moments = keep_moments  # left out of the seeded statistics (Caffe imports)
 
     def normalise(self, a):
         if a.size % 2 == 0:
@@ -125,8 +130,12 @@ class Standardize(OpDef):
     name = "standardize"
     doc = ("per-channel (x − mean)/√(var + eps) with no scale or shift (Caffe's BatchNorm "
            "without Scale): standardize(eps=1e-5, stats=running|batch)")
-    params = (Param("eps", "float", 1e-5, domain=POSITIVE_NUMBER),
-              Param("stats", "enum", "running", choices=("running", "batch")))
+    params = (Param("eps", FLOAT, 1e-5, domain=POSITIVE_NUMBER),
+              Param("stats", Enum("running", "batch"), "running"))
+    family = "norm"
+    # Left out of the seeded statistics: its running statistics stay 0 and 1 (Caffe imports
+    # bring their own).
+    seeded_moments = keep_moments
 
     def infer_shape(self, a, ins):
         return ins[0]
@@ -172,11 +181,11 @@ class Standardize(OpDef):
             var = tape.initializer(f"{n}.running_var", weights[f"{n}.running_var"].reshape(view))
             y = tape.op("Sub", [inputs[0], mean], name=f"{n}/centre")
         else:
-            axes = tape.constant(f"{n}.axes", np.array([0] + list(range(2, rank + 1)), np.int64))
-            mean = tape.op("ReduceMean", [inputs[0], axes], name=f"{n}/mean", keepdims=1)
+            axes = [0] + list(range(2, rank + 1))
+            mean = tape.op("ReduceMean", [inputs[0]], name=f"{n}/mean", axes=axes, keepdims=1)
             y = tape.op("Sub", [inputs[0], mean], name=f"{n}/centre")
             sq = tape.op("Mul", [y, y], name=f"{n}/square")
-            var = tape.op("ReduceMean", [sq, axes], name=f"{n}/var", keepdims=1)
+            var = tape.op("ReduceMean", [sq], name=f"{n}/var", axes=axes, keepdims=1)
         eps = tape.op("Add", [var, tape.float_constant(f"{n}.eps", a.eps)], name=f"{n}/var_eps")
         std = tape.op("Sqrt", [eps], name=f"{n}/std")
         return tape.op("Div", [y, std], name=n)

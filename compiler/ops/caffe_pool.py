@@ -5,7 +5,8 @@ rounding drops a last window that starts past the input even when pad is 0, wher
 it. Caffe's rules (pooling_layer.cpp), which this op follows:
 
 1. Output size: ``ceil((H + 2P − K) / S) + 1`` (``floor`` with ``ceil=false``), one less when
-   ``P > 0`` and the last window would start at or past ``H + P``.
+   ``P > 0`` and the last window would start at or past ``H + P``
+   (:func:`~netc.compiler.ops.formulas.caffe_pool_size`, which the Caffe importer calls too).
 2. MAX takes the maximum over the window clipped to the image (padding never wins).
 3. AVE sums over the window clipped to the image and divides by the window clipped to the
    *padded* extent, ``min(start + K, H + P) − start``, measured before clipping to the image.
@@ -18,21 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from netc.compiler.ops import ArgError, OpDef, Param, ShapeError, register, spatial
+from netc.compiler.ops.base import ArgError, ShapeError, spatial
 from netc.compiler.ops.domains import NON_NEGATIVE, POSITIVE
-
-
-def caffe_pool_size(size: int, kernel: int, stride: int, pad: int, ceil: bool = True) -> int:
-    """Rule 1 of the module docstring.
-
-    >>> caffe_pool_size(75, 3, 2, 2)   # the conformance case layer_pooling_max
-    39
-    """
-    span = size + 2 * pad - kernel
-    out = (-(-span // stride) if ceil else span // stride) + 1
-    if pad > 0 and (out - 1) * stride >= size + pad:
-        out -= 1
-    return out
+from netc.compiler.ops.formulas import caffe_pool_size
+from netc.compiler.ops.opdef import OpDef, keep_moments, register
+from netc.compiler.ops.params import BOOL, PAIR, Enum, Param
 
 
 def _geometry(a, h, w):
@@ -61,11 +52,13 @@ class CaffePool(OpDef):
     name = "caffe_pool"
     doc = ("pooling with Caffe's exact rules (any pad, Caffe's ceil and AVE divisor): "
            "caffe_pool(kernel, stride=1, pad=0, mode=max|ave, ceil=true)")
-    params = (Param("kernel", "pair", domain=POSITIVE),
-              Param("stride", "pair", 1, domain=POSITIVE),
-              Param("pad", "pair", 0, domain=NON_NEGATIVE),
-              Param("mode", "enum", "max", choices=("max", "ave")),
-              Param("ceil", "bool", True))
+    params = (Param("kernel", PAIR, domain=POSITIVE),
+              Param("stride", PAIR, 1, domain=POSITIVE),
+              Param("pad", PAIR, 0, domain=NON_NEGATIVE),
+              Param("mode", Enum("max", "ave"), "max"),
+              Param("ceil", BOOL, True))
+    family = "pool"
+    seeded_moments = keep_moments  # left out of the seeded statistics (Caffe imports)
 
     def normalise(self, a):
         if any(p >= k for p, k in zip(a.pad, a.kernel)):

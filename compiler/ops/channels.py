@@ -13,16 +13,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from netc.compiler.ops import ArgError, OpDef, Param, ShapeError, fmt_shape, register, spatial
+from netc.compiler.ops.base import ArgError, ShapeError, fmt_shape, spatial
 from netc.compiler.ops.domains import INTEGER, NON_NEGATIVE, POSITIVE, between
+from netc.compiler.ops.opdef import OpDef, keep_moments, register
+from netc.compiler.ops.params import INT, Param
 from netc.compiler.ops.resize import onnx_slice
 
-_AXIS = Param("axis", "int", 1, domain=between(1, 3, text="1 (channels), 2 (height) or 3 (width)"),
+_AXIS = Param("axis", INT, 1, domain=between(1, 3, text="1 (channels), 2 (height) or 3 (width)"),
               doc="the axis cut, counted as torch and Caffe count (0 is the batch)")
 
 
 class _Range(OpDef):
     """An op keeping indices [start, end) of one axis; subclasses say which."""
+
+    seeded_moments = keep_moments  # a channel range: their average (the driver's rule)
 
     def bounds(self, a, shape) -> tuple[int, int]:
         raise NotImplementedError
@@ -55,8 +59,8 @@ class Slice(_Range):
     doc = ("slice(start, end=none, axis=1): indices start .. end−1 of an axis, channels by "
            "default (Caffe's Slice; Python's negative indices count from the end)")
     params = (
-        Param("start", "int", domain=INTEGER),
-        Param("end", "int", None, domain=INTEGER, doc="none: to the end of the axis"),
+        Param("start", INT, domain=INTEGER),
+        Param("end", INT, None, domain=INTEGER, doc="none: to the end of the axis"),
         _AXIS,
     )
 
@@ -78,8 +82,8 @@ class Chunk(_Range):
     doc = ("chunk(parts, index, axis=1): part `index` (from 0, as torch.chunk) of `parts` "
            "equal parts of an axis, channels by default (ShuffleNet v2's channel split)")
     params = (
-        Param("parts", "int", domain=POSITIVE),
-        Param("index", "int", domain=NON_NEGATIVE, doc="which part, counting from 0"),
+        Param("parts", INT, domain=POSITIVE),
+        Param("index", INT, domain=NON_NEGATIVE, doc="which part, counting from 0"),
         _AXIS,
     )
 
@@ -103,7 +107,8 @@ class ChannelShuffle(OpDef):
     name = "channel_shuffle"
     doc = ("channel_shuffle(groups): channels seen as groups x C/groups, transposed "
            "(ShuffleNet; Caffe's ShuffleChannel)")
-    params = (Param("groups", "int", domain=POSITIVE),)
+    params = (Param("groups", INT, domain=POSITIVE),)
+    seeded_moments = keep_moments  # channels reordered: their average (the driver's rule)
 
     def infer_shape(self, a, ins):
         c, h, w = spatial(ins[0], "channel_shuffle")

@@ -6,55 +6,18 @@ import math
 
 import numpy as np
 
-from netc.compiler.ops import ArgError, Attrs, OpDef, Param, Shape, ShapeError, register, spatial
+from netc.compiler.numerics.moments import of_weighted_sum
+from netc.compiler.ops.base import ArgError, Attrs, Shape, ShapeError, spatial
 from netc.compiler.ops.domains import NON_NEGATIVE, POSITIVE
-
-
-def window_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 1,
-               ceil: bool = False) -> int:
-    """Output length of a sliding window: (W + 2P − F)/S + 1, floored (or Caffe's ceil).
-
-    ``F`` is the dilated extent d·(k−1)+1. In ceil mode a last window that would start inside
-    the right padding is dropped, as Caffe and PyTorch both do.
-
-    >>> window_out(5, 3, 2, 1)   # the lecture's example: W=5, P=1, F=3, S=2
-    3
-    """
-    extent = dilation * (kernel - 1) + 1
-    span = size + 2 * pad - extent
-    out = (-(-span // stride) if ceil else span // stride) + 1
-    if ceil and (out - 1) * stride >= size + pad:
-        out -= 1
-    return out
-
-
-def same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
-    """TensorFlow's ``SAME`` padding of one axis: (before, after).
-
-    The output is ceil(W/S); the padding that needs, (out−1)·S + F − W (F the dilated extent),
-    is split with the extra pixel after (bottom or right), as TensorFlow and Keras do.
-
-    >>> same_pads(224, 3, 2), same_pads(225, 3, 2), same_pads(8, 2, 1)
-    ((0, 1), (1, 1), (0, 1))
-    """
-    out = -(-size // stride)
-    total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
-    return total // 2, total - total // 2
-
-
-def resolve_pads(pad, hw, kernel, stride, dilation=(1, 1)) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right) of a window op's ``pad`` on an input of spatial size ``hw``.
-
-    ``pad`` is an attribute as the ops keep it: ``(ph, pw)`` (symmetric), ``(t, l, b, r)``, or
-    ``"same"`` (TensorFlow's rule, :func:`same_pads`, which depends on the input size).
-    """
-    if pad == "same":
-        (t, b), (left, r) = (same_pads(n, k, s, d) for n, k, s, d in zip(hw, kernel, stride,
-                                                                            dilation))
-        return t, left, b, r
-    if len(pad) == 2:
-        return pad[0], pad[1], pad[0], pad[1]
-    return tuple(pad)
+from netc.compiler.ops.formulas import (
+    fan_in_uniform,
+    kaiming_normal,
+    resolve_pads,
+    window_out,
+    xavier_uniform,
+)
+from netc.compiler.ops.opdef import OpDef, register
+from netc.compiler.ops.params import ANY, BOOL, INT, PADS, PAIR, Enum, Param
 
 
 def normalise_pad(op: str, a, dilation=(1, 1)):
@@ -101,30 +64,24 @@ def window_shape(op: str, shape: Shape, kernel, stride, pad, dilation=(1, 1), ce
     return (channels if channels is not None else c, outs[0], outs[1])
 
 
-def _xavier(rng, shape, fan_in, fan_out):
-    bound = math.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-bound, bound, size=shape).astype(np.float32)
-
-
-def _kaiming(rng, shape, fan):
-    return (rng.standard_normal(size=shape) * math.sqrt(2.0 / fan)).astype(np.float32)
-
-
 @register
 class Conv(OpDef):
     name = "conv"
     doc = "2-D convolution: conv(out, kernel, stride=1, pad=0, dilation=1, groups=1, bias=true)"
     params = (
-        Param("out", "int", domain=POSITIVE),
-        Param("kernel", "pair", domain=POSITIVE),
-        Param("stride", "pair", 1, domain=POSITIVE),
-        Param("pad", "pads", 0, choices=("same",), domain=NON_NEGATIVE,
+        Param("out", INT, domain=POSITIVE),
+        Param("kernel", PAIR, domain=POSITIVE),
+        Param("stride", PAIR, 1, domain=POSITIVE),
+        Param("pad", PADS.or_words("same"), 0, domain=NON_NEGATIVE,
               doc="an int, [h, w], [top, left, bottom, right], or same (TensorFlow's rule)"),
-        Param("dilation", "pair", 1, domain=POSITIVE),
-        Param("groups", "int", 1, domain=POSITIVE),
-        Param("bias", "bool", True),
-        Param("init", "enum", "kaiming", choices=("kaiming", "xavier")),
+        Param("dilation", PAIR, 1, domain=POSITIVE),
+        Param("groups", INT, 1, domain=POSITIVE),
+        Param("bias", BOOL, True),
+        Param("init", Enum("kaiming", "xavier"), "kaiming"),
     )
+    folds_bn = True
+    scales_with_weights = True
+    family = "conv"
 
     def normalise(self, a: Attrs) -> Attrs:
         # Each value's range is its Param's domain; what is left relates parameters.
@@ -156,13 +113,16 @@ class Conv(OpDef):
         fan_in = cin * a.kernel[0] * a.kernel[1]
         fan_out = a.out * a.kernel[0] * a.kernel[1]
         if a.init == "xavier":
-            weight = _xavier(rng, shape, fan_in, fan_out)
+            weight = xavier_uniform(rng, shape, fan_in, fan_out)
         else:
-            weight = _kaiming(rng, shape, fan_out)
+            weight = kaiming_normal(rng, shape, fan_out)
         w = {"weight": weight}
         if a.bias:
             w["bias"] = np.zeros(a.out, np.float32)
         return w
+
+    def seeded_moments(self, a, ins, out, w):
+        return of_weighted_sum(w["weight"], w.get("bias"), a.groups, *ins[0])
 
     def to_torch(self, a, ins, out):
         import torch.nn as nn
@@ -192,16 +152,22 @@ class FC(OpDef):
     doc = ("fully connected layer on a flat vector: fc(out, bias=true); fit=lstsq or "
            "fit=ridge(λ) makes netc fit solve it by least squares (compiler/ops/fitted.py)")
     params = (
-        Param("out", "int", domain=POSITIVE),
-        Param("bias", "bool", True),
-        Param("init", "enum", "uniform", choices=("uniform", "xavier", "normal")),
-        Param("fit", "any", None, doc="lstsq, lstsq(rcond=r) or ridge(λ)"),
+        Param("out", INT, domain=POSITIVE),
+        Param("bias", BOOL, True),
+        Param("init", Enum("uniform", "xavier", "normal"), "uniform"),
+        Param("fit", ANY, None, doc="lstsq, lstsq(rcond=r) or ridge(λ)"),
     )
+    folds_bn = True
+    scales_with_weights = True
+    family = "fc"
 
     def normalise(self, a):
         from netc.compiler.ops.fitted import fit_value
 
         return a.replace(fit=fit_value(a.fit))
+
+    def fitted(self, a):
+        return a.fit is not None
 
     def fit_weights(self, a, ins, out, moments):
         """A fitted fc (``fit=``): least squares on the moments of its input and target."""
@@ -233,16 +199,18 @@ class FC(OpDef):
         n = ins[0][0]
         shape = (a.out, n)
         if a.init == "xavier":
-            weight = _xavier(rng, shape, n, a.out)
+            weight = xavier_uniform(rng, shape, n, a.out)
         elif a.init == "normal":
             weight = (rng.standard_normal(shape) * 0.01).astype(np.float32)
         else:
-            bound = 1.0 / math.sqrt(n)
-            weight = rng.uniform(-bound, bound, size=shape).astype(np.float32)
+            weight = fan_in_uniform(rng, shape, n)
         w = {"weight": weight}
         if a.bias:
             w["bias"] = np.zeros(a.out, np.float32)
         return w
+
+    def seeded_moments(self, a, ins, out, w):
+        return of_weighted_sum(w["weight"], w.get("bias"), 1, *ins[0])
 
     def to_torch(self, a, ins, out):
         import torch.nn as nn

@@ -13,35 +13,15 @@ one of the S input sizes that a strided conv maps to the same output. The weight
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from netc.compiler.ops import ArgError, OpDef, Param, ShapeError, register, spatial
-from netc.compiler.ops.conv import _kaiming, _xavier, onnx_window
+from netc.compiler.numerics.moments import of_weighted_sum
+from netc.compiler.ops.base import ArgError, ShapeError, spatial
+from netc.compiler.ops.conv import onnx_window
 from netc.compiler.ops.domains import NON_NEGATIVE, POSITIVE
-
-
-def deconv_out(size: int, kernel: int, stride: int, pad_total: int, dilation: int = 1,
-               output_pad: int = 0) -> int:
-    """Output length of a transposed convolution along one axis.
-
-    >>> deconv_out(28, 2, 2, 0)        # U-Net's 2x2 up-convolution doubles the size
-    56
-    >>> deconv_out(7, 3, 2, 2, output_pad=1)   # the inverse of conv(3, stride=2, pad=1) on 14
-    14
-    """
-    return (size - 1) * stride - pad_total + dilation * (kernel - 1) + output_pad + 1
-
-
-def bilinear_kernel(kh: int, kw: int) -> np.ndarray:
-    """Caffe's ``bilinear`` filler (FCN's upsampling): (1 − |x/f − c|)·(1 − |y/f − c|) with
-    f = ceil(k/2), c = (2f − 1 − f mod 2)/(2f), per axis."""
-    def axis(k):
-        f = math.ceil(k / 2)
-        c = (2 * f - 1 - f % 2) / (2.0 * f)
-        return 1 - np.abs(np.arange(k) / f - c)
-    return np.outer(axis(kh), axis(kw)).astype(np.float32)
+from netc.compiler.ops.formulas import bilinear_kernel, deconv_out, kaiming_normal, xavier_uniform
+from netc.compiler.ops.opdef import OpDef, register
+from netc.compiler.ops.params import BOOL, INT, PADS, PAIR, Enum, Param
 
 
 @register
@@ -50,20 +30,21 @@ class Deconv(OpDef):
     doc = ("transposed convolution: deconv(out, kernel, stride=1, pad=0, output_pad=0, "
            "groups=1, dilation=1, bias=true); out = (W−1)·S − 2P + d(F−1) + output_pad + 1")
     params = (
-        Param("out", "int", domain=POSITIVE),
-        Param("kernel", "pair", domain=POSITIVE),
-        Param("stride", "pair", 1, domain=POSITIVE),
-        Param("pad", "pads", 0, choices=("same",), domain=NON_NEGATIVE,
+        Param("out", INT, domain=POSITIVE),
+        Param("kernel", PAIR, domain=POSITIVE),
+        Param("stride", PAIR, 1, domain=POSITIVE),
+        Param("pad", PADS.or_words("same"), 0, domain=NON_NEGATIVE,
               doc="rows cut off the output: an int, [h, w], [top, left, bottom, right], or "
                   "same (the output is W·S, TensorFlow's rule)"),
-        Param("output_pad", "pair", 0, domain=NON_NEGATIVE,
+        Param("output_pad", PAIR, 0, domain=NON_NEGATIVE,
               doc="rows added at the bottom/right; less than the stride or the dilation"),
-        Param("groups", "int", 1, domain=POSITIVE),
-        Param("dilation", "pair", 1, domain=POSITIVE),
-        Param("bias", "bool", True),
-        Param("init", "enum", "kaiming", choices=("kaiming", "xavier", "bilinear"),
+        Param("groups", INT, 1, domain=POSITIVE),
+        Param("dilation", PAIR, 1, domain=POSITIVE),
+        Param("bias", BOOL, True),
+        Param("init", Enum("kaiming", "xavier", "bilinear"), "kaiming",
               doc="bilinear: Caffe's bilinear filler in every kernel slice (FCN)"),
     )
+    family = "conv"
 
     def normalise(self, a):
         if a.out % a.groups:
@@ -135,13 +116,21 @@ class Deconv(OpDef):
         if a.init == "bilinear":
             weight = np.broadcast_to(bilinear_kernel(*a.kernel), shape).copy()
         elif a.init == "xavier":
-            weight = _xavier(rng, shape, per_group * area, cin // a.groups * area)
+            weight = xavier_uniform(rng, shape, per_group * area, cin // a.groups * area)
         else:  # He et al. over the fan of each output pixel, torch's fan_in of this layout
-            weight = _kaiming(rng, shape, per_group * area)
+            weight = kaiming_normal(rng, shape, per_group * area)
         w = {"weight": weight}
         if a.bias:
             w["bias"] = np.zeros(a.out, np.float32)
         return w
+
+    def seeded_moments(self, a, ins, out, w):
+        if a.groups != 1:
+            return ins[0]  # grouped: left to the input's moments (their channel average)
+        wt = w["weight"].swapaxes(0, 1)  # (out, in, kh, kw), a conv's layout
+        mu, var = of_weighted_sum(wt, w.get("bias"), 1, *ins[0])
+        taps = a.stride[0] * a.stride[1]  # each output position meets 1/stride² of the taps
+        return mu / taps, var / taps
 
     def to_torch(self, a, ins, out):
         import torch.nn as nn

@@ -1,10 +1,11 @@
 """Parameter domains: which values an op parameter accepts, beyond its kind.
 
-Every numeric :class:`~netc.compiler.ops.Param` declares a domain (``Param("out", "int",
+Every numeric :class:`~netc.compiler.ops.params.Param` declares a domain (``Param("out", INT,
 domain=POSITIVE)``); :meth:`OpDef.bind <netc.compiler.ops.OpDef.bind>` checks each argument against
 it where the spec makes the value, so ``adaptive_avgpool(0)``, ``bn(eps=-1)`` or
 ``leaky_relu(1e999)`` are located errors at the argument, never a crash in a lowering. A domain
-applies to each element of a ``pair`` or ``floats`` value.
+applies to each element of a ``PAIR`` or ``FLOATS`` value; a numeric kind without a declared
+domain takes ``INTEGER`` or ``FINITE``.
 
 Sizes are capped at :data:`MAX_SIZE`: channels, features, kernels and strides past 2**31 − 1
 cannot be built by any backend netc lowers to (torch and ONNX Runtime index some kernels with
@@ -83,7 +84,3 @@ NON_NEGATIVE_NUMBER = Domain("a non-negative finite number", 0, None)
 PROBABILITY = Domain("a probability in [0, 1]", 0, 1)
 DROP_PROBABILITY = Domain("a probability in [0, 1)", 0, 1, hi_open=True)
 SURVIVAL = Domain("a survival probability in (0, 1]", 0, 1, lo_open=True)
-
-# What a parameter of each kind accepts when it declares no domain of its own.
-KIND_DEFAULTS = {"int": INTEGER, "float": FINITE, "pair": INTEGER, "floats": FINITE,
-                 "pads": INTEGER, "scale": FINITE, "ints": INTEGER}

@@ -24,8 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from netc.compiler.ops import ArgError, OpDef, Param, ShapeError, Symbol, fmt_shape, register
+
+from netc.compiler.ops.base import ArgError, ShapeError, fmt_shape
 from netc.compiler.ops.domains import POSITIVE, between
+from netc.compiler.ops.opdef import REGISTRY, OpDef, keep_moments, register
+from netc.compiler.ops.params import BOOL, FLOAT, INT, Param, Symbol
 
 FIT_METHODS = ("lstsq", "ridge")
 
@@ -89,8 +92,10 @@ class UnitNorm(OpDef):
     name = "unitnorm"
     doc = ("per-image normalisation: x - mean(x), divided by its norm, over all values of one "
            "sample: unitnorm(center=true, eps=1e-8)")
-    params = (Param("center", "bool", True),
-              Param("eps", "float", 1e-8, domain=between(0, 1, lo_open=True, hi_open=True)))
+    params = (Param("center", BOOL, True),
+              Param("eps", FLOAT, 1e-8, domain=between(0, 1, lo_open=True, hi_open=True)))
+    family = "norm"
+    seeded_moments = keep_moments  # left out of the seeded statistics
 
     def infer_shape(self, a, ins):
         return ins[0]
@@ -102,12 +107,12 @@ class UnitNorm(OpDef):
 
     def to_onnx(self, tape, node, inputs, weights):
         n = node.name
-        axes = tape.constant(f"{n}.axes", np.arange(1, len(tape.shape(inputs[0])) + 1))
+        axes = list(range(1, len(tape.shape(inputs[0])) + 1))
         x = inputs[0]
         if node.attrs.center:
-            mean = tape.op("ReduceMean", [x, axes], name=f"{n}/mean", keepdims=1)
+            mean = tape.op("ReduceMean", [x], name=f"{n}/mean", axes=axes, keepdims=1)
             x = tape.op("Sub", [x, mean], name=f"{n}/center")
-        ss = tape.op("ReduceSumSquare", [x, axes], name=f"{n}/sumsq", keepdims=1)
+        ss = tape.op("ReduceSumSquare", [x], name=f"{n}/sumsq", axes=axes, keepdims=1)
         norm = tape.op("Sqrt", [ss], name=f"{n}/norm")
         norm = tape.op("Max", [norm, tape.float_constant(f"{n}.eps", node.attrs.eps)],
                        name=f"{n}/clamp")
@@ -118,7 +123,11 @@ class _Subspace(OpDef):
     """The k-dimensional PCA subspace of a flat input; subclasses choose what they output."""
 
     mode = "code"
-    params = (Param("k", "int", domain=POSITIVE),)
+    params = (Param("k", INT, domain=POSITIVE),)
+    seeded_moments = keep_moments  # left out of the seeded statistics (their average)
+
+    def fitted(self, a):
+        return True
 
     def infer_shape(self, a, ins):
         f = _flat(self.name, ins[0])
@@ -177,8 +186,7 @@ class _Subspace(OpDef):
         if self.mode == "reconstruct":
             return tape.op("Add", [p, mean], name=n)
         r = tape.op("Sub", [d, p], name=f"{n}/residual")
-        axes = tape.constant(f"{n}.axes", np.array([1], np.int64))
-        ss = tape.op("ReduceSumSquare", [r, axes], name=f"{n}/sumsq", keepdims=1)
+        ss = tape.op("ReduceSumSquare", [r], name=f"{n}/sumsq", axes=[1], keepdims=1)
         return tape.op("Sqrt", [ss], name=n)
 
 
@@ -189,7 +197,7 @@ class PCA(_Subspace):
            "top-k right singular vectors; whiten divides by sigma/sqrt(n-1): "
            "pca(k, whiten=false)")
     mode = "code"
-    params = (Param("k", "int", domain=POSITIVE), Param("whiten", "bool", False))
+    params = (Param("k", INT, domain=POSITIVE), Param("whiten", BOOL, False))
 
     def out_shape(self, a, f):
         return (a.k,)
@@ -220,9 +228,8 @@ class PCADistance(_Subspace):
         return (1,)
 
 
-FITTED_OPS = ("pca", "pca_reconstruct", "pca_distance")
-
-
 def is_fitted(node) -> bool:
-    """Whether ``netc fit`` solves this node's weights (a subspace op or an fc with fit=)."""
-    return node.op in FITTED_OPS or (node.op == "fc" and node.attrs.get("fit") is not None)
+    """Whether ``netc fit`` solves this node's weights (its op's ``fitted`` face: a subspace op,
+    or an fc with fit=); False for a graph input."""
+    op = REGISTRY.get(node.op)
+    return op is not None and op.fitted(node.attrs)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from netc.compiler.ops import OpDef, Param, ShapeError, fmt_shape, register, spatial
+from netc.compiler.ops.base import ShapeError, fmt_shape, spatial
 from netc.compiler.ops.domains import POSITIVE, PROBABILITY, SURVIVAL
+from netc.compiler.ops.opdef import OpDef, register
+from netc.compiler.ops.params import FLOAT, INT, Enum, Param
 
 
 def _same_shapes(op: str, ins) -> tuple:
@@ -55,7 +57,21 @@ def broadcast_shapes(op: str, ins) -> tuple:
 class _Elementwise(OpDef):
     min_inputs = 2
     max_inputs = None
+    join_head = True
+    family = "join"
     broadcasts = False  # add, mul and max follow broadcast_shapes; mean needs equal shapes
+
+    def seeded_moments(self, a, ins, out, w):
+        # Inputs of the output's channel count combine (independent); a broadcast weight is
+        # left to the first input's moments.
+        if all(len(m) == out[0] for m, _ in ins):
+            return self.moments_of(ins)
+        return ins[0]
+
+    def moments_of(self, ins):
+        """Per-channel moments of the join of independent inputs of equal shape; by default
+        (max) the first input's, an approximation."""
+        return ins[0]
 
     def infer_shape(self, a, ins):
         if self.broadcasts:
@@ -91,8 +107,13 @@ class Concat(OpDef):
            "concat(fit=pad) zero-pads to the largest, centred, the odd pixel at the bottom/right")
     min_inputs = 1
     max_inputs = None
-    params = (Param("fit", "enum", None, choices=("crop", "pad"),
+    params = (Param("fit", Enum("crop", "pad"), None,
                     doc="crop or pad the branches to one spatial size"),)
+    join_head = True
+    family = "join"
+
+    def seeded_moments(self, a, ins, out, w):
+        return np.concatenate([m for m, _ in ins]), np.concatenate([v for _, v in ins])
 
     def infer_shape(self, a, ins):
         if any(len(s) != len(ins[0]) for s in ins):
@@ -152,6 +173,9 @@ class Add(_Elementwise):
            "or flat C branch adds to every position or channel")
     broadcasts = True
 
+    def moments_of(self, ins):
+        return sum(m for m, _ in ins), sum(v for _, v in ins)
+
     def to_onnx(self, tape, node, inputs, weights):
         inputs = self.onnx_inputs(tape, node, inputs)
         return tape.op("Add" if len(inputs) == 2 else "Sum", inputs, name=node.name)
@@ -163,11 +187,44 @@ class Add(_Elementwise):
 
 
 @register
+class Mean(_Elementwise):
+    name = "mean"
+    doc = ("FractalNet join: element-wise mean of the inputs that survive drop-path; "
+           "mean(droppath=p) drops each input with probability p while training, keeping one")
+    min_inputs = 1
+    params = (Param("droppath", FLOAT, None, doc="local drop probability; default: the net's",
+                    domain=PROBABILITY),)
+    # Attribute set by the elaborator: ``columns``, the FractalNet column of each input
+    # (1 = the shallowest), used by global drop-path and the deepest-column pass.
+
+    def moments_of(self, ins):
+        n = len(ins)  # the average of independent inputs (inference: no drop-path)
+        return sum(m for m, _ in ins) / n, sum(v for _, v in ins) / n ** 2
+
+    def to_onnx(self, tape, node, inputs, weights):
+        # Inference: no drop-path, the plain mean of every input (the Caffe join in TEST).
+        return tape.op("Mean", inputs, name=node.name)
+
+    def to_torch(self, a, ins, out):
+        # ``a.droppath`` is the effective local probability: the lowering fills in the net's
+        # ``with droppath(local=...)`` default before calling this face.
+        from netc.compiler.lower_torch.joins import MeanJoin
+
+        return MeanJoin(a.get("droppath"), a.get("columns"))
+
+
+@register
 class Mul(_Elementwise):
     name = "mul"
     doc = ("element-wise product of branches (Caffe Eltwise PROD); shapes broadcast: "
            "mul[identity, gap -> ... -> sigmoid] is squeeze-and-excitation's channel scaling")
     broadcasts = True
+
+    def moments_of(self, ins):
+        # E[xy] = μx·μy and E[x²y²] = E[x²]·E[y²] (squeeze-excitation gates)
+        m2 = np.prod([m for m, _ in ins], axis=0)
+        s2 = np.prod([v + m * m for m, v in ins], axis=0)
+        return m2, np.maximum(s2 - m2 * m2, 0.0)
 
     def to_onnx(self, tape, node, inputs, weights):
         # ONNX Mul takes two inputs: a chain, left to right as torch multiplies.
@@ -200,29 +257,6 @@ class Max(_Elementwise):
 
 
 @register
-class Mean(_Elementwise):
-    name = "mean"
-    doc = ("FractalNet join: element-wise mean of the inputs that survive drop-path; "
-           "mean(droppath=p) drops each input with probability p while training, keeping one")
-    min_inputs = 1
-    params = (Param("droppath", "float", None, doc="local drop probability; default: the net's",
-                    domain=PROBABILITY),)
-    # Attribute set by the elaborator: ``columns``, the FractalNet column of each input
-    # (1 = the shallowest), used by global drop-path and the deepest-column pass.
-
-    def to_onnx(self, tape, node, inputs, weights):
-        # Inference: no drop-path, the plain mean of every input (the Caffe join in TEST).
-        return tape.op("Mean", inputs, name=node.name)
-
-    def to_torch(self, a, ins, out):
-        # ``a.droppath`` is the effective local probability: the lowering fills in the net's
-        # ``with droppath(local=...)`` default before calling this face.
-        from netc.compiler.lower_torch.joins import MeanJoin
-
-        return MeanJoin(a.get("droppath"), a.get("columns"))
-
-
-@register
 class Residual(OpDef):
     name = "residual"
     doc = ("y = body + shortcut; with stochastic depth the body survives with probability "
@@ -230,7 +264,14 @@ class Residual(OpDef):
            "kept bodies scaled by 1/survival in training, none in inference)")
     min_inputs = 2
     max_inputs = 2
-    params = (Param("survival", "float", 1.0, domain=SURVIVAL),)
+    params = (Param("survival", FLOAT, 1.0, domain=SURVIVAL),)
+    family = "join"
+
+    def seeded_moments(self, a, ins, out, w):
+        # body + shortcut, the body scaled by its survival as in eval mode
+        s = a.survival if a.get("mode", "batch") == "batch" else 1.0
+        (mb, vb), (ms, vs) = ins
+        return s * mb + ms, s * s * vb + vs
 
     def to_torch(self, a, ins, out):
         from netc.compiler.lower_torch.joins import ResidualJoin
@@ -264,8 +305,13 @@ class ShortcutPad(OpDef):
            "(He et al., fb.resnet.torch) or average stride x stride windows (mode=avg, Huang et "
            "al.'s stochastic-depth code), then append zero channels: "
            "shortcut_pad(out, stride, mode=subsample)")
-    params = (Param("out", "int", domain=POSITIVE), Param("stride", "int", 1, domain=POSITIVE),
-              Param("mode", "enum", "subsample", choices=("subsample", "avg")))
+    params = (Param("out", INT, domain=POSITIVE), Param("stride", INT, 1, domain=POSITIVE),
+              Param("mode", Enum("subsample", "avg"), "subsample"))
+
+    def seeded_moments(self, a, ins, out, w):
+        mu, var = ins[0]
+        zeros = np.zeros(out[0] - len(mu))  # the appended channels
+        return np.concatenate([mu, zeros]), np.concatenate([var, zeros])
 
     def to_torch(self, a, ins, out):
         from netc.compiler.lower_torch.joins import ShortcutPad

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from netc.compiler.ops import OpDef, Param, register, spatial
+
+from netc.compiler.ops.base import spatial
 from netc.compiler.ops.domains import (
     FINITE,
     NON_NEGATIVE_NUMBER,
@@ -11,14 +12,19 @@ from netc.compiler.ops.domains import (
     POSITIVE_NUMBER,
     PROBABILITY,
 )
+from netc.compiler.ops.opdef import OpDef, keep_moments, register
+from netc.compiler.ops.params import FLOAT, INT, Param
 
 
 @register
 class BatchNorm(OpDef):
     name = "bn"
     doc = "batch normalisation over channels (or features of a flat vector): bn(eps=1e-5)"
-    params = (Param("eps", "float", 1e-5, domain=POSITIVE_NUMBER),
-              Param("momentum", "float", 0.1, domain=PROBABILITY))
+    params = (Param("eps", FLOAT, 1e-5, domain=POSITIVE_NUMBER),
+              Param("momentum", FLOAT, 0.1, domain=PROBABILITY))
+    scales_with_weights = True
+    running_statistics = True
+    family = "norm"
 
     def infer_shape(self, a, ins):
         return ins[0]
@@ -42,6 +48,15 @@ class BatchNorm(OpDef):
             "running_var": np.ones(c, np.float32),
         }
 
+    def seeded_moments(self, a, ins, out, w):
+        # The running statistics become the input's moments; then the output's mean is β and
+        # its variance γ²·σ²/(σ² + ε).
+        mu, var = ins[0]
+        w["running_mean"] = mu.astype(np.float32)
+        w["running_var"] = var.astype(np.float32)
+        gamma = w["weight"].astype(np.float64)
+        return w["bias"].astype(np.float64), gamma ** 2 * var / (var + a.eps)
+
     def to_torch(self, a, ins, out):
         import torch.nn as nn
 
@@ -63,11 +78,13 @@ class LRN(OpDef):
     doc = ("local response normalisation across channels, Caffe's formula: "
            "b = a / (k + alpha/size * sum a^2)^beta; lrn(size=5, alpha=1e-4, beta=0.75, k=1)")
     params = (
-        Param("size", "int", 5, domain=POSITIVE),
-        Param("alpha", "float", 1e-4, domain=NON_NEGATIVE_NUMBER),
-        Param("beta", "float", 0.75, domain=FINITE),
-        Param("k", "float", 1.0, domain=POSITIVE_NUMBER),  # k = 0 divides zero by zero
+        Param("size", INT, 5, domain=POSITIVE),
+        Param("alpha", FLOAT, 1e-4, domain=NON_NEGATIVE_NUMBER),
+        Param("beta", FLOAT, 0.75, domain=FINITE),
+        Param("k", FLOAT, 1.0, domain=POSITIVE_NUMBER),  # k = 0 divides zero by zero
     )
+    family = "norm"
+    seeded_moments = keep_moments  # k = 1 and a small alpha: close to the identity
 
     def infer_shape(self, a, ins):
         spatial(ins[0], "lrn")

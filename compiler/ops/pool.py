@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from netc.compiler.ops import ArgError, OpDef, Param, register, spatial
-from netc.compiler.ops.conv import normalise_pad, onnx_window, resolve_pads, window_shape
+from netc.compiler.numerics.moments import of_maximum
+from netc.compiler.ops.base import ArgError, spatial
+from netc.compiler.ops.conv import normalise_pad, onnx_window, window_shape
 from netc.compiler.ops.domains import NON_NEGATIVE, POSITIVE
+from netc.compiler.ops.formulas import resolve_pads
+from netc.compiler.ops.opdef import OpDef, keep_moments, register
+from netc.compiler.ops.params import BOOL, PADS, PAIR, Param
 
 _WINDOW_PARAMS = (
-    Param("kernel", "pair", domain=POSITIVE),
-    Param("stride", "pair", None, doc="defaults to the kernel size, as in PyTorch and Keras",
+    Param("kernel", PAIR, domain=POSITIVE),
+    Param("stride", PAIR, None, doc="defaults to the kernel size, as in PyTorch and Keras",
           domain=POSITIVE),
-    Param("pad", "pads", 0, choices=("same",), domain=NON_NEGATIVE,
+    Param("pad", PADS.or_words("same"), 0, domain=NON_NEGATIVE,
           doc="an int, [h, w], [top, left, bottom, right], or same (TensorFlow's rule)"),
-    Param("ceil", "bool", False, doc="round the output size up, as Caffe does by default"),
+    Param("ceil", BOOL, False, doc="round the output size up, as Caffe does by default"),
 )
 
 
 class _Window(OpDef):
+    family = "pool"
+
     def normalise(self, a):
         if a.stride is None:
             a = a.replace(stride=a.kernel)
@@ -53,6 +59,9 @@ class MaxPool(_Window):
     doc = "max pooling: maxpool(kernel, stride=kernel, pad=0, ceil=false)"
     params = _WINDOW_PARAMS
 
+    def seeded_moments(self, a, ins, out, w):
+        return of_maximum(a.kernel[0] * a.kernel[1], *ins[0])
+
     def to_torch(self, a, ins, out):
         import torch.nn as nn
 
@@ -74,8 +83,9 @@ class AvgPool(_Window):
     name = "avgpool"
     doc = "average pooling: avgpool(kernel, stride=kernel, pad=0, ceil=false, count_pad=true)"
     params = _WINDOW_PARAMS + (
-        Param("count_pad", "bool", True, doc="divide by the window including padding (Caffe)"),
+        Param("count_pad", BOOL, True, doc="divide by the window including padding (Caffe)"),
     )
+    seeded_moments = keep_moments  # the mean kept; the variance as if neighbours agreed
 
     def to_torch(self, a, ins, out):
         import torch.nn as nn
@@ -99,6 +109,8 @@ class AvgPool(_Window):
 class GlobalAvgPool(OpDef):
     name = "gap"
     doc = "global average pooling: CxHxW -> Cx1x1"
+    family = "pool"
+    seeded_moments = keep_moments
 
     def infer_shape(self, a, ins):
         c, _, _ = spatial(ins[0], "gap")
@@ -121,7 +133,9 @@ class GlobalAvgPool(OpDef):
 class AdaptiveAvgPool(OpDef):
     name = "adaptive_avgpool"
     doc = "adaptive average pooling to a fixed size, as torchvision's AlexNet and VGG"
-    params = (Param("size", "pair", domain=POSITIVE),)
+    params = (Param("size", PAIR, domain=POSITIVE),)
+    family = "pool"
+    seeded_moments = keep_moments
 
     def infer_shape(self, a, ins):
         c, h, w = spatial(ins[0], "adaptive_avgpool")

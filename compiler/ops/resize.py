@@ -14,13 +14,15 @@ import math
 
 import numpy as np
 
-from netc.compiler.ops import ArgError, OpDef, Param, ShapeError, fmt_shape, register, spatial
+from netc.compiler.ops.base import ArgError, ShapeError, fmt_shape, spatial
 from netc.compiler.ops.domains import MAX_SIZE, POSITIVE, POSITIVE_NUMBER, between
+from netc.compiler.ops.opdef import OpDef, keep_moments, register
+from netc.compiler.ops.params import BOOL, INT, INTS, PAIR, SCALE, Enum, Param
 
 
 _MODE_PARAMS = (
-    Param("mode", "enum", "nearest", choices=("nearest", "bilinear")),
-    Param("align_corners", "bool", False,
+    Param("mode", Enum("nearest", "bilinear"), "nearest"),
+    Param("align_corners", BOOL, False,
           doc="bilinear only: corner pixels of input and output coincide (Caffe's Interp)"),
 )
 
@@ -31,11 +33,12 @@ class Upsample(OpDef):
     doc = ("fixed upsampling: upsample(scale, mode=nearest|bilinear, align_corners=false) or "
            "upsample(size=[h, w], ...); the output is floor(H·scale) or the size")
     params = (
-        Param("scale", "scale", None, domain=POSITIVE_NUMBER,
+        Param("scale", SCALE, None, domain=POSITIVE_NUMBER,
               doc="a number or [h, w]; the output is floor(H·scale) x floor(W·scale)"),
         *_MODE_PARAMS,
-        Param("size", "pair", None, domain=POSITIVE, doc="the output's [h, w] instead of a scale"),
+        Param("size", PAIR, None, domain=POSITIVE, doc="the output's [h, w] instead of a scale"),
     )
+    seeded_moments = keep_moments  # interpolation keeps the mean
 
     def normalise(self, a):
         if (a.scale is None) == (a.size is None):
@@ -78,87 +81,6 @@ class Upsample(OpDef):
 
 
 @register
-class Resize(OpDef):
-    name = "resize"
-    doc = ("resize(mode=nearest|bilinear, align_corners=false)[x, ref]: x interpolated to "
-           "ref's height and width (FPN's top-down path, DeepLabv3+'s decoder)")
-    min_inputs = 2
-    max_inputs = 2
-    params = _MODE_PARAMS
-
-    def normalise(self, a):
-        if a.align_corners and a.mode != "bilinear":
-            raise ArgError("resize: align_corners=true is for mode=bilinear", "align_corners")
-        return a
-
-    def infer_shape(self, a, ins):
-        c, _, _ = spatial(ins[0], "resize")
-        _, h, w = spatial(ins[1], "resize (its reference)")
-        return (c, h, w)
-
-    def geometry(self, a, ins):
-        return ((2, 2), (1, 1), (1, 1)) if a.mode == "bilinear" else None
-
-    def to_torch(self, a, ins, out):
-        from netc.compiler.lower_torch.layers import ResizeTo
-
-        return ResizeTo(out[1:], a.mode, a.align_corners)
-
-    def to_onnx(self, tape, node, inputs, weights):
-        return onnx_resize(tape, node.name, inputs[0], node.shape[1:], node.attrs.mode,
-                           node.attrs.align_corners)
-
-
-def onnx_resize(tape, n: str, x: str, size, mode: str, align_corners: bool) -> str:
-    """ONNX nodes resizing ``x`` to the spatial ``size`` as torch's ``F.interpolate`` does."""
-    (_, h, w), (oh, ow) = tape.shape(x), size
-    if mode == "nearest" and (oh % h or ow % w):
-        # Resize computes dst / (out/in), torch dst · (in/out), in float32: they pick
-        # different pixels for about 5% of ratios. Gather torch's own indices instead.
-        rows = tape.constant(f"{n}.rows", nearest_indices(h, oh))
-        cols = tape.constant(f"{n}.cols", nearest_indices(w, ow))
-        y = tape.op("Gather", [x, rows], name=f"{n}/rows", axis=2)
-        return tape.op("Gather", [y, cols], name=n, axis=3)
-    sizes = tape.constant(f"{n}.sizes", np.array([oh, ow], np.int64))
-    if mode == "nearest":  # an integer ratio: src = floor(dst / scale), exactly
-        modes = dict(mode="nearest", coordinate_transformation_mode="asymmetric",
-                     nearest_mode="floor")
-    else:  # torch's bilinear: src = (dst + 0.5)·in/out − 0.5, clamped at 0 (half_pixel)
-        modes = dict(mode="linear", coordinate_transformation_mode=(
-            "align_corners" if align_corners else "half_pixel"))
-    out = tape.op("Resize", [x, "", "", sizes], name=n, axes=[2, 3], **modes)
-    tape.declare(out, (tape.shape(x)[0], oh, ow))
-    return out
-
-
-def nearest_indices(size: int, out: int) -> np.ndarray:
-    """The source pixel of each output pixel in torch's nearest upsampling, computed as torch
-    computes it (float32): min(floor(dst · (in/out)), in − 1)."""
-    scale = np.float32(size) / np.float32(out)
-    dst = np.arange(out, dtype=np.float32)
-    return np.minimum(np.floor(dst * scale).astype(np.int64), size - 1)
-
-
-def fit_offsets(shape, target, how: str) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right) to cut (``how="crop"``) or zero-pad (``"pad"``) a CxHxW
-    ``shape`` to the spatial ``target``: centred, the odd pixel at the bottom/right (as
-    U-Net's centre crop and TensorFlow's same padding)."""
-    dh, dw = (abs(shape[1] - target[0]), abs(shape[2] - target[1]))
-    return dh // 2, dw // 2, dh - dh // 2, dw - dw // 2
-
-
-def fit_target(op: str, how: str, ins) -> tuple[int, int]:
-    """The common spatial size of ``concat(fit=how)``: the smallest (crop) or largest (pad)
-    height and width of the branches."""
-    for i, s in enumerate(ins):
-        if len(s) != 3:
-            raise ShapeError(f"{op}(fit={how}): branch {i + 1} is a flat vector "
-                             f"{fmt_shape(s)}; fit needs CxHxW feature maps")
-    pick = min if how == "crop" else max
-    return pick(s[1] for s in ins), pick(s[2] for s in ins)
-
-
-@register
 class Crop(OpDef):
     name = "crop"
     doc = ("crop(offset=center, axis=2)[x, ref]: x cut to ref's size on the axes from axis on "
@@ -167,11 +89,13 @@ class Crop(OpDef):
     min_inputs = 2
     max_inputs = 2
     params = (
-        Param("offset", "ints", None, choices=("center",), domain=between(0, 2**31 - 1),
+        Param("offset", INTS.or_words("center"), None, domain=between(0, 2**31 - 1),
               doc="center (the default: the odd pixel at the bottom/right), an int, or a list"),
-        Param("axis", "int", 2, domain=between(1, 3, text="1 (channels), 2 (height) or 3 (width)"),
+        Param("axis", INT, 2, domain=between(1, 3, text="1 (channels), 2 (height) or 3 (width)"),
               doc="the first axis cropped, counted as Caffe and torch count (0 is the batch)"),
     )
+    join_head = True
+    seeded_moments = keep_moments  # x's moments (a channel crop: their average)
 
     def normalise(self, a):
         return a.replace(offset="center") if a.offset is None else a
@@ -220,6 +144,95 @@ class Crop(OpDef):
         axes = list(range(a.axis, len(ins[0]) + 1))
         ends = [o + n for o, n in zip(offs, node.shape[a.axis - 1:])]
         return onnx_slice(tape, node.name, inputs[0], list(offs), ends, axes)
+
+
+@register
+class Resize(OpDef):
+    name = "resize"
+    doc = ("resize(mode=nearest|bilinear, align_corners=false)[x, ref]: x interpolated to "
+           "ref's height and width (FPN's top-down path, DeepLabv3+'s decoder)")
+    min_inputs = 2
+    max_inputs = 2
+    params = _MODE_PARAMS
+    join_head = True
+    seeded_moments = keep_moments  # x's moments: interpolation keeps the mean
+
+    def normalise(self, a):
+        if a.align_corners and a.mode != "bilinear":
+            raise ArgError("resize: align_corners=true is for mode=bilinear", "align_corners")
+        return a
+
+    def infer_shape(self, a, ins):
+        c, _, _ = spatial(ins[0], "resize")
+        _, h, w = spatial(ins[1], "resize (its reference)")
+        return (c, h, w)
+
+    def geometry(self, a, ins):
+        return ((2, 2), (1, 1), (1, 1)) if a.mode == "bilinear" else None
+
+    def to_torch(self, a, ins, out):
+        from netc.compiler.lower_torch.layers import ResizeTo
+
+        return ResizeTo(out[1:], a.mode, a.align_corners)
+
+    def to_onnx(self, tape, node, inputs, weights):
+        return onnx_resize(tape, node.name, inputs[0], node.shape[1:], node.attrs.mode,
+                           node.attrs.align_corners)
+
+
+def onnx_resize(tape, n: str, x: str, size, mode: str, align_corners: bool) -> str:
+    """ONNX nodes resizing ``x`` to the spatial ``size`` as torch's ``F.interpolate`` does."""
+    (_, h, w), (oh, ow) = tape.shape(x), size
+    if mode == "nearest" and (oh % h or ow % w):
+        # Resize computes dst / (out/in), torch dst · (in/out), in float32: they pick
+        # different pixels for about 5% of ratios. Gather torch's own indices instead.
+        rows = tape.constant(f"{n}.rows", nearest_indices(h, oh))
+        cols = tape.constant(f"{n}.cols", nearest_indices(w, ow))
+        y = tape.op("Gather", [x, rows], name=f"{n}/rows", axis=2)
+        return tape.op("Gather", [y, cols], name=n, axis=3)
+    if mode == "nearest":  # an integer ratio: src = floor(dst / scale), exactly
+        modes = dict(mode="nearest", coordinate_transformation_mode="asymmetric",
+                     nearest_mode="floor")
+    else:  # torch's bilinear: src = (dst + 0.5)·in/out − 0.5, clamped at 0 (half_pixel)
+        modes = dict(mode="linear", coordinate_transformation_mode=(
+            "align_corners" if align_corners else "half_pixel"))
+    sizes = tape.constant(f"{n}.sizes", np.array([oh, ow], np.int64))
+    if tape.opset >= 18:  # Resize takes the axes it resizes from opset 18 on
+        out = tape.op("Resize", [x, "", "", sizes], name=n, axes=[2, 3], **modes)
+    else:  # before: a size for every axis, the batch and the channels read from x
+        kept = onnx_slice(tape, f"{n}/kept", tape.op("Shape", [x], name=f"{n}/shape"), [0],
+                          [2], [0])
+        sizes = tape.op("Concat", [kept, sizes], name=f"{n}/sizes", axis=0)
+        out = tape.op("Resize", [x, "", "", sizes], name=n, **modes)
+    tape.declare(out, (tape.shape(x)[0], oh, ow))
+    return out
+
+
+def nearest_indices(size: int, out: int) -> np.ndarray:
+    """The source pixel of each output pixel in torch's nearest upsampling, computed as torch
+    computes it (float32): min(floor(dst · (in/out)), in − 1)."""
+    scale = np.float32(size) / np.float32(out)
+    dst = np.arange(out, dtype=np.float32)
+    return np.minimum(np.floor(dst * scale).astype(np.int64), size - 1)
+
+
+def fit_offsets(shape, target, how: str) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) to cut (``how="crop"``) or zero-pad (``"pad"``) a CxHxW
+    ``shape`` to the spatial ``target``: centred, the odd pixel at the bottom/right (as
+    U-Net's centre crop and TensorFlow's same padding)."""
+    dh, dw = (abs(shape[1] - target[0]), abs(shape[2] - target[1]))
+    return dh // 2, dw // 2, dh - dh // 2, dw - dw // 2
+
+
+def fit_target(op: str, how: str, ins) -> tuple[int, int]:
+    """The common spatial size of ``concat(fit=how)``: the smallest (crop) or largest (pad)
+    height and width of the branches."""
+    for i, s in enumerate(ins):
+        if len(s) != 3:
+            raise ShapeError(f"{op}(fit={how}): branch {i + 1} is a flat vector "
+                             f"{fmt_shape(s)}; fit needs CxHxW feature maps")
+    pick = min if how == "crop" else max
+    return pick(s[1] for s in ins), pick(s[2] for s in ins)
 
 
 def onnx_slice(tape, name: str, x: str, starts, ends, axes, node_name: str | None = None) -> str:

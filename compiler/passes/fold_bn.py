@@ -3,10 +3,11 @@
 ``fold_bn(graph, weights) -> (graph, weights)`` is pure: it returns a new graph and a new
 weights dict and leaves its arguments as they were. Rules:
 
-1. A ``bn`` node is folded when its input is a ``conv`` or ``fc`` node that nothing else reads,
-   and neither node is a graph output nor named in ``keep`` (their values must stay visible).
-   Ops that are the identity at inference (``dropout``, ``identity``) may stand between them,
-   each read by nothing but the next: FractalNet's unit is conv -> dropout -> bn -> relu.
+1. A ``bn`` node is folded when its input is a node whose op declares ``folds_bn`` (``conv``,
+   ``fc``) that nothing else reads, and neither node is a graph output nor named in ``keep``
+   (their values must stay visible). Ops that declare ``vanishes_at_eval`` (``dropout``,
+   ``identity``) may stand between them, each read by nothing but the next: FractalNet's unit
+   is conv -> dropout -> bn -> relu.
 2. With s = γ / √(σ² + ε): the weight becomes W·s (per output channel) and the bias
    (b − μ)·s + β, where b is 0 for a layer without bias. s and the bias are computed in
    float64; W·s is one float32 multiplication.
@@ -31,10 +32,6 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from netc.compiler.ir import Graph, Node
-
-FOLDABLE = ("conv", "fc")
-# The identity at inference: bn(drop(conv x)) = drop(bn(conv x)).
-VANISHING = ("dropout", "identity")
 
 
 def fold_bn(graph: Graph, weights: Mapping[str, np.ndarray],
@@ -67,9 +64,12 @@ def _foldable(graph: Graph, bn: Node, users, keep: set[str]) -> str | None:
     if bn.name in keep:
         return None
     reader, src = bn.name, graph.nodes[bn.inputs[0]]
-    while src.op in VANISHING and users[src.name] == [reader] and src.name not in keep:
+    # The identity at inference: bn(drop(conv x)) = drop(bn(conv x)).
+    while src.op != "input" and src.opdef.vanishes_at_eval and users[src.name] == [reader] \
+            and src.name not in keep:
         reader, src = src.name, graph.nodes[src.inputs[0]]
-    if src.op in FOLDABLE and users[src.name] == [reader] and src.name not in keep:
+    if src.op != "input" and src.opdef.folds_bn and users[src.name] == [reader] \
+            and src.name not in keep:
         return src.name
     return None
 

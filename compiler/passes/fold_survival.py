@@ -5,10 +5,10 @@ in a linear layer, p_l can be multiplied into that layer's weights instead of in
 which saves one ONNX node per block. ``fold_survival(graph, weights) -> (graph, weights)`` is
 pure. Rules:
 
-1. A ``residual`` node with survival p ≠ 1 whose body input (its first input) is a ``conv``,
-   ``fc`` or ``bn`` node that nothing else reads and that is not an output or in ``keep``:
-   that node's ``weight`` and ``bias`` are multiplied by p (a conv without bias has none to
-   scale), and the residual's survival becomes 1.
+1. A ``residual`` node with survival p ≠ 1 whose body input (its first input) is a node whose
+   op ``scales_with_weights`` (``conv``, ``fc``, ``bn``), that nothing else reads and that is
+   not an output or in ``keep``: that node's ``weight`` and ``bias`` are multiplied by p (a conv
+   without bias has none to scale), and the residual's survival becomes 1.
 2. Any other residual keeps its survival; the ONNX lowering then writes a Mul.
 3. Per-sample stochastic depth (``mode=row``) has no inference scale: it is left alone.
 
@@ -24,8 +24,6 @@ import numpy as np
 
 from netc.compiler.ir import Graph
 
-LINEAR = ("conv", "fc", "bn")
-
 
 def fold_survival(graph: Graph, weights: Mapping[str, np.ndarray],
                   keep: Iterable[str] = ()) -> tuple[Graph, dict[str, np.ndarray]]:
@@ -40,7 +38,8 @@ def fold_survival(graph: Graph, weights: Mapping[str, np.ndarray],
         if p == 1.0 or node.attrs.get("mode", "batch") != "batch":  # rule 3
             continue
         body = graph.nodes[node.inputs[0]]
-        if body.op not in LINEAR or users[body.name] != [node.name] or body.name in keep:
+        if body.op == "input" or not body.opdef.scales_with_weights \
+                or users[body.name] != [node.name] or body.name in keep:
             continue
         for key in ("weight", "bias"):
             full = f"{body.name}.{key}"

@@ -25,8 +25,7 @@ from typing import Callable
 
 from netc.compiler.importers.caffe.fields import Fields, error
 from netc.compiler.importers.caffe.textformat import Message
-from netc.compiler.ops.caffe_pool import caffe_pool_size
-from netc.compiler.ops.conv import window_out
+from netc.compiler.ops.formulas import caffe_pool_size, window_out
 from netc.dsl.diagnostics import Span
 
 Shape = tuple[int, ...]

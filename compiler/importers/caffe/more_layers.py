@@ -23,6 +23,7 @@ from netc.compiler.importers.caffe.layers import (
     fmt_float,
     fmt_pair,
 )
+from netc.compiler.ops.formulas import deconv_out
 
 
 def deconvolution(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
@@ -38,7 +39,7 @@ def deconvolution(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
     if c % groups or out % groups:
         raise error((p.field("group") or p).span, f"{layer.what}: group {groups} must divide "
                     f"the input channels ({c}) and num_output ({out})")
-    size = [(n - 1) * s - 2 * pd + d * (k - 1) + 1
+    size = [deconv_out(n, k, s, 2 * pd, d)
             for n, k, s, pd, d in zip((h, w), kernel, stride, pad, dilation)]
     if min(size) <= 0:
         raise error(layer.span, f"{layer.what}: the output would be {size[0]}x{size[1]}")

@@ -119,15 +119,11 @@ def auxiliary_heads(graph: Graph) -> dict[str, float]:
     return heads
 
 
-# The ops whose output is probabilities, not logits: cross-entropy applies its own softmax.
-# (To become a flag on the ops in the registry, which is the one place that lists op names.)
-_NORMALISING = ("softmax", "log_softmax")
-
-
 def _logits(graph: Graph, name: str):
-    """Node ``name``, or the input of it when it turns logits into (log-)probabilities."""
+    """Node ``name``, or the input of it when it turns logits into (log-)probabilities
+    (the op's ``probability_output`` flag): cross-entropy applies its own softmax."""
     node = graph[name]
-    return graph[node.inputs[0]] if node.op in _NORMALISING else node
+    return graph[node.inputs[0]] if node.op != "input" and node.opdef.probability_output else node
 
 
 def train(graph: Graph, cfg: TrainConfig, log: Callable[[str], None] = print,

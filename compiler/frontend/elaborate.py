@@ -100,7 +100,7 @@ class Elaborator:
         self.finish(net, last)
         if ctx.diags:
             raise DiagnosticError(ctx.diags)
-        graph.options["output_names"] = tuple(self.statements.output_names)
+        graph.options = graph.options.replace(output_names=tuple(self.statements.output_names))
         return assign_survival(flatten_mean_joins(graph))
 
     def parameters(self, net: ast.Net, overrides: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ Rules:
    only, with its share of the loss (GoogLeNet's 0.3 unless given).
 4. ``let name = value`` binds a number, list or word for the statements after it.
 5. ``with droppath(local=, global=)`` and ``with stochastic_depth(p_L=, mode=)`` are net-wide
-   declarations of probabilities in [0, 1] (``Graph.options``).
+   declarations of probabilities in [0, 1] (:class:`netc.compiler.ir.NetOptions`).
 6. A chain on its own is computed; the last one is the net's output when it declares none.
 """
 
@@ -124,8 +124,10 @@ class NetStatements:
             graph = self.ctx.graph
             if stmt.name not in graph.nodes:
                 graph.aliases[stmt.name] = v.node
-            graph.options.setdefault("training_outputs", {})[stmt.name] = v.node
-            graph.options.setdefault("training_output_weights", {})[stmt.name] = weight
+            options = graph.options
+            graph.options = options.replace(
+                training_outputs={**options.training_outputs, stmt.name: v.node},
+                training_output_weights={**options.training_output_weights, stmt.name: weight})
         return v
 
     def let(self, stmt: ast.LetStmt, env) -> Poison | None:
@@ -244,7 +246,7 @@ class NetStatements:
                 self.error(stmt.span, "stochastic_depth: mode must be batch (one draw per "
                                       f"block per mini-batch) or row (per sample); got {mode!r}")
                 return
-            graph.options["stochastic_depth_mode"] = mode
+            graph.options = graph.options.replace(stochastic_depth_mode=mode)
         else:
             self.error(stmt.span, f"unknown declaration {stmt.name!r}; netc knows "
                                   "droppath(local=, global=) and stochastic_depth(p_L=, mode=)")
@@ -258,10 +260,11 @@ class NetStatements:
                                       f"got {show(v)}")
                 return
         if stmt.name == "droppath":
-            graph.options["droppath_local"] = float(params.get("local", 0.15))
-            graph.options["droppath_global"] = float(params.get("global", 0.5))
+            graph.options = graph.options.replace(
+                droppath_local=float(params.get("local", 0.15)),
+                droppath_global=float(params.get("global", 0.5)))
         else:
-            graph.options["stochastic_depth"] = float(params.get("p_L", 0.5))
+            graph.options = graph.options.replace(stochastic_depth=float(params.get("p_L", 0.5)))
 
 
 def _input_shape_problem(shape: tuple[int, ...]) -> str | None:

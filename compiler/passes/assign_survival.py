@@ -4,7 +4,7 @@ Huang et al.'s linear decay rule: with ``with stochastic_depth(p_L=..., mode=...
 residual block l of L survives with p_l = 1 − (l/L)(1 − p_L). ``assign_survival(graph) ->
 graph`` is pure. Rules:
 
-1. Without the declaration (no ``stochastic_depth`` in ``graph.options``), the input graph itself
+1. Without the declaration (``graph.options.stochastic_depth`` is None), the input graph itself
    is returned.
 2. Residual blocks are counted in graph order, from 1 to L; each gets ``survival=p_l``.
 3. A block that wrote its own survival (``residual(..., survival=0.8)``: attribute
@@ -20,10 +20,10 @@ from netc.compiler.ir import Graph
 
 def assign_survival(graph: Graph) -> Graph:
     """``graph`` with every residual block's survival and mode set (see the module docstring)."""
-    p_last = graph.options.get("stochastic_depth")
+    p_last = graph.options.stochastic_depth
     if p_last is None:
         return graph
-    mode = graph.options.get("stochastic_depth_mode", "batch")
+    mode = graph.options.stochastic_depth_mode
     blocks = [n for n in graph if n.op == "residual"]
     nodes = dict(graph.nodes)
     for l, node in enumerate(blocks, start=1):

@@ -23,6 +23,7 @@ from typing import Any
 from netc.compiler import ops
 from netc.compiler.frontend.context import DEFAULT_MAX_DEPTH, DEFAULT_MAX_NODES, MAX_DEPTH_LIMIT
 from netc.compiler.frontend.elaborate import Elaborator
+from netc.compiler.importers.caffe import import_prototxt
 from netc.compiler.ir import Graph
 from netc.dsl import ast
 from netc.dsl.diagnostics import Diagnostic, DiagnosticError, Span
@@ -188,6 +189,30 @@ def read_program(path: Path) -> Program:
     return Program(path, reader.defs, reader.nets, reader.constants)
 
 
+def program_of_text(text: str, file: Path) -> Program:
+    """The program of spec text held in memory (an imported Caffe net), shown as ``file``.
+
+    Such text includes nothing; it is parsed as it is. Raises DiagnosticError.
+    """
+    module = parse(text, str(file))
+    defs = {d.name: d for d in module.items if isinstance(d, ast.Definition)}
+    nets = {n.name: n for n in module.items if isinstance(n, (ast.Net, ast.NetAlias))}
+    constants = {c.name: c for c in module.items if isinstance(c, ast.LetStmt)}
+    return Program(file, defs, nets, constants)
+
+
+def load_text(text: str, file: str) -> Graph:
+    """Parse and elaborate the first net of spec text held in memory, shown as ``file``.
+
+    ``netc import caffe`` checks the spec it writes with this, so it never writes one that
+    ``netc check`` would reject. Raises DiagnosticError.
+    """
+    program = program_of_text(text, Path(file))
+    net = next(n for n in program.nets.values() if isinstance(n, ast.Net))
+    return run_deep(lambda: Elaborator(program.defs, constants=program.constants)
+                    .net(net, None, file))
+
+
 def _check_params(params, owner: str, diags) -> bool:
     """A parameter list names each parameter once (``def f(a, a)`` is a mistake)."""
     seen: dict[str, ast.Param] = {}
@@ -279,18 +304,8 @@ def load(spec: str, overrides: dict[str, Any] | None = None,
         raise DiagnosticError(Diagnostic(None, f"--max-depth must be in 1..{MAX_DEPTH_LIMIT:,}; "
                                                f"got {max_depth}"))
     path, net_name = resolve_spec(spec)
-    if path.suffix == ".prototxt":
-        from netc.compiler.importers.caffe import import_prototxt  # the Caffe importer
-
-        text = import_prototxt(path, input_shapes)
-        spec_path = path.with_suffix(".net")
-        from netc.dsl.diagnostics import SOURCES
-
-        module = parse(text, str(spec_path))
-        SOURCES.texts[str(spec_path)] = text
-        defs = {d.name: d for d in module.items if isinstance(d, ast.Definition)}
-        nets = {n.name: n for n in module.items if isinstance(n, (ast.Net, ast.NetAlias))}
-        program = Program(spec_path, defs, nets)
+    if path.suffix == ".prototxt":  # imported from Caffe on the fly
+        program = program_of_text(import_prototxt(path, input_shapes), path.with_suffix(".net"))
     else:
         program = read_program(path)
     own = [n for n in program.nets.values() if _real(Path(n.span.file)) == _real(path)

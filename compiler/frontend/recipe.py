@@ -28,6 +28,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from netc.compiler.frontend.arithmetic import ARITHMETIC as _ARITH
+from netc.compiler.frontend.arithmetic import is_num as _is_num
 from netc.compiler.ir import Graph
 from netc.compiler.ops.domains import (
     NON_NEGATIVE_NUMBER,
@@ -281,11 +283,11 @@ class _Checker:
             if a is not None and b is not None:
                 self.error(e.span, f"{e.op!r} needs numbers")
             return None
-        if e.op in ("/", "//", "%") and b == 0:
-            self.error(e.span, "division by zero")
-            return None
         try:
             v = _ARITH[e.op](a, b)
+        except ZeroDivisionError:
+            self.error(e.span, "division by zero")
+            return None
         except OverflowError:
             v = math.inf
         if not _is_num(v) or (isinstance(v, int) and abs(v) > 10**100):
@@ -675,16 +677,6 @@ def _mentions_term(e: ast.Node) -> bool:
         elif isinstance(e, ast.UnaryOp):
             stack.append(e.operand)
     return False
-
-
-_ARITH = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
-          "/": lambda a, b: a / b, "//": lambda a, b: a // b, "%": lambda a, b: a % b}
-
-
-def _is_num(v) -> bool:
-    """A finite number (never a bool): nan and inf are no weight, size or rate."""
-    return isinstance(v, int | float) and not isinstance(v, bool) and (
-        isinstance(v, int) or math.isfinite(v))
 
 
 def read_recipe(path: str) -> tuple[ast.Recipe, Path]:

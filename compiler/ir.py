@@ -34,9 +34,11 @@ class Node:
 
     @property
     def opdef(self) -> OpDef:
+        """The registry's definition of this node's op."""
         return REGISTRY[self.op]
 
     def replace(self, **changes) -> Node:
+        """A copy with ``changes`` (field name -> value)."""
         return replace(self, **changes)
 
 
@@ -82,6 +84,7 @@ class NetOptions:
     stochastic_depth_mode: str = "batch"
 
     def replace(self, **changes) -> NetOptions:
+        """A copy with ``changes`` (field name -> value)."""
         return replace(self, **changes)
 
     def problems(self, graph: Graph) -> list[str]:
@@ -134,10 +137,12 @@ class Graph:
         return self.nodes[name]
 
     def add(self, node: Node) -> Node:
+        """Append ``node`` (after its inputs: the caller keeps the order topological)."""
         self.nodes[node.name] = node
         return node
 
     def consumers(self) -> dict[str, list[str]]:
+        """Node name -> the names of the nodes that read it, in graph order."""
         users: dict[str, list[str]] = {n: [] for n in self.nodes}
         for node in self:
             for i in node.inputs:
@@ -162,6 +167,7 @@ class Graph:
         return sorted({n for n in list(self.nodes) + list(self.aliases) if n.endswith(suffix)})
 
     def copy(self, **changes) -> Graph:
+        """A shallow copy (new containers, the same frozen nodes) with ``changes``."""
         g = Graph(self.name, dict(self.nodes), dict(self.inputs), list(self.outputs),
                   dict(self.aliases), self.options, self.source, dict(self.calls))
         for k, v in changes.items():

@@ -82,9 +82,11 @@ class Applier:
         return self._rules[type(block)](block, x, label)
 
     def layer(self, b: OpBlock, x: Value, label):
+        """One layer: one node (rule 2)."""
         return self.builder.add_node(b.op.name, [x], b.attrs, b.span, label)
 
     def labelled(self, b: LabelledBlock, x: Value, label):
+        """``x as name`` (rule 4)."""
         inner = b.inner
         if isinstance(inner, (OpBlock, JoinBlock, ResidualBlock, DefBlock, LabelledBlock)):
             return self.apply(inner, x, b.label)
@@ -122,6 +124,7 @@ class Applier:
             ctx.path.pop()
 
     def chain(self, b: SeqBlock, x: Value | None, label):
+        """``a -> b -> c``: each part applied to the output of the one before."""
         steps = []  # SeqBlock(SeqBlock(a, b), c): a loop down the chain, then along it
         while isinstance(b, SeqBlock):
             steps.append(b.then)
@@ -132,6 +135,7 @@ class Applier:
         return x
 
     def times(self, b: TimesBlock, x: Value, label):
+        """``b * n``: ``b`` applied n times in a row."""
         for _ in range(b.times):
             if x is POISON:
                 return POISON
@@ -140,10 +144,12 @@ class Applier:
         return x
 
     def range_loop(self, b: ForBlock, x: Value, label):
+        """``body for i in lo..hi``: ``body`` with i = lo, ..., hi in turn."""
         envs = ({**b.env, b.var: i} for i in range(b.lo, b.hi + 1))
         return self.each(b.body, b.span, envs, x)
 
     def for_each(self, b: ForEachBlock, x: Value, label):
+        """``body for t, c in rows``: ``body`` with each row's items bound in turn."""
         envs = ({**b.env, **(dict(zip(b.vars, item)) if len(b.vars) > 1
                              else {b.vars[0]: item})} for item in b.items)
         return self.each(b.body, b.span, envs, x)

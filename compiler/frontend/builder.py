@@ -55,6 +55,7 @@ class GraphBuilder:
     # ---- naming -----------------------------------------------------------------------------
     @property
     def scope(self) -> _Scope:
+        """The innermost open scope."""
         return self.scopes[-1]
 
     def full(self, local: str) -> str:

@@ -96,9 +96,11 @@ class Evaluator:
 
     # ---- values -----------------------------------------------------------------------------
     def literal(self, e: ast.Num | ast.Str, env):
+        """A number or a string: itself."""
         return e.value
 
     def list_literal(self, e: ast.ListLit, env):
+        """``[a, b, c]``: a list of values."""
         items = [self.eval(i, env) for i in e.items]
         return POISON if any(i is POISON for i in items) else items
 
@@ -205,6 +207,7 @@ class Evaluator:
 
     # ---- arithmetic and conditions ----------------------------------------------------------
     def binary(self, e: ast.BinOp, env):
+        """``a <op> b``, a left spine of them walked in a loop (rule 5)."""
         # A sum of 5,000 terms is a left spine of BinOps: evaluated in a loop.
         spine = []
         while isinstance(e, ast.BinOp):
@@ -257,6 +260,7 @@ class Evaluator:
         return value
 
     def unary(self, e: ast.UnaryOp, env):
+        """``-x`` and ``not x``."""
         ops = []  # ``not not ... x``: a loop, innermost first
         while isinstance(e, ast.UnaryOp):
             ops.append(e)
@@ -274,6 +278,7 @@ class Evaluator:
         return v
 
     def conditional(self, e: ast.IfExpr, env):
+        """``if c then a else b``: only the branch taken is evaluated."""
         while isinstance(e, ast.IfExpr):  # an if ... else if ... ladder, in a loop
             cond = self.eval(e.cond, env)
             if cond is POISON:
@@ -286,6 +291,7 @@ class Evaluator:
 
     # ---- blocks (rule 4) --------------------------------------------------------------------
     def chain(self, e: ast.Seq, env):
+        """``a -> b -> c``: a block of blocks in sequence."""
         # ``a -> b -> c`` is Seq(Seq(a, b), c): walk the chain in a loop, not by recursion, so a
         # generated chain of 100,000 layers costs no stack.
         links = []

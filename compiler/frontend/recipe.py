@@ -86,6 +86,7 @@ class Plan:
 
     @property
     def input(self):
+        """The network's one image input (its :class:`~netc.compiler.ir.InputSpec`)."""
         return next(iter(self.graph.inputs.values()))
 
     @property
@@ -98,9 +99,11 @@ class Plan:
         return prefix_graph(self.graph, self.taps)
 
     def needs(self, kind: str) -> bool:
+        """Whether the loss has a term of ``kind`` (``content``, ``style``...)."""
         return any(t.kind == kind for t in self.terms)
 
     def replace(self, **changes) -> Plan:
+        """A copy with ``changes``."""
         return replace(self, **changes)
 
 

@@ -79,10 +79,12 @@ class Term:
     span: Span | None = None
 
     def option(self, name: str) -> Any:
+        """The value of option ``name``."""
         return dict(self.options)[name]
 
     @property
     def label(self) -> str:
+        """How progress lines name the term: ``style(conv1_1,conv2_1)``."""
         return self.kind if not self.written else f"{self.kind}({','.join(self.written)})"
 
 
@@ -108,6 +110,7 @@ class LossTerms:
         return out
 
     def linear_terms(self, e: ast.Node) -> list[tuple[float, ast.Call]]:
+        """The (weight, term call) pairs of a loss sub-expression, weights not yet checked."""
         if isinstance(e, ast.BinOp) and e.op in ("+", "-"):
             parts = []  # a loss of many terms is a left spine of + and -: a loop
             while isinstance(e, ast.BinOp) and e.op in ("+", "-"):

@@ -75,13 +75,16 @@ class Optimizer:
     options: tuple[tuple[str, Any], ...]
 
     def option(self, name: str) -> Any:
+        """The value of option ``name``."""
         return dict(self.options)[name]
 
     @property
     def steps(self) -> int:
+        """How many optimisation steps to take."""
         return int(self.option("steps"))
 
     def with_options(self, **changes) -> Optimizer:
+        """A copy with some options changed."""
         return Optimizer(self.kind, tuple({**dict(self.options), **changes}.items()))
 
 
@@ -165,6 +168,7 @@ class RecipeSettings:
 
     # ---- one method per setting -------------------------------------------------------------
     def net(self, s: ast.RecipeSetting, found: dict[str, Any]) -> None:
+        """``net vgg19``: a zoo net or a spec file, kept with where it is written."""
         spec = self.values.number_or_text(s.args[0], bare_names=True)
         if isinstance(spec, str):
             found["net"] = (spec, s.args[0].span)
@@ -180,6 +184,7 @@ class RecipeSettings:
             found[s.name] = self.relative(v) if s.name == "weights" else v
 
     def style(self, s: ast.RecipeSetting, found: dict[str, Any]) -> None:
+        """``style a, b, blend=[1, 2]``: style images and their weights."""
         styles = [self.values.number_or_text(a, bare_names=True) for a in s.args]
         if any(not isinstance(v, str) for v in styles):
             self.error(s.span, "style lists image files or sample image names")
@@ -206,6 +211,7 @@ class RecipeSettings:
             found.setdefault("spans", {})[name] = arg.span
 
     def clip(self, s: ast.RecipeSetting, found: dict[str, Any]) -> None:
+        """``clip true``: whether pixels are kept in [0, 1]."""
         v = self.values.number_or_text(s.args[0], bare_names=True)
         if not isinstance(v, bool):
             self.error(s.args[0].span, "clip is true or false")
@@ -213,6 +219,7 @@ class RecipeSettings:
             found["clip"] = v
 
     def init(self, s: ast.RecipeSetting, found: dict[str, Any]) -> None:
+        """``init noise(scale=0.1)``: where the optimisation starts."""
         e = s.args[0]
         kind, args, kwargs = _call_parts(e)
         if kind not in INITS:
@@ -231,6 +238,7 @@ class RecipeSettings:
             self.error(a.span, "init options are named: noise(scale=0.1)")
 
     def optimizer(self, s: ast.RecipeSetting, found: dict[str, Any]) -> None:
+        """``optimizer adam(lr=0.05)``: the optimiser and its options (rule 4)."""
         e = s.args[0]
         kind, args, kwargs = _call_parts(e)
         if kind not in OPTIMIZERS:

@@ -35,6 +35,7 @@ class RecipeValues:
         self.env: dict[str, Any] = {}
 
     def error(self, span: Span | None, message: str) -> None:
+        """Record a diagnostic at ``span``."""
         self.diags.append(Diagnostic(span, message))
 
     def number_or_text(self, e: ast.Node, bare_names: bool = False) -> Any:

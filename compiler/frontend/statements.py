@@ -76,6 +76,7 @@ class NetStatements:
 
     # ---- values and outputs (rules 2, 3, 6) -------------------------------------------------
     def chain(self, stmt: ast.ExprStmt, env) -> Value | Poison:
+        """A chain on its own (rule 6)."""
         return self.expression(stmt.value, env)
 
     def bind(self, stmt: ast.BindStmt | ast.OutputStmt, env) -> Value | Poison:

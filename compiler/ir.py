@@ -7,13 +7,14 @@ Node kinds (``Node.op``):
 
 Invariants, checked by :func:`verify`: names are unique; nodes are in topological order (every
 input of a node comes before it); every shape is known; every output names a node; op names are
-registered. Names are hierarchical (``stage4.conv4_2``): the same strings are summary rows,
-PyTorch state-dict prefixes and ONNX value names.
+registered; the net-wide options (:class:`NetOptions`) agree with the nodes and outputs. Names
+are hierarchical (``stage4.conv4_2``): the same strings are summary rows, PyTorch state-dict
+prefixes and ONNX value names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from netc.compiler.ops import REGISTRY, Attrs, OpDef, Shape
@@ -33,9 +34,11 @@ class Node:
 
     @property
     def opdef(self) -> OpDef:
+        """The registry's definition of this node's op."""
         return REGISTRY[self.op]
 
     def replace(self, **changes) -> Node:
+        """A copy with ``changes`` (field name -> value)."""
         return replace(self, **changes)
 
 
@@ -53,14 +56,63 @@ class InputSpec:
     layout: str = "rgb"
 
 
+@dataclass(frozen=True, slots=True)
+class NetOptions:
+    """What a net declares about itself beyond its nodes; read by the passes and lowerings.
+
+    Frozen: make a changed copy with :meth:`replace` (the mappings inside are read-only by
+    convention; the elaborator builds them once). Every field has a default meaning "not
+    declared", so ``NetOptions()`` is a net that declares nothing.
+    """
+
+    # The names the spec gives its outputs (``output logits = ...``), one per ``Graph.outputs``
+    # entry in the same order; empty: the output nodes' own names (summary rows, ONNX outputs).
+    output_names: tuple[str, ...] = ()
+    # ``training output aux1 = ...``: name -> the node computing it. The torch module computes
+    # these in training mode only; ONNX and the totals leave them out.
+    training_outputs: Mapping[str, str] = field(default_factory=dict)
+    # The loss weight of each training output, by the same names (GoogLeNet's 0.3).
+    training_output_weights: Mapping[str, float] = field(default_factory=dict)
+    # ``with droppath(local=, global=)`` (FractalNet): the drop probability of a mean join that
+    # gives none itself, and the fraction of mini-batches sampled globally (one column).
+    droppath_local: float | None = None
+    droppath_global: float | None = None
+    # ``with stochastic_depth(p_L=, mode=)`` (Huang et al.): the survival of the last residual
+    # block (the others decay linearly towards it), and whether one draw is made per block and
+    # mini-batch ("batch") or per sample ("row").
+    stochastic_depth: float | None = None
+    stochastic_depth_mode: str = "batch"
+
+    def replace(self, **changes) -> NetOptions:
+        """A copy with ``changes`` (field name -> value)."""
+        return replace(self, **changes)
+
+    def problems(self, graph: Graph) -> list[str]:
+        """What is inconsistent in these options for ``graph`` (empty when nothing is)."""
+        out = []
+        if self.output_names and len(self.output_names) != len(graph.outputs):
+            out.append(f"{len(self.output_names)} output names for {len(graph.outputs)} outputs")
+        for name, node in self.training_outputs.items():
+            if node not in graph.nodes:
+                out.append(f"training output {name!r} names no node ({node!r})")
+        if set(self.training_output_weights) != set(self.training_outputs):
+            out.append("training output weights do not name the training outputs")
+        for key in ("droppath_local", "droppath_global", "stochastic_depth"):
+            p = getattr(self, key)
+            if p is not None and not 0 <= p <= 1:
+                out.append(f"{key} is {p!r}, not a probability")
+        if self.stochastic_depth_mode not in ("batch", "row"):
+            out.append(f"stochastic_depth_mode is {self.stochastic_depth_mode!r}")
+        return out
+
+
 @dataclass
 class Graph:
     """Nodes in topological order, plus inputs, outputs and net-wide declarations.
 
     ``aliases`` maps scope names (a definition call such as ``inception_4c``) to the node that
     computes the scope's output, so ``inception_4c`` can be tapped by name.
-    ``options`` holds net-wide declarations: ``droppath_global`` (ratio of global sampling),
-    ``droppath_local`` (default local probability), ``stochastic_depth`` (p_L).
+    ``options`` holds the net-wide declarations (:class:`NetOptions`).
     """
 
     name: str
@@ -68,7 +120,7 @@ class Graph:
     inputs: dict[str, InputSpec] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
     aliases: dict[str, str] = field(default_factory=dict)
-    options: dict[str, object] = field(default_factory=dict)
+    options: NetOptions = field(default_factory=NetOptions)
     source: str | None = None
     # Scope name of every (non-inline) definition call -> the call as written with its
     # arguments, e.g. ``layer1.basic1`` -> ``basic(ch=64, stride=1)``. The ONNX lowering's
@@ -85,10 +137,12 @@ class Graph:
         return self.nodes[name]
 
     def add(self, node: Node) -> Node:
+        """Append ``node`` (after its inputs: the caller keeps the order topological)."""
         self.nodes[node.name] = node
         return node
 
     def consumers(self) -> dict[str, list[str]]:
+        """Node name -> the names of the nodes that read it, in graph order."""
         users: dict[str, list[str]] = {n: [] for n in self.nodes}
         for node in self:
             for i in node.inputs:
@@ -113,8 +167,9 @@ class Graph:
         return sorted({n for n in list(self.nodes) + list(self.aliases) if n.endswith(suffix)})
 
     def copy(self, **changes) -> Graph:
+        """A shallow copy (new containers, the same frozen nodes) with ``changes``."""
         g = Graph(self.name, dict(self.nodes), dict(self.inputs), list(self.outputs),
-                  dict(self.aliases), dict(self.options), self.source, dict(self.calls))
+                  dict(self.aliases), self.options, self.source, dict(self.calls))
         for k, v in changes.items():
             setattr(g, k, v)
         return g
@@ -158,3 +213,6 @@ def verify(graph: Graph) -> None:
     for out in graph.outputs:
         if out not in graph.nodes:
             raise IRError(f"output {out!r} is not a node")
+    problems = graph.options.problems(graph)
+    if problems:
+        raise IRError("options: " + "; ".join(problems))

@@ -111,8 +111,8 @@ def classifier_head(graph: Graph) -> str:
 def auxiliary_heads(graph: Graph) -> dict[str, float]:
     """The logits node of each ``training output`` (auxiliary classifier) -> its loss weight:
     GoogLeNet's total loss adds each auxiliary loss "weighted by 0.3" (Szegedy et al. §5)."""
-    outs = graph.options.get("training_outputs") or {}
-    weights = graph.options.get("training_output_weights") or {}
+    outs = graph.options.training_outputs
+    weights = graph.options.training_output_weights
     heads = {}
     for name, node in outs.items():
         heads[_logits(graph, node).name] = float(weights.get(name, 0.3))

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netc.compiler.importers.caffe import check_spec, import_prototxt_text
+from netc.compiler.frontend.loader import load_text
+from netc.compiler.importers.caffe import import_prototxt_text
 from netc.dsl.diagnostics import DiagnosticError
 from netc.runtime.cli import main
 
@@ -126,7 +127,7 @@ def test_any_edit_of_a_prototxt_imports_or_is_located(data):
                                         text[start:end]]))
     mutated = text[:start] + insert + text[end:]
     try:
-        check_spec(import_prototxt_text(mutated, "fuzz.prototxt"), "fuzz.net")
+        load_text(import_prototxt_text(mutated, "fuzz.prototxt"), "fuzz.net")
     except DiagnosticError as err:
         for diag in err.diagnostics:
             assert diag.span is not None and diag.span.line >= 1, diag.message
@@ -137,6 +138,6 @@ def test_a_very_long_chain_is_cut_into_statements():
     body = "".join(f'layer {{ name: "r{i}" type: "ReLU" bottom: "data" top: "data" }}\n'
                    for i in range(1000))
     text = import_prototxt_text(header + body, "long.prototxt")
-    graph = check_spec(text, "long.net")
+    graph = load_text(text, "long.net")
     assert len(graph.nodes) == 1001 and graph.nodes["r999"].inputs == ("r998",)
     assert "  r59 = data\n" in text and "  r119 = r59\n" in text

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from netc.compiler.importers.caffe import check_spec, import_prototxt
+from netc.compiler.importers.caffe import import_prototxt
 from netc.compiler.importers.caffe.net import Labels
 from netc.compiler.importers.caffe.textformat import Message, parse_prototxt
 from netc.compiler.ir import verify
-from netc.compiler.frontend.loader import load
+from netc.compiler.frontend.loader import load, load_text
 from netc.compiler.analyses.summary import summarize
 from netc.runtime.cli import main
 
@@ -116,7 +116,7 @@ def caffe_shapes(text: str) -> dict[str, tuple[str, tuple[int, ...]]]:
 def imported(request):
     path = CAFFE / request.param
     text = import_prototxt(path)
-    graph = check_spec(text, str(path.with_suffix(".net")))
+    graph = load_text(text, str(path.with_suffix(".net")))
     return request.param, path, text, graph
 
 

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netc.compiler.importers.caffe import check_spec, import_prototxt_text
+from netc.compiler.frontend.loader import load_text
+from netc.compiler.importers.caffe import import_prototxt_text
 from netc.compiler.ops.caffe_pool import caffe_pool_size as caffe_pool_out
 from netc.compiler.ops.conv import window_out
 
@@ -27,7 +28,7 @@ def layer(name: str, type_: str, bottoms=("data",), top: str | None = None, body
 
 def imported(*layers: str, header: str = HEADER):
     text = import_prototxt_text(header + "".join(layers), "t.prototxt")
-    return text, check_spec(text, "t.net")
+    return text, load_text(text, "t.net")
 
 
 # (type, *_param body, the netc op text, the output shape)

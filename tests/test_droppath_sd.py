@@ -167,7 +167,7 @@ def test_deepest_column_pass(fractal):
     verify(plain)
     assert not any(n.op == "mean" for n in plain)
     assert sum(n.op == "conv" for n in plain) == 2 * 2 ** (3 - 1)
-    assert "droppath_global" not in plain.options
+    assert plain.options.droppath_global is None and plain.options.droppath_local is None
     assert len(fractal) > len(plain)  # a pure function: the input graph is unchanged
     assert any(n.op == "mean" for n in fractal)
     # The zoo's FractalNet (B=5, C=4): a plain chain of 40 conv units.

@@ -169,7 +169,7 @@ def test_droppath_declaration_and_override(tmp_path):
 net n { input x: 8x8x8
   with droppath(local=0.1, global=0.25)
   x -> mean[conv(8, 3, pad=1), conv(8, 1)] -> mean(droppath=0.3)[relu, identity] }"""))
-    assert g.options["droppath_local"] == 0.1 and g.options["droppath_global"] == 0.25
+    assert g.options.droppath_local == 0.1 and g.options.droppath_global == 0.25
     means = [n for n in g if n.op == "mean"]
     assert [m.attrs["droppath"] for m in means] == [None, 0.3]
 

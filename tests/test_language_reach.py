@@ -198,7 +198,7 @@ AUX = """
 
 def test_training_outputs_are_counted_apart(tmp_path, cli):
     g = load(net(tmp_path, AUX, shape="3x8x8"))
-    assert g.outputs == ["fc1"] and g.options["training_outputs"] == {"aux": "head"}
+    assert g.outputs == ["fc1"] and g.options.training_outputs == {"aux": "head"}
     s = summarize(g)
     assert s.params == (3 * 9 + 1) * 4 + (4 * 9 + 1) * 6 + 6 * 5 + 5
     assert s.training_params == 4 * 5 + 5

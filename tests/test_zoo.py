@@ -226,8 +226,8 @@ def test_fractalnet_widths_dropout_and_drop_path():
         drops = {n.attrs["p"] for n in graph
                  if n.op == "dropout" and n.name.startswith(f"block{b}.")}
         assert drops == {p}
-    assert graph.options["droppath_local"] == 0.15
-    assert graph.options["droppath_global"] == 0.5
+    assert graph.options.droppath_local == 0.15
+    assert graph.options.droppath_global == 0.5
 
 
 # ---- stochastic depth -----------------------------------------------------------------------

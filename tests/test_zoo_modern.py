@@ -216,7 +216,7 @@ def test_configuration_tables_appear_once(file, table, block):
 ])
 def test_auxiliary_heads_exist_in_training_only(name, aux, one_torch_thread):
     graph = zoo_graph(name)
-    assert list(graph.options["training_outputs"]) == aux
+    assert list(graph.options.training_outputs) == aux
     module = build_module(graph, sane_weights(graph))
     shape = next(iter(graph.inputs.values())).shape
     x = torch.from_numpy(np.random.default_rng(0).standard_normal((2, *shape),

@@ -128,7 +128,7 @@ def summarize(graph: Graph) -> Summary:
                         "training only" if node.name in aux else _extra(node),
                         kernel, stride, dilation, joined))
         previous = node.name
-    names = graph.options.get("output_names") or tuple(graph.outputs)
+    names = graph.options.output_names or tuple(graph.outputs)
     outputs = {n: graph[o].shape for n, o in zip(names, graph.outputs)}
     inputs = {k: v.shape for k, v in graph.inputs.items()}
     return Summary(graph.name, tuple(rows), inputs, outputs, total_p, total_m, act,
@@ -137,7 +137,7 @@ def summarize(graph: Graph) -> Summary:
 
 def training_only(graph: Graph) -> set[str]:
     """Nodes that only ``training output``s need (auxiliary heads): absent at inference."""
-    extra = graph.options.get("training_outputs") or {}
+    extra = graph.options.training_outputs
     if not extra:
         return set()
     needed = {n.name for n in graph.slice(list(graph.outputs))}

@@ -1,7 +1,8 @@
 """Names, lists and numbers in definitions: what a block can compute before it adds layers.
 
-The part of elaboration that configuration tables and width rules need (a mixin of
-:class:`netc.compiler.frontend.elaborate.Elaborator`):
+The part of evaluation that configuration tables and width rules need (used by
+:class:`netc.compiler.frontend.expressions.Evaluator`, which hands it the evaluation of
+sub-expressions):
 
 1. ``in_channels``, ``in_height``, ``in_width`` and ``in_shape`` inside a definition are the
    shape of the definition's input (the value the call is applied to): depthwise
@@ -22,9 +23,12 @@ The part of elaboration that configuration tables and width rules need (a mixin 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
-from netc.compiler.frontend.values import POISON, Block, ForEachBlock, Value
+from netc.compiler.frontend.arithmetic import is_num
+from netc.compiler.frontend.context import Context
+from netc.compiler.frontend.values import POISON, Block, ForEachBlock
 from netc.dsl import ast
 
 # The key under which a definition's environment holds the value it is applied to.
@@ -33,22 +37,23 @@ SHAPE_NAMES = ("in_channels", "in_height", "in_width", "in_shape")
 NUMERIC_FUNCTIONS = ("min", "max", "round", "floor", "ceil", "len")
 
 
-def _num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def _to_int(x: float) -> int:
     # Integral results stay ints (conv(round(c * 0.5), 1) needs an int); huge ones are an error
     # raised by the caller.
     return int(x)
 
 
-class BindingsMixin:
-    """Evaluation of shape names, constants, ``let``, list items, numeric functions and ``for``
-    over a list. Expects the elaborator's ``eval``, ``error``, ``apply`` and ``not_a_block``."""
+class Bindings:
+    """Evaluation of shape names, constants, functions, ``let``, list items, numeric functions
+    and ``for`` over a list. ``evaluate(e, env)`` evaluates a sub-expression."""
 
-    constants: dict[str, ast.LetStmt]
-    _constant_values: dict[str, Any]
+    def __init__(self, ctx: Context, evaluate: Callable[[ast.Node, dict], Any],
+                 constants: dict[str, ast.LetStmt]):
+        self.ctx = ctx
+        self.error = ctx.error  # every diagnostic goes to the shared context
+        self.eval = evaluate
+        self.constants = constants
+        self._constant_values: dict[str, Any] = {}
 
     # ---- names ------------------------------------------------------------------------------
     def shape_name(self, e: ast.Name, env) -> Any:
@@ -103,15 +108,16 @@ class BindingsMixin:
                 if p.default is None:
                     return self.error(e.span, f"{fname} needs its parameter {p.name!r}")
                 inner[p.name] = self.eval(p.default, dict(inner))
-        self.step(e.span)
-        self.enter(e.span, f"the function {fname}")  # a recursion meets the depth limit
+        self.ctx.step(e.span)
+        self.ctx.enter(e.span, f"the function {fname}")  # a recursion meets the depth limit
         try:
             return self.eval(stmt.value, inner)
         finally:
-            self.depth -= 1
+            self.ctx.leave()
 
     # ---- let, items, numeric functions --------------------------------------------------------
-    def eval_Let(self, e: ast.Let, env):
+    def let(self, e: ast.Let, env):
+        """``let c = e1, d = e2 in body``: names bound in order, for ``body``."""
         inner = dict(env)
         for b in e.bindings:
             v = self.eval(b.value, inner)
@@ -149,11 +155,11 @@ class BindingsMixin:
             return len(args[0])
         if fname in ("min", "max"):
             items = args[0] if len(args) == 1 and isinstance(args[0], list) else args
-            if not items or not all(_num(a) for a in items):
+            if not items or not all(is_num(a) for a in items):
                 return self.error(e.span, f"{fname} needs numbers (or one list of numbers); got "
                                           f"{', '.join(map(repr, items)) or 'nothing'}")
             return (min if fname == "min" else max)(items)
-        if len(args) != 1 or not _num(args[0]):
+        if len(args) != 1 or not is_num(args[0]):
             return self.error(e.span, f"{fname} takes one number; got "
                                       f"{', '.join(map(repr, args)) or 'nothing'}")
         x = args[0]
@@ -165,7 +171,8 @@ class BindingsMixin:
             return self.error(e.span, f"{fname}({x!r}) is too large")
 
     # ---- for over a list ----------------------------------------------------------------------
-    def eval_RepeatList(self, e: ast.RepeatList, env):
+    def for_each(self, e: ast.RepeatList, env):
+        """``body for a, b in items``: a block that repeats ``body`` once per item."""
         items = self.eval(e.items, env)
         if items is POISON:
             return POISON
@@ -178,11 +185,6 @@ class BindingsMixin:
                     return self.error(e.items.span, f"for {', '.join(e.vars)} in ...: item {k} "
                                                     f"is {item!r}, not a list of {len(e.vars)}")
         return ForEachBlock(e.body, e.vars, tuple(items), dict(env), e.span)
-
-    def apply_ForEachBlock(self, b: ForEachBlock, x: Value, label):
-        envs = ({**b.env, **(dict(zip(b.vars, item)) if len(b.vars) > 1
-                             else {b.vars[0]: item})} for item in b.items)
-        return self.apply_each(b.body, b.span, envs, x)
 
 
 _EVALUATING = object()  # a file-level constant being evaluated

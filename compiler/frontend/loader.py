@@ -20,12 +20,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from netc.compiler.frontend.elaborate import (
-    DEFAULT_MAX_DEPTH,
-    DEFAULT_MAX_NODES,
-    MAX_DEPTH_LIMIT,
-    Elaborator,
-)
+from netc.compiler import ops
+from netc.compiler.frontend.context import DEFAULT_MAX_DEPTH, DEFAULT_MAX_NODES, MAX_DEPTH_LIMIT
+from netc.compiler.frontend.elaborate import Elaborator
+from netc.compiler.importers.caffe import import_prototxt
 from netc.compiler.ir import Graph
 from netc.dsl import ast
 from netc.dsl.diagnostics import Diagnostic, DiagnosticError, Span
@@ -104,70 +102,115 @@ def _read_and_parse(file: Path, at: Span | None) -> ast.Module | DiagnosticError
         return err
 
 
-def read_program(path: Path) -> Program:
-    """Parse ``path`` and its includes, depth first in file order. Raises DiagnosticError.
+class _ProgramReader:
+    """Gathers the items of a file and its includes, depth first in file order.
 
     An explicit stack, not recursion: each frame is a file and the items still to read.
     """
-    defs: dict[str, ast.Definition] = {}
-    nets: dict[str, ast.Net | ast.NetAlias] = {}
-    constants: dict[str, ast.LetStmt] = {}
-    diags: list[Diagnostic] = []
-    done: set[Path] = set()
-    frames: list[tuple[Path, Any]] = []  # (file, iterator over its items)
-    open_files: set[Path] = set()
 
-    def enter(file: Path, at: Span | None) -> None:
+    def __init__(self):
+        self.defs: dict[str, ast.Definition] = {}
+        self.nets: dict[str, ast.Net | ast.NetAlias] = {}
+        self.constants: dict[str, ast.LetStmt] = {}
+        self.diags: list[Diagnostic] = []
+        self.done: set[Path] = set()
+        self.frames: list[tuple[Path, Any]] = []  # (file, iterator over its items)
+        self.open_files: set[Path] = set()
+
+    def read(self, path: Path) -> None:
+        self.enter(path, None)
+        while self.frames:
+            file, items = self.frames[-1]
+            item = next(items, None)
+            if item is None:
+                self.frames.pop()
+                self.open_files.discard(file)
+            elif isinstance(item, ast.Include):
+                self.include(file, item)
+            elif isinstance(item, ast.Definition):
+                _define(self.defs, item, self.diags)
+            elif isinstance(item, ast.LetStmt):
+                self.constant(item)
+            elif isinstance(item, (ast.Net, ast.NetAlias)):
+                self.net(item)
+
+    def enter(self, file: Path, at: Span | None) -> None:
+        """Start reading ``file`` (included at ``at``), unless it was read or is open."""
         file = _real(file)
-        if file in open_files:
-            chain = " -> ".join([f.name for f, _ in frames] + [file.name])
-            diags.append(Diagnostic(at, f"include cycle: {chain}"))
+        if file in self.open_files:
+            chain = " -> ".join([f.name for f, _ in self.frames] + [file.name])
+            self.diags.append(Diagnostic(at, f"include cycle: {chain}"))
             return
-        if file in done:
+        if file in self.done:
             return
-        done.add(file)
+        self.done.add(file)
         try:
             module = _parse_file(file, at)
         except DiagnosticError as err:
-            diags.extend(err.diagnostics)
+            self.diags.extend(err.diagnostics)
             return
-        frames.append((file, iter(module.items)))
-        open_files.add(file)
+        self.frames.append((file, iter(module.items)))
+        self.open_files.add(file)
 
-    enter(path, None)
-    while frames:
-        file, items = frames[-1]
-        item = next(items, None)
-        if item is None:
-            frames.pop()
-            open_files.discard(file)
-        elif isinstance(item, ast.Include):
-            if not item.path:
-                diags.append(Diagnostic(item.span, "include of an empty file name"))
-                continue
-            target = file.parent / item.path
-            if not target.exists() and (zoo_dir() / item.path).exists():
-                target = zoo_dir() / item.path
-            enter(target, item.span)
-        elif isinstance(item, ast.Definition):
-            _define(defs, item, diags)
-        elif isinstance(item, ast.LetStmt):
-            if item.name in constants and constants[item.name].span.file == item.span.file:
-                first = constants[item.name].span
-                diags.append(Diagnostic(item.span, f"{item.name!r} is defined twice "
-                                                   f"(first at line {first.line})"))
-            constants[item.name] = item
-        elif isinstance(item, (ast.Net, ast.NetAlias)):
-            if item.name in nets and nets[item.name].span.file != item.span.file:
-                pass  # an included file's net of the same name is shadowed
-            elif item.name in nets:
-                diags.append(Diagnostic(item.span, f"net {item.name!r} is defined twice"))
-            nets[item.name] = item
-            if isinstance(item, ast.Net):
-                _check_params(item.params, f"net {item.name}", diags)
-    if diags:
-        raise DiagnosticError(diags)
-    return Program(path, defs, nets, constants)
+    def include(self, file: Path, item: ast.Include) -> None:
+        """``include "x.net"``: relative to the including file, else from the zoo."""
+        if not item.path:
+            self.diags.append(Diagnostic(item.span, "include of an empty file name"))
+            return
+        target = file.parent / item.path
+        if not target.exists() and (zoo_dir() / item.path).exists():
+            target = zoo_dir() / item.path
+        self.enter(target, item.span)
+
+    def constant(self, item: ast.LetStmt) -> None:
+        if item.name in self.constants and self.constants[item.name].span.file == item.span.file:
+            first = self.constants[item.name].span
+            self.diags.append(Diagnostic(item.span, f"{item.name!r} is defined twice "
+                                                    f"(first at line {first.line})"))
+        self.constants[item.name] = item
+
+    def net(self, item: ast.Net | ast.NetAlias) -> None:
+        nets = self.nets
+        if item.name in nets and nets[item.name].span.file != item.span.file:
+            pass  # an included file's net of the same name is shadowed
+        elif item.name in nets:
+            self.diags.append(Diagnostic(item.span, f"net {item.name!r} is defined twice"))
+        nets[item.name] = item
+        if isinstance(item, ast.Net):
+            _check_params(item.params, f"net {item.name}", self.diags)
+
+
+def read_program(path: Path) -> Program:
+    """Parse ``path`` and its includes, depth first in file order. Raises DiagnosticError."""
+    reader = _ProgramReader()
+    reader.read(path)
+    if reader.diags:
+        raise DiagnosticError(reader.diags)
+    return Program(path, reader.defs, reader.nets, reader.constants)
+
+
+def program_of_text(text: str, file: Path) -> Program:
+    """The program of spec text held in memory (an imported Caffe net), shown as ``file``.
+
+    Such text includes nothing; it is parsed as it is. Raises DiagnosticError.
+    """
+    module = parse(text, str(file))
+    defs = {d.name: d for d in module.items if isinstance(d, ast.Definition)}
+    nets = {n.name: n for n in module.items if isinstance(n, (ast.Net, ast.NetAlias))}
+    constants = {c.name: c for c in module.items if isinstance(c, ast.LetStmt)}
+    return Program(file, defs, nets, constants)
+
+
+def load_text(text: str, file: str) -> Graph:
+    """Parse and elaborate the first net of spec text held in memory, shown as ``file``.
+
+    ``netc import caffe`` checks the spec it writes with this, so it never writes one that
+    ``netc check`` would reject. Raises DiagnosticError.
+    """
+    program = program_of_text(text, Path(file))
+    net = next(n for n in program.nets.values() if isinstance(n, ast.Net))
+    return run_deep(lambda: Elaborator(program.defs, constants=program.constants)
+                    .net(net, None, file))
 
 
 def _check_params(params, owner: str, diags) -> bool:
@@ -184,8 +227,6 @@ def _check_params(params, owner: str, diags) -> bool:
 
 
 def _define(defs, item: ast.Definition, diags) -> None:
-    from netc.compiler import ops
-
     if not _check_params(item.params, item.name, diags):
         return
     if item.name in ops.REGISTRY or item.name in ("residual",):
@@ -263,18 +304,8 @@ def load(spec: str, overrides: dict[str, Any] | None = None,
         raise DiagnosticError(Diagnostic(None, f"--max-depth must be in 1..{MAX_DEPTH_LIMIT:,}; "
                                                f"got {max_depth}"))
     path, net_name = resolve_spec(spec)
-    if path.suffix == ".prototxt":
-        from netc.compiler.importers.caffe import import_prototxt  # the Caffe importer
-
-        text = import_prototxt(path, input_shapes)
-        spec_path = path.with_suffix(".net")
-        from netc.dsl.diagnostics import SOURCES
-
-        module = parse(text, str(spec_path))
-        SOURCES.texts[str(spec_path)] = text
-        defs = {d.name: d for d in module.items if isinstance(d, ast.Definition)}
-        nets = {n.name: n for n in module.items if isinstance(n, (ast.Net, ast.NetAlias))}
-        program = Program(spec_path, defs, nets)
+    if path.suffix == ".prototxt":  # imported from Caffe on the fly
+        program = program_of_text(import_prototxt(path, input_shapes), path.with_suffix(".net"))
     else:
         program = read_program(path)
     own = [n for n in program.nets.values() if _real(Path(n.span.file)) == _real(path)

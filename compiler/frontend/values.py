@@ -154,3 +154,35 @@ class OpRef:
 
     op: OpDef
     span: Span
+
+
+def starts_with_value(block) -> bool:
+    """Whether applying ``block`` needs no input: its chain starts from a named value (every
+    branch's, for a join)."""
+    while isinstance(block, (SeqBlock, LabelledBlock)):
+        block = block.first if isinstance(block, SeqBlock) else block.inner
+    if isinstance(block, JoinBlock):
+        return all(isinstance(b, ValueRef) or starts_with_value(b) for b in block.branches)
+    return isinstance(block, ValueRef)
+
+
+def clip(text: str, width: int = 60) -> str:
+    """``text`` cut to ``width`` characters with an ellipsis: values in messages stay short."""
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def show(v) -> str:
+    """A value as a diagnostic shows it: numbers as the spec writes them, a block by kind."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, Block):
+        return "a block of layers"
+    if isinstance(v, (JoinHead, OpRef)):
+        return v.op.name
+    if isinstance(v, DefRef):
+        return f"the definition {v.defn.name}"
+    if isinstance(v, list):
+        return "[" + ", ".join(show(i) for i in v[:8]) + (", ...]" if len(v) > 8 else "]")
+    return clip(str(v))

@@ -215,7 +215,7 @@ class NetModule(nn.Module):
         if taps is None:
             targets = tuple(self.graph.outputs)
             if self.training:  # auxiliary heads (``training output``) exist in training only
-                extra = self.graph.options.get("training_outputs") or {}
+                extra = self.graph.options.training_outputs
                 targets = tuple(dict.fromkeys([*targets, *extra.values()]))
         else:
             if isinstance(taps, str):
@@ -301,7 +301,7 @@ def _shape(shape) -> str:
 def _effective_attrs(graph: Graph, node):
     """Attributes as the torch face needs them: a mean join's drop probability resolved."""
     if node.op == "mean" and node.attrs.get("droppath") is None:
-        local = graph.options.get("droppath_local")
+        local = graph.options.droppath_local
         if local is not None:
             return node.attrs.replace(droppath=float(local))
     return node.attrs
@@ -327,7 +327,7 @@ def build_module(graph: Graph, weights: Mapping[str, np.ndarray] | None = None,
             net._install(node.name, module)
         else:
             net._stateless[node.name] = module
-    ratio = graph.options.get("droppath_global")
+    ratio = graph.options.droppath_global
     if ratio and max_column:
         net._droppath = DropPathSampler(float(ratio), max_column)
     mods = net._stateless

@@ -55,5 +55,5 @@ def deepest_column(graph: Graph) -> Graph:
     out.nodes = {k: v for k, v in out.nodes.items() if k in needed}
     out.aliases = {a: t for a, t in out.aliases.items() if t in needed}
     # Rule 5.
-    out.options = {k: v for k, v in out.options.items() if not k.startswith("droppath")}
+    out.options = out.options.replace(droppath_local=None, droppath_global=None)
     return out

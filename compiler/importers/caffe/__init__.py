@@ -10,6 +10,10 @@ The pipeline, one module each:
   Split, BatchNorm + Scale pairs);
 - :mod:`.emit`: the readable netc text.
 
+The importer knows nothing of the front end: it gives spec text (and an :class:`.net.ImportedNet`),
+and the loader (:mod:`netc.compiler.frontend.loader`) parses and elaborates it, as it does for a
+``.prototxt`` named as a spec (``load_text`` checks imported text as ``netc check`` would).
+
 Both the V1 format (``layers { type: CONVOLUTION }``) and the current one
 (``layer { type: "Convolution" }``) are read. Every mistake is a located diagnostic in the
 prototxt (``file:line:col``), every error of a file in file order. A train_val file imports as
@@ -23,7 +27,7 @@ from pathlib import Path
 
 from netc.dsl.diagnostics import SOURCES, Diagnostic, DiagnosticError, Span
 
-__all__ = ["check_spec", "import_prototxt", "import_prototxt_net", "import_prototxt_text"]
+__all__ = ["import_prototxt", "import_prototxt_net", "import_prototxt_text"]
 
 
 def import_prototxt_text(text: str, file: str, net_name: str | None = None,
@@ -93,20 +97,3 @@ def _display(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-def check_spec(text: str, file: str):
-    """Parse and elaborate imported spec text (shown as ``file``); the checked IR graph.
-
-    The importer computes Caffe's shapes itself; this runs netc's own checks over the result,
-    so ``netc import`` never writes a spec that ``netc check`` would reject.
-    """
-    from netc.compiler.frontend.elaborate import Elaborator
-    from netc.compiler.frontend.loader import run_deep
-    from netc.dsl import ast
-    from netc.dsl.parser import parse
-
-    SOURCES.texts[file] = text
-    module = parse(text, file)
-    net = next(item for item in module.items if isinstance(item, ast.Net))
-    return run_deep(lambda: Elaborator({}).net(net, None, file))  # as the loader does

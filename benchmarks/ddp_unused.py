@@ -50,10 +50,10 @@ def main() -> None:
     net = args[0] if args else "cifar_resnet56"
     steps = int(args[1]) if len(args) > 1 else 12
     graph = load(net)
-    graph.options["stochastic_depth"] = 0.5  # the zoo's 56-layer net, with stochastic depth
-    from netc.compiler.frontend.elaborate import assign_survival
+    from netc.compiler.passes.assign_survival import assign_survival
 
-    assign_survival(graph)
+    # the zoo's 56-layer net, with stochastic depth
+    graph = assign_survival(graph.copy(options=graph.options.replace(stochastic_depth=0.5)))
     variants = {}
     for name, find in (("zero gradients", False), ("find_unused_parameters", True)):
         module = build_module(graph, seed=0).train()

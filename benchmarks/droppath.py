@@ -47,7 +47,7 @@ def graph_of(name: str):
 
     if name.endswith("(no drop-path)"):
         graph = load(name.split()[0])
-        graph.options = {k: v for k, v in graph.options.items() if not k.startswith("droppath")}
+        graph.options = graph.options.replace(droppath_local=None, droppath_global=None)
         return graph
     return load(name)
 

@@ -27,9 +27,6 @@ from netc.compiler.ops import ArgError, Attrs
 from netc.dsl import ast
 from netc.dsl.diagnostics import Span
 
-JOIN_KINDS = ("concat", "add", "mean", "mul", "max", "crop")
-JOIN_KINDS += ("resize",)  # resize[x, ref]: x interpolated to ref's size
-
 
 class Calls:
     """Binds layer and definition calls (rules in the module docstring)."""
@@ -57,7 +54,7 @@ class Calls:
                 return self.ctx.error(where, str(err))
             if key is not None:
                 self._bound[key] = attrs
-        if name in JOIN_KINDS:
+        if opdef.join_head:
             return JoinHead(opdef, attrs, span)
         return OpBlock(opdef, attrs, span)
 

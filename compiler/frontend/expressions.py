@@ -38,7 +38,7 @@ from netc.compiler.frontend.arithmetic import (
     is_num,
 )
 from netc.compiler.frontend.bindings import NUMERIC_FUNCTIONS, SHAPE_NAMES, Bindings
-from netc.compiler.frontend.calls import JOIN_KINDS, Calls
+from netc.compiler.frontend.calls import Calls
 from netc.compiler.frontend.context import Context
 from netc.compiler.frontend.residual import residual_block
 from netc.compiler.frontend.values import (
@@ -324,7 +324,7 @@ class Evaluator:
             return self.bindings.index(head, e, env)
         if not isinstance(head, JoinHead):
             return self.error(e.head.span, "branches in [...] need a join: "
-                                           f"{', '.join(JOIN_KINDS)}")
+                                           f"{', '.join(opreg.join_heads())}")
         branches = [self.eval(b, env) for b in e.branches]
         if any(b is POISON for b in branches):
             return POISON

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from netc.compiler.ops import Attrs, OpDef
+from netc.compiler.ops import Attrs, OpDef, SpecValue
 from netc.dsl import ast
 from netc.dsl.diagnostics import Span
 
@@ -42,10 +42,13 @@ class Poison:
 POISON = Poison()
 
 
-class Block:
+class Block(SpecValue):
     """Something that maps one tensor to another when applied."""
 
     span: Span
+
+    def shown(self) -> str:
+        return "a block"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,10 @@ class OpBlock(Block):
     op: OpDef
     attrs: Attrs
     span: Span
+
+    def op_word(self) -> str | None:
+        """The op's name where it was written bare (``crop``): no argument but defaults."""
+        return self.op.name if self.attrs == self.op.bind([], {}) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,12 +138,16 @@ class ValueRef(Block):
 
 
 @dataclass(frozen=True, slots=True)
-class JoinHead:
+class JoinHead(SpecValue):
     """``mean(droppath=0.1)`` before its ``[branches]``."""
 
     op: OpDef
     attrs: Attrs
     span: Span
+
+    def op_word(self) -> str | None:
+        """The op's name where it was written bare (``crop``): no argument but defaults."""
+        return self.op.name if self.attrs == self.op.bind([], {}) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,12 +159,15 @@ class DefRef:
 
 
 @dataclass(frozen=True, slots=True)
-class OpRef:
+class OpRef(SpecValue):
     """An op named bare although it needs arguments (``conv``): an error only if applied, and a
     plain word where a word is expected (``shortcut=conv``)."""
 
     op: OpDef
     span: Span
+
+    def op_word(self) -> str:
+        return self.op.name
 
 
 def starts_with_value(block) -> bool:

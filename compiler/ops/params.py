@@ -316,35 +316,4 @@ def _clip(text: str) -> str:
 
 
 def _spec_value(v: Any) -> SpecValue | None:
-    if isinstance(v, SpecValue):
-        return v
-    return _frontend_value(v)
-
-
-# TEMPORARY, removed at merge: until compiler/frontend/values.py's classes subclass SpecValue
-# (the edit is in the registry branch's report), its classes are recognised by name, so that
-# the registry never imports the front end.
-_FRONTEND = "netc.compiler.frontend.values"
-
-
-class _FrontendValue(SpecValue):
-    def __init__(self, v: Any, names: set[str]):
-        self.v, self.names = v, names
-
-    def shown(self) -> str:
-        return "a block" if "Block" in self.names else _clip(str(self.v))
-
-    def op_word(self) -> str | None:
-        v = self.v
-        if "OpRef" in self.names:
-            return v.op.name
-        if self.names & {"OpBlock", "JoinHead"} and v.attrs == v.op.bind([], {}):
-            return v.op.name
-        return None
-
-
-def _frontend_value(v: Any) -> SpecValue | None:
-    if type(v).__module__ != _FRONTEND:
-        return None
-    names = {c.__name__ for c in type(v).__mro__}
-    return _FrontendValue(v, names) if names & {"Block", "JoinHead", "OpRef"} else None
+    return v if isinstance(v, SpecValue) else None

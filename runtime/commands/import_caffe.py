@@ -29,13 +29,14 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from netc.compiler.importers.caffe import check_spec, import_prototxt_net
+    from netc.compiler.frontend.loader import load_text
+    from netc.compiler.importers.caffe import import_prototxt_net
     from netc.compiler.analyses.summary import one_line, summarize
     from netc.runtime.files import atomic_write_bytes
 
     text, net = import_prototxt_net(args.file, args.input_shapes, frozenset(args.stage))
     shown = args.output or str(Path(args.file).with_suffix(".net"))
-    graph = check_spec(text, shown)
+    graph = load_text(text, shown)
     for line in net.dropped:
         print(f"train_val: {line}", file=sys.stderr)
     if args.output is None:

@@ -19,7 +19,6 @@ from netc.runtime.data import load_dataset, make_batch, random_crop_flip
 from netc.runtime.train import TrainConfig, lr_at, train
 
 SPECS = Path(__file__).parent / "specs" / "torch_nets.net"
-ROOT = Path(__file__).resolve().parents[1]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -213,7 +212,7 @@ def test_cifar10_batches_and_a_refused_pickle(tmp_path):
 
 
 def test_two_cpu_processes_under_torchrun_end_with_identical_weights(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
            "2", str(Path(__file__).parent / "torch_ddp_worker.py"), str(tmp_path)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
@@ -263,7 +262,7 @@ def test_two_gated_processes_agree_with_each_other_and_with_one_process(tmp_path
     """Two gloo ranks draw the same gates for every step (so they skip the same blocks), end
     with identical weights, and — the net has no batch norm, so per-rank batches of 8 are one
     batch of 16 — with the weights of one process trained on the same examples."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
            "2", str(Path(__file__).parent / "torch_ddp_worker.py"), str(tmp_path), "gated_tiny",
            "8"]

@@ -10,10 +10,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from netc.compiler.frontend.loader import load  # noqa: E402
-from netc.runtime.train import TrainConfig, train  # noqa: E402
+from netc.compiler.frontend.loader import load
+from netc.runtime.train import TrainConfig, train
 
 out = Path(sys.argv[1])
 net = sys.argv[2] if len(sys.argv) > 2 else "tiny"

@@ -51,6 +51,11 @@ class Block(SpecValue):
         return "a block"
 
 
+def bare_op_word(op: OpDef, attrs: Attrs) -> str | None:
+    """The op's name where it was written bare (``crop``): no argument but defaults."""
+    return op.name if attrs == op.bind([], {}) else None
+
+
 @dataclass(frozen=True, slots=True)
 class OpBlock(Block):
     op: OpDef
@@ -58,8 +63,7 @@ class OpBlock(Block):
     span: Span
 
     def op_word(self) -> str | None:
-        """The op's name where it was written bare (``crop``): no argument but defaults."""
-        return self.op.name if self.attrs == self.op.bind([], {}) else None
+        return bare_op_word(self.op, self.attrs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +150,7 @@ class JoinHead(SpecValue):
     span: Span
 
     def op_word(self) -> str | None:
-        """The op's name where it was written bare (``crop``): no argument but defaults."""
-        return self.op.name if self.attrs == self.op.bind([], {}) else None
+        return bare_op_word(self.op, self.attrs)
 
 
 @dataclass(frozen=True, slots=True)

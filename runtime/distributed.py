@@ -77,8 +77,13 @@ class Dist:
             dist.broadcast(b, 0)
 
     def close(self) -> None:
-        """End the process group this object started."""
+        """End the process group this object started, once every rank has reached this point:
+        a rank that tears gloo down while another still sends aborts ("terminate called without
+        an active exception"), which a loaded machine made happen one run in three."""
         if self.started:
             import torch.distributed as dist
 
-            dist.destroy_process_group()
+            try:
+                dist.barrier()
+            finally:
+                dist.destroy_process_group()

@@ -77,13 +77,15 @@ class Dist:
             dist.broadcast(b, 0)
 
     def close(self) -> None:
-        """End the process group this object started, once every rank has reached this point:
-        a rank that tears gloo down while another still sends aborts ("terminate called without
-        an active exception"), which a loaded machine made happen one run in three."""
+        """End the process group this object started. The caller drops its
+        DistributedDataParallel wrapper first: the wrapper's reducer holds the group, and where
+        a reference cycle keeps it until interpreter shutdown, gloo's threads are torn down
+        then and the process aborts ("terminate called without an active exception") after
+        all its work is done. Collecting here frees it while Python is still whole."""
         if self.started:
+            import gc
+
             import torch.distributed as dist
 
-            try:
-                dist.barrier()
-            finally:
-                dist.destroy_process_group()
+            gc.collect()
+            dist.destroy_process_group()

@@ -170,6 +170,7 @@ def train(graph: Graph, cfg: TrainConfig, log: Callable[[str], None] = print,
         history = [EpochStats(**h) for h in pos.history]
         return TrainResult(module, history, checkpoint, output if dist.main else None)
     finally:
+        model = loop = None  # the DDP wrapper (and the loop holding it) goes before its group
         dist.close()
 
 

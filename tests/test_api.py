@@ -133,6 +133,9 @@ def test_keyword_arguments_set_net_parameters():
     assert a.params == b.params == 6_964_106
     resnet34 = netc.load("resnet", n2=3, n3=4, n4=6, n5=3)
     assert resnet34.summary().params == netc.load("resnet34").summary().params == 21_797_672
+    # A word names what it names in the spec: the block definition, as resnet50 writes it.
+    resnet50 = netc.load("resnet", block="bottleneck", n2=3, n3=4, n4=6, n5=3)
+    assert resnet50.summary().params == netc.load("resnet50").summary().params == 25_557_032
 
 
 def test_input_shape_replaces_the_declared_one():

@@ -91,6 +91,17 @@ def test_set_on_an_alias_names_the_alias(cli):
     assert r.code == 1 and "net vgg16 has no parameter 'colours'" in r.err
 
 
+def test_set_chooses_a_definition_by_name(cli):
+    """A word set from outside means what it means in the spec: `resnet(bottleneck, 3, 4, 6,
+    3)` is ResNet-50, and so is the generic net with its block set by name (torchvision's
+    resnet50 has 25,557,032 parameters)."""
+    r = cli("summary", "resnet", "--set", "block=bottleneck", "--set", "n2=3", "--set", "n3=4",
+            "--set", "n4=6", "--set", "n5=3")
+    assert r.code == 0 and "resnet: 25,557,032 params" in r.out
+    r = cli("check", "resnet", "--set", "block=no_such_block")
+    assert r.code == 1 and "'block' is no_such_block, not a definition" in r.err
+
+
 def test_an_unwritable_output_is_an_error_not_a_traceback(tmp_path, cli):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")

@@ -108,7 +108,7 @@ class Elaborator:
         env: dict[str, Any] = {}
         for p in net.params:
             if p.name in overrides:
-                env[p.name] = overrides.pop(p.name)
+                env[p.name] = self.override(overrides.pop(p.name), p, env)
             elif p.default is not None:
                 env[p.name] = self.eval(p.default, dict(env))
             else:
@@ -116,6 +116,14 @@ class Elaborator:
         for name in overrides:
             self.ctx.error(net.span, f"net {net.name} has no parameter {name!r}")
         return env
+
+    def override(self, value: Any, p: ast.Param, env: dict[str, Any]) -> Any:
+        """A parameter set from outside (``--set``, ``netc.load(..., block="bottleneck")``): a
+        word means what it would mean written in the spec as the default, so a definition, an
+        op or a file-level constant can be chosen by name; anything else is the value itself."""
+        if isinstance(value, str) and value.isidentifier():
+            return self.eval(ast.Name(p.span, value), dict(env))
+        return value
 
     def body(self, net: ast.Net, env: dict[str, Any]) -> Value | Poison | None:
         """Run the net's statements in order; the value of the last that computed one."""

@@ -45,11 +45,10 @@ PathLike = Union[str, "os.PathLike[str]"]
 Weights = Union[PathLike, Mapping[str, Any]]
 
 T = TypeVar("T")
-MAX_NODES = 100_000  # the command line's --max-nodes default
 
 
 def load(spec: PathLike, /, *, input_shape: Shape | Mapping[str, Shape] | None = None,
-         max_nodes: int = MAX_NODES, max_depth: int | None = None,
+         max_nodes: int | None = None, max_depth: int | None = None,
          max_memory: int | None = None, **params: ParamValue) -> Net:
     """Parse, elaborate and shape-check ``spec``; raise :class:`NetcError` for any mistake.
 
@@ -59,7 +58,8 @@ def load(spec: PathLike, /, *, input_shape: Shape | Mapping[str, Shape] | None =
     ``input_shape`` replaces the declared input shape: ``(3, 320, 320)`` for the first input,
     or a mapping from input name to shape (``--input``). ``max_nodes``, ``max_depth`` and
     ``max_memory`` (bytes of float32 weights and one sample's activations; default: this
-    machine's RAM) bound what a spec may expand to, as the command line's flags of those names.
+    machine's RAM) bound what a spec may expand to, as the command line's flags of those names
+    (None: their defaults).
 
     >>> netc.load("densenet", blocks=[6, 12, 24, 16], classes=10).summary().params
     6964106
@@ -67,9 +67,8 @@ def load(spec: PathLike, /, *, input_shape: Shape | Mapping[str, Shape] | None =
     from netc.compiler.frontend.loader import load as load_graph
     from netc.runtime.commands.common import physical_memory
 
-    limits: dict[str, Any] = {"max_nodes": _positive(max_nodes, "max_nodes")}
-    if max_depth is not None:
-        limits["max_depth"] = _positive(max_depth, "max_depth")
+    limits = {name: _positive(value, name) for name, value in
+              (("max_nodes", max_nodes), ("max_depth", max_depth)) if value is not None}
     memory = physical_memory() if max_memory is None else _positive(max_memory, "max_memory")
     graph = load_graph(_spec(spec), _overrides(params), max_memory=memory,
                        input_shapes=_input_shapes(input_shape), **limits)
@@ -77,7 +76,7 @@ def load(spec: PathLike, /, *, input_shape: Shape | Mapping[str, Shape] | None =
 
 
 def check(spec: PathLike, /, *, input_shape: Shape | Mapping[str, Shape] | None = None,
-          max_nodes: int = MAX_NODES, max_depth: int | None = None,
+          max_nodes: int | None = None, max_depth: int | None = None,
           max_memory: int | None = None, **params: ParamValue) -> list[Diagnostic]:
     """The mistakes in ``spec``, as records; an empty list when it is a valid net.
 

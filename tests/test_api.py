@@ -193,6 +193,21 @@ def test_every_mistake_is_a_netc_error_with_records(mistake):
     assert not isinstance(err, (ValueError, KeyError, TypeError))
 
 
+def test_a_netc_error_pickles_with_its_records(tmp_path):
+    # A library's exception crosses processes (multiprocessing, a worker pool) whole.
+    import pickle
+
+    spec = tmp_path / "bad.net"
+    spec.write_text(TINY.replace("conv(4, 3)", "conv(4, 9)"))
+    errors = [_raises(lambda: netc.load(spec)),
+              _raises(lambda: netc.load("lenet5").summary(depth=0))]
+    assert [type(e) for e in errors] == [DiagnosticError, UserError]  # both kinds
+    for err in errors:
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is type(err) and str(back) == str(err)
+        assert back.diagnostics == err.diagnostics
+
+
 # -- checking ---------------------------------------------------------------------------------
 
 def test_check_returns_located_records(tmp_path):

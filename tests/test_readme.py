@@ -58,14 +58,29 @@ def test_the_python_api_section_has_examples():
     assert len(re.findall(r"```python\n", section)) >= 4
 
 
+def printed_lines(block: str) -> list[str]:
+    """The lines a block says it prints: ``print(x)  # TEXT`` with no backquote in TEXT (a
+    comment with one, such as ``# `netc summary resnet18` ``, describes the output instead)."""
+    return [m for m in re.findall(r"^\s*print\(.*\)\s+# (.*)$", block, re.MULTILINE)
+            if "`" not in m]
+
+
+def test_the_python_blocks_say_what_they_print():
+    assert len([line for b in python_blocks() for line in printed_lines(b)]) >= 2
+
+
 @pytest.mark.parametrize("index", range(len(python_blocks())))
-def test_python_block_runs(index, tmp_path, monkeypatch, one_torch_thread):
+def test_python_block_runs(index, tmp_path, monkeypatch, one_torch_thread, capsys):
     # In a fresh folder holding a copy of examples/, as a user's checkout would: the README's
     # relative paths and the files a block writes stay there.
     shutil.copytree(README.parent / "examples", tmp_path / "examples")
     monkeypatch.chdir(tmp_path)
-    code = compile(python_blocks()[index], f"README.md python block {index + 1}", "exec")
+    block = python_blocks()[index]
+    code = compile(block, f"README.md python block {index + 1}", "exec")
     exec(code, {"__name__": "__readme__"})
+    out = capsys.readouterr().out.splitlines()
+    # What a comment says is printed is printed (an `except` branch that runs, for one).
+    assert [line for line in printed_lines(block) if line not in out] == []
 
 
 def test_ci_runs_the_readme_test_command_in_a_fresh_venv():

@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._results import machine, write_section  # noqa: E402
+from netc.runtime.files import atomic_write_bytes  # noqa: E402
 
 NETS = ("resnet50", "cifar_resnet1202")
 
@@ -381,7 +382,7 @@ def main() -> None:
     text = markdown(rows)
     print(text)
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        atomic_write_bytes(args.json, json.dumps(rows, indent=1).encode())
     if args.write:
         write_section("compile_vs_export", text)
 

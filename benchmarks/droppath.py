@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._results import machine, write_section  # noqa: E402
+from netc.runtime.files import atomic_write_bytes  # noqa: E402
 
 PAIRS = {  # name: (A, B, batch, default turns)
     "resnet110": ("cifar_resnet110_sd", "cifar_resnet110", 64, 20),
@@ -251,7 +252,7 @@ def main(argv=None) -> int:
             row["threads"], row["load"] = args.threads, os.getloadavg()[0]
             rows.append(row)
             if args.json:  # after every pair, so a capped or killed run keeps what it measured
-                Path(args.json).write_text(json.dumps(rows, indent=1))
+                atomic_write_bytes(args.json, json.dumps(rows, indent=1).encode())
     from netc.compiler.lower_torch.module import build_module
 
     shares = {}

@@ -260,3 +260,24 @@ def test_net_aliases_set_parameters(tmp_path):
 def test_zoo_families_are_aliases():
     assert summarize(load("vgg19_bn")).params == 143_678_248
     assert summarize(load("resnet152")).params == 60_192_808
+
+
+@pytest.mark.parametrize("body,shown", [
+    ("image -> conv(conv, 1)", "conv: parameter 'out' must be an integer; got conv"),
+    ("image -> conv(8, 3, pad=relu)", "got a block of layers"),
+    ("image -> conv(8, 3, pad=two)", "got the definition two"),
+    ("image -> concat(fit=mean)[relu, relu]", "one of crop, pad; got mean"),
+    ("with stochastic_depth(mode=conv)\n  image -> relu", "or row (per sample); got conv"),
+    ("with stochastic_depth(mode=rows)\n  image -> relu", "or row (per sample); got 'rows'"),
+    ("image -> relu", "input layout must be rgb, bgr or gray; got [1]"),
+])
+def test_a_value_in_a_message_is_shown_as_the_spec_writes_it(tmp_path, body, shown):
+    """Ops named bare, blocks, join heads and definitions are named, never shown as Python
+    objects (``OpRef(op=<...Conv object at 0x...>)``)."""
+    layout = ", layout=[1]" if "layout" in shown else ""
+    path = spec(tmp_path, f"def two(ch) = conv(ch, 1)\n"
+                          f"net n {{ input image: 3x8x8{layout}\n  {body} }}")
+    with pytest.raises(DiagnosticError) as err:
+        load(path)
+    [message] = [d.message for d in err.value.diagnostics]
+    assert message.endswith(shown) and "object at" not in message

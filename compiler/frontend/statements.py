@@ -204,12 +204,12 @@ class NetStatements:
             self.error(where.get("scale", stmt.span), "input scale must be a positive number "
                                                       f"(255 for Caffe); got {show(scale)}")
             return None
-        layout = str(opts.get("layout", "rgb"))
-        if layout not in ("rgb", "bgr", "gray"):
-            self.error(stmt.span, f"input layout must be rgb, bgr or gray; got {layout!r}")
+        layout = opts.get("layout", "rgb")
+        if not (isinstance(layout, str) and layout in ("rgb", "bgr", "gray")):
+            self.error(stmt.span, f"input layout must be rgb, bgr or gray; got {_quoted(layout)}")
             return None
         return InputSpec(stmt.name, stmt.shape, opts.get("mean"), opts.get("std"),
-                         float(opts.get("scale", 1.0)), layout)
+                         float(opts.get("scale", 1.0)), str(layout))
 
     def input_options(self, stmt: ast.InputStmt, env) -> dict[str, Any] | None:
         """The input's options evaluated, each given once and known; None after an error."""
@@ -242,12 +242,13 @@ class NetStatements:
         elif stmt.name == "stochastic_depth":
             allowed = {"p_L", "mode"}
             params = dict(zip(("p_L", "mode"), args), **kwargs)
-            mode = str(params.pop("mode", "batch"))
-            if mode not in ("batch", "row"):
+            mode = params.pop("mode", "batch")
+            if not (isinstance(mode, str) and mode in ("batch", "row")):
                 self.error(stmt.span, "stochastic_depth: mode must be batch (one draw per "
-                                      f"block per mini-batch) or row (per sample); got {mode!r}")
+                                      f"block per mini-batch) or row (per sample); got "
+                                      f"{_quoted(mode)}")
                 return
-            graph.options = graph.options.replace(stochastic_depth_mode=mode)
+            graph.options = graph.options.replace(stochastic_depth_mode=str(mode))
         else:
             self.error(stmt.span, f"unknown declaration {stmt.name!r}; netc knows "
                                   "droppath(local=, global=) and stochastic_depth(p_L=, mode=)")
@@ -266,6 +267,11 @@ class NetStatements:
                 droppath_global=float(params.get("global", 0.5)))
         else:
             graph.options = graph.options.replace(stochastic_depth=float(params.get("p_L", 0.5)))
+
+
+def _quoted(v: Any) -> str:
+    """A value in a message: a word in quotes (as before), anything else as the spec writes it."""
+    return repr(str(v)) if isinstance(v, str) else show(v)
 
 
 def _input_shape_problem(shape: tuple[int, ...]) -> str | None:

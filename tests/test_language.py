@@ -281,3 +281,16 @@ def test_a_value_in_a_message_is_shown_as_the_spec_writes_it(tmp_path, body, sho
         load(path)
     [message] = [d.message for d in err.value.diagnostics]
     assert message.endswith(shown) and "object at" not in message
+
+
+@pytest.mark.parametrize("text,message", [
+    ("input image: {}x8x8\n  image -> relu", "1:23: empty {} in an input shape"),
+    ("input image: {2 +}x8x8\n  image -> relu", "cannot read {2 +} in this input shape"),
+    ("input image: 3x8x8\n  image -> relu as r{}", "empty {} in a label"),
+    ("input image: 3x8x8\n  image -> relu as r{2 +}", "cannot read {2 +} in this label"),
+])
+def test_a_braced_expression_that_cannot_be_read_names_where_it_is(tmp_path, text, message):
+    with pytest.raises(DiagnosticError) as err:
+        load(spec(tmp_path, f"net n {{ {text} }}"))
+    [d] = err.value.diagnostics
+    assert f"{d.span.line}:{d.span.col}: {d.message}".endswith(message)

@@ -294,3 +294,12 @@ def test_a_braced_expression_that_cannot_be_read_names_where_it_is(tmp_path, tex
         load(spec(tmp_path, f"net n {{ {text} }}"))
     [d] = err.value.diagnostics
     assert f"{d.span.line}:{d.span.col}: {d.message}".endswith(message)
+
+
+def test_calling_a_value_of_the_net_says_what_it_is(tmp_path):
+    path = spec(tmp_path, "net n { input image: 3x8x8\n  x = image -> relu\n  image -> x(3) }")
+    with pytest.raises(DiagnosticError) as err:
+        load(path)
+    [message] = [d.message for d in err.value.diagnostics]
+    assert message.startswith("'x' is a value of the net, not a layer or a definition")
+    assert "did you mean" not in message  # it used to suggest 'x' for 'x'

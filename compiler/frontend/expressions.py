@@ -184,6 +184,9 @@ class Evaluator:
         if name in self.values and self.ctx.depth > 0:
             return self.error(span, f"{name!r} is a value of the net; a definition sees only its "
                                     "parameters: pass the value in, or use it in the net")
+        if name in self.values:  # called, as x(3): not "did you mean x?"
+            return self.error(span, f"{name!r} is a value of the net, not a layer or a "
+                                    f"definition; it cannot take arguments ({name} -> ...)")
         known = list(self.defs) + list(opreg.REGISTRY) + list(self.values)
         close = difflib.get_close_matches(name, known, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""

@@ -303,3 +303,18 @@ def test_calling_a_value_of_the_net_says_what_it_is(tmp_path):
     [message] = [d.message for d in err.value.diagnostics]
     assert message.startswith("'x' is a value of the net, not a layer or a definition")
     assert "did you mean" not in message  # it used to suggest 'x' for 'x'
+
+
+@pytest.mark.parametrize("declaration,message", [
+    ("droppath(0.1, local=0.2)", "droppath: local given twice"),
+    ("droppath(local=0.1, local=0.3)", "droppath: local given twice"),
+    ("droppath(0.1, 0.2, 0.3)", "droppath takes (local, global); got 3 values"),
+    ("stochastic_depth(0.5, row, 7)", "stochastic_depth takes (p_L, mode); got 3 values"),
+    ("stochastic_depth(q=0.5)", "stochastic_depth has no parameter 'q'"),
+    ("droppath(local=1/0)", "division by zero in 1 / 0"),  # and no second 'got Poison'
+])
+def test_a_declaration_binds_each_argument_once(tmp_path, declaration, message):
+    path = spec(tmp_path, f"net n {{ input x: 8x8x8\n  with {declaration}\n  x -> relu }}")
+    with pytest.raises(DiagnosticError) as err:
+        load(path)
+    assert [d.message for d in err.value.diagnostics] == [message]

@@ -3,7 +3,8 @@
 Long *spines* are flat work and cost nothing here: a chain ``a -> b -> c`` (a left-nested
 ``Seq``), a sum or product of many terms (a left-nested ``BinOp``), ``not not x`` or ``- -x``
 (nested ``UnaryOp``) and an ``if ... else if ...`` ladder (``IfExpr`` in ``orelse``). The
-elaborator walks each spine in a loop, so a generated chain of 100,000 layers is fine.
+elaborator and the recipe reader walk each spine in a loop (:func:`unwind`), so a generated chain
+of 100,000 layers is fine.
 
 Everything else that holds an expression inside another (brackets, call arguments, join
 branches, list items, labels, ``for`` bodies, a chain inside a chain's step) is *nesting*; past
@@ -16,6 +17,7 @@ elaborator (which recurses on nesting) could reach Python's recursion limit.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import fields
 
 from netc.dsl import ast
@@ -24,6 +26,29 @@ from netc.dsl.diagnostics import Diagnostic, DiagnosticError
 MAX_NESTING = 200
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
+
+# The field through which each kind of spine continues (``a -> b -> c`` is Seq(Seq(a, b), c)).
+SPINE_LINKS: dict[type, str] = {
+    ast.Seq: "first", ast.BinOp: "left", ast.UnaryOp: "operand", ast.IfExpr: "orelse",
+}
+
+
+def unwind(e: ast.Node, ops: Container[str] | None = None) -> tuple[ast.Node, list[ast.Node]]:
+    """``e``'s spine walked in a loop: (the node the spine ends at, the spine's nodes innermost
+    first, the order they apply in). ``ops`` keeps to nodes whose ``op`` is one of them.
+
+    >>> from netc.dsl.parser import parse
+    >>> leaf, links = unwind(parse("let k = 1 + 2 - 3").items[0].value)
+    >>> leaf.value, [(b.op, b.right.value) for b in links]
+    (1, [('+', 2), ('-', 3)])
+    """
+    kind, links = type(e), []
+    link = SPINE_LINKS[kind]
+    while type(e) is kind and (ops is None or e.op in ops):
+        links.append(e)
+        e = getattr(e, link)
+    links.reverse()
+    return e, links
 
 
 def _children(node: ast.Node):
@@ -43,15 +68,7 @@ def _children(node: ast.Node):
 
 def _continues_spine(parent: ast.Node, name: str, child: ast.Node) -> bool:
     """Whether ``child`` extends ``parent``'s spine (same depth) rather than nesting in it."""
-    if isinstance(parent, ast.Seq):
-        return name == "first" and isinstance(child, ast.Seq)
-    if isinstance(parent, ast.BinOp):
-        return name == "left" and isinstance(child, ast.BinOp)
-    if isinstance(parent, ast.UnaryOp):
-        return isinstance(child, ast.UnaryOp)
-    if isinstance(parent, ast.IfExpr):
-        return name == "orelse" and isinstance(child, ast.IfExpr)
-    return False
+    return SPINE_LINKS.get(type(parent)) == name and type(child) is type(parent)
 
 
 def nesting_depth(root: ast.Node, limit: int = MAX_NESTING) -> tuple[int, ast.Node | None]:

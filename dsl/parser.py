@@ -145,7 +145,7 @@ class _ToAst(Transformer_NonRecursive):
         dims, col = [], shape.column
         for part in _DIMS.findall(str(shape)):  # 3x{size}x{size}: {expr} parts are parsed
             if part.startswith("{"):
-                dims.append(self._fragment(part[1:-1], shape.line, col + 1))
+                dims.append(self._fragment(part[1:-1], shape.line, col + 1, "input shape"))
             elif len(part) > MAX_DIGITS:
                 raise DiagnosticError(Diagnostic(Span.of(self.file, shape),
                                                  "an axis of this shape has too many digits"))
@@ -266,16 +266,18 @@ class _ToAst(Transformer_NonRecursive):
             parts.append(text[pos:])
         return tuple(parts)
 
-    def _fragment(self, text: str, line: int, col: int):
+    def _fragment(self, text: str, line: int, col: int, where: str = "label"):
+        """The expression of one ``{text}`` in ``where`` (a label, an input shape)."""
         span = Span(self.file, line, col, line, col + len(text))
         if not text.strip():
-            raise DiagnosticError(Diagnostic(span, "empty {} in a label"))
+            article = "an" if where[0] in "aeiou" else "a"
+            raise DiagnosticError(Diagnostic(span, f"empty {{}} in {article} {where}"))
         try:
             tree = _lark().parse(text, start="expr")
         except UnexpectedInput as err:
             c = col + max(getattr(err, "column", 1), 1) - 1
             raise DiagnosticError(Diagnostic(Span(self.file, line, c),
-                                             f"cannot read {{{text}}} in this label")) from None
+                                             f"cannot read {{{text}}} in this {where}")) from None
         return _Shifted(self.file, line, col - 1).transform(tree)
 
 

@@ -260,3 +260,61 @@ def test_net_aliases_set_parameters(tmp_path):
 def test_zoo_families_are_aliases():
     assert summarize(load("vgg19_bn")).params == 143_678_248
     assert summarize(load("resnet152")).params == 60_192_808
+
+
+@pytest.mark.parametrize("body,shown", [
+    ("image -> conv(conv, 1)", "conv: parameter 'out' must be an integer; got conv"),
+    ("image -> conv(8, 3, pad=relu)", "got a block of layers"),
+    ("image -> conv(8, 3, pad=two)", "got the definition two"),
+    ("image -> concat(fit=mean)[relu, relu]", "one of crop, pad; got mean"),
+    ("with stochastic_depth(mode=conv)\n  image -> relu", "or row (per sample); got conv"),
+    ("with stochastic_depth(mode=rows)\n  image -> relu", "or row (per sample); got 'rows'"),
+    ("image -> relu", "input layout must be rgb, bgr or gray; got [1]"),
+])
+def test_a_value_in_a_message_is_shown_as_the_spec_writes_it(tmp_path, body, shown):
+    """Ops named bare, blocks, join heads and definitions are named, never shown as Python
+    objects (``OpRef(op=<...Conv object at 0x...>)``)."""
+    layout = ", layout=[1]" if "layout" in shown else ""
+    path = spec(tmp_path, f"def two(ch) = conv(ch, 1)\n"
+                          f"net n {{ input image: 3x8x8{layout}\n  {body} }}")
+    with pytest.raises(DiagnosticError) as err:
+        load(path)
+    [message] = [d.message for d in err.value.diagnostics]
+    assert message.endswith(shown) and "object at" not in message
+
+
+@pytest.mark.parametrize("text,message", [
+    ("input image: {}x8x8\n  image -> relu", "1:23: empty {} in an input shape"),
+    ("input image: {2 +}x8x8\n  image -> relu", "cannot read {2 +} in this input shape"),
+    ("input image: 3x8x8\n  image -> relu as r{}", "empty {} in a label"),
+    ("input image: 3x8x8\n  image -> relu as r{2 +}", "cannot read {2 +} in this label"),
+])
+def test_a_braced_expression_that_cannot_be_read_names_where_it_is(tmp_path, text, message):
+    with pytest.raises(DiagnosticError) as err:
+        load(spec(tmp_path, f"net n {{ {text} }}"))
+    [d] = err.value.diagnostics
+    assert f"{d.span.line}:{d.span.col}: {d.message}".endswith(message)
+
+
+def test_calling_a_value_of_the_net_says_what_it_is(tmp_path):
+    path = spec(tmp_path, "net n { input image: 3x8x8\n  x = image -> relu\n  image -> x(3) }")
+    with pytest.raises(DiagnosticError) as err:
+        load(path)
+    [message] = [d.message for d in err.value.diagnostics]
+    assert message.startswith("'x' is a value of the net, not a layer or a definition")
+    assert "did you mean" not in message  # it used to suggest 'x' for 'x'
+
+
+@pytest.mark.parametrize("declaration,message", [
+    ("droppath(0.1, local=0.2)", "droppath: local given twice"),
+    ("droppath(local=0.1, local=0.3)", "droppath: local given twice"),
+    ("droppath(0.1, 0.2, 0.3)", "droppath takes (local, global); got 3 values"),
+    ("stochastic_depth(0.5, row, 7)", "stochastic_depth takes (p_L, mode); got 3 values"),
+    ("stochastic_depth(q=0.5)", "stochastic_depth has no parameter 'q'"),
+    ("droppath(local=1/0)", "division by zero in 1 / 0"),  # and no second 'got Poison'
+])
+def test_a_declaration_binds_each_argument_once(tmp_path, declaration, message):
+    path = spec(tmp_path, f"net n {{ input x: 8x8x8\n  with {declaration}\n  x -> relu }}")
+    with pytest.raises(DiagnosticError) as err:
+        load(path)
+    assert [d.message for d in err.value.diagnostics] == [message]

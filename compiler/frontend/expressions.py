@@ -62,6 +62,7 @@ from netc.compiler.frontend.values import (
 from netc.compiler.ops import ArgError, Symbol
 from netc.dsl import ast
 from netc.dsl.diagnostics import Span
+from netc.dsl.nesting import unwind
 
 _OPERATORS = {**ARITHMETIC, **COMPARISONS}
 
@@ -183,6 +184,9 @@ class Evaluator:
         if name in self.values and self.ctx.depth > 0:
             return self.error(span, f"{name!r} is a value of the net; a definition sees only its "
                                     "parameters: pass the value in, or use it in the net")
+        if name in self.values:  # called, as x(3): not "did you mean x?"
+            return self.error(span, f"{name!r} is a value of the net, not a layer or a "
+                                    f"definition; it cannot take arguments ({name} -> ...)")
         known = list(self.defs) + list(opreg.REGISTRY) + list(self.values)
         close = difflib.get_close_matches(name, known, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -208,13 +212,9 @@ class Evaluator:
     # ---- arithmetic and conditions ----------------------------------------------------------
     def binary(self, e: ast.BinOp, env):
         """``a <op> b``, a left spine of them walked in a loop (rule 5)."""
-        # A sum of 5,000 terms is a left spine of BinOps: evaluated in a loop.
-        spine = []
-        while isinstance(e, ast.BinOp):
-            spine.append(e)
-            e = e.left
-        acc = self.eval(e, env)
-        for op in reversed(spine):
+        first, links = unwind(e)  # a sum of 5,000 terms costs no stack
+        acc = self.eval(first, env)
+        for op in links:
             acc = self.binop(op, acc, env)
         return acc
 
@@ -261,12 +261,9 @@ class Evaluator:
 
     def unary(self, e: ast.UnaryOp, env):
         """``-x`` and ``not x``."""
-        ops = []  # ``not not ... x``: a loop, innermost first
-        while isinstance(e, ast.UnaryOp):
-            ops.append(e)
-            e = e.operand
-        v = self.eval(e, env)
-        for u in reversed(ops):
+        operand, ops = unwind(e)  # ``not not ... x``: a loop, innermost first
+        v = self.eval(operand, env)
+        for u in ops:
             if v is POISON:
                 return POISON
             if u.op == "not":
@@ -294,14 +291,11 @@ class Evaluator:
         """``a -> b -> c``: a block of blocks in sequence."""
         # ``a -> b -> c`` is Seq(Seq(a, b), c): walk the chain in a loop, not by recursion, so a
         # generated chain of 100,000 layers costs no stack.
-        links = []
-        while isinstance(e, ast.Seq):
-            links.append(e)
-            e = e.first
-        acc = self.eval(e, env)
+        first, links = unwind(e)
+        acc = self.eval(first, env)
         if acc is not POISON and not isinstance(acc, Block):
-            acc = self.not_a_block(acc, e)
-        for link in reversed(links):
+            acc = self.not_a_block(acc, first)
+        for link in links:
             then = self.eval(link.then, env)  # evaluated even after an error: report them all
             if then is POISON:
                 acc = POISON

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from netc.compiler.frontend.arithmetic import is_num
-from netc.compiler.frontend.recipe_values import RecipeValues
+from netc.compiler.frontend.recipe_values import SIGNS, RecipeValues
 from netc.compiler.ir import Graph
 from netc.compiler.ops.domains import POSITIVE_NUMBER, Domain
 from netc.dsl import ast
 from netc.dsl.diagnostics import Span
+from netc.dsl.nesting import unwind
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,20 +112,16 @@ class LossTerms:
 
     def linear_terms(self, e: ast.Node) -> list[tuple[float, ast.Call]]:
         """The (weight, term call) pairs of a loss sub-expression, weights not yet checked."""
-        if isinstance(e, ast.BinOp) and e.op in ("+", "-"):
-            parts = []  # a loss of many terms is a left spine of + and -: a loop
-            while isinstance(e, ast.BinOp) and e.op in ("+", "-"):
-                parts.append((-1.0 if e.op == "-" else 1.0, e.right))
-                e = e.left
-            out = self.linear_terms(e)
-            for sign, part in reversed(parts):
-                out += [(sign * w, t) for w, t in self.linear_terms(part)]
+        if isinstance(e, ast.BinOp) and e.op in SIGNS:
+            first, parts = unwind(e, SIGNS)  # a loss of many terms is a left spine: a loop
+            out = self.linear_terms(first)
+            for part in parts:
+                sign = -1.0 if part.op == "-" else 1.0
+                out += [(sign * w, t) for w, t in self.linear_terms(part.right)]
             return out
-        if isinstance(e, ast.UnaryOp) and e.op in "+-":
-            sign = 1.0
-            while isinstance(e, ast.UnaryOp) and e.op in "+-":
-                sign *= -1.0 if e.op == "-" else 1.0
-                e = e.operand
+        if isinstance(e, ast.UnaryOp) and e.op in SIGNS:
+            e, signs = unwind(e, SIGNS)
+            sign = (-1.0) ** sum(s.op == "-" for s in signs)
             return [(sign * w, t) for w, t in self.linear_terms(e)]
         if isinstance(e, ast.Call) and isinstance(e.func, ast.Name):
             if e.func.id in TERMS:

@@ -25,6 +25,9 @@ from netc.compiler.frontend.arithmetic import ARITHMETIC, BIG_INT, is_num
 from netc.compiler.ops.domains import Domain
 from netc.dsl import ast
 from netc.dsl.diagnostics import Diagnostic, Span, UserError
+from netc.dsl.nesting import unwind
+
+SIGNS = ("+", "-")
 
 
 class RecipeValues:
@@ -46,23 +49,17 @@ class RecipeValues:
             return self.name(e, bare_names)
         if isinstance(e, ast.ListLit):
             return [self.number_or_text(i, bare_names) for i in e.items]
-        if isinstance(e, ast.UnaryOp) and e.op in "+-":
-            signs = 1
-            while isinstance(e, ast.UnaryOp) and e.op in "+-":  # - - - x: a loop
-                signs *= -1 if e.op == "-" else 1
-                e = e.operand
+        if isinstance(e, ast.UnaryOp) and e.op in SIGNS:
+            e, signs = unwind(e, SIGNS)  # - - - x: a loop
             v = self.number_or_text(e)
             if v is not None and not is_num(v):
                 self.error(e.span, f"cannot negate {v!r}")
                 return None
-            return None if v is None else signs * v
+            return None if v is None else (-1) ** sum(s.op == "-" for s in signs) * v
         if isinstance(e, ast.BinOp) and e.op in ARITHMETIC:
-            spine = []  # a sum of many terms is a left spine: evaluated in a loop
-            while isinstance(e, ast.BinOp) and e.op in ARITHMETIC:
-                spine.append(e)
-                e = e.left
-            a = self.number_or_text(e)
-            for op in reversed(spine):
+            first, spine = unwind(e, ARITHMETIC)  # a sum of many terms: evaluated in a loop
+            a = self.number_or_text(first)
+            for op in spine:
                 a = self.arith(op, a, self.number_or_text(op.right))
             return a
         self.error(e.span, "expected a number, a name or a string here")

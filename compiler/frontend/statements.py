@@ -34,6 +34,8 @@ from netc.dsl import ast
 # The loss weight of an auxiliary head (``training output``) unless it says: GoogLeNet's 0.3.
 TRAINING_OUTPUT_WEIGHT = 0.3
 INPUT_OPTIONS = {"mean", "std", "scale", "layout"}
+# The net-wide declarations (``with droppath(0.15, 0.5)``) and their parameters, in order.
+DECLARATIONS = {"droppath": ("local", "global"), "stochastic_depth": ("p_L", "mode")}
 
 
 class NetStatements:
@@ -204,12 +206,12 @@ class NetStatements:
             self.error(where.get("scale", stmt.span), "input scale must be a positive number "
                                                       f"(255 for Caffe); got {show(scale)}")
             return None
-        layout = str(opts.get("layout", "rgb"))
-        if layout not in ("rgb", "bgr", "gray"):
-            self.error(stmt.span, f"input layout must be rgb, bgr or gray; got {layout!r}")
+        layout = opts.get("layout", "rgb")
+        if not (isinstance(layout, str) and layout in ("rgb", "bgr", "gray")):
+            self.error(stmt.span, f"input layout must be rgb, bgr or gray; got {_quoted(layout)}")
             return None
         return InputSpec(stmt.name, stmt.shape, opts.get("mean"), opts.get("std"),
-                         float(opts.get("scale", 1.0)), layout)
+                         float(opts.get("scale", 1.0)), str(layout))
 
     def input_options(self, stmt: ast.InputStmt, env) -> dict[str, Any] | None:
         """The input's options evaluated, each given once and known; None after an error."""
@@ -232,30 +234,23 @@ class NetStatements:
     # ---- declarations (rule 5) --------------------------------------------------------------
     def declaration(self, stmt: ast.WithStmt, env) -> None:
         """``with droppath(...)`` or ``with stochastic_depth(...)``."""
-        evaluate = self.evaluator.eval
-        args = [evaluate(a, env) for a in stmt.args]
-        kwargs = {kw.name: evaluate(kw.value, env) for kw in stmt.kwargs}
         graph = self.ctx.graph
-        if stmt.name == "droppath":
-            allowed = {"local", "global"}
-            params = dict(zip(("local", "global"), args), **kwargs)
-        elif stmt.name == "stochastic_depth":
-            allowed = {"p_L", "mode"}
-            params = dict(zip(("p_L", "mode"), args), **kwargs)
-            mode = str(params.pop("mode", "batch"))
-            if mode not in ("batch", "row"):
-                self.error(stmt.span, "stochastic_depth: mode must be batch (one draw per "
-                                      f"block per mini-batch) or row (per sample); got {mode!r}")
-                return
-            graph.options = graph.options.replace(stochastic_depth_mode=mode)
-        else:
+        if stmt.name not in DECLARATIONS:
             self.error(stmt.span, f"unknown declaration {stmt.name!r}; netc knows "
                                   "droppath(local=, global=) and stochastic_depth(p_L=, mode=)")
             return
-        for k, v in params.items():
-            if k not in allowed:
-                self.error(stmt.span, f"{stmt.name} has no parameter {k!r}")
+        params = self.declared(stmt, DECLARATIONS[stmt.name], env)
+        if params is None:
+            return
+        if stmt.name == "stochastic_depth":
+            mode = params.pop("mode", "batch")
+            if not (isinstance(mode, str) and mode in ("batch", "row")):
+                self.error(stmt.span, "stochastic_depth: mode must be batch (one draw per "
+                                      f"block per mini-batch) or row (per sample); got "
+                                      f"{_quoted(mode)}")
                 return
+            graph.options = graph.options.replace(stochastic_depth_mode=str(mode))
+        for k, v in params.items():
             if not (is_num(v) and 0 <= v <= 1):
                 self.error(stmt.span, f"{stmt.name}: {k} must be a probability in [0, 1]; "
                                       f"got {show(v)}")
@@ -266,6 +261,28 @@ class NetStatements:
                 droppath_global=float(params.get("global", 0.5)))
         else:
             graph.options = graph.options.replace(stochastic_depth=float(params.get("p_L", 0.5)))
+
+    def declared(self, stmt: ast.WithStmt, names: tuple[str, ...], env) -> dict | None:
+        """The declaration's arguments by parameter name: each known and given once."""
+        if len(stmt.args) > len(names):
+            self.error(stmt.span, f"{stmt.name} takes ({', '.join(names)}); "
+                                  f"got {len(stmt.args)} values")
+            return None
+        params = {k: self.evaluator.eval(a, env) for k, a in zip(names, stmt.args)}
+        for kw in stmt.kwargs:
+            if kw.name not in names:
+                self.error(stmt.span, f"{stmt.name} has no parameter {kw.name!r}")
+                return None
+            if kw.name in params:
+                self.error(kw.span, f"{stmt.name}: {kw.name} given twice")
+                return None
+            params[kw.name] = self.evaluator.eval(kw.value, env)
+        return None if any(v is POISON for v in params.values()) else params
+
+
+def _quoted(v: Any) -> str:
+    """A value in a message: a word in quotes (as before), anything else as the spec writes it."""
+    return repr(str(v)) if isinstance(v, str) else show(v)
 
 
 def _input_shape_problem(shape: tuple[int, ...]) -> str | None:

@@ -48,7 +48,7 @@ class Block(SpecValue):
     span: Span
 
     def shown(self) -> str:
-        return "a block"
+        return "a block of layers"
 
 
 def bare_op_word(op: OpDef, attrs: Attrs) -> str | None:
@@ -152,13 +152,19 @@ class JoinHead(SpecValue):
     def op_word(self) -> str | None:
         return bare_op_word(self.op, self.attrs)
 
+    def shown(self) -> str:
+        return self.op.name
+
 
 @dataclass(frozen=True, slots=True)
-class DefRef:
+class DefRef(SpecValue):
     """A definition named without arguments although it needs some: a value to call later."""
 
     defn: ast.Definition
     span: Span
+
+    def shown(self) -> str:
+        return f"the definition {self.defn.name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +176,9 @@ class OpRef(SpecValue):
     span: Span
 
     def op_word(self) -> str:
+        return self.op.name
+
+    def shown(self) -> str:
         return self.op.name
 
 
@@ -194,12 +203,8 @@ def show(v) -> str:
         return "true" if v else "false"
     if isinstance(v, float):
         return f"{v:g}"
-    if isinstance(v, Block):
-        return "a block of layers"
-    if isinstance(v, (JoinHead, OpRef)):
-        return v.op.name
-    if isinstance(v, DefRef):
-        return f"the definition {v.defn.name}"
+    if isinstance(v, SpecValue):  # blocks, ops named bare, join heads, definitions
+        return v.shown()
     if isinstance(v, list):
         return "[" + ", ".join(show(i) for i in v[:8]) + (", ...]" if len(v) > 8 else "]")
     return clip(str(v))

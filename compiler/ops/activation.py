@@ -200,9 +200,8 @@ class Relu6(Activation):
         return nn.ReLU6()
 
     def to_onnx(self, tape, node, inputs, weights):
-        n = node.name
-        return tape.op("Clip", [inputs[0], tape.float_constant(f"{n}.min", 0.0),
-                                tape.float_constant(f"{n}.max", 6.0)], name=n)
+        # Clip's bounds in the attribute form: the tape makes them the inputs opset 11+ wants.
+        return tape.op("Clip", inputs, name=node.name, min=0.0, max=6.0)
 
 
 @register

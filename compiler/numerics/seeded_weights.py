@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from netc.compiler.analyses.seeded_stats import set_batchnorm_statistics
 from netc.compiler.ir import Graph
+from netc.compiler.passes.fold_bn import source_at_eval
 from netc.dsl.diagnostics import UserError
 
 
@@ -79,9 +80,7 @@ def residual_body_ends(graph: Graph) -> list[str]:
     for node in graph:
         if node.op != "residual":
             continue
-        reader, src = node.name, graph[node.inputs[0]]
-        while src.op != "input" and src.opdef.vanishes_at_eval and users[src.name] == [reader]:
-            reader, src = src.name, graph[src.inputs[0]]
+        reader, src = source_at_eval(graph, node, users)
         if src.op == "bn" and users[src.name] == [reader]:
             ends.append(src.name)
     return ends

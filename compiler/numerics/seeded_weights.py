@@ -14,9 +14,9 @@ to try it gets garbage.
 Then every bn's running statistics are set to the mean and variance its input has on
 standard-normal images, computed analytically from the drawn weights
 (:func:`netc.compiler.analyses.seeded_stats.set_batchnorm_statistics`): fresh ones (mean 0,
-variance 1) leave
-eval mode unnormalised, and MobileNet-V2's seeded logits were 5e-9, ResNet-1001's NaN,
-DenseNet-121's 3e7. With both rules every zoo net's seeded output is of ordinary size.
+variance 1) leave eval mode unnormalised, and MobileNet-V2's seeded logits were 5e-9,
+ResNet-1001's NaN, DenseNet-121's 3e7. With both rules every zoo net's seeded output is of
+ordinary size.
 """
 
 from __future__ import annotations

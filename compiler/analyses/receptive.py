@@ -55,7 +55,7 @@ def fields(graph: Graph) -> dict[str, Field | None]:
         geo = node.opdef.geometry(node.attrs, [graph[i].shape for i in node.inputs])
         if geo is not None:
             kernel, stride, dilation = geo
-            pad = node.attrs.get("pad", (0, 0)) if node.op != "gap" else (0, 0)
+            pad = node.attrs.get("pad", (0, 0))  # gap and other windows without one: 0
             pad = pad if isinstance(pad, tuple) else (0, 0)
             size = tuple(r + d * (k - 1) * j for r, d, k, j in
                          zip(f.size, dilation, kernel, f.jump))

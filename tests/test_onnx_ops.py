@@ -201,6 +201,7 @@ def test_onnx_runtime_agrees_with_torch(tmp_path, op, row):
     for opset in (18, 13):
         for fold in folds:
             (out,) = run_ort(lower(graph, weights, fold_bn=fold, opset=opset), x)
+            assert out.shape == ref.shape, f"opset {opset}, fold_bn={fold}"
             err, top = np.abs(out - ref).max(), np.abs(ref).max()
             assert close(out, ref), (f"opset {opset}, fold_bn={fold}: max diff {err:.3g}, "
                                      f"max|ref| {top:.3g}")

@@ -118,6 +118,9 @@ CASES = {
     "prelu-init": ("prelu(init=1e999)", "1e999", "1e999 is too large to be a number"),
     "relu6-argument": ("relu6(2)", "relu6(", "at most 0 positional arguments"),
     "hardswish-kwarg": ("hardswish(alpha=0.2)", "alpha=", "hardswish has no parameter 'alpha'"),
+    "hardtanh-order": ("hardtanh(3, 1)", "1)", "min must be less than max; got min=3, max=1"),
+    "hardtanh-equal": ("hardtanh(max=-1)", "max=", "min must be less than max"),
+    "hardtanh-float32": ("hardtanh(min=-1e39)", "min=", "'min' must be a finite float32"),
 }
 
 HEAD = "net n {\n  input image: 3x32x32\n  image -> "
@@ -142,7 +145,7 @@ def test_located_error(case, tmp_path, cli):
 # -- fuzz: any arguments give a graph that lowers, or located errors -------------------------
 
 NEW_OPS = ("deconv", "upsample", "resize", "crop", "slice", "chunk", "channel_shuffle",
-           "softplus", "prelu", "conv", "maxpool", "avgpool", "concat", "mul")
+           "softplus", "prelu", "hardtanh", "conv", "maxpool", "avgpool", "concat", "mul")
 VALUES = ["0", "1", "2", "3", "-1", "7", "33", "10000000", "1099511627776", "0.5", "1.5",
           "1e308", "-2.0", "[1, 2]", "[0, 0, 1, 1]", "[2, 1, 0, 3]", "[]", "[2, -1]",
           "[1.5, 2]", "same", "center", "crop", "pad", "nearest", "bilinear", "true", "false"]

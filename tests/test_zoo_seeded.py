@@ -4,10 +4,10 @@
   folds what can be folded (batch norm into the conv before it, through dropout; stochastic
   depth's scale into the body's last layer), so the file is as small as the graph allows.
 - The seeded output is finite and of ordinary size, in torch (eval mode) and in ONNX Runtime:
-  the batch norm ending each residual body starts with γ = 0 (compiler/weights.py), without
+  the batch norm ending each residual body starts with γ = 0 (compiler/numerics/seeded_weights.py), without
   which the 1,202-layer CIFAR ResNet gave logits near 4e5 in torch and NaN in ONNX Runtime, and
   every bn's running statistics are the moments its input has on standard-normal images
-  (compiler/seeded_stats.py), without which MobileNet-V2 gave 5e-9 and ResNet-1001 NaN.
+  (compiler/analyses/seeded_stats.py), without which MobileNet-V2 gave 5e-9 and ResNet-1001 NaN.
 
 Nets that take seconds run by default; the rest of the zoo with ``NETC_FULL_ZOO=1``.
 """
@@ -92,6 +92,23 @@ def test_zero_gamma_ends_each_residual_body_and_nothing_else():
     assert all(not w[f"{b}.weight"].any() for b in ends)
     assert all((w[f"{b}.weight"] == 1).all() for b in bns if b not in ends)  # incl. projections
     assert residual_body_ends(load("vgg11_bn")) == []
+
+
+def test_zero_gamma_looks_through_ops_that_vanish_at_inference(tmp_path):
+    """A body ending bn -> dropout -> identity still ends in that bn; a dropout someone else
+    reads, or a bn after the join, is not a body's end."""
+    from netc.compiler.numerics.seeded_weights import residual_body_ends
+
+    spec = tmp_path / "t.net"
+    spec.write_text("net t {\n  input image: 3x8x8\n  image -> residual(conv(3, 3, pad=1) -> bn "
+                    "-> dropout(0.1) -> identity) -> bn\n}\n")
+    graph = load(str(spec))
+    (end,) = residual_body_ends(graph)
+    assert graph[end].op == "bn" and graph[graph.consumers()[end][0]].op == "dropout"
+    assert not init_weights(graph)[f"{end}.weight"].any()
+    spec.write_text("net t {\n  input image: 3x8x8\n  image -> conv(3, 3, pad=1) -> bn "
+                    "-> dropout(0.1) -> concat[residual(identity), relu]\n}\n")
+    assert residual_body_ends(load(str(spec))) == []
 
 
 @pytest.mark.parametrize("net,shape", [("cifar_resnet20", None), ("mobilenet_v2", (3, 64, 64)),

@@ -3,9 +3,8 @@
 Each group is an SVG ``<g>`` holding two faces, ``.open`` (a frame, a header, its members) and
 ``.shut`` (one box); members sit at ``translate(x, y)`` inside their group, so the script only
 has to recompute the grid offsets and the edges. The positions written into the file are those
-of :func:`netc.compiler.analyses.draw.layout` for the starting state, so the picture is right where
-scripts do
-not run (an ``<img>`` tag, an image viewer, a rasteriser).
+of :func:`netc.compiler.analyses.draw.layout` for the starting state, so the picture is right
+where scripts do not run (an ``<img>`` tag, an image viewer, a rasteriser).
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """Where a unit of a feature map looks in the input: receptive-field boxes on both axes.
 
-:func:`netc.compiler.analyses.summary.receptive_fields` gives each node's field size and jump; a
-crop also
-needs where the field sits. Per axis, with ``start`` the input coordinate of the centre of the
-first unit's field (Araujo et al., "Computing receptive fields of convolutional neural
-networks", Distill 2019), a window op of kernel k, stride s, padding p and dilation d gives::
+:func:`netc.compiler.analyses.summary.receptive_fields` gives each node's field size and jump;
+a crop also needs where the field sits. Per axis, with ``start`` the input coordinate of the
+centre of the first unit's field (Araujo et al., "Computing receptive fields of convolutional
+neural networks", Distill 2019), a window op of kernel k, stride s, padding p and dilation d gives::
 
     rf_out    = rf_in + d·(k − 1)·jump_in
     jump_out  = jump_in · s
@@ -56,7 +55,7 @@ def fields(graph: Graph) -> dict[str, Field | None]:
         geo = node.opdef.geometry(node.attrs, [graph[i].shape for i in node.inputs])
         if geo is not None:
             kernel, stride, dilation = geo
-            pad = node.attrs.get("pad", (0, 0)) if node.op != "gap" else (0, 0)
+            pad = node.attrs.get("pad", (0, 0))  # gap and other windows without one: 0
             pad = pad if isinstance(pad, tuple) else (0, 0)
             size = tuple(r + d * (k - 1) * j for r, d, k, j in
                          zip(f.size, dilation, kernel, f.jump))

@@ -8,9 +8,8 @@
   lowering holds, from :func:`netc.compiler.numerics.seeded_weights.init_weights` or the
   caller's dict of arrays (``netc.runtime.weights.load_weights`` reads files);
 - inference semantics: dropout writes no node, mean joins are plain means, batch norm is folded
-  into the conv before it (:mod:`netc.compiler.passes.fold_bn`), stochastic depth scales each body
-  by
-  its survival p_l (folded into the body's last layer where it is linear);
+  into the conv before it (:mod:`netc.compiler.passes.fold_bn`), stochastic depth scales each
+  body by its survival p_l (folded into the body's last layer where it is linear);
 - ``outputs`` adds intermediate values as extra graph outputs (names resolved like taps);
 - ``functions=True`` turns every definition call (``layer1.basic1``, ``inception_4c``,
   ``block1.fractal1``) into a call of an ONNX model-local function, one function per distinct
@@ -21,7 +20,7 @@
   (:mod:`netc.compiler.lower_onnx.tape`).
 
 The model is checked (``onnx.checker`` full check, shape inference against the IR) before it is
-returned; :func:`save` writes it atomically.
+returned; the command line writes it atomically (``netc.runtime.files.save_onnx``).
 
     >>> from netc.compiler.frontend.loader import load
     >>> model = lower(load("resnet18"))
@@ -54,8 +53,8 @@ def lower(graph: Graph, weights: Mapping[str, np.ndarray] | None = None, *, seed
     """The checked ONNX model of ``graph`` (see the module docstring for each option).
 
     ``weights`` are keyed like :func:`netc.compiler.numerics.seeded_weights.init_weights`; None
-    draws them with
-    ``seed``. ``outputs`` are user names (``conv4_2``) added after the declared outputs.
+    draws them with ``seed``. ``outputs`` are user names (``conv4_2``) added after the declared
+    outputs.
     ``opset`` is the target ONNX opset, 13 to 18, emitted directly (no version converter).
     ``progress(done, total)`` follows the drawing of the weights (see ``init_weights``).
     """

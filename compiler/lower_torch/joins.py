@@ -5,10 +5,8 @@ imports torch at the top, so only the PyTorch lowering imports it.
 
 Training-time randomness follows the papers (``shared/reference/SEMANTICS.md`` a and b). Inside a
 :class:`~netc.compiler.lower_torch.module.NetModule` the decisions are made for the whole network
-at once
-(:class:`netc.compiler.lower_torch.gates.Gates`) and handed to these modules, so that the network
-can skip
-what is dropped; used on their own, the modules draw their own:
+at once (:class:`netc.compiler.lower_torch.gates.Gates`) and handed to these modules, so that the
+network can skip what is dropped; used on their own, the modules draw their own:
 
 - :class:`MeanJoin` (FractalNet): the mean of the inputs that survive drop-path. Local sampling
   drops each input with probability ``p`` and restores one at random when all are dropped;
@@ -75,8 +73,7 @@ class DropPathSampler:
     With probability ``global_ratio`` the mini-batch uses global sampling: one column in
     ``1..num_columns`` is drawn and every join keeps only that column's input. Otherwise each
     join samples locally. The draw itself is :class:`netc.compiler.lower_torch.gates.Gates`'s, made
-    with
-    the network's other decisions; a join gets it as ``sample=(is_global, column)``.
+    with the network's other decisions; a join gets it as ``sample=(is_global, column)``.
     """
 
     def __init__(self, global_ratio: float, num_columns: int):

@@ -13,12 +13,11 @@
   outputs, or ``taps``), each intermediate freed after its last use;
 - in training, the step's stochastic-depth and drop-path decisions are made first
   (:mod:`netc.compiler.lower_torch.gates`), and the plan skips the closed residual bodies and
-  dropped join
-  inputs that nothing kept still needs.
+  dropped join inputs that nothing kept still needs.
 
 Initial weights are netc's own seeded numpy arrays
-(:func:`netc.compiler.numerics.seeded_weights.init_weights`), the
-same numbers the ONNX lowering writes, so one seed gives the same network in both worlds.
+(:func:`netc.compiler.numerics.seeded_weights.init_weights`), the same numbers the ONNX lowering
+writes, so one seed gives the same network in both worlds.
 
     >>> from netc.compiler.frontend.loader import load                      # doctest: +SKIP
     >>> net = build_module(load("vgg16"), seed=0)             # doctest: +SKIP

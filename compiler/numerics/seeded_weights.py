@@ -14,9 +14,9 @@ to try it gets garbage.
 Then every bn's running statistics are set to the mean and variance its input has on
 standard-normal images, computed analytically from the drawn weights
 (:func:`netc.compiler.analyses.seeded_stats.set_batchnorm_statistics`): fresh ones (mean 0,
-variance 1) leave
-eval mode unnormalised, and MobileNet-V2's seeded logits were 5e-9, ResNet-1001's NaN,
-DenseNet-121's 3e7. With both rules every zoo net's seeded output is of ordinary size.
+variance 1) leave eval mode unnormalised, and MobileNet-V2's seeded logits were 5e-9,
+ResNet-1001's NaN, DenseNet-121's 3e7. With both rules every zoo net's seeded output is of
+ordinary size.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from netc.compiler.analyses.seeded_stats import set_batchnorm_statistics
 from netc.compiler.ir import Graph
+from netc.compiler.passes.fold_bn import source_at_eval
 from netc.dsl.diagnostics import UserError
 
 
@@ -79,9 +80,7 @@ def residual_body_ends(graph: Graph) -> list[str]:
     for node in graph:
         if node.op != "residual":
             continue
-        reader, src = node.name, graph[node.inputs[0]]
-        while src.op != "input" and src.opdef.vanishes_at_eval and users[src.name] == [reader]:
-            reader, src = src.name, graph[src.inputs[0]]
+        reader, src = source_at_eval(graph, node, users)
         if src.op == "bn" and users[src.name] == [reader]:
             ends.append(src.name)
     return ends

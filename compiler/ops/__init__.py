@@ -37,7 +37,7 @@ import importlib
 import pkgutil
 
 from netc.compiler.ops.base import ArgError, Attrs, Shape, ShapeError, fmt_shape, spatial
-from netc.compiler.ops.opdef import REGISTRY, OpDef, get, join_heads, keep_moments, register
+from netc.compiler.ops.opdef import REGISTRY, OpDef, join_heads, keep_moments, register
 from netc.compiler.ops.params import (
     ANY,
     BOOL,
@@ -58,8 +58,8 @@ from netc.compiler.ops.params import (
 
 __all__ = ["ANY", "BOOL", "FLOAT", "FLOATS", "INT", "INTS", "PADS", "PAIR", "REGISTRY", "SCALE",
            "VALUE_CALLS", "ArgError", "Attrs", "Enum", "Kind", "OpDef", "Param", "Shape",
-           "ShapeError", "SpecValue", "Symbol", "check_argument", "fmt_shape", "get",
-           "join_heads", "keep_moments", "register", "spatial"]
+           "ShapeError", "SpecValue", "Symbol", "check_argument", "fmt_shape", "join_heads",
+           "keep_moments", "register", "spatial"]
 
 
 def _import_op_modules() -> None:

@@ -200,9 +200,8 @@ class Relu6(Activation):
         return nn.ReLU6()
 
     def to_onnx(self, tape, node, inputs, weights):
-        n = node.name
-        return tape.op("Clip", [inputs[0], tape.float_constant(f"{n}.min", 0.0),
-                                tape.float_constant(f"{n}.max", 6.0)], name=n)
+        # Clip's bounds in the attribute form: the tape makes them the inputs opset 11+ wants.
+        return tape.op("Clip", inputs, name=node.name, min=0.0, max=6.0)
 
 
 @register
@@ -265,14 +264,14 @@ class Softplus(Activation):
         return onnx_softplus(tape, node.name, inputs[0], node.attrs.beta)
 
 
-def onnx_softplus(tape, name: str, x: str, beta: float = 1.0, out: str | None = None) -> str:
+def onnx_softplus(tape, name: str, x: str, beta: float = 1.0) -> str:
     """log(1 + exp(beta·x))/beta as ONNX Softplus (with a scale either side when beta ≠ 1)."""
     if beta == 1.0:
-        return tape.op("Softplus", [x], name=out or name)
+        return tape.op("Softplus", [x], name=name)
     b = tape.float_constant(f"{name}.beta", beta)
     y = tape.op("Mul", [x, b], name=f"{name}/scale")
     y = tape.op("Softplus", [y], name=f"{name}/softplus")
-    return tape.op("Div", [y, b], name=out or name)
+    return tape.op("Div", [y, b], name=name)
 
 
 @register

@@ -15,8 +15,7 @@ Each subspace op holds its own ``mean``, ``components`` and ``variance`` (state-
 ``<layer>.mean`` …): two of them on the same input fit to the same subspace, since ``netc fit``
 solves each from the same data with the same deterministic solver. Their ``fit_weights`` face
 takes the :class:`netc.compiler.numerics.fitting.Moments` of the op's input and returns the
-weights, with a
-line saying what was solved.
+weights, with a line saying what was solved.
 """
 
 from __future__ import annotations

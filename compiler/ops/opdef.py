@@ -169,11 +169,6 @@ def register(cls: type[OpDef]) -> type[OpDef]:
     return cls
 
 
-def get(name: str) -> OpDef:
-    """The registered op ``name`` (a KeyError for an unknown one)."""
-    return REGISTRY[name]
-
-
 def join_heads() -> tuple[str, ...]:
     """The ops a spec writes before branches, ``name[a, b]``, in registry order."""
     return tuple(name for name, op in REGISTRY.items() if op.join_head)

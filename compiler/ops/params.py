@@ -153,11 +153,10 @@ class _Pads(Kind):
     def check(self, v):
         if _is_list(v, 4):
             return tuple(v)
-        if _is_int(v):
-            return (v, v)
-        if _is_list(v, 2):
-            return (v[0], v[1])
-        raise Refused("an integer, [h, w], [top, left, bottom, right]")
+        try:
+            return PAIR.check(v)  # an int or [h, w]: symmetric padding
+        except Refused:
+            raise Refused("an integer, [h, w], [top, left, bottom, right]") from None
 
 
 class _Scale(Kind):

@@ -27,7 +27,7 @@ weights dict and leaves its arguments as they were. Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 import numpy as np
 
@@ -59,15 +59,25 @@ def fold_bn(graph: Graph, weights: Mapping[str, np.ndarray],
     return graph.copy(nodes=nodes, aliases=aliases), new_weights
 
 
+def source_at_eval(graph: Graph, node: Node, users: Mapping[str, list[str]],
+                   keep: Collection[str] = ()) -> tuple[str, Node]:
+    """(reader, source): the node that computes ``node``'s first input at inference, looking
+    through ops that vanish there (dropout, identity), each read by nothing but the next and not
+    in ``keep``; ``reader`` is the node that reads ``source`` (``node`` itself, or the last
+    vanishing op). ``users`` is ``graph.consumers()``."""
+    reader, src = node.name, graph.nodes[node.inputs[0]]
+    while src.op != "input" and src.opdef.vanishes_at_eval and users[src.name] == [reader] \
+            and src.name not in keep:
+        reader, src = src.name, graph.nodes[src.inputs[0]]
+    return reader, src
+
+
 def _foldable(graph: Graph, bn: Node, users, keep: set[str]) -> str | None:
     """The conv or fc that ``bn`` folds into (rule 1), or None."""
     if bn.name in keep:
         return None
-    reader, src = bn.name, graph.nodes[bn.inputs[0]]
     # The identity at inference: bn(drop(conv x)) = drop(bn(conv x)).
-    while src.op != "input" and src.opdef.vanishes_at_eval and users[src.name] == [reader] \
-            and src.name not in keep:
-        reader, src = src.name, graph.nodes[src.inputs[0]]
+    reader, src = source_at_eval(graph, bn, users, keep)
     if src.op != "input" and src.opdef.folds_bn and users[src.name] == [reader] \
             and src.name not in keep:
         return src.name

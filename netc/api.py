@@ -278,24 +278,9 @@ def _weights(graph: Graph, weights: Weights) -> dict[str, Any]:
 def _checked(graph: Graph, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """``arrays`` with exactly the net's weights, each of its shape (the ONNX lowering looks
     them up by name); batch norm's ``num_batches_tracked`` counters are dropped."""
-    from netc.compiler.numerics.seeded_weights import expected_shapes
+    from netc.compiler.numerics.seeded_weights import check_weights
 
-    want = expected_shapes(graph)
-    missing = [k for k in want if k not in arrays]
-    extra = [k for k in arrays if k not in want and not k.endswith("num_batches_tracked")]
-    if missing:
-        raise UserError(f"weights: no tensor for {missing[0]}{_more(missing)}")
-    if extra:
-        raise UserError(f"weights: {extra[0]}{_more(extra)} is not a weight of {graph.name}")
-    for key, shape in want.items():
-        if tuple(arrays[key].shape) != shape:
-            raise UserError(f"weights: {key} has shape {_fmt(arrays[key].shape)}; {graph.name} "
-                            f"expects {_fmt(shape)}")
-    return {k: arrays[k] for k in want}
-
-
-def _more(names: list[str]) -> str:
-    return f" (and {len(names) - 1} more)" if len(names) > 1 else ""
+    return check_weights(graph, arrays)
 
 
 def _fmt(shape: Sequence[int]) -> str:

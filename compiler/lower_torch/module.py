@@ -126,27 +126,17 @@ class NetModule(nn.Module):
         column). Raises :class:`UserError` naming the first missing, unexpected or mis-shaped
         tensor.
         """
+        from netc.compiler.numerics.seeded_weights import check_weights
+
         own = self.state_dict()
-        missing = [k for k in own if k not in tensors and not k.endswith("num_batches_tracked")]
-        if missing:
-            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-            raise UserError(f"{source}: no tensor for {missing[0]}{more}")
-        unexpected = [k for k in tensors if k not in own]
-        if allow_unused:
-            tensors = {k: v for k, v in tensors.items() if k in own}
-        elif unexpected:
-            more = f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""
-            raise UserError(f"{source}: {unexpected[0]}{more} is not a weight of "
-                            f"{self.graph.name}")
+        counters = {k: v for k, v in tensors.items()
+                    if k.endswith("num_batches_tracked") and k in own}
         with torch.no_grad():
-            for key, value in tensors.items():
+            for key, value in {**check_weights(self.graph, tensors, source, allow_unused),
+                               **counters}.items():
                 t = torch.as_tensor(np.asarray(value) if not torch.is_tensor(value) else value)
                 if key.endswith("num_batches_tracked") and t.numel() == 1:
                     t = t.reshape(())  # some writers store the counter as shape [1]
-                if tuple(t.shape) != tuple(own[key].shape):
-                    raise UserError(
-                        f"{source}: {key} has shape {_shape(t.shape)}; "
-                        f"{self.graph.name} expects {_shape(own[key].shape)}")
                 own[key].copy_(t.to(own[key].dtype))
 
     def calibrate_batchnorm(self, *inputs: torch.Tensor, passes: int = 1) -> None:
@@ -291,10 +281,6 @@ class NetModule(nn.Module):
 
     def extra_repr(self) -> str:
         return f"graph={self.graph.name!r}, nodes={len(self.graph)}"
-
-
-def _shape(shape) -> str:
-    return "x".join(str(d) for d in shape) or "scalar"
 
 
 def _effective_attrs(graph: Graph, node):

@@ -93,6 +93,40 @@ def _state_size(graph: Graph, node) -> int:
             + node.opdef.buffer_count(node.attrs, ins, node.shape))
 
 
+def check_weights(graph: Graph, tensors, source: str = "weights",
+                  allow_unused: bool = False) -> dict:
+    """``tensors`` (state-dict name -> array or tensor) narrowed to exactly the weights of
+    ``graph``, each checked against its shape: the one check of given weights, for the torch
+    module (:meth:`NetModule.load_named`) and the API's ONNX path alike. Batch norm's
+    ``num_batches_tracked`` counters are neither needed nor unexpected, and are left out.
+    Tensors the net does not have are an error unless ``allow_unused`` (a full FractalNet's
+    weights loaded into its deepest column). Raises :class:`UserError` naming the first
+    missing, unexpected or mis-shaped tensor."""
+    want = expected_shapes(graph)
+    missing = [k for k in want if k not in tensors]
+    if missing:
+        raise UserError(f"{source}: no tensor for {missing[0]}{_more(missing)}")
+    unexpected = [k for k in tensors
+                  if k not in want and not k.endswith("num_batches_tracked")]
+    if unexpected and not allow_unused:
+        raise UserError(f"{source}: {unexpected[0]}{_more(unexpected)} is not a weight of "
+                        f"{graph.name}")
+    for key, shape in want.items():
+        got = tuple(tensors[key].shape)
+        if got != shape:
+            raise UserError(f"{source}: {key} has shape {_dims(got)}; {graph.name} expects "
+                            f"{_dims(shape)}")
+    return {k: tensors[k] for k in want}
+
+
+def _more(names: list[str]) -> str:
+    return f" (and {len(names) - 1} more)" if len(names) > 1 else ""
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape)) or "scalar"
+
+
 def expected_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
     """The shape of every weight the graph needs (without drawing random numbers)."""
     rng = np.random.default_rng(0)

@@ -172,11 +172,11 @@ def _read_torch(path: Path) -> dict[str, np.ndarray]:
     if state is None:
         raise UserError(f"{path} holds no state dict (a mapping of names to tensors)")
     out = {}
-    for key, value in state.items():
-        if torch.is_tensor(value) and not key.endswith(COUNTER):
+    for key, value in state.items():  # a tensor under a number or a tuple has no layer name
+        if isinstance(key, str) and torch.is_tensor(value) and not key.endswith(COUNTER):
             out[key] = _float(value.detach().cpu().float().numpy())
     if not out:
-        raise UserError(f"{path} holds no tensors")
+        raise UserError(f"{path} holds no tensors under names")
     return out
 
 
@@ -191,15 +191,16 @@ def _unpickler_reason(err: Exception) -> str:
 
 
 def _unwrap(obj):
-    """The state dict inside ``obj``: itself, or under one of the usual wrapper keys."""
+    """The state dict inside ``obj``: itself, or under one of the usual wrapper keys (followed
+    as a loop that stops at a dict seen before: a pickle can hold a dict inside itself)."""
     import torch
 
-    if isinstance(obj, dict):
+    seen = set()
+    while isinstance(obj, dict) and id(obj) not in seen:
+        seen.add(id(obj))
         if any(torch.is_tensor(v) for v in obj.values()):
             return obj
-        for key in _WRAPPERS:
-            if isinstance(obj.get(key), dict):
-                return _unwrap(obj[key])
+        obj = next((obj[k] for k in _WRAPPERS if isinstance(obj.get(k), dict)), None)
     return None
 
 

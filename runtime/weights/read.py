@@ -124,6 +124,7 @@ class _Safetensors(Mapping):
         from safetensors import SafetensorError, safe_open
 
         self.path = path
+        _know_bfloat16()
         try:
             self._file = safe_open(str(path), framework="np")
             keys = [k for k in self._file.keys() if not k.endswith(COUNTER)]
@@ -139,7 +140,7 @@ class _Safetensors(Mapping):
 
         try:
             return _float(self._file.get_tensor(key))
-        except (SafetensorError, TypeError, ValueError) as err:  # bfloat16 has no numpy type
+        except (SafetensorError, TypeError, ValueError) as err:  # a dtype numpy lacks
             raise UserError(f"cannot read {key} from {self.path}: {err}") from None
 
     def __iter__(self) -> Iterator[str]:
@@ -147,6 +148,16 @@ class _Safetensors(Mapping):
 
     def __len__(self) -> int:
         return len(self.shapes)
+
+
+def _know_bfloat16() -> None:
+    """Give numpy the ``bfloat16`` dtype (ml_dtypes, which onnx depends on), so a bfloat16
+    file reads the same in every command: onnx registers it on import, so without this only
+    the commands that had imported onnx read one (``compile`` did, ``explain`` did not)."""
+    try:
+        import ml_dtypes  # noqa: F401 - imported for its side effect
+    except ImportError:  # an onnx old enough not to bring it: the read names the dtype
+        pass
 
 
 def _read_torch(path: Path) -> dict[str, np.ndarray]:

@@ -11,8 +11,8 @@
    than tensors and plain containers is refused before anything in it runs. Torch is
    imported only for such a file (``netc compile`` with a ``.safetensors`` never loads it);
 4. a ``.safetensors`` file is opened lazily (memory-mapped): its header gives names and
-   shapes, and a tensor is read when it is asked for, so a view of VGG-16's ``conv3`` reads
-   none of its 100 M fc weights.
+   shapes, and a tensor is read when it is asked for, so a view of VGG-16's ``conv3_3`` reads
+   none of its 123.6 M fc weights (fc6, fc7, fc8 in ``netc summary vgg16``).
 
 Batch-norm ``num_batches_tracked`` counters are dropped: inference and netc's modules do not
 need them.

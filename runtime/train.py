@@ -163,9 +163,8 @@ def train(graph: Graph, cfg: TrainConfig, log: Callable[[str], None] = print,
         if dist.main:
             from netc.runtime.weights import write_safetensors
 
-            state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()
-                     if not k.endswith("num_batches_tracked")}
-            write_safetensors(output, state, {"netc_net": graph.name})
+            state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+            write_safetensors(output, state, {"netc_net": graph.name})  # drops the counters
             log(f"weights written to {output}")
         history = [EpochStats(**h) for h in pos.history]
         return TrainResult(module, history, checkpoint, output if dist.main else None)

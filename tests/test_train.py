@@ -73,6 +73,12 @@ def test_a_seed_repeats_bit_for_bit(tmp_path):
     c = weights(train(graph, tiny_config(tmp_path / "c", seed=2), log=lambda s: None).module)
     assert_same(a, b)
     assert not torch.equal(a["fc.weight"], c["fc.weight"])
+    # The written file holds the weights without batch norm's step counters.
+    from safetensors.torch import load_file
+
+    written = load_file(str(tmp_path / "a" / "tiny.safetensors"))
+    assert "bn1.num_batches_tracked" in a
+    assert_same(written, {k: v for k, v in a.items() if not k.endswith("num_batches_tracked")})
 
 
 def test_an_interrupted_and_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):

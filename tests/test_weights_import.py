@@ -188,6 +188,21 @@ def test_a_pickle_that_is_not_plain_tensors_is_refused_without_loading(tmp_path)
     assert not (tmp_path / "raw-ran").exists()
 
 
+def test_a_pth_of_odd_containers_is_one_line_not_a_traceback(tmp_path):
+    """Tensors under numbers have no names; a wrapper that holds itself ends the unwrapping
+    (both were an AttributeError and a RecursionError)."""
+    torch.save({1: torch.zeros(3)}, tmp_path / "numbers.pth")
+    with pytest.raises(UserError, match="numbers.pth holds no tensors under names"):
+        read_tensors(tmp_path / "numbers.pth")
+    loop: dict = {}
+    loop["state_dict"] = loop
+    torch.save(loop, tmp_path / "loop.pth")
+    with pytest.raises(UserError, match="loop.pth holds no state dict"):
+        read_tensors(tmp_path / "loop.pth")
+    torch.save({"model": {"state_dict": {"a.weight": torch.ones(2)}}}, tmp_path / "deep.pth")
+    assert list(read_tensors(tmp_path / "deep.pth")) == ["a.weight"]
+
+
 def test_netc_named_files_and_checkpoint_wrappers(tmp_path):
     graph = load(spec_file(tmp_path, STAGE, "stage"))
     module = build_module(graph, seed=2)

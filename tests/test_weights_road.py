@@ -215,6 +215,32 @@ def test_a_file_in_the_specs_names_is_read_lazily_and_checked_whole(files, monke
     assert list(load_weights(stem, files["ours"], allow_unused=True)) == ["conv1.weight"]
 
 
+def test_a_bfloat16_safetensors_reads_the_same_without_onnx(tmp_path):
+    """numpy knows bfloat16 only once ml_dtypes is imported, which onnx does: the reader must
+    not depend on whether the command imported onnx first (explain, recipe and embed do not)."""
+    from safetensors.torch import save_file
+
+    graph = load("lenet5")
+    state = {k: v.to(torch.bfloat16) for k, v in build_module(graph, seed=1).state_dict().items()}
+    path = tmp_path / "half.safetensors"
+    save_file(state, str(path))
+    code = ("import sys\n"
+            "import numpy as np\n"
+            "from netc.compiler.frontend.loader import load\n"
+            "from netc.runtime.weights import load_weights\n"
+            "w = load_weights(load('lenet5'), sys.argv[1])\n"
+            "assert 'onnx' not in sys.modules\n"
+            "np.savez(sys.argv[2], **w)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "got.npz")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    got = np.load(tmp_path / "got.npz")
+    assert sorted(got.files) == sorted(state)
+    for key, value in state.items():
+        assert got[key].dtype == np.float32
+        np.testing.assert_array_equal(got[key], value.float().numpy(), err_msg=key)
+
+
 # ---- a FIFO, a directory, /dev/zero: one line, exit 1, within seconds ------------------------
 # Runs each argv in turn in one process, timing the command alone (imports come first).
 DRIVER = """

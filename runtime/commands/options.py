@@ -27,26 +27,22 @@ MAX_DIGITS = 100  # a --set integer longer than this is no number netc can use
 # ---- parsers (argparse types: ArgumentTypeError is argparse's one-line error, exit 2) ----------
 def positive_int(text: str) -> int:
     """An integer >= 1 below 2**63 (``--threads``, ``--max-nodes``, ``--max-depth``)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
-    if not 1 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"expected a positive integer below 2**63; "
-                                         f"got {value}")
-    return value
+    return _int_from(text, 1, "a positive integer")
 
 
 def non_negative_int(text: str) -> int:
     """An integer >= 0 below 2**63 (``--seed``, ``--save-every``)."""
+    return _int_from(text, 0, "a non-negative integer")
+
+
+def _int_from(text: str, least: int, what: str) -> int:
+    """``text`` as an integer in [least, 2**63), else argparse's error naming ``what``."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer; got {text!r}") \
-            from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer below 2**63; "
-                                         f"got {value}")
+        raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}") from None
+    if not least <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected {what} below 2**63; got {value}")
     return value
 
 

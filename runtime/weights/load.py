@@ -35,6 +35,7 @@ from netc.compiler.ir import Graph
 from netc.dsl.diagnostics import UserError
 from netc.runtime.files import atomic_path
 from netc.runtime.weights.mapping import Mapped, map_weights
+from netc.runtime.weights.misfit import dims
 from netc.runtime.weights.read import COUNTER, Source, check_file, read_source
 
 SIZE_FACTOR = 8  # a file may be this many times the spec's float32 weights ...
@@ -64,15 +65,10 @@ def load_weights(graph: Graph, path: str | Path, *, layers: Iterable[str] | None
     ...     print(err)
     cannot read weights: /dev/zero is a device, not a file
     """
-    path = Path(path)
-    size = check_file(path).st_size
-    ours = spec_layers(graph)
-    want = {f"{l.name}.{k}": s for l in ours for k, s in l.tensors}
-    check_size(graph, path, size, want)
-    source = read_source(path)
+    source, ours, want = _checked_source(graph, path)
     if not source.caffe and _in_spec_names(source, want, optional):
         names = _check_by_name(graph, source, want, optional, allow_unused)
-        tensors = None
+        tensors = source.tensors  # lazy: a tensor is read below only if it is kept
     else:
         mapped = _paired(graph, source, ours, skip, say or _stderr)
         names, tensors = list(mapped.tensors), mapped.tensors
@@ -80,9 +76,18 @@ def load_weights(graph: Graph, path: str | Path, *, layers: Iterable[str] | None
         owner = {f"{l.name}.{k}": l.name for l in ours for k, _ in l.tensors}
         keep = set(layers)
         names = [k for k in names if owner[k] in keep]
-    if tensors is None:  # by name: read now, and only what is asked for
-        return {k: source.tensors[k] for k in names}
     return {k: tensors[k] for k in names}
+
+
+def _checked_source(graph: Graph, path: str | Path) -> tuple[Source, list[Layer], dict]:
+    """Rules 1 to 3 of the module docstring, shared with :func:`import_weights`: the file
+    read, the spec's layers, and the spec's tensor shapes by state-dict name."""
+    path = Path(path)
+    size = check_file(path).st_size
+    ours = spec_layers(graph)
+    want = {f"{l.name}.{k}": s for l in ours for k, s in l.tensors}
+    check_size(graph, path, size, want)
+    return read_source(path), ours, want
 
 
 def check_size(graph: Graph, path: Path, size: int, want: dict[str, tuple[int, ...]]) -> None:
@@ -112,7 +117,7 @@ def _check_by_name(graph: Graph, source: Source, want: dict, optional: Collectio
     have = source.shapes
     missing = sorted(k for k in want if k not in have and k.rsplit(".", 1)[0] not in optional)
     extra = [] if allow_unused else sorted(k for k in have if k not in want)
-    wrong = sorted(f"{k} is {_dims(have[k])}, the spec needs {_dims(want[k])}"
+    wrong = sorted(f"{k} is {dims(have[k])}, the spec needs {dims(want[k])}"
                    for k in want if k in have and tuple(have[k]) != tuple(want[k]))
     problems = [f"missing: {_some(missing)}"] if missing else []
     problems += [f"not in the spec: {_some(extra)}"] if extra else []
@@ -150,10 +155,6 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
 
 
-def _dims(shape) -> str:
-    return "x".join(map(str, shape)) or "scalar"
-
-
 def _some(names: list[str], n: int = 5) -> str:
     return ", ".join(names[:n]) + (" …" if len(names) > n else "")
 
@@ -176,11 +177,8 @@ def import_weights(graph: Graph, source: str | Path, dest: str | Path,
     in the spec's names) goes through the pairing, so ``--show`` lists each layer."""
     if Path(dest).suffix != ".safetensors":
         raise UserError(f"{dest}: the output of weights import is a .safetensors file")
-    ours = spec_layers(graph)
-    size = check_file(source).st_size
-    check_size(graph, Path(source), size, {f"{l.name}.{k}": s for l in ours
-                                           for k, s in l.tensors})
-    mapped = map_weights(graph, read_source(source), skip, allow_stride_mismatch, ours)
+    read, ours, _ = _checked_source(graph, source)
+    mapped = map_weights(graph, read, skip, allow_stride_mismatch, ours)
     write_safetensors(dest, mapped.tensors, {"netc_net": graph.name,
                                              "source": Path(source).name})
     return mapped

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -35,7 +36,7 @@ from netc.compiler.importers.pairing import (
 from netc.compiler.ir import Graph
 from netc.dsl.diagnostics import UserError
 from netc.runtime.weights.misfit import caffe_convention, check_strides, misfit, report
-from netc.runtime.weights.read import Source
+from netc.runtime.weights.read import COUNTER, Source
 
 
 @dataclass
@@ -134,10 +135,6 @@ def map_by_structure(graph: Graph, tensors: dict[str, np.ndarray],
                      skip: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """``tensors`` (a state dict in memory) renamed to ``graph``'s names; see
     :func:`map_weights`."""
-    from pathlib import Path
-
-    from netc.runtime.weights.read import COUNTER
-
     tensors = {k: np.asarray(v, np.float32) for k, v in tensors.items() if not k.endswith(COUNTER)}
     shapes = {k: tuple(v.shape) for k, v in tensors.items()}
     return map_weights(graph, Source(Path("<tensors>"), shapes, tensors), skip).tensors

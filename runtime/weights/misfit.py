@@ -18,12 +18,13 @@ from netc.dsl.diagnostics import UserError
 from netc.runtime.weights.read import Source
 
 # ---- reports -----------------------------------------------------------------------------------
-def _shape(shape) -> str:
+def dims(shape) -> str:
+    """A tensor's shape as the reports write it: ``64x3x7x7``, ``scalar`` for ()."""
     return "x".join(map(str, shape)) or "scalar"
 
 
 def _tensors(layer: Layer) -> str:
-    return ", ".join(f"{k} {_shape(s)}" for k, s in layer.tensors) or "no tensors"
+    return ", ".join(f"{k} {dims(s)}" for k, s in layer.tensors) or "no tensors"
 
 
 def report(graph, where: str, mine: Layer, other: Layer | None) -> str:
@@ -178,8 +179,8 @@ def check_strides(graph, pairs, source, groups, allow: bool, warnings: list[str]
         return
     mine, other, spec, stride, why = wrong[0]
     kernel = graph[mine.name].attrs.kernel
-    text = (f"the file's {other.name} has stride {_shape(stride)} ({why}), the spec's "
-            f"{mine.name} (a {_shape(kernel)} conv) stride {_shape(spec)}; "
+    text = (f"the file's {other.name} has stride {dims(stride)} ({why}), the spec's "
+            f"{mine.name} (a {dims(kernel)} conv) stride {dims(spec)}; "
             f"{len(wrong)} conv(s) disagree")
     if kernel in ((1, 1), (3, 3)) and any(graph[m.name].attrs.kernel == (1, 1)
                                          for m, *_ in wrong):

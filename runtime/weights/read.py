@@ -11,8 +11,8 @@
    than tensors and plain containers is refused before anything in it runs. Torch is
    imported only for such a file (``netc compile`` with a ``.safetensors`` never loads it);
 4. a ``.safetensors`` file is opened lazily (memory-mapped): its header gives names and
-   shapes, and a tensor is read when it is asked for, so a view of VGG-16's ``conv3`` reads
-   none of its 100 M fc weights.
+   shapes, and a tensor is read when it is asked for, so a view of VGG-16's ``conv3_3`` reads
+   none of its 123.6 M fc weights (fc6, fc7, fc8 in ``netc summary vgg16``).
 
 Batch-norm ``num_batches_tracked`` counters are dropped: inference and netc's modules do not
 need them.
@@ -124,6 +124,7 @@ class _Safetensors(Mapping):
         from safetensors import SafetensorError, safe_open
 
         self.path = path
+        _know_bfloat16()
         try:
             self._file = safe_open(str(path), framework="np")
             keys = [k for k in self._file.keys() if not k.endswith(COUNTER)]
@@ -139,7 +140,7 @@ class _Safetensors(Mapping):
 
         try:
             return _float(self._file.get_tensor(key))
-        except (SafetensorError, TypeError, ValueError) as err:  # bfloat16 has no numpy type
+        except (SafetensorError, TypeError, ValueError) as err:  # a dtype numpy lacks
             raise UserError(f"cannot read {key} from {self.path}: {err}") from None
 
     def __iter__(self) -> Iterator[str]:
@@ -147,6 +148,16 @@ class _Safetensors(Mapping):
 
     def __len__(self) -> int:
         return len(self.shapes)
+
+
+def _know_bfloat16() -> None:
+    """Give numpy the ``bfloat16`` dtype (ml_dtypes, which onnx depends on), so a bfloat16
+    file reads the same in every command: onnx registers it on import, so without this only
+    the commands that had imported onnx read one (``compile`` did, ``explain`` did not)."""
+    try:
+        import ml_dtypes  # noqa: F401 - imported for its side effect
+    except ImportError:  # an onnx old enough not to bring it: the read names the dtype
+        pass
 
 
 def _read_torch(path: Path) -> dict[str, np.ndarray]:
@@ -172,11 +183,11 @@ def _read_torch(path: Path) -> dict[str, np.ndarray]:
     if state is None:
         raise UserError(f"{path} holds no state dict (a mapping of names to tensors)")
     out = {}
-    for key, value in state.items():
-        if torch.is_tensor(value) and not key.endswith(COUNTER):
+    for key, value in state.items():  # a tensor under a number or a tuple has no layer name
+        if isinstance(key, str) and torch.is_tensor(value) and not key.endswith(COUNTER):
             out[key] = _float(value.detach().cpu().float().numpy())
     if not out:
-        raise UserError(f"{path} holds no tensors")
+        raise UserError(f"{path} holds no tensors under names")
     return out
 
 
@@ -191,15 +202,16 @@ def _unpickler_reason(err: Exception) -> str:
 
 
 def _unwrap(obj):
-    """The state dict inside ``obj``: itself, or under one of the usual wrapper keys."""
+    """The state dict inside ``obj``: itself, or under one of the usual wrapper keys (followed
+    as a loop that stops at a dict seen before: a pickle can hold a dict inside itself)."""
     import torch
 
-    if isinstance(obj, dict):
+    seen = set()
+    while isinstance(obj, dict) and id(obj) not in seen:
+        seen.add(id(obj))
         if any(torch.is_tensor(v) for v in obj.values()):
             return obj
-        for key in _WRAPPERS:
-            if isinstance(obj.get(key), dict):
-                return _unwrap(obj[key])
+        obj = next((obj[k] for k in _WRAPPERS if isinstance(obj.get(k), dict)), None)
     return None
 
 

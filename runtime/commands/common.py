@@ -24,13 +24,18 @@ def physical_memory() -> int:
 
 def add_spec_arguments(p: argparse.ArgumentParser) -> None:
     """SPEC and the flags that say how to load it (:func:`load_graph` reads them)."""
-    from netc.compiler.frontend.elaborate import DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT
+    from netc.compiler.frontend.context import (
+        DEFAULT_MAX_DEPTH,
+        DEFAULT_MAX_NODES,
+        MAX_DEPTH_LIMIT,
+    )
 
     p.add_argument("spec", metavar="SPEC",
                    help="a zoo name (vgg16), a .net file, FILE.net:NET, or a Caffe .prototxt")
     add_set(p)
-    p.add_argument("--max-nodes", type=positive_int, default=100_000,
-                   help="refuse nets that expand past this many nodes (default 100000)")
+    p.add_argument("--max-nodes", type=positive_int, default=DEFAULT_MAX_NODES,
+                   help=f"refuse nets that expand past this many nodes (default "
+                        f"{DEFAULT_MAX_NODES})")
     p.add_argument("--max-depth", type=positive_int, default=DEFAULT_MAX_DEPTH,
                    help="refuse definition calls nested deeper than this (default "
                         f"{DEFAULT_MAX_DEPTH}, at most {MAX_DEPTH_LIMIT})")
@@ -42,11 +47,12 @@ def add_spec_arguments(p: argparse.ArgumentParser) -> None:
 
 def load_graph(args):
     """Load the SPEC named on the command line (raises DiagnosticError)."""
+    from netc.compiler.frontend.context import DEFAULT_MAX_DEPTH
     from netc.compiler.frontend.loader import load
 
     budget = getattr(args, "max_memory", None) or physical_memory()
     graph = load(args.spec, args.overrides, max_nodes=args.max_nodes,
-                 max_depth=getattr(args, "max_depth", 64), max_memory=budget,
+                 max_depth=getattr(args, "max_depth", DEFAULT_MAX_DEPTH), max_memory=budget,
                  input_shapes=getattr(args, "input_shapes", {}))
     if getattr(args, "column", None) == "deepest":
         from netc.compiler.passes import deepest_column, has_columns

@@ -20,6 +20,8 @@ from netc.runtime.commands.options import (
 
 
 def add_arguments(p):
+    from netc.compiler.frontend.context import DEFAULT_MAX_NODES
+
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
     helps = {
@@ -34,7 +36,8 @@ def add_arguments(p):
         s.add_argument("spec", nargs="?", default="eigenfaces", metavar="SPEC",
                        help="an eigenfaces net (default: the zoo's eigenfaces)")
         add_set(s)
-        s.add_argument("--max-nodes", type=positive_int, default=100_000, help=argparse.SUPPRESS)
+        s.add_argument("--max-nodes", type=positive_int, default=DEFAULT_MAX_NODES,
+                       help=argparse.SUPPRESS)
         add_weights(s, "fit the net on lfw_subset faces 0-79 first")
         if name in ("reconstruct", "show"):
             add_output(s, "PNG picture", "OUT.png", required=True)

@@ -76,8 +76,8 @@ def run(args) -> int:
         print(session.describe())
     _check_vector(session)
     if "netc.random_weights" in meta:
-        fix = ("pass --weights W.safetensors" if isinstance(model, bytes) else
-               "compile it with --weights W.safetensors")
+        fix = ("pass --weights FILE (.safetensors, .pth or .caffemodel)"
+               if isinstance(model, bytes) else "compile it with --weights FILE")
         print(f"warning: {args.model} has random weights (netc's seeded initialiser, seed "
               f"{meta['netc.random_weights']}): the classes and probabilities below mean "
               f"nothing; {fix} (trained weights, e.g. from `netc weights import`)",

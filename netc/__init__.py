@@ -11,8 +11,9 @@ The Python API, in full (each name has its own documentation)::
     model = net.to_onnx("net.onnx")   # an onnx.ModelProto, also written to the file
     tensors = net.import_weights("theirs.pth")  # someone else's weights, paired by structure
 
-Every mistake a user can make raises :class:`NetcError`. Importing ``netc`` loads neither
-torch nor onnx; the functions that need them import them.
+Every mistake in a spec or in a call to these functions raises :class:`NetcError`; a module
+from :meth:`Net.to_torch` is then an ordinary ``nn.Module``, whose own errors are torch's.
+Importing ``netc`` loads neither torch nor onnx; the functions that need them import them.
 """
 
 from netc.api import Net, check, load, zoo

@@ -2,7 +2,7 @@
 
 :func:`load` does what every ``netc`` command does with its SPEC argument (a zoo name, a
 ``.net`` path, ``FILE.net:NET`` or a Caffe ``.prototxt``, with ``--set`` as keyword arguments)
-and returns a :class:`Net`. Every mistake a user can make ends in one exception type,
+and returns a :class:`Net`. Every mistake in a spec or a call here ends in one exception type,
 :class:`netc.NetcError`, whose ``diagnostics`` are records; :func:`check` returns them instead.
 
 At the top this module imports only the standard library and netc's records: ``import netc``

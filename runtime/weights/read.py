@@ -151,13 +151,10 @@ class _Safetensors(Mapping):
 
 
 def _know_bfloat16() -> None:
-    """Give numpy the ``bfloat16`` dtype (ml_dtypes, which onnx depends on), so a bfloat16
-    file reads the same in every command: onnx registers it on import, so without this only
-    the commands that had imported onnx read one (``compile`` did, ``explain`` did not)."""
-    try:
-        import ml_dtypes  # noqa: F401 - imported for its side effect
-    except ImportError:  # an onnx old enough not to bring it: the read names the dtype
-        pass
+    """Give numpy the ``bfloat16`` dtype (ml_dtypes), so a bfloat16 file reads the same in
+    every command: onnx registers it on import, so without this only the commands that had
+    imported onnx read one (``compile`` did, ``explain`` did not)."""
+    import ml_dtypes  # noqa: F401 - imported for its side effect
 
 
 def _read_torch(path: Path) -> dict[str, np.ndarray]:

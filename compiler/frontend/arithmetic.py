@@ -54,11 +54,6 @@ BIG_INT_DIGITS = 100
 BIG_INT = 10**BIG_INT_DIGITS
 
 
-def is_int(v) -> bool:
-    """An integer, never a bool."""
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def is_num(v) -> bool:
     """A number: an int or a finite float, never a bool (nan and inf are no size or weight)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and (

@@ -34,7 +34,6 @@ from netc.compiler.frontend.arithmetic import (
     BIG_INT,
     BIG_INT_DIGITS,
     COMPARISONS,
-    is_int,
     is_num,
 )
 from netc.compiler.frontend.bindings import NUMERIC_FUNCTIONS, SHAPE_NAMES, Bindings
@@ -56,10 +55,10 @@ from netc.compiler.frontend.values import (
     TimesBlock,
     Value,
     ValueRef,
-    clip,
     show,
 )
 from netc.compiler.ops import ArgError, Symbol
+from netc.compiler.ops.base import clip, is_int
 from netc.dsl import ast
 from netc.dsl.diagnostics import Span
 from netc.dsl.nesting import unwind

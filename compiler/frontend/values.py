@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netc.compiler.ops import Attrs, OpDef, SpecValue
+from netc.compiler.ops.base import clip
 from netc.dsl import ast
 from netc.dsl.diagnostics import Span
 
@@ -190,11 +191,6 @@ def starts_with_value(block) -> bool:
     if isinstance(block, JoinBlock):
         return all(isinstance(b, ValueRef) or starts_with_value(b) for b in block.branches)
     return isinstance(block, ValueRef)
-
-
-def clip(text: str, width: int = 60) -> str:
-    """``text`` cut to ``width`` characters with an ellipsis: values in messages stay short."""
-    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def show(v) -> str:

@@ -85,3 +85,13 @@ def spatial(shape: Shape, op: str) -> tuple[int, int, int]:
 def fmt_shape(shape: Shape | None) -> str:
     """A shape as messages and summaries write it: ``64x56x56``; ``?`` when unknown."""
     return "x".join(str(d) for d in shape) if shape else "?"
+
+
+def is_int(v: Any) -> bool:
+    """An integer, never a bool (``True`` is an int to Python, not to a spec)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def clip(text: str, width: int = 60) -> str:
+    """``text`` cut to ``width`` characters with an ellipsis: values in messages stay short."""
+    return text if len(text) <= width else text[:width - 3] + "..."

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from netc.compiler.ops.base import ArgError
+from netc.compiler.ops.base import ArgError, clip, is_int
 from netc.compiler.ops.domains import FINITE, INTEGER, Domain
 
 
@@ -40,7 +40,7 @@ class SpecValue:
     stands for where a parameter takes words (``concat(fit=crop)``: ``crop`` is also an op)."""
 
     def shown(self) -> str:
-        return _clip(str(self))
+        return clip(str(self), 80)
 
     def op_word(self) -> str | None:
         return None
@@ -54,15 +54,11 @@ class Refused(Exception):
         self.expected = expected
 
 
-def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def _is_list(v: Any, n: int | None = None, item=_is_int) -> bool:
+def _is_list(v: Any, n: int | None = None, item=is_int) -> bool:
     return isinstance(v, (list, tuple)) and (n is None or len(v) == n) and all(map(item, v))
 
 
@@ -103,7 +99,7 @@ class _Int(Kind):
     domain = INTEGER
 
     def check(self, v):
-        if not _is_int(v):
+        if not is_int(v):
             raise Refused("an integer")
         return v
 
@@ -129,7 +125,7 @@ class _Bool(Kind):
             return v
         if isinstance(v, Symbol) and v in ("true", "false"):
             return v == "true"
-        if _is_int(v) and v in (0, 1):
+        if is_int(v) and v in (0, 1):
             return bool(v)
         raise Refused("true or false")
 
@@ -139,7 +135,7 @@ class _Pair(Kind):
     domain = INTEGER
 
     def check(self, v):
-        if _is_int(v):
+        if is_int(v):
             return (v, v)
         if _is_list(v, 2):
             return (v[0], v[1])
@@ -178,7 +174,7 @@ class _Ints(Kind):
     domain = INTEGER
 
     def check(self, v):
-        if _is_int(v):
+        if is_int(v):
             return (v,)
         if _is_list(v):
             return tuple(v)
@@ -307,11 +303,7 @@ def shown(v: Any) -> str:
     if isinstance(v, (list, tuple)):
         inner = ", ".join(shown(x) for x in list(v)[:8])
         return "[" + inner + (", ..." if len(v) > 8 else "") + "]"
-    return _clip(repr(v) if isinstance(v, str) else str(v))
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= 80 else text[:77] + "..."
+    return clip(repr(v) if isinstance(v, str) else str(v), 80)
 
 
 def _spec_value(v: Any) -> SpecValue | None:

@@ -98,8 +98,12 @@ def test_set_chooses_a_definition_by_name(cli):
     r = cli("summary", "resnet", "--set", "block=bottleneck", "--set", "n2=3", "--set", "n3=4",
             "--set", "n4=6", "--set", "n5=3")
     assert r.code == 0 and "resnet: 25,557,032 params" in r.out
-    r = cli("check", "resnet", "--set", "block=no_such_block")
-    assert r.code == 1 and "'block' is no_such_block, not a definition" in r.err
+    # A word that names nothing: one error at the parameter, with the closest names (it was
+    # one error at each of the seven uses of `block` in resnet.net).
+    r = cli("check", "resnet", "--set", "block=bottlenek")
+    assert r.code == 1 and r.err.count("error:") == 1
+    assert ("resnet.net:40:12: error: block (set from outside) names no layer or definition: "
+            "'bottlenek'; did you mean bottleneck, bottleneck_v15?") in r.err
 
 
 def test_an_unwritable_output_is_an_error_not_a_traceback(tmp_path, cli):

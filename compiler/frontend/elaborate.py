@@ -44,7 +44,8 @@ from netc.compiler.frontend.context import (
 )
 from netc.compiler.frontend.expressions import Evaluator
 from netc.compiler.frontend.statements import NetStatements
-from netc.compiler.frontend.values import Poison, Value
+from netc.compiler.frontend.values import Block, DefRef, Poison, Value
+from netc.compiler.ops import Symbol
 from netc.compiler.ir import Graph
 from netc.compiler.passes.assign_survival import assign_survival
 from netc.compiler.passes.flatten_mean_joins import flatten_mean_joins
@@ -121,9 +122,16 @@ class Elaborator:
         """A parameter set from outside (``--set``, ``netc.load(..., block="bottleneck")``): a
         word means what it would mean written in the spec as the default, so a definition, an
         op or a file-level constant can be chosen by name; anything else is the value itself."""
-        if isinstance(value, str) and value.isidentifier():
-            return self.eval(ast.Name(p.span, value), dict(env))
-        return value
+        if not (isinstance(value, str) and value.isidentifier()):
+            return value
+        chosen = self.eval(ast.Name(p.span, value), dict(env))
+        if (isinstance(chosen, Symbol) and p.default is not None
+                and isinstance(self.eval(p.default, dict(env)), (Block, DefRef))):
+            # a block parameter set to a word that names nothing: one error here, with the
+            # closest names, rather than one at every use of the parameter
+            return self.evaluator.unknown(
+                value, p.span, f"{p.name} (set from outside) names no layer or definition:")
+        return chosen
 
     def body(self, net: ast.Net, env: dict[str, Any]) -> Value | Poison | None:
         """Run the net's statements in order; the value of the last that computed one."""

@@ -178,8 +178,9 @@ class Evaluator:
         """A label's ``{name}`` that names nothing."""
         return self.error(span, f"{name!r} in this label is not a parameter or loop variable")
 
-    def unknown(self, name: str, span: Span) -> Poison:
-        """A name that is no layer, definition or value, with the closest ones as a hint."""
+    def unknown(self, name: str, span: Span, lead: str | None = None) -> Poison:
+        """A name that is no layer, definition or value, with the closest ones as a hint;
+        ``lead`` says where the name came from when that is not the span's text."""
         if name in self.values and self.ctx.depth > 0:
             return self.error(span, f"{name!r} is a value of the net; a definition sees only its "
                                     "parameters: pass the value in, or use it in the net")
@@ -189,7 +190,7 @@ class Evaluator:
         known = list(self.defs) + list(opreg.REGISTRY) + list(self.values)
         close = difflib.get_close_matches(name, known, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        return self.error(span, f"unknown layer or definition {name!r}{hint}")
+        return self.error(span, f"{lead or 'unknown layer or definition'} {name!r}{hint}")
 
     def not_a_block(self, v, node: ast.Node) -> Poison:
         """The diagnostic for a value ``v`` written where a layer is expected."""

@@ -107,6 +107,10 @@ def test_state_follows_edits_breaks_and_fixes(served):
     assert first["title"].startswith("small: 650 params")
     code, svg = get(f"{url}graph.svg")
     assert code == 200 and "stem.conv1: conv -&gt; 16x32x32" in svg
+    assert '"shut":[]' in svg  # no --depth: every group open
+    # the page asks for the groups its user shut; names of no group are ignored
+    assert '"shut":["stem"]' in get(f"{url}graph.svg?v=1&shut=stem,nosuch.group")[1]
+    assert '"shut":[]' in get(f"{url}graph.svg?v=1&shut=")[1]
 
     start = time.perf_counter()
     spec.write_text(SPEC.replace("block(16)", "block(24)"))
@@ -172,9 +176,12 @@ def test_a_spec_broken_from_the_start_is_served_and_fixed(tmp_path):
     (["a.net", "--port", "70000"], 2, "expected a port from 0 to 65535"),
     (["a.net", "--port", "x"], 2, "expected a port number"),
     (["a.net", "--depth", "0"], 1, "--depth must be at least 1"),
+    (["two.net"], 1, "two.net defines several nets; serve one of them: two.net:one, two.net:two"),
 ])
 def test_bad_command_lines_are_one_line(tmp_path, args, code, message):
     write_specs(tmp_path)
+    (tmp_path / "two.net").write_text("net one {\n  input x: 1x4x4\n  x -> flatten -> fc(2)\n}\n"
+                                      "net two {\n  input x: 1x4x4\n  x -> flatten -> fc(3)\n}\n")
     run = subprocess.run([sys.executable, "-m", "netc.runtime.cli", "serve", *args],
                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert run.returncode == code and message in run.stderr
@@ -213,8 +220,10 @@ def test_watched_files_follow_includes_and_survive_broken_ones(tmp_path):
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))
                  if p), None)
-websocket = pytest.importorskip("websocket", reason="websocket-client (the test extra) drives "
-                                "Chromium over the DevTools protocol")
+try:
+    import websocket  # websocket-client, in the test extra: the DevTools protocol's transport
+except ImportError:
+    websocket = None
 
 
 class Browser:
@@ -279,12 +288,17 @@ def node_says(node: str, text: str) -> str:
             f"return !!n && n.querySelector('title').textContent.includes('{text}'); }})()")
 
 
+STEM_SHUT = f"getComputedStyle({SVG_DOC}.querySelector('#g-stem>.shut')).display !== 'none'"
+
+
 def summary_says(text: str) -> str:
     return f"document.getElementById('summary').textContent.includes('{text}')"
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs "
                     "Debian's chromium where apt-get can reach the archive)")
+@pytest.mark.skipif(websocket is None, reason="websocket-client (the test extra) is not "
+                    "installed: it carries the DevTools protocol to Chromium")
 def test_browser_page_redraws_on_save_and_shows_errors_located(served, tmp_path):
     spec, url = served
     browser = Browser(tmp_path / "profile")
@@ -295,13 +309,16 @@ def test_browser_page_redraws_on_save_and_shows_errors_located(served, tmp_path)
         # the SVG's own script runs in the page: a click on the group's header shuts it
         browser.eval(f"{SVG_DOC}.querySelector('#g-stem>.open>.hd').dispatchEvent("
                      "new MouseEvent('click', {bubbles: true}))")
-        assert browser.eval(f"getComputedStyle({SVG_DOC}.querySelector('#g-stem>.shut'))"
-                            ".display") != "none"
+        assert browser.eval(STEM_SHUT)
 
         timings = {}
         spec.write_text(SPEC.replace("block(16)", "block(24)"))
         timings["edit"] = browser.wait_for(
             f"{node_says('stem.conv1', '24x32x32')} && {summary_says('24x32x32')}")
+        assert browser.eval(STEM_SHUT)  # the redrawn graph keeps the group its user shut
+        browser.eval(f"{SVG_DOC}.querySelector('#g-stem>.shut').dispatchEvent("
+                     "new MouseEvent('click', {bubbles: true}))")
+        assert not browser.eval(STEM_SHUT)
 
         spec.write_text(BROKEN)
         col = BROKEN.splitlines()[4].index("conv(8, 99)") + 1

@@ -46,6 +46,7 @@ def run(args) -> int:
     if args.depth is not None and args.depth < 1:
         raise UserError(f"--depth must be at least 1; got {args.depth}")
     root, _ = resolve_spec(args.spec)  # a missing file or unknown zoo name: one located line
+    _refuse_a_family(args.spec)
     live = Live(args, root, args.depth)
     try:
         server = LiveServer(args.port, live, args.spec)
@@ -65,3 +66,18 @@ def run(args) -> int:
         live.stop()
         server.server_close()
     return 0
+
+
+def _refuse_a_family(spec: str) -> None:
+    """A file of several nets is served one net at a time: say which names to use, now
+    rather than on the page. A file that does not parse yet is served (its errors shown)."""
+    from netc.compiler.frontend.loader import nets_of
+    from netc.dsl.diagnostics import DiagnosticError, UserError
+
+    try:
+        specs = nets_of(spec)
+    except DiagnosticError:
+        return
+    if len(specs) > 1:
+        raise UserError(f"{spec} defines several nets; serve one of them: "
+                        + ", ".join(specs[:6]) + (", ..." if len(specs) > 6 else ""))

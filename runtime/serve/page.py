@@ -3,7 +3,8 @@
 The script long-polls ``/state?since=V``: the server answers as soon as a snapshot newer than
 ``V`` exists (or after a while with the same one, and the script asks again). The graph is
 ``netc draw``'s own SVG in an iframe, so its collapsible groups work as in the file that
-command writes; it is reloaded only when a newer graph exists. While the spec is broken the
+command writes; it is reloaded only when a newer graph exists, with the groups the user
+shut still shut. While the spec is broken the
 page lists its diagnostics and keeps the last good graph and table, greyed and marked stale.
 The body's ``data-version`` and the iframe's ``data-loaded`` say what is shown (the browser
 test reads them).
@@ -58,7 +59,10 @@ function show(s) {
   if (s.graph_version !== null && s.graph_version !== graphVersion) {
     graphVersion = s.graph_version;
     el('graph').dataset.want = String(graphVersion);
-    el('graph').src = '/graph.svg?v=' + graphVersion;
+    // keep the groups the user shut: the drawing's script publishes its set as netcShut
+    const drawn = el('graph').contentWindow, shut = drawn && drawn.netcShut;
+    el('graph').src = '/graph.svg?v=' + graphVersion +
+      (shut ? '&shut=' + encodeURIComponent([...shut].join(',')) : '');
   }
   version = s.version;
   document.body.dataset.version = String(version);

@@ -2,7 +2,7 @@
 
 Routes: ``/`` the page, ``/state?since=V`` a long poll answered as soon as a snapshot newer
 than ``V`` exists, or with the current one after ``wait`` seconds (JSON), ``/graph.svg`` the
-last good graph. A request naming another host in
+last good graph (``?shut=a,b``: with those groups shut). A request naming another host in
 its ``Host`` header is refused, so a web page elsewhere cannot read the spec through a DNS
 name that points at 127.0.0.1.
 """
@@ -57,18 +57,14 @@ class Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.FORBIDDEN, "text/plain", b"netc serve answers 127.0.0.1 only")
             return
         url = urlsplit(self.path)
-        query = parse_qs(url.query)
+        query = parse_qs(url.query, keep_blank_values=True)
         if url.path == "/":
             self._send(HTTPStatus.OK, "text/html; charset=utf-8",
                        page(self.server.spec).encode())
         elif url.path == "/state":
             self._state(query)
         elif url.path == "/graph.svg":
-            good = self.server.live.last_good
-            if good is None:
-                self._send(HTTPStatus.NOT_FOUND, "text/plain", b"no graph yet: the spec is broken")
-            else:
-                self._send(HTTPStatus.OK, "image/svg+xml; charset=utf-8", good.svg.encode())
+            self._graph(query)
         else:
             self._send(HTTPStatus.NOT_FOUND, "text/plain", b"not found")
 
@@ -83,6 +79,17 @@ class Handler(BaseHTTPRequestHandler):
         current, good = self.server.live.wait_newer(since, wait)
         body = json.dumps(current.to_json(good)).encode()
         self._send(HTTPStatus.OK, "application/json", body)
+
+    def _graph(self, query: dict[str, list[str]]) -> None:
+        """The last good graph; ``shut=a,b`` names the groups to draw shut (the page's)."""
+        good = self.server.live.last_good
+        if good is None:
+            self._send(HTTPStatus.NOT_FOUND, "text/plain", b"no graph yet: the spec is broken")
+            return
+        shut = None
+        if "shut" in query:
+            shut = {name for value in query["shut"] for name in value.split(",")}
+        self._send(HTTPStatus.OK, "image/svg+xml; charset=utf-8", good.svg(shut).encode())
 
     def _send(self, status: HTTPStatus, kind: str, body: bytes) -> None:
         self.send_response(status)

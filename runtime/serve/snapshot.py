@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from netc.dsl.diagnostics import Diagnostic, DiagnosticError, SourceCache, UserError, render
 
@@ -32,12 +33,20 @@ class Snapshot:
     version: int
     ok: bool
     title: str = ""
-    svg: str = ""
+    graph: Any = field(default=None, compare=False, repr=False)  # the IR, drawn on request
+    depth: int | None = None  # groups at this level and deeper start shut
     summary: str = ""
     nodes: int = 0
     problems: tuple[Problem, ...] = ()
     seconds: float = 0.0  # how long the build took
     built_at: float = field(default_factory=time.time)
+
+    def svg(self, shut: set[str] | None = None) -> str:
+        """``netc draw``'s SVG of the graph; the groups in ``shut`` start shut (None: those
+        of ``depth``), so a page keeps what its user shut when it redraws."""
+        from netc.compiler.analyses.draw_svg import to_svg
+
+        return to_svg(self.graph, self.depth, shut)
 
     def to_json(self, last_good: Snapshot | None) -> dict:
         """What the long poll answers; the SVG itself is fetched by URL (``/graph.svg?v=N``)."""
@@ -62,7 +71,6 @@ def _problems(diagnostics: list[Diagnostic]) -> tuple[Problem, ...]:
 
 def build(args, version: int, depth: int | None) -> Snapshot:
     """Load the spec named by ``args`` (the spec commands' arguments) and render it."""
-    from netc.compiler.analyses.draw_svg import to_svg
     from netc.compiler.analyses.summary import one_line, summarize
     from netc.runtime.commands.common import load_graph
     from netc.runtime.commands.summary import render as render_table
@@ -71,7 +79,6 @@ def build(args, version: int, depth: int | None) -> Snapshot:
     try:
         graph = load_graph(args)
         summary = summarize(graph)
-        svg = to_svg(graph, depth)
         table = render_table(summary, summary.rows, None)
     except DiagnosticError as err:
         return Snapshot(version, False, problems=_problems(err.diagnostics),
@@ -79,5 +86,5 @@ def build(args, version: int, depth: int | None) -> Snapshot:
     except UserError as err:
         return Snapshot(version, False, problems=(Problem("", str(err), f"error: {err}"),),
                         seconds=time.perf_counter() - start)
-    return Snapshot(version, True, title=one_line(summary), svg=svg,
+    return Snapshot(version, True, title=one_line(summary), graph=graph, depth=depth,
                     summary=table, nodes=len(graph), seconds=time.perf_counter() - start)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from netc.runtime.serve.server import LiveServer
-from netc.runtime.serve.watch import Live, watched_files
+from netc.runtime.serve.live import Live, watched_files
 
 BLOCKS = "def block(ch) = conv(ch, 3, pad=1) -> bn -> relu\n"
 SPEC = """# a small net for the netc serve tests

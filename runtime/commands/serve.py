@@ -41,7 +41,7 @@ def run(args) -> int:
     from netc.compiler.frontend.loader import resolve_spec
     from netc.dsl.diagnostics import UserError
     from netc.runtime.serve.server import LiveServer
-    from netc.runtime.serve.watch import Live
+    from netc.runtime.serve.live import Live
 
     if args.depth is not None and args.depth < 1:
         raise UserError(f"--depth must be at least 1; got {args.depth}")

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from netc.runtime.serve.page import page
-from netc.runtime.serve.watch import Live
+from netc.runtime.serve.live import Live
 
 HOST = "127.0.0.1"
 LONG_POLL_SECONDS = 20.0  # a waiting page asks again after this; well under browsers' timeouts

@@ -156,6 +156,30 @@ def test_a_page_waits_for_a_change_and_other_hosts_are_refused(served):
     assert code == 200 and "<iframe id=\"graph\"" in html
 
 
+def test_ctrl_c_ends_it_while_a_page_waits(tmp_path):
+    import threading
+
+    write_specs(tmp_path)
+    proc, url = start_serve(tmp_path, "a.net", "--port", "0")
+    outcome = []
+
+    def wait():  # a long poll that would wait 20 s for a change
+        try:
+            outcome.append(get(f"{url}state?since=1")[0])
+        except OSError as err:  # the server went away before answering: as good
+            outcome.append(type(err).__name__)
+
+    waiting = threading.Thread(target=wait, daemon=True)
+    waiting.start()
+    time.sleep(0.5)
+    start = time.perf_counter()
+    code, err = stop(proc)
+    assert code == 0 and err.strip() == "netc serve: stopped"
+    assert time.perf_counter() - start < 5
+    waiting.join(10)
+    assert outcome  # the page's request ended too, answered or cut
+
+
 def test_a_spec_broken_from_the_start_is_served_and_fixed(tmp_path):
     spec = write_specs(tmp_path)
     spec.write_text(BROKEN)

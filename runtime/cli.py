@@ -27,6 +27,7 @@ COMMANDS = {
     "train": ("train", "train a spec on digits, an image folder or CIFAR-10"),
     "recipe": ("recipe", "run an image recipe: inversion, DeepDream, style"),
     "draw": ("draw", "draw the network graph as SVG or PNG (no Graphviz)"),
+    "serve": ("serve", "a live page of a spec on 127.0.0.1: graph, summary, errors"),
     "explain": ("explain",
                 "which pixels drive a unit: deconvnet, guided backprop, saliency"),
     "top-activations": ("top_activations",

@@ -90,13 +90,18 @@ for(const e of document.querySelectorAll('.grp')){const name=e.id.slice(2);
   e.querySelector(':scope>.open>.hd').addEventListener('click',ev=>{ev.stopPropagation();toggle(name);});
   e.querySelector(':scope>.shut').addEventListener('click',ev=>{ev.stopPropagation();toggle(name);});}
 render();
+window.netcShut=shut;// netc serve reads it to keep the groups a user shut across redraws
 """
 
 
-def to_svg(graph: Graph, depth: int | None = None) -> str:
-    """The standalone SVG of ``graph``; groups at level ``depth`` and deeper start shut."""
+def to_svg(graph: Graph, depth: int | None = None, shut: set[str] | None = None) -> str:
+    """The standalone SVG of ``graph``; groups at level ``depth`` and deeper start shut, or
+    the groups named in ``shut`` where it is given (names of no group here are ignored)."""
     model = draw.build_model(graph)
-    shut = draw.initially_shut(model, depth)
+    if shut is None:
+        shut = draw.initially_shut(model, depth)
+    else:
+        shut = {name for name in shut if name and name in model.groups}
     lay = draw.layout(model, shut)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{lay.width + draw.BOW:.0f}" '
            f'height="{lay.height:.0f}" viewBox="0 0 {lay.width + draw.BOW:.0f} '

@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from netc.runtime import interrupts
+
+    interrupts.install()  # SIGTERM stops a run as Ctrl-C does: clean-ups run, outputs whole
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -80,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         print("netc: error: out of memory; a smaller net, --size or --max-memory would help",
               file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("netc: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (interrupts.Terminated)
+        print(f"netc: interrupted ({interrupts.signal_name(err)})", file=sys.stderr)
+        return interrupts.exit_status(err)
 
 
 if __name__ == "__main__":

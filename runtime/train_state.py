@@ -76,7 +76,11 @@ def save_checkpoint(path: Path, run, pos: Position, collective: bool) -> None:
         "config": resume_keys(run.cfg),
     }
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as err:  # torch's writer reports a full disk as this type
+            raise UserError(f"cannot write checkpoint {path}: "
+                            f"{str(err).splitlines()[0]}") from None
 
 
 def load_checkpoint(path: Path, graph, module, optimizer, dist) -> tuple[Position, dict]:

@@ -61,8 +61,16 @@ def main(argv: list[str] | None = None) -> int:
     from netc.runtime import interrupts
 
     interrupts.install()  # SIGTERM stops a run as Ctrl-C does: clean-ups run, outputs whole
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+        return _run(args)
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (interrupts.Terminated)
+        print(f"netc: interrupted ({interrupts.signal_name(err)})", file=sys.stderr)
+        return interrupts.exit_status(err)
+
+
+def _run(args) -> int:
+    """The command's status; every user error as one located diagnostic or one line."""
     try:
         return int(args._module.run(args) or 0)
     except DiagnosticError as err:
@@ -83,9 +91,6 @@ def main(argv: list[str] | None = None) -> int:
         print("netc: error: out of memory; a smaller net, --size or --max-memory would help",
               file=sys.stderr)
         return 1
-    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (interrupts.Terminated)
-        print(f"netc: interrupted ({interrupts.signal_name(err)})", file=sys.stderr)
-        return interrupts.exit_status(err)
 
 
 if __name__ == "__main__":

@@ -78,6 +78,8 @@ def atomic_path(path: str | os.PathLike):
         yield tmp
         check_destination(path)  # it may have changed while the work ran
         with held():
+            # the mode now: a writer that recreates the file (safetensors does) loses it
+            os.chmod(tmp, _mode_for(path))
             os.replace(tmp, path)
     except OSError as err:
         _remove(tmp)
@@ -90,27 +92,29 @@ def atomic_path(path: str | os.PathLike):
 
 
 def _temporary_beside(path: Path, shown: Path) -> Path:
-    """A new empty file in ``path``'s folder with the mode ``path`` has (or a new file gets)."""
+    """A new empty file in ``path``'s folder (named ``.NAME.*.tmp``)."""
     tmp = None
     with held():
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             os.close(fd)
-            # mkstemp makes the file private (0600); keep an existing file's mode, or give the
-            # mode any new file would get.
-            try:
-                mode = stat.S_IMODE(os.stat(path).st_mode)
-            except OSError:
-                umask = os.umask(0)
-                os.umask(umask)
-                mode = 0o666 & ~umask
-            os.chmod(tmp, mode)
         except OSError as err:
             if tmp is not None:
                 _remove(Path(tmp))
             raise UserError(f"cannot write {shown}: {err.strerror or err}") from None
     return Path(tmp)
+
+
+def _mode_for(path: Path) -> int:
+    """mkstemp makes the file private (0600): keep an existing file's mode, or give the mode
+    any new file would get."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _remove(tmp: Path) -> None:

@@ -25,6 +25,7 @@ Two smaller tools for code that must not be cut in two:
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 
@@ -39,8 +40,28 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
-def _raise_terminated(signum, frame):
-    raise Terminated(signum)
+RETRY_S = 0.05  # a signal that arrives during an import is asked again this much later
+
+
+def _stop(signum, frame):
+    """The handler: raise the signal's exception where the program is, unless that is inside
+    an import, where the exception could cross an extension module's C++ (torch's pybind11
+    start-up) and abort the process with a core dump; then the signal is sent again shortly,
+    until it lands outside the import."""
+    if _in_import(frame):
+        timer = threading.Timer(RETRY_S, os.kill, (os.getpid(), signum))
+        timer.daemon = True
+        timer.start()
+        return
+    raise interruption(signum)
+
+
+def _in_import(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _main_thread() -> bool:
@@ -48,10 +69,13 @@ def _main_thread() -> bool:
 
 
 def install() -> None:
-    """Make SIGTERM raise :class:`Terminated` (SIGINT raises KeyboardInterrupt already, unless
-    the shell chose to ignore it, which stays so). Main thread only; elsewhere nothing."""
+    """Make SIGTERM raise :class:`Terminated` and SIGINT KeyboardInterrupt, both outside
+    imports (:func:`_stop`); a SIGINT the shell chose to ignore stays ignored. Main thread only;
+    elsewhere nothing."""
     if _main_thread():
-        signal.signal(signal.SIGTERM, _raise_terminated)
+        signal.signal(signal.SIGTERM, _stop)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _stop)
 
 
 def exit_status(err: BaseException) -> int:
@@ -100,7 +124,7 @@ class DeferredInterrupt:
 
     def _handle(self, signum, frame):
         if self.hit is not None:
-            raise interruption(signum)
+            _stop(signum, frame)
         self.hit = signum
 
     def check(self) -> None:

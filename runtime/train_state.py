@@ -75,10 +75,14 @@ def save_checkpoint(path: Path, run, pos: Position, collective: bool) -> None:
         "world": run.dist.world,
         "config": resume_keys(run.cfg),
     }
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         try:
-            torch.save(state, tmp)
-        except RuntimeError as err:  # torch's writer reports a full disk as this type
+            torch.save(state, f)
+        except RuntimeError as err:
+            # Through a file object, torch's writer wraps the OSError of a full disk in an
+            # "unexpected pos" RuntimeError: the OSError is what atomic_path names the file with.
+            if isinstance(err.__context__, OSError):
+                raise err.__context__ from None
             raise UserError(f"cannot write checkpoint {path}: "
                             f"{str(err).splitlines()[0]}") from None
 

@@ -191,6 +191,11 @@ def _solve(graph: Graph, node, moments: Moments, images: Images):
     if moments.n < 2:
         raise UserError(f"{node.name}: fitting needs at least 2 images; {images.name} has "
                         f"{moments.n}")
+    k = node.attrs.get("k")  # a subspace: k directions need k + 1 centred samples
+    if k and moments.n <= k:
+        raise UserError(f"{node.name}: {k} principal components need at least {k + 1} images "
+                        f"(n images span n - 1 directions about their mean); {images.name} "
+                        f"has {moments.n}")
     if not moments.finite:
         raise UserError(f"{node.name}: its input has NaN or infinite values for some of "
                         f"{images.name} (the weights upstream of it?), so nothing can be fitted")

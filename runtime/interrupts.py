@@ -7,7 +7,9 @@ a training run's last checkpoint kept. Python turns only SIGINT into an exceptio
 would end the process at once and leave temporary files behind. So :func:`install` (called
 first thing by ``netc``'s ``main``) makes SIGTERM raise :class:`Terminated`, a
 KeyboardInterrupt, and every clean-up written for Ctrl-C runs for it too;
-:func:`exit_status` gives the shell's ``128 + signal``.
+:func:`exit_status` gives the shell's ``128 + signal``. Neither is raised inside an import:
+there the exception can cross an extension module's C++ start-up (torch's pybind11) and abort
+the process, so the signal is sent again a moment later (:func:`_stop`).
 
 Two smaller tools for code that must not be cut in two:
 

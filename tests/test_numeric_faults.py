@@ -182,3 +182,15 @@ def test_fit_with_one_image_is_one_line_not_a_traceback(tmp_path, cli):
     assert result.err.strip() == ("netc: error: face_space: fitting needs at least 2 images; "
                                   "lfw_subset 0-0 has 1")
     assert not out.exists()
+
+
+def test_fit_with_fewer_images_than_components_is_refused(tmp_path, cli):
+    """Three faces span two directions about their mean: a third component would be noise."""
+    result = cli("fit", "eigenfaces", "--set", "k=3", "--data", "lfw:0-2",
+                 "-o", tmp_path / "f.safetensors")
+    assert result.code == 1
+    assert result.err.strip() == ("netc: error: face_space: 3 principal components need at "
+                                  "least 4 images (n images span n - 1 directions about their "
+                                  "mean); lfw_subset 0-2 has 3")
+    assert cli("fit", "eigenfaces", "--set", "k=2", "--data", "lfw:0-2",
+               "-o", tmp_path / "f.safetensors").code == 0

@@ -194,3 +194,11 @@ def test_fit_with_fewer_images_than_components_is_refused(tmp_path, cli):
                                   "mean); lfw_subset 0-2 has 3")
     assert cli("fit", "eigenfaces", "--set", "k=2", "--data", "lfw:0-2",
                "-o", tmp_path / "f.safetensors").code == 0
+
+
+def test_the_rank_is_out_of_the_features_when_samples_are_fewer():
+    x, y = rank_deficient(n=20)  # 20 samples of 36 values: rank 19 once centred
+    w, b, sol = streamed(x, y, keep_bytes=2**26).solve()
+    assert sol.rank == 19 and "rank 19 of 36" in sol.describe()
+    ref = LinearRegression().fit(x, y)
+    np.testing.assert_allclose(w, ref.coef_, rtol=1e-6, atol=1e-8)

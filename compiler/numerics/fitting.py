@@ -45,7 +45,7 @@ and minimum-norm solution differ.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -242,6 +242,10 @@ class Moments:
                 a, b = a - self.mean_x, b - self.mean_y
             _check_rcond(rcond, ridge, EPS * max(a.shape), "the SVD of the data")
             sol = pinv_solve(a, b, ridge, rcond)
+            # fewer samples than features: the missing singular values are zeros, so the
+            # rank reads "of F" as the scatter's does
+            sigma = np.pad(sol.singular_values, (0, a.shape[1] - len(sol.singular_values)))
+            sol = replace(sol, singular_values=sigma)
         elif bias:
             _check_rcond(rcond, ridge, GRAM_RCOND, "the eigendecomposition of AᵀA")
             sol = gram_solve(self.scatter, self.cross, ridge, rcond)

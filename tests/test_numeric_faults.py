@@ -202,3 +202,16 @@ def test_the_rank_is_out_of_the_features_when_samples_are_fewer():
     assert sol.rank == 19 and "rank 19 of 36" in sol.describe()
     ref = LinearRegression().fit(x, y)
     np.testing.assert_allclose(w, ref.coef_, rtol=1e-6, atol=1e-8)
+
+
+def test_why_the_scatter_route_refuses_a_small_rcond():
+    """What the refusal prevents: through the eigendecomposition of AᵀA a cut-off of 1e-10·σ₁
+    counts rounding noise as rank (measured: rank 32 where the data have 29) and inflates W."""
+    from netc.compiler.numerics.fitting import gram_solve
+
+    x, y = rank_deficient()
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    noisy = gram_solve(xc.T @ xc, xc.T @ yc, rcond=1e-10)
+    assert noisy.rank > np.linalg.matrix_rank(xc) == 29
+    w = streamed(x, y, keep_bytes=2**26).solve(rcond=1e-10)[0]
+    assert np.abs(noisy.x).max() > 2 * np.abs(w).max()

@@ -222,6 +222,7 @@ class Loop:
             if self.dist.main:
                 self.log(_epoch_line(stats, cfg.epochs))
             self.save(checkpoint, pos, collective=True)
+            _check_deferred(signals)  # one that came during the evaluation stops here
 
     def kept(self, checkpoint: Path) -> str:
         """What is left to resume from: the checkpoint there was, or none."""

@@ -59,8 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    from netc.runtime import interrupts
+
+    interrupts.install()  # SIGTERM stops a run as Ctrl-C does: clean-ups run, outputs whole
+    try:
+        args = build_parser().parse_args(argv)
+        return _run(args)
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (interrupts.Terminated)
+        print(f"netc: interrupted ({interrupts.signal_name(err)})", file=sys.stderr)
+        return interrupts.exit_status(err)
+
+
+def _run(args) -> int:
+    """The command's status; every user error as one located diagnostic or one line."""
     try:
         return int(args._module.run(args) or 0)
     except DiagnosticError as err:
@@ -81,9 +92,6 @@ def main(argv: list[str] | None = None) -> int:
         print("netc: error: out of memory; a smaller net, --size or --max-memory would help",
               file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("netc: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from typing import Callable
 
 from netc.dsl.diagnostics import UserError
 from netc.dsl.sources import MAX_SOURCE_BYTES, NotRegular, check_regular, read_regular
+from netc.runtime.interrupts import held
 
 MAX_IMAGE_BYTES = 512 * 2**20
 
@@ -55,8 +56,13 @@ def check_destination(path: str | os.PathLike) -> Path:
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename.
 
-    On any exception (Ctrl-C included) the temporary file is removed and ``path`` is untouched.
-    The destination is checked first (:func:`check_destination`).
+    On any exception (Ctrl-C and SIGTERM included) the temporary file is removed and ``path``
+    is untouched. The destination is checked first (:func:`check_destination`). A write error
+    in the block (a full disk, a file-size limit) becomes one line naming ``path``. The
+    temporary file's creation, the rename and the removal happen with SIGINT and SIGTERM held
+    (:func:`netc.runtime.interrupts.held`), so a signal cannot leave a temporary file behind.
+    Two processes writing one ``path`` at once each write their own temporary file, and the
+    last rename wins: ``path`` is always one whole file.
 
     >>> import tempfile, pathlib
     >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.txt"
@@ -67,32 +73,53 @@ def atomic_path(path: str | os.PathLike):
     """
     shown = Path(path)
     path = check_destination(path)
+    tmp = _temporary_beside(path, shown)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        yield tmp
+        check_destination(path)  # it may have changed while the work ran
+        with held():
+            # the mode now: a writer that recreates the file (safetensors does) loses it
+            os.chmod(tmp, _mode_for(path))
+            os.replace(tmp, path)
     except OSError as err:
+        _remove(tmp)
+        if err.filename not in (None, str(tmp), str(path)):
+            raise  # not this file's: the caller's handler names its file
         raise UserError(f"cannot write {shown}: {err.strerror or err}") from None
-    os.close(fd)
-    # mkstemp makes the file private (0600); keep an existing file's mode, or give the mode
-    # any new file would get.
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _temporary_beside(path: Path, shown: Path) -> Path:
+    """A new empty file in ``path``'s folder (named ``.NAME.*.tmp``)."""
+    tmp = None
+    with held():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+        except OSError as err:
+            if tmp is not None:
+                _remove(Path(tmp))
+            raise UserError(f"cannot write {shown}: {err.strerror or err}") from None
+    return Path(tmp)
+
+
+def _mode_for(path: Path) -> int:
+    """mkstemp makes the file private (0600): keep an existing file's mode, or give the mode
+    any new file would get."""
     try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
+        return stat.S_IMODE(os.stat(path).st_mode)
     except OSError:
         umask = os.umask(0)
         os.umask(umask)
-        mode = 0o666 & ~umask
-    os.chmod(tmp, mode)
-    try:
-        yield Path(tmp)
-        check_destination(path)  # it may have changed while the work ran
-        try:
-            os.replace(tmp, path)
-        except OSError as err:
-            raise UserError(f"cannot write {shown}: {err.strerror or err}") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        return 0o666 & ~umask
+
+
+def _remove(tmp: Path) -> None:
+    with held(), contextlib.suppress(OSError):
+        os.unlink(tmp)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -32,15 +32,19 @@ from pathlib import Path
 import numpy as np
 import torch
 from netc.compiler.ir import Graph
-from netc.compiler.numerics.fitting import Moments, ridge_path
+from netc.compiler.numerics.fitting import FitError, Moments, ridge_path
 from netc.compiler.ops.fitted import is_fitted
-from netc.dsl.diagnostics import UserError
+from netc.dsl.diagnostics import Diagnostic, DiagnosticError, UserError
 from netc.runtime.data import IMAGE_SUFFIXES, load_dataset, make_batch
 
 LFW_FACES = 100  # skimage.data.lfw_subset(): rows 0-99 are faces, 100-199 are not
 # A fit keeps an F×F float64 scatter per fitted layer, a probe the n×F codes of a layer: past
 # this many bytes they are refused with the numbers, rather than exhausting memory.
 MAX_BYTES = 2 * 2**30
+# A fitted layer's inputs (and targets) are kept while they take at most this many bytes, so
+# least squares is solved from the SVD of the data (precise to ε·σ₁, not √ε·σ₁); past it, from
+# the streamed scatter alone.
+KEEP_BYTES = 256 * 2**20
 
 
 @dataclass
@@ -161,7 +165,7 @@ def fit_graph(graph: Graph, weights: dict[str, np.ndarray], images: Images,
                                     f"{len(images.classes)} classes of {images.name}")
         module = build_module(graph, weights).eval()
         taps = list(dict.fromkeys(graph[n].inputs[0] for n in names))
-        moments = {n: Moments() for n in names}
+        moments = {n: Moments(keep_bytes=KEEP_BYTES) for n in names}
         with torch.no_grad():
             for x, y in batches(graph, images, batch_size):
                 codes = module(x, taps=taps)
@@ -173,12 +177,39 @@ def fit_graph(graph: Graph, weights: dict[str, np.ndarray], images: Images,
                     moments[n].update(code, target)
         for n in names:
             node = graph[n]
-            ins = [graph[i].shape for i in node.inputs]
-            fitted, line = node.opdef.fit_weights(node.attrs, ins, node.shape, moments[n])
+            fitted, line = _solve(graph, node, moments[n], images)
             for key, value in fitted.items():
                 weights[f"{n}.{key}"] = value
             log(f"{n}: {line}")
     return weights
+
+
+def _solve(graph: Graph, node, moments: Moments, images: Images):
+    """``node``'s fitted weights and its line; a bad fit is one error: about the data (too
+    few images, non-finite codes) naming them, about the spec (an rcond the solver cannot
+    honour) located at the node."""
+    if moments.n < 2:
+        raise UserError(f"{node.name}: fitting needs at least 2 images; {images.name} has "
+                        f"{moments.n}")
+    k = node.attrs.get("k")  # a subspace: k directions need k + 1 centred samples
+    if k and moments.n <= k:
+        raise UserError(f"{node.name}: {k} principal components need at least {k + 1} images "
+                        f"(n images span n - 1 directions about their mean); {images.name} "
+                        f"has {moments.n}")
+    if not moments.finite:
+        raise UserError(f"{node.name}: its input has NaN or infinite values for some of "
+                        f"{images.name} (the weights upstream of it?), so nothing can be fitted")
+    ins = [graph[i].shape for i in node.inputs]
+    try:
+        fitted, line = node.opdef.fit_weights(node.attrs, ins, node.shape, moments)
+    except FitError as err:
+        if node.span is None:
+            raise UserError(f"{node.name}: {err}") from None
+        raise DiagnosticError([Diagnostic(node.span, f"{node.name}: {err}")]) from None
+    bad = [k for k, v in fitted.items() if not np.isfinite(v).all()]
+    if bad:  # float32 overflow of a finite float64 solution, say
+        raise UserError(f"{node.name}: the fitted {', '.join(bad)} is not finite")
+    return fitted, line
 
 
 def fit_signature(graph: Graph) -> str:

@@ -75,8 +75,16 @@ def save_checkpoint(path: Path, run, pos: Position, collective: bool) -> None:
         "world": run.dist.world,
         "config": resume_keys(run.cfg),
     }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        try:
+            torch.save(state, f)
+        except RuntimeError as err:
+            # Through a file object, torch's writer wraps the OSError of a full disk in an
+            # "unexpected pos" RuntimeError: the OSError is what atomic_path names the file with.
+            if isinstance(err.__context__, OSError):
+                raise err.__context__ from None
+            raise UserError(f"cannot write checkpoint {path}: "
+                            f"{str(err).splitlines()[0]}") from None
 
 
 def load_checkpoint(path: Path, graph, module, optimizer, dist) -> tuple[Position, dict]:

@@ -21,7 +21,20 @@ and T target values, whatever the number of samples. The solvers then work on th
 ``S = AᵀA`` with its eigendecomposition ``S = V diag(σ²) Vᵀ`` (the SVD's V and Σ, without U):
 ``A⁺B = S⁺AᵀB`` exactly, so the minimum-norm solution is the same; only the precision of the
 smallest singular values differs (about √ε·σ₁ instead of ε·σ₁), which is why the streaming
-cut-off defaults to :data:`GRAM_RCOND`.
+cut-off defaults to :data:`GRAM_RCOND`, and a smaller one is refused (:class:`FitError`): the
+eigendecomposition would count its rounding noise as rank and invert it.
+
+So where the data fit in memory (``Moments(keep_bytes=…)``), least squares and ridge are solved
+from the SVD of the (centred) data itself, numpy's ``lstsq`` way, which resolves singular values
+down to ε·max(n, F)·σ₁ (numpy's ``matrix_rank`` tolerance; a smaller cut-off is refused for
+the same reason). Either way the solution is checked to be finite.
+
+**The intercept convention** of a read-out with a bias, ``y ≈ Wx + b``: the problem is solved
+on centred data, ``W = argmin ‖(X − 1μxᵀ)Wᵀ − (Y − 1μyᵀ)‖²`` (+ λ‖W‖² for ridge), and
+``b = μy − Wμx``: the intercept is not penalised and not part of the minimum-norm choice, as in
+scikit-learn's ``LinearRegression`` and ``Ridge`` (``fit_intercept=True``); it is not the
+pseudoinverse of the data with a column of ones appended (``pinv([X 1])``), whose rank, cut-off
+and minimum-norm solution differ.
 
     >>> import numpy as np
     >>> a = np.array([[1., 2, 3], [4, 5, 6], [7, 8, 9]])
@@ -32,11 +45,16 @@ cut-off defaults to :data:`GRAM_RCOND`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 EPS = np.finfo(np.float64).eps
+
+
+class FitError(ValueError):
+    """The data or the settings admit no trustworthy solution; the message says why."""
+
 # Relative cut-off on singular values recovered from a Gram matrix: its rounding errors are
 # about ε·σ₁², so a singular value below ~√ε·σ₁ (1.5e-8) cannot be told from zero.
 GRAM_RCOND = 1e-7
@@ -140,18 +158,24 @@ class Moments:
     Σ(x − μx)(y − μy)ᵀ. Memory does not grow with the number of samples.
     """
 
-    def __init__(self):
+    def __init__(self, keep_bytes: int = 0):
         self.n = 0
         self.mean_x: np.ndarray | None = None
         self.scatter: np.ndarray | None = None
         self.mean_y: np.ndarray | None = None
         self.cross: np.ndarray | None = None
+        # The samples themselves, while they fit in keep_bytes: then least squares is solved
+        # from the SVD of the data (see the module docstring); None once they do not.
+        self.keep_bytes = keep_bytes
+        self.rows: list[tuple[np.ndarray, np.ndarray | None]] | None = [] if keep_bytes else None
+        self._kept = 0
 
     def update(self, x, y=None) -> None:
         x = np.asarray(x, np.float64).reshape(len(x), -1)
         nb = len(x)
         if nb == 0:
             return
+        self._keep(x, y)
         mx = x.mean(0)
         dx = x - mx
         sb = dx.T @ dx
@@ -182,22 +206,69 @@ class Moments:
         """The sample covariance Σ(x − μ)(x − μ)ᵀ / (n − 1)."""
         return self.scatter / max(self.n - 1, 1)
 
+    def _keep(self, x: np.ndarray, y) -> None:
+        if self.rows is None:
+            return
+        y = None if y is None else np.asarray(y, np.float64).reshape(len(x), -1)
+        self._kept += x.nbytes + (0 if y is None else y.nbytes)
+        if self._kept > self.keep_bytes:
+            self.rows = None  # too many to keep: the solvers use the scatter alone
+            return
+        self.rows.append((x.copy(), y))
+
+    @property
+    def finite(self) -> bool:
+        """Whether every sample and target seen so far was finite (the sums say so)."""
+        parts = [self.scatter, self.mean_x, self.cross, self.mean_y]
+        return all(np.isfinite(p).all() for p in parts if p is not None)
+
     def solve(self, ridge: float = 0.0, bias: bool = True, rcond: float = GRAM_RCOND):
         """Weights and bias of the affine read-out ``y ≈ W x + b`` (W is T×F, as in ``fc``).
 
-        With a bias the problem is solved on centred data and ``b = μy − W μx``; without, on the
-        raw second moments. Returns ``(W, b or None, Solution)``.
+        With a bias the problem is solved on centred data and ``b = μy − W μx`` (the intercept
+        convention of the module docstring: scikit-learn's ``LinearRegression``); without, on
+        the raw data. From the SVD of the data when they were kept (``keep_bytes``), else from
+        the scatter. Returns ``(W, b or None, Solution)``; :class:`FitError` when ``rcond`` is
+        below what that solver resolves, or when the solution is not finite.
         """
         if self.cross is None:
             raise ValueError("Moments.solve needs targets (update(x, y))")
-        if bias:
+        if not self.finite:
+            raise FitError("its input or target has NaN or infinite values")
+        if self.rows is not None:
+            a = np.concatenate([x for x, _ in self.rows])
+            b = np.concatenate([y for _, y in self.rows])
+            if bias:
+                a, b = a - self.mean_x, b - self.mean_y
+            _check_rcond(rcond, ridge, EPS * max(a.shape), "the SVD of the data")
+            sol = pinv_solve(a, b, ridge, rcond)
+            # fewer samples than features: the missing singular values are zeros, so the
+            # rank reads "of F" as the scatter's does
+            sigma = np.pad(sol.singular_values, (0, a.shape[1] - len(sol.singular_values)))
+            sol = replace(sol, singular_values=sigma)
+        elif bias:
+            _check_rcond(rcond, ridge, GRAM_RCOND, "the eigendecomposition of AᵀA")
             sol = gram_solve(self.scatter, self.cross, ridge, rcond)
-            w = sol.x.T
-            return w, self.mean_y - w @ self.mean_x, sol
-        gram = self.scatter + self.n * np.outer(self.mean_x, self.mean_x)
-        atb = self.cross + self.n * np.outer(self.mean_x, self.mean_y)
-        sol = gram_solve(gram, atb, ridge, rcond)
-        return sol.x.T, None, sol
+        else:
+            _check_rcond(rcond, ridge, GRAM_RCOND, "the eigendecomposition of AᵀA")
+            gram = self.scatter + self.n * np.outer(self.mean_x, self.mean_x)
+            atb = self.cross + self.n * np.outer(self.mean_x, self.mean_y)
+            sol = gram_solve(gram, atb, ridge, rcond)
+        w = sol.x.T
+        b = self.mean_y - w @ self.mean_x if bias else None
+        if not (np.isfinite(w).all() and (b is None or np.isfinite(b).all())):
+            raise FitError(f"the solution is not finite ({sol.describe()})")
+        return w, b, sol
+
+
+def _check_rcond(rcond: float, ridge: float, floor: float, solver: str) -> None:
+    """Refuse a least-squares cut-off below what ``solver`` resolves (ridge keeps every σ)."""
+    if ridge or rcond >= floor:
+        return
+    raise FitError(f"lstsq(rcond={rcond:g}) asks for singular values down to {rcond:g}·σ₁, but "
+                   f"{solver} resolves them only down to about {floor:.2g}·σ₁: below that "
+                   f"they are rounding noise, and counting them as rank gives huge, wrong "
+                   f"weights; use rcond={floor:.2g} or more")
 
 
 @dataclass(frozen=True)
@@ -229,10 +300,10 @@ def pca_from_moments(m: Moments, k: int) -> PCAFit:
     ``sklearn.decomposition.PCA`` directly.
     """
     if m.n < 2:
-        raise ValueError(f"PCA needs at least 2 samples; got {m.n}")
+        raise FitError(f"PCA needs at least 2 samples; got {m.n}")
     features = m.mean_x.shape[0]
     if k > features:
-        raise ValueError(f"pca({k}): the input has only {features} values")
+        raise FitError(f"pca({k}): the input has only {features} values")
     cov = m.covariance
     w, v = np.linalg.eigh(cov)
     order = np.argsort(w)[::-1][:k]

@@ -261,12 +261,14 @@ def run(args) -> int:
                  saver=save_step)
     try:
         image = engine.run()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the image so far, whole
+        from netc.runtime.interrupts import exit_status
+
         progress.close()
         save_png(out, engine.image())
         print(f"\ninterrupted at step {engine.step}; wrote the current image to {out}",
               file=sys.stderr)
-        return 130
+        return exit_status(err)
     progress.close()
     import numpy as np
 

@@ -163,11 +163,15 @@ def _some(names: list[str], n: int = 5) -> str:
 def write_safetensors(path: str | Path, tensors: dict[str, np.ndarray],
                       metadata: dict[str, str] | None = None) -> None:
     """Write ``tensors`` to ``path`` atomically (a temporary file, then one rename)."""
+    from safetensors import SafetensorError
     from safetensors.numpy import save_file
 
     arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items() if not k.endswith(COUNTER)}
     with atomic_path(path) as tmp:
-        save_file(arrays, str(tmp), metadata=metadata)
+        try:
+            save_file(arrays, str(tmp), metadata=metadata)
+        except SafetensorError as err:  # its I/O errors (a full disk) come as this type
+            raise UserError(f"cannot write {path}: {str(err).splitlines()[0]}") from None
 
 
 def import_weights(graph: Graph, source: str | Path, dest: str | Path,

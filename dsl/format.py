@@ -149,7 +149,7 @@ class _Writer:
     def _comment_indent(self, i: int) -> int:
         """A comment line's indent: that of a statement or element written where it stands."""
         kind = self.tok[i].type
-        if kind == "RBRACE" or i in self.found.statement_starts or not self.frames:
+        if kind == "RBRACE" or i in self.found.statement_starts:
             return INDENT * self.braces
         if kind in CLOSERS or i in self.found.let_closes:
             frame = self.frames[-1]
@@ -282,8 +282,8 @@ def _align_table(table, tokens, pad, width) -> None:
                 pad[cell[0]] = pad.get(cell[0], 0) + short
             elif c + 1 < len(row):
                 pad[row[c + 1][0]] = pad.get(row[c + 1][0], 0) + short
-            elif r + 1 < len(table):
-                nxt = table[r + 1][0][0] - 1  # the next row's "["
+            elif r + 1 < len(table) and tokens[table[r + 1][0][0] - 1].type == "LSQB":
+                nxt = table[r + 1][0][0] - 1  # the next row's "[" (rows of calls end lines)
                 pad[nxt] = pad.get(nxt, 0) + short
 
 

@@ -46,7 +46,9 @@ class Scan:
     unary: set[int] = field(default_factory=set)  # -1, rows[-1]
     let_opens: set[int] = field(default_factory=set)  # the `let` of `let a = 1 in ...`
     let_closes: set[int] = field(default_factory=set)  # and its `in`
-    tables: list[list[list[list[int]]]] = field(default_factory=list)  # table -> row -> cell
+    # table -> row -> cell -> token indexes; a list of lists, or calls on consecutive lines
+    tables: list[list[list[list[int]]]] = field(default_factory=list)
+    calls: list[tuple[int, str, list[list[int]]]] = field(default_factory=list)
     aliases: dict[int, int] = field(default_factory=dict)  # one-line `net a = b(..)`: line -> =
 
 
@@ -122,10 +124,11 @@ def scan(text: str) -> Scan:
         stack.extend(reversed(node.children))
     for node in later:
         _mark(node, index, result)
+    result.tables.extend(_call_tables(result.calls))
     return result
 
 
-_MARKED = frozenset({"kwarg", "param", "unary_op", "let_expr", "list_lit"})
+_MARKED = frozenset({"kwarg", "param", "unary_op", "let_expr", "list_lit", "call"})
 
 
 def _first_token(node: Tree | Token) -> Token:
@@ -156,6 +159,11 @@ def _mark(node: Tree, index: dict[int, int], result: Scan) -> None:
         table = _table(node, index)
         if table:
             result.tables.append(table)
+    elif kind == "call" and node.meta.line == node.meta.end_line:
+        func = node.children[0]
+        cells = _cells(node.children[1:], index)  # from "(" to ")"
+        if isinstance(func, Tree) and func.data == "name" and cells and len(cells) > 1:
+            result.calls.append((node.meta.line, str(func.children[0]), cells))
 
 
 def _table(node: Tree, index: dict[int, int]) -> list | None:
@@ -168,20 +176,48 @@ def _table(node: Tree, index: dict[int, int]) -> list | None:
         return None
     table = []
     for row in rows:
-        cells: list[list[int]] = [[]]
-        for tok in _tokens_of(row)[1:-1]:  # inside the row's brackets
+        cells = _cells(row.children, index)
+        if not cells or (table and len(cells) != len(table[0])):
+            return None
+        table.append(cells)
+    return table
+
+
+def _cells(bracketed: list, index: dict[int, int]) -> list[list[int]] | None:
+    """The comma-separated cells (token indexes) between the first and last of ``bracketed``
+    (an opening and a closing bracket), or None if a cell has brackets of its own."""
+    cells: list[list[int]] = [[]]
+    for child in bracketed[1:-1]:
+        for tok in _tokens_of(child) if isinstance(child, Tree) else [child]:
             if tok.type in OPENERS or tok.type in CLOSERS:
                 return None
             if tok.type == "COMMA":
                 cells.append([])
             else:
                 cells[-1].append(index[id(tok)])
-        if not cells[-1]:
-            cells.pop()  # a trailing comma
-        if not all(cells) or (table and len(cells) != len(table[0])):
-            return None
-        table.append(cells)
-    return table
+    if not cells[-1]:
+        cells.pop()  # a trailing comma
+    return cells if cells and all(cells) else None
+
+
+def _call_tables(calls: list[tuple[int, str, list[list[int]]]]) -> list:
+    """Calls of one name with as many arguments, one a line on consecutive lines: a table
+    (``inception( 64,  96, 128, ...)`` down a chain). A line with two candidates has none."""
+    lines: dict[int, list] = {}
+    for line, name, cells in calls:
+        lines.setdefault(line, []).append((name, len(cells), cells))
+    tables, run, key = [], [], None
+    for line in sorted(lines):
+        only = lines[line][0] if len(lines[line]) == 1 else None
+        this = only[:2] if only else None
+        if run and (this != key or line != run[-1][0] + 1):
+            tables.append([cells for _, cells in run])
+            run = []
+        key = this
+        if only:
+            run.append((line, only[2]))
+    tables.append([cells for _, cells in run])
+    return [t for t in tables if len(t) > 1]
 
 
 __all__ = ["Scan", "UnexpectedInput", "lex", "scan", "token_types"]

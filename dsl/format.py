@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from lark import Token
 
 from netc.dsl.diagnostics import Diagnostic, DiagnosticError, Span
-from netc.dsl.layout_scan import CLOSERS, NUMBERS, OPENERS, UnexpectedInput, scan, token_types
+from netc.dsl.layout_scan import CLOSERS, NUMBERS, OPENERS, scan, token_types
 from netc.dsl.parser import parse
 
 WIDTH = 100
@@ -41,14 +41,11 @@ _RANGE = ".."
 
 
 def format_text(text: str, file: str = "<string>") -> str:
-    """``text`` in the canonical layout. A syntax error raises the located DiagnosticError that
-    ``netc check`` reports; the result always has the same tokens and comments as ``text``."""
+    """``text`` in the canonical layout. Text that ``netc check`` would refuse to parse raises
+    the same located DiagnosticError; the result always has the same tokens and comments."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    try:
-        found = scan(text)
-    except UnexpectedInput:
-        parse(text, file)  # raises the located diagnostic
-        raise  # the two parsers disagree: a bug, not the user's mistake
+    parse(text, file)  # the parser's own diagnostics: syntax, NUL bytes, labels, nesting
+    found = scan(text)
     lines = _source_lines(text, found)
     writer = _Writer(found.tokens, found)
     out = writer.write(lines)
@@ -158,22 +155,29 @@ class _Writer:
 
     # ---- one source line, broken where it is too long ---------------------------------------
     def _emit(self, tokens: list[int], comment: str | None) -> None:
+        start = 0  # tokens[start:] are still to write; slicing each time would be quadratic
         while True:
-            indent = self._indent(tokens[0])
-            pieces = self._render(tokens, indent)
-            cut = _break_point(tokens, pieces, self.tok) if _width(pieces) > WIDTH else None
+            indent = self._indent(tokens[start])
+            pieces = self._render(tokens, start, indent)
+            cut = _break_point(tokens, start, pieces, self.tok) if _width(pieces) > WIDTH \
+                else None
             if cut is None:
-                self._commit(tokens, pieces, indent, comment)
+                self._commit(tokens[start:], pieces, indent, comment)
                 return
-            self._commit(tokens[:cut], pieces[:cut], indent, None)
-            tokens = tokens[cut:]
+            self._commit(tokens[start:start + cut], pieces[:cut], indent, None)
+            start += cut
 
-    def _render(self, tokens: list[int], indent: int) -> list[tuple[int, str]]:
-        """(column, text) of each token on a line that starts at ``indent``."""
+    def _render(self, tokens: list[int], start: int, indent: int) -> list[tuple[int, str]]:
+        """(column, text) of each token of ``tokens[start:]`` on a line that starts at
+        ``indent``; past WIDTH it stops after the first ``->`` (the line breaks before then)."""
         pieces, col = [], indent
-        for n, i in enumerate(tokens):
-            if n:
+        for n in range(start, len(tokens)):
+            i = tokens[n]
+            if n > start:
                 col += self._space(tokens[n - 1], i) + self.pad.get(i, 0)
+                if col > WIDTH and self.tok[i].type == "ARROW":
+                    pieces.append((col, str(self.tok[i])))
+                    return pieces
             pieces.append((col, str(self.tok[i])))
             col += len(self.tok[i])
         return pieces
@@ -227,12 +231,12 @@ def _width(pieces) -> int:
     return col + len(text)
 
 
-def _break_point(tokens: list[int], pieces, tok) -> int | None:
+def _break_point(tokens: list[int], start: int, pieces, tok) -> int | None:
     """Where to break a too-long line: before the last ``->`` that fits, at the outermost
     bracket level among those that fit; before the first ``->`` if none fits; None if the line
     has no ``->`` after its first token."""
     depth, fitting, first = 0, [], None
-    for n, i in enumerate(tokens):
+    for n, (i, _) in enumerate(zip(tokens[start:start + len(pieces)], pieces)):
         kind = tok[i].type
         if kind == "ARROW" and n:
             first = n if first is None else first

@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from lark import Token, Tree
-from lark.exceptions import UnexpectedInput
-
 from netc.dsl.parser import load_grammar
 
 # Tree nodes whose first token starts an item or a statement (a line break before it ends
@@ -76,8 +74,8 @@ def _lark():
 def lex(text: str) -> tuple[Tree, list[Token]]:
     """The parse tree of ``text`` with every token kept, and its comments in order.
 
-    Raises Lark's :class:`UnexpectedInput` on a syntax error (the caller asks
-    :func:`netc.dsl.parser.parse` for the located diagnostic).
+    Raises Lark's ``UnexpectedInput`` on a syntax error: call :func:`netc.dsl.parser.parse`
+    first for the located diagnostic.
     """
     parser = _lark()
     with _COMMENTS.lock:
@@ -220,4 +218,4 @@ def _call_tables(calls: list[tuple[int, str, list[list[int]]]]) -> list:
     return [t for t in tables if len(t) > 1]
 
 
-__all__ = ["Scan", "UnexpectedInput", "lex", "scan", "token_types"]
+__all__ = ["Scan", "lex", "scan", "token_types"]

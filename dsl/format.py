@@ -38,6 +38,7 @@ INDENT = 2
 _NO_SPACE_BEFORE = frozenset({"COMMA", "SEMICOLON", "RPAR", "RSQB", "COLON"})
 _OPERANDS = frozenset({"NAME", "RPAR", "RSQB"})  # what a call's ( or a join's [ follows
 _RANGE = ".."
+_POSTFIX = frozenset({"FOR", "AS"})
 
 
 def format_text(text: str, file: str = "<string>") -> str:
@@ -93,6 +94,7 @@ class _Frame:
     line_indent: int
     column: int | None = None  # the column of its first element, when on the opening line
     element_start: bool = True
+    ends_after: int | None = None  # an `else` branch ends after its last token
 
 
 class _Writer:
@@ -134,9 +136,10 @@ class _Writer:
         kind = self.tok[i].type
         if kind == "RBRACE":
             return INDENT * max(self.braces - 1, 0)
-        if i in self.found.statement_starts or not self.frames:
-            extra = 0 if i in self.found.statement_starts else INDENT
-            return INDENT * self.braces + extra
+        if i in self.found.statement_starts:
+            return INDENT * self.braces
+        if not self.frames:  # `for` and `as` go on the element before them
+            return INDENT * self.braces + INDENT * (2 if kind in _POSTFIX else 1)
         frame = self.frames[-1]
         if kind in CLOSERS or i in self.found.let_closes:
             return frame.line_indent
@@ -214,8 +217,8 @@ class _Writer:
                 opened_here.column = col
             if self.frames:
                 self.frames[-1].element_start = kind == "COMMA"
-            if kind in OPENERS or i in self.found.let_opens:
-                opened_here = _Frame(indent)
+            if kind in OPENERS or i in self.found.let_opens or i in self.found.else_ends:
+                opened_here = _Frame(indent, ends_after=self.found.else_ends.get(i))
                 self.frames.append(opened_here)
             elif (kind in CLOSERS or i in self.found.let_closes) and self.frames:
                 self.frames.pop()
@@ -224,6 +227,9 @@ class _Writer:
                 self.braces += 1
             elif kind == "RBRACE":
                 self.braces = max(self.braces - 1, 0)
+            while self.frames and self.frames[-1].ends_after == i:
+                self.frames.pop()
+                opened_here = None
 
 
 def _width(pieces) -> int:

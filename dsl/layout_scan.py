@@ -44,9 +44,10 @@ class Scan:
     unary: set[int] = field(default_factory=set)  # -1, rows[-1]
     let_opens: set[int] = field(default_factory=set)  # the `let` of `let a = 1 in ...`
     let_closes: set[int] = field(default_factory=set)  # and its `in`
+    else_ends: dict[int, int] = field(default_factory=dict)  # `else` -> its branch's last token
     # table -> row -> cell -> token indexes; a list of lists, or calls on consecutive lines
     tables: list[list[list[list[int]]]] = field(default_factory=list)
-    calls: list[tuple[int, str, list[list[int]]]] = field(default_factory=list)
+    calls: list[tuple[int, int, list[list[int]]]] = field(default_factory=list)  # line, name
     aliases: dict[int, int] = field(default_factory=dict)  # one-line `net a = b(..)`: line -> =
 
 
@@ -122,16 +123,22 @@ def scan(text: str) -> Scan:
         stack.extend(reversed(node.children))
     for node in later:
         _mark(node, index, result)
-    result.tables.extend(_call_tables(result.calls))
+    result.tables.extend(_call_tables(result.calls, result.tokens))
     return result
 
 
-_MARKED = frozenset({"kwarg", "param", "unary_op", "let_expr", "list_lit", "call"})
+_MARKED = frozenset({"kwarg", "param", "unary_op", "let_expr", "list_lit", "call", "if_expr"})
 
 
 def _first_token(node: Tree | Token) -> Token:
     while not isinstance(node, Token):
         node = node.children[0]
+    return node
+
+
+def _last_token(node: Tree | Token) -> Token:
+    while not isinstance(node, Token):
+        node = node.children[-1]
     return node
 
 
@@ -153,6 +160,9 @@ def _mark(node: Tree, index: dict[int, int], result: Scan) -> None:
             if isinstance(child, Token) and child.type in ("LET", "IN"):
                 (result.let_opens if child.type == "LET" else result.let_closes).add(
                     index[id(child)])
+    elif kind == "if_expr":
+        else_token = next(c for c in node.children if isinstance(c, Token) and c.type == "ELSE")
+        result.else_ends[index[id(else_token)]] = index[id(_last_token(node))]
     elif kind == "list_lit":
         table = _table(node, index)
         if table:
@@ -161,7 +171,8 @@ def _mark(node: Tree, index: dict[int, int], result: Scan) -> None:
         func = node.children[0]
         cells = _cells(node.children[1:], index)  # from "(" to ")"
         if isinstance(func, Tree) and func.data == "name" and cells and len(cells) > 1:
-            result.calls.append((node.meta.line, str(func.children[0]), cells))
+            name = func.children[0]
+            result.calls.append((node.meta.line, index[id(name)], cells))
 
 
 def _table(node: Tree, index: dict[int, int]) -> list | None:
@@ -198,12 +209,13 @@ def _cells(bracketed: list, index: dict[int, int]) -> list[list[int]] | None:
     return cells if cells and all(cells) else None
 
 
-def _call_tables(calls: list[tuple[int, str, list[list[int]]]]) -> list:
-    """Calls of one name with as many arguments, one a line on consecutive lines: a table
-    (``inception( 64,  96, 128, ...)`` down a chain). A line with two candidates has none."""
+def _call_tables(calls: list[tuple[int, int, list[list[int]]]], tokens: list[Token]) -> list:
+    """Three or more calls of one name with as many arguments, one a line on consecutive lines
+    after the same words (``-> inception( 64,  96, 128, ...)`` down a chain): a table. A line
+    with two candidates has none."""
     lines: dict[int, list] = {}
     for line, name, cells in calls:
-        lines.setdefault(line, []).append((name, len(cells), cells))
+        lines.setdefault(line, []).append((_line_prefix(tokens, name), len(cells), cells))
     tables, run, key = [], [], None
     for line in sorted(lines):
         only = lines[line][0] if len(lines[line]) == 1 else None
@@ -215,7 +227,15 @@ def _call_tables(calls: list[tuple[int, str, list[list[int]]]]) -> list:
         if only:
             run.append((line, only[2]))
     tables.append([cells for _, cells in run])
-    return [t for t in tables if len(t) > 1]
+    return [t for t in tables if len(t) > 2]
+
+
+def _line_prefix(tokens: list[Token], i: int) -> tuple[str, ...]:
+    """The text of the tokens before ``tokens[i]`` on its line, and its own."""
+    start = i
+    while start and tokens[start - 1].line == tokens[i].line:
+        start -= 1
+    return tuple(str(t) for t in tokens[start:i + 1])
 
 
 __all__ = ["Scan", "lex", "scan", "token_types"]

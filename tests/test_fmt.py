@@ -209,14 +209,26 @@ def test_brackets_line_up_and_hang():
         "def b = residual(conv(8, 3) -> bn\n                   -> relu, shortcut=project)\n")
 
 
+def test_an_else_branch_and_a_repetition_hold_their_continuations():
+    """Lines that go on an `else` branch sit under it; `for` and `as` on a line of their own go
+    on the element before them, two further than a `->`."""
+    text = ("def a(d) =\n  if d == 0 then relu\n  else relu\n-> relu\n"
+            "net n {\ninput x: 3x8x8\nx -> relu -> (relu)\nfor i in 1..2\n-> relu\n}\n")
+    assert format_text(text) == (
+        "def a(d) =\n  if d == 0 then relu\n  else relu\n         -> relu\n"
+        "net n {\n  input x: 3x8x8\n  x -> relu -> (relu)\n      for i in 1..2\n    -> relu\n}\n")
+
+
 def test_tables_align_their_columns():
     text = ("let rows = [[1, 16, true, RE], [6, 240, false, HS],\n"
             "  [3, 8, true, RE], [-1, 2.5, false, HS]]\n"
-            "net resnet18 = resnet(basic)\nnet resnet101_v1_5 = resnet(b)  # tv\n")
+            "net resnet18 = resnet(basic)\nnet resnet101_v1_5 = resnet(b)  # tv\n"
+            "def t = x\n  -> f( 64, 1) -> g(1)\n  -> f(128,  96)\n  -> f(2, 3) as c\n")
     assert format_text(text) == (
         "let rows = [[ 1,  16, true,  RE], [ 6, 240, false, HS],\n"
         "            [ 3,   8, true,  RE], [-1, 2.5, false, HS]]\n"
-        "net resnet18       = resnet(basic)\nnet resnet101_v1_5 = resnet(b)  # tv\n")
+        "net resnet18       = resnet(basic)\nnet resnet101_v1_5 = resnet(b)  # tv\n"
+        "def t = x\n  -> f( 64,  1) -> g(1)\n  -> f(128, 96)\n  -> f(  2,  3) as c\n")
 
 
 def test_a_table_too_wide_to_align_stays_as_written():

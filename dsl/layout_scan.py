@@ -215,7 +215,11 @@ def _call_tables(calls: list[tuple[int, int, list[list[int]]]], tokens: list[Tok
     with two candidates has none."""
     lines: dict[int, list] = {}
     for line, name, cells in calls:
-        lines.setdefault(line, []).append((_line_prefix(tokens, name), len(cells), cells))
+        lines.setdefault(line, []).append((name, len(cells), cells))
+    for line, found in lines.items():  # one prefix a line: a line of 3,000 calls stays linear
+        if len(found) == 1:
+            name, count, cells = found[0]
+            found[0] = (_line_prefix(tokens, name), count, cells)
     tables, run, key = [], [], None
     for line in sorted(lines):
         only = lines[line][0] if len(lines[line]) == 1 else None

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hostile.corpus import all_cases
 
 from netc.compiler.analyses.summary import summarize
 from netc.compiler.frontend.loader import load, read_program
@@ -315,6 +316,26 @@ def test_what_the_parser_refuses_after_lexing_is_refused_too():
     with pytest.raises(DiagnosticError) as err:
         format_text("def a = conv(" + "9" * 101 + ", 3)\n", "big.net")
     assert "digits" in err.value.diagnostics[0].message
+
+
+def test_the_hostile_corpus_formats_or_is_refused_in_one_diagnostic():
+    """Every spec of tests/hostile (up to 20,000 characters; the 100,000-layer chain below is
+    the long case): formatted idempotently with its tokens kept, or a DiagnosticError."""
+    formatted = refused = 0
+    for case in all_cases(False):
+        for name, file in case["files"].items():
+            text = file.get("text")
+            if not name.endswith((".net", ".recipe")) or text is None or len(text) > 20_000:
+                continue
+            try:
+                out = format_text(text, name)
+            except DiagnosticError:
+                refused += 1
+                continue
+            assert format_text(out, name) == out, case["name"]
+            assert token_types(out) == token_types(text.replace("\r\n", "\n")), case["name"]
+            formatted += 1
+    assert formatted > 1000 and refused > 10
 
 
 def test_a_nul_byte_is_a_located_error():

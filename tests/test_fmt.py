@@ -296,6 +296,9 @@ def test_stdin_to_stdout(cli, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(MESSY.encode())))
     r = cli("fmt", "-")
     assert r.code == 0 and r.out == TIDY and r.err == ""
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(MESSY.encode())))
+    r = cli("fmt", "--check", "-")
+    assert r.code == 1 and r.out == "<stdin>\n"
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"def a = (\n")))
     r = cli("fmt", "-")
     assert r.code == 1 and r.out == "" and "<stdin>:1:10: error:" in r.err

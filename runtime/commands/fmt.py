@@ -44,18 +44,18 @@ def run(args) -> int:
         except DiagnosticError as err:
             errors.extend(err.diagnostics)
             continue
+        shown = "<stdin>" if path == STDIN else path
         if old == new:
             unchanged += 1
-        elif path == STDIN:
-            changed += 1
         elif check:
             changed += 1
-            print(path)
+            print(shown)
             if args.diff:
-                _print_diff(path, old, new)
+                _print_diff(shown, old, new)
         else:
             changed += 1
-            atomic_write_bytes(path, new.encode("utf-8"))
+            if path != STDIN:
+                atomic_write_bytes(path, new.encode("utf-8"))
         if path == STDIN and not check:
             sys.stdout.write(new)
     if not check and STDIN not in args.paths:

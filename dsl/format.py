@@ -8,12 +8,17 @@ everything else is computed.
   keyword argument's ``=``, after a unary minus, around ``..``. Two spaces before a trailing
   comment.
 - Indentation: items at column 0, statements at two spaces per open ``{``. A line that goes on
-  a statement is indented two more; inside brackets (and a ``let``'s bindings) a line lines up
-  with the bracket's first element, or sits two past the opening line when the bracket ends
-  its line, and two further where it goes on an element rather than starting one.
+  a statement is indented two more (four if it starts with ``for`` or ``as``, which go on the
+  element before them). Inside brackets, a ``let``'s bindings and an ``else`` branch, a line
+  lines up with the first element, or sits two past the opening line when the bracket ends
+  its line, and two further where it goes on an element rather than starting one; a closing
+  bracket that starts a line sits where its opening line does. A comment line is indented as
+  the code after it would be.
 - A line longer than :data:`WIDTH` breaks before ``->``, at the outermost level first.
 - Tables line up: a list of equal-length flat lists over several lines gets columns (numbers
-  right-aligned), and consecutive one-line ``net a = b(...)`` aliases align their ``=``.
+  right-aligned, words left-aligned), as do three or more one-line calls of one name on
+  consecutive lines after the same words (GoogLeNet's Table 1), and consecutive one-line
+  ``net a = b(...)`` aliases align their ``=``. A table that would pass WIDTH stays as it is.
 
 Meaning is kept by construction and checked: the formatted text is lexed again and must give
 the same tokens and comments, or nothing is written.
@@ -106,7 +111,6 @@ class _Writer:
         self.frames: list[_Frame] = []
         self.out: list[str] = []
         self.too_long: set[int] = set()  # tokens on lines wider than WIDTH
-        self.pad: dict[int, int] = {}
         self.pad = _padding(tokens, found, self._cell_width)
 
     def write(self, lines: list[_Line]) -> str:
@@ -151,7 +155,7 @@ class _Writer:
         kind = self.tok[i].type
         if kind == "RBRACE" or i in self.found.statement_starts:
             return INDENT * self.braces
-        if kind in CLOSERS or i in self.found.let_closes:
+        if (kind in CLOSERS or i in self.found.let_closes) and self.frames:
             frame = self.frames[-1]
             return frame.column if frame.column is not None else frame.line_indent + INDENT
         return self._indent(i)

@@ -69,8 +69,8 @@ def net_names(path: Path) -> list[str]:
 
 # ---- the repository is formatted, and formatting keeps meaning --------------------------------
 def test_zoo_and_examples_are_formatted(cli):
-    """CI's check: `netc fmt --check model_specs/ examples/` lists nothing, exit 0."""
-    r = cli("fmt", "--check", str(ROOT / "model_specs"), str(ROOT / "examples"))
+    """CI's check: `netc fmt --check model_specs/ examples/` lists nothing (a diff if it does)."""
+    r = cli("fmt", "--check", "--diff", str(ROOT / "model_specs"), str(ROOT / "examples"))
     assert r.code == 0 and r.out == "", r.out
 
 

@@ -61,6 +61,8 @@ def format_text(text: str, file: str = "<string>") -> str:
     if wide:
         found.tables = [t for t in found.tables if t not in wide]
         out = _Writer(found.tokens, found).write(lines)
+    if out == text:
+        return out  # already formatted: nothing to check
     kept = ([(t.type, str(t)) for t in found.tokens], [str(c).rstrip() for c in found.comments])
     if token_types(out) != kept:
         raise DiagnosticError(Diagnostic(Span(file, 1, 1), "netc fmt would change this file's "

@@ -19,6 +19,7 @@ COMMANDS = {
     "check": ("check", "parse and shape-check a spec"),
     "summary": ("summary", "per-layer table: shapes, parameters, MACs"),
     "zoo": ("zoo", "the built-in nets: source, input, params, MACs; --spec"),
+    "fmt": ("fmt", "rewrite specs in the canonical layout; --check for CI"),
     "compile": ("compile", "compile a spec to an ONNX model (no torch needed)"),
     "run": ("run", "classify images with an ONNX model on ONNX Runtime"),
     "bench": ("bench", "time torch eager, torch.compile and ONNX Runtime"),

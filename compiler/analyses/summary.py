@@ -123,7 +123,7 @@ def summarize(graph: Graph) -> Summary:
         f = fields.get(node.name)
         # "connected to" (Keras): a join's inputs, or a node that does not read the row above.
         joined = tuple(node.inputs) if list(node.inputs) not in ([], [previous]) else ()
-        kernel, stride, dilation = geo if geo else (None, None, None)
+        kernel, stride, dilation = _window(node, geo)
         rows.append(Row(node.name, node.op, node.shape, p, m, f[0] if f else None,
                         "training only" if node.name in aux else _extra(node),
                         kernel, stride, dilation, joined))
@@ -133,6 +133,23 @@ def summarize(graph: Graph) -> Summary:
     inputs = {k: v.shape for k, v in graph.inputs.items()}
     return Summary(graph.name, tuple(rows), inputs, outputs, total_p, total_m, act,
                    training_params=train_p, training_macs=train_m, buffers=total_b)
+
+
+def _window(node, geo):
+    """(kernel, stride, dilation) as the op was written, for the k/s column.
+
+    ``geometry`` is what a receptive field needs, which is not always the op's own window: a
+    deconv's is the ceil(F/S) input pixels one output pixel sees, at stride 1. Where the op
+    has a kernel and a stride of its own, those are shown.
+    """
+    if geo is None:
+        return None, None, None
+    attrs = node.attrs
+    kernel, stride = attrs.get("kernel"), attrs.get("stride")
+    if isinstance(kernel, tuple) and isinstance(stride, tuple):
+        dilation = attrs.get("dilation")
+        return kernel, stride, dilation if isinstance(dilation, tuple) else geo[2]
+    return geo
 
 
 def training_only(graph: Graph) -> set[str]:

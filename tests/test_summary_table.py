@@ -89,6 +89,16 @@ def test_receptive_field_of_a_deep_net_is_printed_whole(cli):
     assert max(layer["rf"] or 0 for layer in data["layers"]) == 5625
 
 
+def test_receptive_field_stops_where_a_reshape_moves_values(cli, tmp_path):
+    spec = tmp_path / "view.net"
+    spec.write_text("net view {\n  input x: 4x8x8\n  x -> conv(4, 3, pad=1) as c -> "
+                    "reshape([1, 4, 64]) as flat -> reshape([4, 8, 8]) as back -> conv(4, 3) as d"
+                    "\n}\n")
+    rows = {r.name: r for r in summarize(load(str(spec))).rows}
+    assert rows["c"].rf == 3
+    assert rows["flat"].rf is None and rows["back"].rf is None and rows["d"].rf is None
+
+
 def test_deconv_shows_its_own_kernel_and_stride(cli, tmp_path):
     spec = tmp_path / "up.net"
     spec.write_text("net up {\n  input x: 4x8x8\n"

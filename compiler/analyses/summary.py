@@ -76,10 +76,10 @@ def receptive_fields(graph: Graph) -> dict[str, tuple[int, int] | None]:
             fields[node.name] = (1, 1) if len(node.shape) == 3 else None
             continue
         ins = [fields[i] for i in node.inputs]
-        if len(node.shape) != 3 or any(f is None for f in ins):
+        shapes = [graph[i].shape for i in node.inputs]
+        if len(node.shape) != 3 or any(f is None for f in ins) or rearranges(node, shapes):
             fields[node.name] = None
             continue
-        shapes = [graph[i].shape for i in node.inputs]
         # A broadcast input (SE's Cx1x1 gate) adds its field but not its jump: the output's
         # pixels are spaced as the inputs of the output's own size.
         spaced = [f[1] for f, sh in zip(ins, shapes) if sh[1:] == node.shape[1:]]
@@ -90,6 +90,16 @@ def receptive_fields(graph: Graph) -> dict[str, tuple[int, int] | None]:
             rf, jump = rf + d * (k - 1) * jump, jump * s
         fields[node.name] = (rf, jump)
     return fields
+
+
+def rearranges(node, shapes: list[tuple[int, ...]]) -> bool:
+    """Whether a node without a window moves values to other positions (a reshape of C×H×W
+    to 1×C×HW): its channels and its height and width all differ from each input's, so a
+    field measured in input rows means nothing past it."""
+    if node.opdef.geometry(node.attrs, shapes) is not None:
+        return False
+    return all(len(s) == 3 and s[0] != node.shape[0] and s[1:] != node.shape[1:]
+               for s in shapes) and bool(shapes)
 
 
 def summarize(graph: Graph) -> Summary:

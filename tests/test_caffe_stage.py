@@ -32,22 +32,9 @@ HED_OFFSETS = [34, 35, 36, 38, 42]  # what HED's own Caffe fork computes
 
 
 def hed(size: int = 96) -> str:
+    body, _ = vgg16_body(first_pad=35)
     out = [f'name: "HED"\ninput: "data"\ninput_dim: 1\ninput_dim: 3\ninput_dim: {size}\n'
-           f"input_dim: {size}\n"]
-    bottom = "data"
-    for k, convs in enumerate(HED_STAGES, 1):
-        if k > 1:
-            out.append(f"layer {{ name: 'pool{k - 1}' bottom: '{bottom}' top: 'pool{k - 1}' "
-                       "type: \"Pooling\" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }")
-            bottom = f"pool{k - 1}"
-        for name in convs:
-            pad = 35 if name == "conv1_1" else 1
-            out.append(f"layer {{ bottom: '{bottom}' top: '{name}' name: '{name}' "
-                       f"type: \"Convolution\" convolution_param {{ engine: CAFFE num_output: 4 "
-                       f"pad: {pad} kernel_size: 3 }} }}")
-            out.append(f"layer {{ bottom: '{name}' top: '{name}' name: 'relu_{name}' "
-                       "type: \"ReLU\" }")
-            bottom = name
+           f"input_dim: {size}\n", *body]
     for k, convs in enumerate(HED_STAGES, 1):
         out.append(f"layer {{ name: 'score-dsn{k}' type: \"Convolution\" bottom: '{convs[-1]}' "
                    f"top: 'score-dsn{k}' convolution_param {{ num_output: 1 kernel_size: 1 }} }}")
@@ -65,6 +52,52 @@ def hed(size: int = 96) -> str:
     return "\n".join(out) + "\n"
 
 
+def vgg16_body(first_pad: int) -> tuple[list[str], str]:
+    """VGG-16's convs (4 channels each) and pools 1-4 as prototxt layers, and the last top."""
+    out, bottom = [], "data"
+    for k, convs in enumerate(HED_STAGES, 1):
+        if k > 1:
+            out.append(f"layer {{ name: 'pool{k - 1}' bottom: '{bottom}' top: 'pool{k - 1}' "
+                       "type: \"Pooling\" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }")
+            bottom = f"pool{k - 1}"
+        for name in convs:
+            pad = first_pad if name == "conv1_1" else 1
+            out.append(f"layer {{ bottom: '{bottom}' top: '{name}' name: '{name}' "
+                       f"type: \"Convolution\" convolution_param {{ engine: CAFFE num_output: 4 "
+                       f"pad: {pad} kernel_size: 3 }} }}")
+            out.append(f"layer {{ bottom: '{name}' top: '{name}' name: 'relu_{name}' "
+                       "type: \"ReLU\" }")
+            bottom = name
+    return out, bottom
+
+
+def layer(name: str, kind: str, bottoms: str, body: str = "") -> str:
+    tops = " ".join(f"bottom: '{b}'" for b in bottoms.split())
+    return f"layer {{ name: '{name}' type: \"{kind}\" {tops} top: '{name}' {body} }}"
+
+
+def fcn16s(size: int = 64) -> str:
+    """FCN-16s's geometry (shelhamer/fcn.berkeleyvision.org, voc-fcn16s): VGG-16 with conv1_1
+    padded by 100, fc6 a 7x7 conv, score_fr upsampled x2 and fused with a 1x1 score of pool4,
+    then x16. Its crops carry no crop_param here; the published file writes offsets 5 and 27."""
+    body, last = vgg16_body(first_pad=100)
+    conv = "convolution_param {{ num_output: {} kernel_size: {} {} }}".format
+    body += [
+        layer("pool5", "Pooling", last, "pooling_param { pool: MAX kernel_size: 2 stride: 2 }"),
+        layer("fc6", "Convolution", "pool5", conv(8, 7, "")),
+        layer("score_fr", "Convolution", "fc6", conv(2, 1, "")),
+        layer("upscore2", "Deconvolution", "score_fr", conv(2, 4, "stride: 2 bias_term: false")),
+        layer("score_pool4", "Convolution", "pool4", conv(2, 1, "")),
+        layer("score_pool4c", "Crop", "score_pool4 upscore2"),
+        layer("fuse_pool4", "Eltwise", "upscore2 score_pool4c"),
+        layer("upscore16", "Deconvolution", "fuse_pool4",
+              conv(2, 32, "stride: 16 bias_term: false")),
+        layer("score", "Crop", "upscore16 data"),
+    ]
+    return (f'name: "fcn16s"\ninput: "data"\ninput_dim: 1\ninput_dim: 3\ninput_dim: {size}\n'
+            f"input_dim: {size}\n" + "\n".join(body) + "\n")
+
+
 def crop_offsets(spec: str) -> list[list[int]]:
     return [[int(x) for x in m.split(", ")] for m in re.findall(r"crop\(offset=\[([^]]*)\]",
                                                                    spec)]
@@ -75,6 +108,11 @@ def crop_offsets(spec: str) -> list[list[int]]:
 def test_hed_crops_from_geometry_are_the_forks_offsets():
     spec = import_prototxt_text(hed(), "hed.prototxt", crop_offsets="geometry")
     assert crop_offsets(spec) == [[o, o] for o in HED_OFFSETS]
+
+
+def test_fcn16s_crops_from_geometry_are_the_offsets_its_authors_wrote():
+    spec = import_prototxt_text(fcn16s(), "fcn16s.prototxt", crop_offsets="geometry")
+    assert sorted(crop_offsets(spec)) == [[5, 5], [27, 27]]
 
 
 def test_a_crop_without_crop_param_imports_at_zero_with_a_located_warning(cli, tmp_path):

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from netc.compiler.importers.caffe.fields import Fields
+from netc.compiler.importers.caffe import more_layers
+from netc.compiler.importers.caffe.fields import Fields, error
+from netc.dsl.diagnostics import Diagnostic
 
 # One (a, b) per spatial axis (height, width); None where a layer has no map (fc, flatten).
 CoordMap = tuple[tuple[Fraction, Fraction], tuple[Fraction, Fraction]]
@@ -124,8 +126,6 @@ class CoordTracking:
                   top: str):
         """The Mapped of a Crop layer: its ``crop_param``'s offsets, or, without one,
         :meth:`crop_without_param`'s."""
-        from netc.compiler.importers.caffe import more_layers
-
         if fields.message_of("crop_param") is None:
             axis, offsets = 2, self.crop_without_param(info, names)
         else:
@@ -137,9 +137,6 @@ class CoordTracking:
     def crop_without_param(self, info, names: list[str]) -> list[int]:
         """The offsets of a Crop that has no ``crop_param``: 0 (BVLC) with a warning, or the
         geometry's (``--crop-offsets geometry``), which are an error where they do not exist."""
-        from netc.compiler.importers.caffe.fields import error
-        from netc.dsl.diagnostics import Diagnostic
-
         found = crop_offsets(self.coords.get(names[0]), self.coords.get(names[1]))
         if self.crop_mode == "geometry":
             if isinstance(found, str):

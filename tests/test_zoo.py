@@ -139,7 +139,7 @@ def test_every_source_names_a_zoo_net_and_what_its_file_cites():
 
 @pytest.mark.parametrize("name, source", [
     ("mobilenet_v2", "Sandler et al. 2018 (torchvision)"),
-    ("mobilenet_v3_large", "Howard et al. 2019, MobileNetV3 (tv)"),
+    ("mobilenet_v3_large", "Howard et al. 2019 (torchvision)"),
     ("wrn28_10", "Zagoruyko & Komodakis 2016"),
     ("wide_resnet50_2", "Zagoruyko & Komodakis 2016 (torchvision)"),
     ("resnet101_v1_5", "torchvision (He et al. 2015, v1.5)"),

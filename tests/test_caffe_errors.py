@@ -50,7 +50,7 @@ CASES = {
                   "Caffe's 2013 V0 format"),
     "data layer without a shape": ('layer { name: "mnist" type: "Data" top: "data" top: "label"'
                                    ' data_param { source: "x" batch_size: 64 } }\n', 1, 23,
-                                   "give it: netc import caffe FILE --input CxHxW"),
+                                   "give it with --input CxHxW"),
     "the labels of a dropped data layer": (
         'layer { name: "d" type: "MemoryData" top: "data" top: "label" memory_data_param { '
         'batch_size: 1 channels: 3 height: 8 width: 8 } }\n'

@@ -36,6 +36,28 @@ def test_fractalnet_in_five_lines(tmp_path):
     assert sum(n.op == "conv" for n in graph) == 15  # 2^C - 1 convs in one block
 
 
+def test_tour_layernorm_from_reshape_power_and_scale(tmp_path):
+    """The tour's LayerNorm over channels is numpy's, per position, with 2·C parameters."""
+    import numpy as np
+    import torch
+
+    from netc.compiler.lower_torch.module import build_module
+
+    spec = tmp_path / "ln.net"
+    spec.write_text(blocks("### Reshape, power and scale")[0])
+    graph = load(str(spec))
+    s = summarize(graph)
+    assert s.params == (3 * 16 * 96 + 96) + 2 * 96 + (96 * 192 + 192)
+    module = build_module(graph).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        taps = module(x, taps=["stem", "norm"])
+    stem, norm = taps["stem"].numpy(), taps["norm"].numpy()
+    mean = stem.mean(axis=1, keepdims=True)
+    ref = (stem - mean) / np.sqrt(((stem - mean) ** 2).mean(axis=1, keepdims=True) + 1e-6)
+    assert np.abs(norm - ref).max() <= 1e-4  # scale starts at 1 and shift at 0
+
+
 def test_error_example_is_what_netc_prints(cli, monkeypatch):
     example = blocks("### What a mistake looks like")
     spec, expected = example[0], example[1]

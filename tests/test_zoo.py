@@ -7,6 +7,7 @@ that asked for the net, with where it comes from. ``Exact(n)`` must hold to the 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -15,6 +16,7 @@ import pytest
 from netc.compiler.ir import Graph, verify
 from netc.compiler.frontend.loader import load, zoo_index
 from netc.compiler.analyses.summary import summarize
+from netc.model_specs import SOURCES
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,35 @@ def test_zoo_files_start_with_their_source():
     for path in sorted(set(zoo_index().values())):
         first = path.read_text(encoding="utf-8").splitlines()[0]
         assert first.startswith("# ") and any(ch.isdigit() for ch in first), (path.name, first)
+
+
+def test_every_source_names_a_zoo_net_and_what_its_file_cites():
+    """``netc zoo``'s source column (netc.model_specs.SOURCES) names a real net, and the
+    author, year and library it gives are the ones the net's spec file cites."""
+    index = zoo_index()
+    for name, source in SOURCES.items():
+        assert name in index, f"SOURCES names {name!r}, which is no zoo net"
+        text = index[name].read_text(encoding="utf-8")
+        author = re.search(r"\b(?!Caffe\b)[A-Z][a-z]+", source.replace("torchvision", ""))
+        assert author and author.group() in text, (name, source)
+        year = re.search(r"\b(19|20)\d\d\b", source)
+        assert year is None or year.group() in text, (name, source)
+        assert "torchvision" not in source or "torchvision" in text, (name, source)
+
+
+@pytest.mark.parametrize("name, source", [
+    ("mobilenet_v2", "Sandler et al. 2018 (torchvision)"),
+    ("mobilenet_v3_large", "Howard et al. 2019 (torchvision)"),
+    ("wrn28_10", "Zagoruyko & Komodakis 2016"),
+    ("wide_resnet50_2", "Zagoruyko & Komodakis 2016 (torchvision)"),
+    ("resnet101_v1_5", "torchvision (He et al. 2015, v1.5)"),
+    ("googlenet_tv", "torchvision (Szegedy et al. 2014 + bn)"),
+])
+def test_zoo_source_column(cli, name, source):
+    r = cli("zoo", name)
+    assert r.code == 0, r.err
+    row = r.out.splitlines()[1]
+    assert row.startswith(name) and f"  {source}  " in row, row
 
 
 # ---- LeNet-5 ----------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from netc.compiler.analyses.summary import rearranges
 from netc.compiler.ir import Graph
 
 
@@ -48,7 +49,8 @@ def fields(graph: Graph) -> dict[str, Field | None]:
                 else None
             continue
         ins = [result[i] for i in node.inputs]
-        if len(node.shape) != 3 or not ins or any(f is None for f in ins):
+        if len(node.shape) != 3 or not ins or any(f is None for f in ins) or \
+                rearranges(node, [graph[i].shape for i in node.inputs]):
             result[node.name] = None
             continue
         f = max(ins, key=lambda f: f.size)

@@ -76,10 +76,10 @@ def receptive_fields(graph: Graph) -> dict[str, tuple[int, int] | None]:
             fields[node.name] = (1, 1) if len(node.shape) == 3 else None
             continue
         ins = [fields[i] for i in node.inputs]
-        if len(node.shape) != 3 or any(f is None for f in ins):
+        shapes = [graph[i].shape for i in node.inputs]
+        if len(node.shape) != 3 or any(f is None for f in ins) or rearranges(node, shapes):
             fields[node.name] = None
             continue
-        shapes = [graph[i].shape for i in node.inputs]
         # A broadcast input (SE's Cx1x1 gate) adds its field but not its jump: the output's
         # pixels are spaced as the inputs of the output's own size.
         spaced = [f[1] for f, sh in zip(ins, shapes) if sh[1:] == node.shape[1:]]
@@ -90,6 +90,16 @@ def receptive_fields(graph: Graph) -> dict[str, tuple[int, int] | None]:
             rf, jump = rf + d * (k - 1) * jump, jump * s
         fields[node.name] = (rf, jump)
     return fields
+
+
+def rearranges(node, shapes: list[tuple[int, ...]]) -> bool:
+    """Whether a node without a window moves values to other positions (a reshape of C×H×W
+    to 1×C×HW): its channels and its height and width all differ from each input's, so a
+    field measured in input rows means nothing past it."""
+    if node.opdef.geometry(node.attrs, shapes) is not None:
+        return False
+    return all(len(s) == 3 and s[0] != node.shape[0] and s[1:] != node.shape[1:]
+               for s in shapes) and bool(shapes)
 
 
 def summarize(graph: Graph) -> Summary:
@@ -123,7 +133,7 @@ def summarize(graph: Graph) -> Summary:
         f = fields.get(node.name)
         # "connected to" (Keras): a join's inputs, or a node that does not read the row above.
         joined = tuple(node.inputs) if list(node.inputs) not in ([], [previous]) else ()
-        kernel, stride, dilation = geo if geo else (None, None, None)
+        kernel, stride, dilation = _window(node, geo)
         rows.append(Row(node.name, node.op, node.shape, p, m, f[0] if f else None,
                         "training only" if node.name in aux else _extra(node),
                         kernel, stride, dilation, joined))
@@ -133,6 +143,23 @@ def summarize(graph: Graph) -> Summary:
     inputs = {k: v.shape for k, v in graph.inputs.items()}
     return Summary(graph.name, tuple(rows), inputs, outputs, total_p, total_m, act,
                    training_params=train_p, training_macs=train_m, buffers=total_b)
+
+
+def _window(node, geo):
+    """(kernel, stride, dilation) as the op was written, for the k/s column.
+
+    ``geometry`` is what a receptive field needs, which is not always the op's own window: a
+    deconv's is the ceil(F/S) input pixels one output pixel sees, at stride 1. Where the op
+    has a kernel and a stride of its own, those are shown.
+    """
+    if geo is None:
+        return None, None, None
+    attrs = node.attrs
+    kernel, stride = attrs.get("kernel"), attrs.get("stride")
+    if isinstance(kernel, tuple) and isinstance(stride, tuple):
+        dilation = attrs.get("dilation")
+        return kernel, stride, dilation if isinstance(dilation, tuple) else geo[2]
+    return geo
 
 
 def training_only(graph: Graph) -> set[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from netc.runtime.commands.common import add_caffe_arguments
 from netc.runtime.commands.options import (
     add_output,
     add_seed,
@@ -36,6 +37,7 @@ def add_arguments(p):
         s.add_argument("spec", nargs="?", default="eigenfaces", metavar="SPEC",
                        help="an eigenfaces net (default: the zoo's eigenfaces)")
         add_set(s)
+        add_caffe_arguments(s)
         s.add_argument("--max-nodes", type=positive_int, default=DEFAULT_MAX_NODES,
                        help=argparse.SUPPRESS)
         add_weights(s, "fit the net on lfw_subset faces 0-79 first")

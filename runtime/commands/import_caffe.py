@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from netc.runtime.commands.common import add_caffe_arguments, print_warnings
 from netc.runtime.commands.options import add_input, add_output
 
 FORMATS = ("caffe",)
@@ -24,8 +25,7 @@ def add_arguments(p):
                                                 "a train_val file")
     add_output(p, "netc spec", "OUT.net", default_text="standard output")
     add_input(p)
-    p.add_argument("--stage", action="append", default=[], metavar="NAME",
-                   help="a NetState stage for include/exclude rules (repeatable)")
+    add_caffe_arguments(p)
 
 
 def run(args) -> int:
@@ -34,11 +34,13 @@ def run(args) -> int:
     from netc.compiler.analyses.summary import one_line, summarize
     from netc.runtime.files import atomic_write_bytes
 
-    text, net = import_prototxt_net(args.file, args.input_shapes, frozenset(args.stage))
+    text, net = import_prototxt_net(args.file, args.input_shapes, frozenset(args.stage),
+                                    args.crop_offsets)
     shown = args.output or str(Path(args.file).with_suffix(".net"))
     graph = load_text(text, shown)
     for line in net.dropped:
         print(f"train_val: {line}", file=sys.stderr)
+    print_warnings(net.warnings)
     if args.output is None:
         sys.stdout.write(text)
         return 0

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from netc.dsl.diagnostics import UserError
+from netc.runtime.commands.common import add_caffe_arguments
 from netc.runtime.commands.options import add_seed, add_set, add_threads, add_weights
 
 
@@ -37,6 +38,7 @@ def add_arguments(p):
     add_weights(p, "with a SPEC, netc's seeded random weights, with a warning")
     add_seed(p)
     add_set(p)
+    add_caffe_arguments(p)
     p.add_argument("--json", metavar="FILE", help="write the results as JSON (- for stdout)")
     p.add_argument("--batch", type=int, default=8, help="images per run (default 8)")
     p.add_argument("--provider", choices=("tensorrt", "cuda", "cpu"),
@@ -121,10 +123,14 @@ def _model(args) -> str | bytes:
                             "with its weights inside (compile it again with netc compile)")
         return args.model
     from netc.compiler.frontend.loader import load
+    from netc.compiler.importers.caffe import import_options
     from netc.compiler.lower_onnx.model import lower
+    from netc.runtime.commands.common import caffe_options, print_warnings
     from netc.runtime.weights import load_weights
 
-    graph = load(args.model, args.overrides)
+    with import_options(caffe_options(args)) as caffe:
+        graph = load(args.model, args.overrides)
+    print_warnings(caffe.warnings)
     weights = load_weights(graph, args.weights) if args.weights else None
     return lower(graph, weights, seed=args.seed).SerializeToString()
 

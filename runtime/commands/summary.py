@@ -3,9 +3,9 @@ field, what a join reads, one name a line), fitted to 100 columns.
 
 Long names are shortened from the left (``…layer3.5.conv2``: the end of a name is the part that
 tells rows apart); ``--wide`` prints every name whole (names are what users copy into recipes
-and ``--outputs``; ``--json`` has them too). The receptive field is shown up to the input's
-height; past it the cell says ``>H`` (every output sees the whole image) instead of numbers
-like 2.8e21 on a 1,202-layer net. The exact value stays in ``--json``.
+and ``--outputs``; ``--json`` has them too). The receptive field is the number however large
+(ResNet-50's last conv sees 483 pixels of a 224 image: how far past the image a field
+reaches is what it tells).
 """
 
 from __future__ import annotations
@@ -49,9 +49,8 @@ def render(summary, rows, width: int | None) -> str:
     """The table as text; ``width`` None prints every cell whole."""
     from netc.compiler.analyses.summary import human, human_bytes, one_line
 
-    height = max((s[1] for s in summary.inputs.values() if len(s) == 3), default=None)
     cells = [[r.name, r.op, "x".join(map(str, r.shape)), _window(r), f"{r.params:,}",
-              human(r.macs) if r.macs else "0", _rf(r.rf, height),
+              human(r.macs) if r.macs else "0", _rf(r.rf),
               [_relative(i, r.name) if width else i for i in r.inputs], r.extra]
              for r in rows]
     total = ["total", "", "", "", f"{summary.params:,}", human(summary.macs), "", [], ""]
@@ -77,8 +76,7 @@ def render(summary, rows, width: int | None) -> str:
     lines.append(f"activations for one sample: {human_bytes(summary.activation_bytes)} "
                  f"(float32); parameters: {human_bytes(4 * summary.params)}")
     notes = ["k/s: kernel/stride (d: dilation)",
-             "RF: receptive field in input pixels (height)"
-             + (f", >{height}: larger than the input" if height else "")]
+             "RF: receptive field in input pixels (height)"]
     if cut:
         notes.append("names cut from the left (…): --wide prints them whole")
     lines += _wrap(notes, width or WIDTH)
@@ -121,12 +119,8 @@ def _window(r) -> str:
     return text
 
 
-def _rf(rf: int | None, height: int | None) -> str:
-    if not rf:
-        return "-"
-    if height is not None and rf > height:
-        return f">{height}"
-    return str(rf)
+def _rf(rf: int | None) -> str:
+    return f"{rf:,}" if rf else "-"
 
 
 def _relative(name: str, to: str) -> str:

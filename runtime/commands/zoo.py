@@ -6,27 +6,7 @@ defines it (a valid spec to copy and edit: ``netc zoo resnet18 --spec > mine.net
 
 from __future__ import annotations
 
-from fnmatch import fnmatch
-
 from netc.dsl.diagnostics import UserError
-
-# The source of each net, first match wins (the README's zoo table, shortened). A net not
-# listed shows the first comment line of its file, which names the paper by convention.
-SOURCES = (
-    ("lenet5", "LeCun et al. 1998"),
-    ("alexnet_tv", "torchvision (Krizhevsky 2014)"),
-    ("alexnet", "Krizhevsky et al. 2012 (Caffe)"),
-    ("vgg*_bn", "Simonyan & Zisserman 2014 + bn"),
-    ("vgg*", "Simonyan & Zisserman 2014"),
-    ("googlenet", "Szegedy et al. 2014 (Caffe)"),
-    ("resnet50_v1_5", "torchvision (stride on the 3x3)"),
-    ("cifar_resnet*_sd", "Huang et al. 2016"),
-    ("cifar_resnet*", "He et al. 2015, §4.2"),
-    ("resnet*", "He et al. 2015, Table 1"),
-    ("plain34", "He et al. 2015, Table 1"),
-    ("fractalnet", "Larsson et al. 2016"),
-    ("allcnn_c", "Springenberg et al. 2014"),
-)
 
 
 def add_arguments(p):
@@ -65,10 +45,12 @@ def run(args) -> int:
 
 
 def source_of(name: str, path) -> str:
-    """Where a zoo net comes from: the SOURCES table, else its file's first comment line."""
-    for pattern, source in SOURCES:
-        if fnmatch(name, pattern):
-            return source
+    """Where a zoo net comes from: ``netc.model_specs.SOURCES``, else its file's first comment
+    line (which names the paper by convention)."""
+    from netc.model_specs import SOURCES
+
+    if name in SOURCES:
+        return SOURCES[name]
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.startswith("#"):
             text = line.lstrip("# ").split(":", 1)[-1].strip()

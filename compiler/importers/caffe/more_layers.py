@@ -118,7 +118,12 @@ def shuffle_channel(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
 
 def crop(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
     """Caffe's Crop: bottom 0 cut to bottom 1's size on the axes from ``axis`` (default 2)."""
-    x, ref = ins
+    axis, offsets = crop_offsets(layer, p, ins[0])
+    return crop_at(layer, axis, offsets, ins)
+
+
+def crop_offsets(layer: LayerInfo, p: Fields, x: Shape) -> tuple[int, list[int]]:
+    """(axis, one offset per cropped axis) of ``crop_param``; axes count N C H W from 0."""
     axis = p.int("axis", 2, minimum=None)
     axis = axis + len(x) + 1 if axis < 0 else axis
     if not 1 <= axis <= len(x):
@@ -127,14 +132,19 @@ def crop(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
     n = len(x) - axis + 1
     if len(offsets) not in (0, 1, n):
         raise error(p.span, f"{layer.what}: {len(offsets)} offsets for {n} cropped axes")
-    offs = (offsets * n if len(offsets) == 1 else offsets) or [0] * n
+    # Caffe's offset defaults to 0 on every axis (netc's crop defaults to the centre).
+    return axis, (offsets * n if len(offsets) == 1 else offsets) or [0] * n
+
+
+def crop_at(layer: LayerInfo, axis: int, offs: list[int], ins: list[Shape]) -> Mapped:
+    """netc's crop of bottom 0 to bottom 1's size at ``offs`` on the axes from ``axis``."""
+    x, ref = ins
     out = list(x)
     for i, o in zip(range(axis - 1, len(x)), offs):
         if o + ref[i] > x[i]:
             raise error(layer.span, f"{layer.what}: offset {o} + {ref[i]} is past the size "
                                     f"{x[i]} of axis {i + 1}")
         out[i] = ref[i]
-    # Caffe's offset defaults to 0 on every axis (netc's crop defaults to the centre).
     text = call("crop", offset=f"[{', '.join(map(str, offs))}]",
                 axis=str(axis) if axis != 2 else None)
     return Mapped([text], tuple(out), join=True)

@@ -27,10 +27,11 @@ import re
 from dataclasses import dataclass, field
 
 from netc.compiler.importers.caffe import layers, more_layers, phases
+from netc.compiler.importers.caffe.coord_maps import IDENTITY, CoordTracking
 from netc.compiler.importers.caffe.fields import Fields, error
 from netc.compiler.importers.caffe.reshaping import Reshaping
 from netc.compiler.importers.caffe.textformat import Message
-from netc.dsl.diagnostics import DiagnosticError, Span
+from netc.dsl.diagnostics import Diagnostic, DiagnosticError, Span
 
 KINDS = {**layers.KINDS, **more_layers.KINDS}
 # Types read by NetReader's own methods (not by a LayerKind mapping).
@@ -91,6 +92,7 @@ class ImportedNet:
     renamed: dict[str, str] = field(default_factory=dict)  # Caffe name -> label, where not obvious
     dropped: list[str] = field(default_factory=list)  # train_val layers left out, and why
     shared: dict[str, str] = field(default_factory=dict)  # extra label -> Caffe layer (weights)
+    warnings: list[Diagnostic] = field(default_factory=list)  # imported, but worth a look
 
     @property
     def outputs(self) -> list[Node]:
@@ -131,11 +133,12 @@ class _Skip(Exception):
     """A layer reads a blob that an earlier failed layer would have written (rule 5)."""
 
 
-class NetReader(Reshaping):
+class NetReader(CoordTracking, Reshaping):
     """Reads one parsed prototxt into an :class:`ImportedNet` (see the module docstring)."""
 
     def __init__(self, root: Message, default_name: str,
-                 input_shapes: dict | None = None, stages: frozenset[str] = frozenset()):
+                 input_shapes: dict | None = None, stages: frozenset[str] = frozenset(),
+                 crop_offsets: str = "caffe"):
         self.root = Fields(root, "net", NET_FIELDS)
         self.labels = Labels()
         # The net's name lives apart from its labels: a layer may share it.
@@ -150,6 +153,10 @@ class NetReader(Reshaping):
         # the file's (add_input) and give a data layer's shape where the file has none.
         self.input_shapes = dict(input_shapes or {})
         self.stages = stages
+        self.left_out: dict[str, list[str]] = {}  # tops of layers the TEST net leaves out
+        self.coords: dict = {}  # blob -> its coordinate map from the input (coord_maps.py)
+        self.crop_mode = crop_offsets
+        self.warnings = self.net.warnings
 
     def read(self) -> ImportedNet:
         self.check_v0()
@@ -217,6 +224,7 @@ class NetReader(Reshaping):
         node = self.add_node([], [], label, shape, span, caffe_name=name)
         self.note_rename(name, label)
         self.blobs[name] = node
+        self.coords[name] = IDENTITY
         return node
 
     def note_rename(self, caffe: str, label: str) -> None:
@@ -265,8 +273,7 @@ class NetReader(Reshaping):
         name = name or f"{type_name.lower()}{len(self.net.nodes)}"
         why = phases.excluded_by(msg, self.stages)
         if why:
-            self.net.dropped.append(f"{name} ({type_name}): {why}")
-            return
+            return self.leave_out(msg, name, type_name, why)
         if type_name in more_layers.REFUSED:
             raise error(type_field.value.span, f"layer {name!r} ({type_name}) is "
                         f"{more_layers.REFUSED[type_name]}; netc imports the network up to "
@@ -301,14 +308,34 @@ class NetReader(Reshaping):
             raise error(info.span, f"{info.what} takes {count} bottom(s); got {len(bottoms)}")
         if len(tops) != 1:
             raise error(info.span, f"{info.what} needs exactly one top; got {len(tops)}")
-        params = layers.param_message(kind, info, fields.message_of(kind.param))
-        mapped = kind.mapping(info, params, [b.shape for b in bottoms])
+        mapped = self.map_layer(info, fields, kind, bottoms, tops[0][0])
         node = self.add_node(bottoms, mapped.calls, self.label(name), mapped.shape, info.span,
                              mapped.join, caffe_name=name)
         node.pending_scale = mapped.calls[-1].startswith("bn")
         self.blobs[tops[0][0]] = node
         if type_name == "Eltwise":
             self.keep_view(fields, tops[0][0])
+
+    def leave_out(self, msg: Message, name: str, type_name: str, why: str) -> None:
+        """A layer the TEST net does not have: listed, and its tops remembered, so that a
+        bottom naming one can say why it names no blob."""
+        self.net.dropped.append(f"{name} ({type_name}): {why}")
+        rules = why.split("(its ")[-1].rstrip(")")
+        for top in msg.all("top"):
+            if not isinstance(top.value, Message):
+                self.left_out.setdefault(str(top.value.value), []).append(
+                    f"{name!r} ({type_name}) by its {rules}")
+
+    def map_layer(self, info, fields: Fields, kind, bottoms: list[Node], top: str):
+        """The Mapped of a layer read by its LayerKind; its top's coordinate map is kept
+        (:mod:`.coord_maps`)."""
+        params = layers.param_message(kind, info, fields.message_of(kind.param))
+        names, shapes = [b for b, _ in fields.strings("bottom")], [b.shape for b in bottoms]
+        if info.type == "Crop":
+            return self.read_crop(info, fields, params, shapes, names, top)
+        mapped = kind.mapping(info, params, shapes)
+        self.track(info.type, params, names[0] if names else None, top)
+        return mapped
 
     def label(self, caffe_name: str) -> str:
         label = self.labels.make(caffe_name)
@@ -327,6 +354,10 @@ class NetReader(Reshaping):
         if node is None and blob in self.gone:
             raise error(span, f"bottom {blob!r} comes from {self.gone[blob]}, which the deploy "
                               "net does not have")
+        if node is None and blob in self.left_out:
+            hint = phases.stage_hint(self.root.message, self.stages)
+            raise error(span, f"bottom {blob!r} names no blob: the TEST net leaves out the "
+                              f"layers that write it ({'; '.join(self.left_out[blob])}){hint}")
         if node is None:
             known = ", ".join(sorted(self.blobs)[:12]) or "none yet"
             raise error(span, f"bottom {blob!r} names no blob: no input or earlier top has that "
@@ -343,8 +374,7 @@ class NetReader(Reshaping):
         shape = list(given) if given else phases.data_shape(msg, info.type)
         if shape is None or len(shape) != 3 or not all(shape):
             raise error(info.span, f"{info.what} does not say the shape of its images (a "
-                                   "database holds them); give it: netc import caffe FILE "
-                                   "--input CxHxW (e.g. --input 1x28x28)")
+                                   f"database holds them); give it with {phases.input_hint(msg)}")
         node = self.add_input(tops[0][0], tops[0][1], [1, *shape], info.span)
         node.options = phases.input_options(msg, shape[0])
         for top, _ in tops[1:]:
@@ -379,6 +409,7 @@ class NetReader(Reshaping):
         node = self.bottom(*bottoms[0])
         for top, _ in fields.strings("top"):
             self.blobs[top] = node
+            self.coords[top] = self.coords.get(bottoms[0][0])
             if bottoms[0][0] in self.views:
                 self.views[top] = self.views[bottoms[0][0]]
 
@@ -400,6 +431,7 @@ class NetReader(Reshaping):
             raise error(params.span, f"{info.what}: netc scales per channel (axis 1, "
                                      "num_axes 1) only")
         bias = params.bool("bias_term", False)
+        self.track("Scale", None, bottoms[0][0], tops[0][0])
         if node.pending_scale and not node.consumers and bias:
             node.pending_scale = False
             node.comment = f"with Scale {info.name}"
@@ -411,11 +443,12 @@ class NetReader(Reshaping):
 
 
 def read_net(root: Message, default_name: str, input_shapes: dict | None = None,
-             stages: frozenset[str] = frozenset()) -> ImportedNet:
+             stages: frozenset[str] = frozenset(), crop_offsets: str = "caffe") -> ImportedNet:
     """The :class:`ImportedNet` of a parsed prototxt. Raises DiagnosticError.
 
     ``input_shapes`` (``--input``: C, H, W by input name, None for the first input) replace
     the file's input shapes, or give a data layer's that the file does not say; ``stages``
-    are the NetState stages of include/exclude rules.
+    are the NetState stages of include/exclude rules; ``crop_offsets`` (caffe or geometry)
+    says how to place a Crop without ``crop_param`` (:mod:`.coord_maps`).
     """
-    return NetReader(root, default_name, input_shapes, stages).read()
+    return NetReader(root, default_name, input_shapes, stages, crop_offsets).read()

@@ -59,6 +59,50 @@ def excluded_by(msg: Message, stages: frozenset[str] = frozenset()) -> str | Non
     return None
 
 
+def declared_stages(root: Message) -> list[str]:
+    """The stages a file's include/exclude rules name (``stage`` and ``not_stage``), sorted."""
+    found: set[str] = set()
+    for layer in root.all("layer") + root.all("layers"):
+        if not isinstance(layer.value, Message):
+            continue
+        for rule in layer.value.all("include") + layer.value.all("exclude"):
+            if isinstance(rule.value, Message):
+                found.update(str(f.value.value) for f in rule.value.all("stage")
+                             + rule.value.all("not_stage") if not isinstance(f.value, Message))
+    return sorted(found)
+
+
+def stage_hint(root: Message, stages: frozenset[str]) -> str:
+    """What to say after "its include rules leave it out": the stages given, those the file
+    declares, and ``--stage`` (empty where the file names no stage: a phase rule only)."""
+    declared = declared_stages(root)
+    if not declared:
+        return ""
+    given = ", ".join(sorted(stages)) or "none"
+    example = next((s for s in declared if s not in stages), declared[0])
+    return (f", with the stages given ({given}); this file's rules name the stages "
+            f"{', '.join(declared)}: choose them with --stage NAME, repeatable "
+            f"(--stage {example})")
+
+
+def crop_size(msg: Message) -> int | None:
+    """The square side a data layer crops its images to (``transform_param``, or the older
+    ``data_param`` and ``image_data_param``), or None."""
+    transform = _sub(msg, "transform_param")
+    return _num(transform, "crop_size") or _num(_sub(msg, "data_param"), "crop_size") or \
+        _num(_sub(msg, "image_data_param"), "crop_size")
+
+
+def input_hint(msg: Message) -> str:
+    """``--input CxHxW`` for a data layer whose shape the file does not say: its own
+    ``crop_size`` where it has one (3 channels for Caffe's colour images), else an example."""
+    crop = crop_size(msg)
+    if crop:
+        return (f"--input 3x{crop}x{crop} (its crop_size is {crop}; 1x{crop}x{crop} for grey "
+                "images)")
+    return "--input CxHxW (e.g. --input 1x28x28)"
+
+
 def _sub(msg: Message, name: str) -> Message | None:
     f = msg.one(name)
     return f.value if f is not None and isinstance(f.value, Message) else None
@@ -80,8 +124,7 @@ def _ident(msg: Message | None, name: str) -> str | None:
 def data_shape(msg: Message, type_name: str) -> list[int] | None:
     """C, H, W a data layer declares (rule 2), or None when it does not say."""
     transform = _sub(msg, "transform_param")
-    crop = _num(transform, "crop_size") or _num(_sub(msg, "data_param"), "crop_size") or \
-        _num(_sub(msg, "image_data_param"), "crop_size")
+    crop = crop_size(msg)
     means = transform.all("mean_value") if transform is not None else []
     if type_name == "MemoryData":
         p = _sub(msg, "memory_data_param")

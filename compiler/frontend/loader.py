@@ -7,6 +7,10 @@ Hostile paths are refused in one line each: only regular files are read (:mod:`n
 no FIFO, device, directory or symlink loop), includes are followed without recursion (a chain
 of 1,200 includes is fine), each file is parsed once per process, and elaboration runs on a
 thread with a deep stack so ``--max-depth`` can be raised without reaching Python's limits.
+
+An editor (``netc lsp``) passes an ``overlay``: real path -> the text it holds, unsaved, which
+is read instead of the file. Overlay texts are parsed once per text too, so after an edit only
+the edited file is parsed again, and its includes come from the cache.
 """
 
 from __future__ import annotations
@@ -15,13 +19,19 @@ import os
 import re
 import sys
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from netc.compiler import ops
-from netc.compiler.frontend.context import DEFAULT_MAX_DEPTH, DEFAULT_MAX_NODES, MAX_DEPTH_LIMIT
+from netc.compiler.frontend.context import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_NODES,
+    MAX_DEPTH_LIMIT,
+    Trace,
+)
 from netc.compiler.frontend.elaborate import Elaborator
 from netc.compiler.importers.caffe import import_prototxt
 from netc.compiler.ir import Graph
@@ -55,6 +65,8 @@ class Program:
     defs: dict[str, ast.Definition]
     nets: dict[str, ast.Net | ast.NetAlias]
     constants: dict[str, ast.LetStmt] = field(default_factory=dict)  # file-level ``let``
+    # Every file read (real path) -> its parsed module, the root first: what an editor shows.
+    modules: dict[Path, ast.Module] = field(default_factory=dict)
 
 
 def _real(path: Path) -> Path:
@@ -64,10 +76,31 @@ def _real(path: Path) -> Path:
 
 # Parsed files by (real path, inode, size, times): `netc check FILE` reads a file once, not per net.
 _PARSED: dict[tuple, ast.Module | DiagnosticError] = {}
+# Overlay texts by real path -> (text, what it parsed to): the last text of each open file.
+_PARSED_TEXT: dict[Path, tuple[str, ast.Module | DiagnosticError]] = {}
 
 
-def _parse_file(file: Path, at: Span | None) -> ast.Module:
+def _parse_text(file: Path, text: str) -> ast.Module:
+    """Parse an editor's text for ``file`` (cached while the text is the same)."""
+    cached = _PARSED_TEXT.get(file)
+    if cached is None or cached[0] != text:
+        try:
+            result: ast.Module | DiagnosticError = parse(text, _display(file))
+        except DiagnosticError as err:
+            result = err
+        if len(_PARSED_TEXT) > 256:
+            _PARSED_TEXT.clear()
+        cached = _PARSED_TEXT[file] = (text, result)
+    if isinstance(cached[1], DiagnosticError):
+        raise cached[1]
+    return cached[1]
+
+
+def _parse_file(file: Path, at: Span | None,
+                overlay: Mapping[Path, str] | None = None) -> ast.Module:
     """Read and parse one file (cached); DiagnosticError, located at ``at`` for read errors."""
+    if overlay and file in overlay:
+        return _parse_text(file, overlay[file])
     try:
         st = file.stat()
         key = (file, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
@@ -108,7 +141,9 @@ class _ProgramReader:
     An explicit stack, not recursion: each frame is a file and the items still to read.
     """
 
-    def __init__(self):
+    def __init__(self, overlay: Mapping[Path, str] | None = None):
+        self.overlay = overlay
+        self.modules: dict[Path, ast.Module] = {}
         self.defs: dict[str, ast.Definition] = {}
         self.nets: dict[str, ast.Net | ast.NetAlias] = {}
         self.constants: dict[str, ast.LetStmt] = {}
@@ -145,10 +180,11 @@ class _ProgramReader:
             return
         self.done.add(file)
         try:
-            module = _parse_file(file, at)
+            module = _parse_file(file, at, self.overlay)
         except DiagnosticError as err:
             self.diags.extend(err.diagnostics)
             return
+        self.modules[file] = module
         self.frames.append((file, iter(module.items)))
         self.open_files.add(file)
 
@@ -158,7 +194,8 @@ class _ProgramReader:
             self.diags.append(Diagnostic(item.span, "include of an empty file name"))
             return
         target = file.parent / item.path
-        if not target.exists() and (zoo_dir() / item.path).exists():
+        if (not target.exists() and not (self.overlay and _real(target) in self.overlay)
+                and (zoo_dir() / item.path).exists()):
             target = zoo_dir() / item.path
         self.enter(target, item.span)
 
@@ -180,13 +217,16 @@ class _ProgramReader:
             _check_params(item.params, f"net {item.name}", self.diags)
 
 
-def read_program(path: Path) -> Program:
-    """Parse ``path`` and its includes, depth first in file order. Raises DiagnosticError."""
-    reader = _ProgramReader()
+def read_program(path: Path, overlay: Mapping[Path, str] | None = None) -> Program:
+    """Parse ``path`` and its includes, depth first in file order. Raises DiagnosticError.
+
+    ``overlay`` (real path -> text) holds an editor's unsaved texts, read instead of files.
+    """
+    reader = _ProgramReader(overlay)
     reader.read(path)
     if reader.diags:
         raise DiagnosticError(reader.diags)
-    return Program(path, reader.defs, reader.nets, reader.constants)
+    return Program(path, reader.defs, reader.nets, reader.constants, reader.modules)
 
 
 def program_of_text(text: str, file: Path) -> Program:
@@ -248,13 +288,13 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def nets_of(spec: str) -> list[str]:
+def nets_of(spec: str, overlay: Mapping[Path, str] | None = None) -> list[str]:
     """The specs a SPEC names: itself, or ``FILE:NET`` for each net of a file that defines
     several (so ``netc check vgg.net`` checks the whole family)."""
     path, net_name = resolve_spec(spec)
     if net_name is not None or path.suffix != ".net":
         return [spec]
-    program = read_program(path)
+    program = read_program(path, overlay)
     own = [n.name for n in program.nets.values()
            if Path(n.span.file).resolve() == path.resolve()
            or n.span.file == _display(path.resolve())]
@@ -290,7 +330,8 @@ def resolve_spec(spec: str) -> tuple[Path, str | None]:
 def load(spec: str, overrides: dict[str, Any] | None = None,
          max_nodes: int = DEFAULT_MAX_NODES, max_depth: int = DEFAULT_MAX_DEPTH,
          max_memory: int | None = None,
-         input_shapes: dict[str | None, tuple[int, ...]] | None = None) -> Graph:
+         input_shapes: dict[str | None, tuple[int, ...]] | None = None,
+         overlay: Mapping[Path, str] | None = None, trace: Trace | None = None) -> Graph:
     """Parse and elaborate ``spec`` into a checked IR graph. Raises DiagnosticError.
 
     ``max_nodes`` and ``max_depth`` bound elaboration (:mod:`netc.compiler.frontend.elaborate`);
@@ -299,6 +340,9 @@ def load(spec: str, overrides: dict[str, Any] | None = None,
     drawn.
     ``input_shapes`` replace declared input shapes (``--input``): input name, or None for the
     first input, -> shape.
+    ``overlay`` holds an editor's unsaved texts (:func:`read_program`); ``trace`` records what
+    each block made and can cancel elaboration (:class:`~netc.compiler.frontend.context.Trace`,
+    raising ``Cancelled``).
     """
     if not 1 <= max_depth <= MAX_DEPTH_LIMIT:
         raise DiagnosticError(Diagnostic(None, f"--max-depth must be in 1..{MAX_DEPTH_LIMIT:,}; "
@@ -307,7 +351,7 @@ def load(spec: str, overrides: dict[str, Any] | None = None,
     if path.suffix == ".prototxt":  # imported from Caffe on the fly
         program = program_of_text(import_prototxt(path, input_shapes), path.with_suffix(".net"))
     else:
-        program = read_program(path)
+        program = read_program(path, overlay)
     own = [n for n in program.nets.values() if _real(Path(n.span.file)) == _real(path)
            or n.span.file == _display(_real(path))]
     if net_name is None:
@@ -329,6 +373,7 @@ def load(spec: str, overrides: dict[str, Any] | None = None,
     def elaborate() -> Graph:
         elaborator = Elaborator(program.defs, max_nodes=max_nodes, max_depth=max_depth,
                                 constants=program.constants, input_shapes=input_shapes)
+        elaborator.ctx.trace = trace
         name = net.name
         target, set_by_alias = resolve_alias(net, program, elaborator)
         known = [p.name for p in target.params]

@@ -291,7 +291,7 @@ def _display(path: Path) -> str:
 def nets_of(spec: str, overlay: Mapping[Path, str] | None = None) -> list[str]:
     """The specs a SPEC names: itself, or ``FILE:NET`` for each net of a file that defines
     several (so ``netc check vgg.net`` checks the whole family)."""
-    path, net_name = resolve_spec(spec)
+    path, net_name = resolve_spec(spec, overlay)
     if net_name is not None or path.suffix != ".net":
         return [spec]
     program = read_program(path, overlay)
@@ -301,8 +301,9 @@ def nets_of(spec: str, overlay: Mapping[Path, str] | None = None) -> list[str]:
     return [f"{path}:{n}" for n in own] if len(own) > 1 else [spec]
 
 
-def resolve_spec(spec: str) -> tuple[Path, str | None]:
-    """(file, net name or None) for a zoo name, a path, or ``path:net``."""
+def resolve_spec(spec: str, overlay: Mapping[Path, str] | None = None) -> tuple[Path, str | None]:
+    """(file, net name or None) for a zoo name, a path, or ``path:net``; a file an editor
+    holds in ``overlay`` exists even before it is saved."""
     if not spec.strip():
         raise DiagnosticError(Diagnostic(None, "the SPEC is empty: name a zoo net (vgg16), a "
                                                ".net file or a Caffe .prototxt"))
@@ -310,11 +311,11 @@ def resolve_spec(spec: str) -> tuple[Path, str | None]:
     if path.is_symlink() and not path.exists():
         raise DiagnosticError(Diagnostic(None, f"cannot read {spec}: a symlink that leads "
                                                "nowhere (dangling, or a loop)"))
-    if path.exists():
+    if path.exists() or (overlay and _real(path) in overlay):
         return path, None
     if ":" in spec:
         file, _, net = spec.rpartition(":")
-        if Path(file).exists():
+        if Path(file).exists() or (overlay and _real(Path(file)) in overlay):
             return Path(file), net
     index = zoo_index()
     if spec in index:
@@ -347,7 +348,7 @@ def load(spec: str, overrides: dict[str, Any] | None = None,
     if not 1 <= max_depth <= MAX_DEPTH_LIMIT:
         raise DiagnosticError(Diagnostic(None, f"--max-depth must be in 1..{MAX_DEPTH_LIMIT:,}; "
                                                f"got {max_depth}"))
-    path, net_name = resolve_spec(spec)
+    path, net_name = resolve_spec(spec, overlay)
     if path.suffix == ".prototxt":  # imported from Caffe on the fly
         program = program_of_text(import_prototxt(path, input_shapes), path.with_suffix(".net"))
     else:

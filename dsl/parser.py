@@ -74,10 +74,14 @@ def load_grammar(package: str, filename: str, **options) -> Lark:
 _NAMED_TERMINAL = re.compile(r"^([A-Z][A-Z0-9_]*)(?:\.\d+)?\s*:", re.MULTILINE)
 
 
-@lru_cache(maxsize=1)
+_NAMED: frozenset[str] = frozenset()  # filled on the first parse
+
+
 def _named_terminals() -> frozenset[str]:
+    global _NAMED
     text = resources.files(__package__).joinpath("netc.lark").read_text(encoding="utf-8")
-    return frozenset(_NAMED_TERMINAL.findall(text))
+    _NAMED = frozenset(_NAMED_TERMINAL.findall(text))
+    return _NAMED
 
 
 @lru_cache(maxsize=1)
@@ -130,7 +134,7 @@ def _with_span(f, _data, children, _meta):
         if last is not None:
             break
     meta = _Meta(first.line, first.column, last.end_line, last.end_column) if first else None
-    named = _named_terminals()
+    named = _NAMED or _named_terminals()
     kept = [c for c in children if type(c) is not Token or c.type in named]
     result = f(meta, *kept)
     if meta is not None:

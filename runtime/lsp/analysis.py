@@ -16,7 +16,7 @@ from pathlib import Path
 
 from netc.compiler.analyses.summary import receptive_fields
 from netc.compiler.frontend.context import Trace
-from netc.compiler.frontend.loader import Program, load, nets_of, read_program
+from netc.compiler.frontend.loader import Program, load, nets_of, paused_gc, read_program
 from netc.compiler.ir import Graph, Node
 from netc.dsl import ast
 from netc.dsl.diagnostics import Diagnostic, DiagnosticError
@@ -118,7 +118,11 @@ def analyze(path: Path, overlay: Mapping[Path, str], version: int | None = None,
     Raises :class:`~netc.compiler.frontend.context.Cancelled` when ``cancelled()`` turns true
     during elaboration.
     """
-    path = real(path)
+    with paused_gc():
+        return _analyze(real(path), overlay, version, cancelled, budgets)
+
+
+def _analyze(path: Path, overlay, version, cancelled, budgets) -> Analysis:
     text = overlay.get(path, "")
     try:
         program = read_program(path, overlay)

@@ -179,3 +179,20 @@ async def test_inlay_hints_give_every_line_of_a_net_its_shape(client, tmp_path):
                    5: "→ 2048", 6: "→ 10"}
     lines = SMALL.splitlines()
     assert all(h.position.character == len(lines[h.position.line]) for h in hints)
+
+
+async def test_a_mistake_in_an_included_file_is_published_for_that_file(client, tmp_path):
+    lib = tmp_path / "blocks.net"
+    lib.write_text("def wide(ch) =\n  conv(ch, 9) -> relu\n")
+    path = tmp_path / "uses.net"
+    text = 'include "blocks.net"\nnet uses {\n  input image: 3x8x8\n  image -> wide(4)\n}\n'
+    path.write_text(text)
+    uri = open_doc(client, path)
+    lib_uri = uris.from_fs_path(str(lib.resolve()))
+    assert list(await published(client, uri, 1)) == []  # the mistake is not in this file
+    got = await published(client, lib_uri, None)
+    assert len(got) == 1 and got[0].range.start == lsp.Position(1, 2)
+    assert "note: in wide(ch=4)" in got[0].message  # the expansion path, as check's note
+    change(client, uri, 2, text.replace("3x8x8", "3x16x16"))
+    await published(client, uri, 2)
+    assert list(client.diagnostics[lib_uri]) == []

@@ -26,6 +26,7 @@ from pygls import uris
 from pygls.lsp.server import LanguageServer
 
 from netc.compiler.frontend.context import Cancelled
+from netc.compiler.frontend.loader import Program
 from netc.dsl.diagnostics import Diagnostic
 from netc.runtime import __version__
 from netc.runtime.lsp.analysis import Analysis, analyze, real
@@ -56,7 +57,7 @@ class NetcServer(LanguageServer):
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="netc-check")
         self.latest: dict[str, int | None] = {}  # uri -> newest version edited
         self.results: dict[str, Analysis] = {}  # uri -> newest check published
-        self.good: dict[str, object] = {}  # uri -> last Program that parsed
+        self.good: dict[str, Program] = {}  # uri -> last Program that parsed
         self.published: dict[str, dict[str, list[lsp.Diagnostic]]] = {}  # file -> root -> list
         self.closing = False
         self.budgets: dict = {}  # load()'s max_nodes, max_depth, max_memory (netc lsp's flags)
@@ -113,14 +114,21 @@ class NetcServer(LanguageServer):
                             [Diagnostic(None, message[:1000])], [], overlay)
 
     def publish(self, uri: str, analysis: Analysis) -> None:
-        """Publish the check's diagnostics for the document and each file it read."""
+        """Publish the check's diagnostics for the document and each file it read; a file it
+        no longer reads loses what this document's checks said about it."""
+        lists: dict[str, list[lsp.Diagnostic]] = {}
         for path, diags in analysis.by_file().items():
             file_uri = uri if path == analysis.path else uris.from_fs_path(str(path))
-            if file_uri is None:
-                continue
+            if file_uri is not None:
+                lists[file_uri] = [to_lsp(d) for d in diags[:MAX_DIAGNOSTICS]]
+        for file_uri, per_root in self.published.items():
+            if file_uri not in lists and uri in per_root:
+                lists[file_uri] = []
+        # The document's own list last: a client that waits for its version has the rest.
+        for file_uri, diags in sorted(lists.items(), key=lambda item: item[0] == uri):
             per_root = self.published.setdefault(file_uri, {})
-            per_root[uri] = [to_lsp(d) for d in diags[:MAX_DIAGNOSTICS]]
-            merged = [d for lists in per_root.values() for d in lists]
+            per_root[uri] = diags
+            merged = [d for each in per_root.values() for d in each]
             version = analysis.version if file_uri == uri else None
             self.text_document_publish_diagnostics(
                 lsp.PublishDiagnosticsParams(file_uri, merged, version=version))
@@ -190,9 +198,11 @@ async def on_definition(ls: NetcServer, params: lsp.DefinitionParams):
 @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
 async def on_symbols(ls: NetcServer, params: lsp.DocumentSymbolParams):
     analysis = await ls.current(params.text_document.uri)
-    if analysis is None or analysis.module is None:
+    if analysis is None:
         return []
-    return symbols(analysis.module, analysis.text)
+    good = ls.good.get(params.text_document.uri)  # while a line is half typed: the last parse
+    module = analysis.module or (good.modules.get(analysis.path) if good else None)
+    return symbols(module, analysis.text) if module is not None else []
 
 
 @server.feature(lsp.TEXT_DOCUMENT_COMPLETION,

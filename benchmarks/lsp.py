@@ -69,6 +69,7 @@ NETS = {
 
 
 def spec_text(name: str) -> str:
+    """The text of one benchmark spec."""
     return NETS[name][0]()
 
 
@@ -78,28 +79,35 @@ class Client:
     def __init__(self):
         self.client = LanguageClient("netc-bench", "1")
         self.arrived: dict[tuple[str, int], tuple[float, list]] = {}
+        self.event = asyncio.Event()
 
         @self.client.feature(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
         def published(ls, params: lsp.PublishDiagnosticsParams):
             if params.version is not None:
                 self.arrived[(params.uri, params.version)] = (time.perf_counter(),
                                                               params.diagnostics)
+                self.event.set()
 
     async def start(self):
+        """Start `netc lsp` and initialise the session."""
         await self.client.start_io(sys.executable, "-m", "netc.runtime.cli", "lsp")
         await self.client.initialize_async(lsp.InitializeParams(
             capabilities=lsp.ClientCapabilities()))
         self.client.initialized(lsp.InitializedParams())
 
     async def wait(self, uri: str, version: int, limit: float = 120.0) -> tuple[float, list]:
+        """When the diagnostics of ``version`` arrived, and what they were."""
         deadline = time.perf_counter() + limit
-        while (uri, version) not in self.arrived:
-            if time.perf_counter() > deadline:
-                raise RuntimeError(f"no diagnostics for version {version} in {limit} s")
-            await asyncio.sleep(0.001)
+        while (uri, version) not in self.arrived:  # woken by each publication, no polling
+            self.event.clear()
+            try:
+                await asyncio.wait_for(self.event.wait(), deadline - time.perf_counter())
+            except TimeoutError:
+                raise RuntimeError(f"no diagnostics for version {version} in {limit} s") from None
         return self.arrived[(uri, version)]
 
     async def stop(self):
+        """Shut the server down."""
         await self.client.shutdown_async(None)
         self.client.exit(None)
         await self.client.stop()
@@ -131,6 +139,7 @@ async def edit(client: Client, uri: str, version: int, text: str) -> float:
 
 
 async def bench_net(client: Client, name: str, turns: int, folder: Path) -> dict:
+    """Open the net's file, then alternate A and B turn by turn."""
     text = spec_text(name)
     old, new = NETS[name][1]
     path = folder / f"{name.split()[0]}.net"
@@ -154,10 +163,12 @@ async def bench_net(client: Client, name: str, turns: int, folder: Path) -> dict
 
 
 def p90(xs: list[float]) -> float:
+    """The 90th percentile."""
     return statistics.quantiles(xs, n=10)[-1] if len(xs) > 1 else xs[0]
 
 
 def table(results: dict) -> str:
+    """The RESULTS.md table: one row per net."""
     rows = ["| net | `netc lsp`, edit -> diagnostics: median / p90 | `netc check` in-process: "
             "median / p90 | ratio lsp/check: median (p10-p90) | target |",
             "|---|---|---|---|---|"]
@@ -174,6 +185,7 @@ def table(results: dict) -> str:
 
 
 async def run(names: list[str], turns: int | None) -> dict:
+    """Start the server, run each net's turns, stop it."""
     client = Client()
     await client.start()
     results = {}
@@ -185,6 +197,7 @@ async def run(names: list[str], turns: int | None) -> dict:
 
 
 def main() -> None:
+    """Run, print and write the RESULTS.md section."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nets", nargs="+", choices=list(NETS), default=list(NETS))
     parser.add_argument("--turns", type=int, default=None, help="turns per net (default: 30 "

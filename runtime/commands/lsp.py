@@ -12,6 +12,7 @@ from netc.runtime.commands.options import add_max_memory, positive_int
 
 
 def add_arguments(p):
+    """``--stdio`` and check's budgets."""
     from netc.compiler.frontend.context import DEFAULT_MAX_DEPTH, DEFAULT_MAX_NODES, \
         MAX_DEPTH_LIMIT
 

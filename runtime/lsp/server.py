@@ -149,16 +149,19 @@ server = NetcServer()
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
 async def did_open(ls: NetcServer, params: lsp.DidOpenTextDocumentParams):
+    """A document opened: check it."""
     await ls.schedule(params.text_document.uri, params.text_document.version)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
 async def did_change(ls: NetcServer, params: lsp.DidChangeTextDocumentParams):
+    """An edit: check the new text, cancelling the check of an older one."""
     await ls.schedule(params.text_document.uri, params.text_document.version)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: NetcServer, params: lsp.DidCloseTextDocumentParams):
+    """A document closed: forget its checks and what they said about other files."""
     uri = params.text_document.uri
     ls.latest.pop(uri, None)
     ls.results.pop(uri, None)
@@ -170,6 +173,7 @@ def did_close(ls: NetcServer, params: lsp.DidCloseTextDocumentParams):
 
 @server.feature(lsp.TEXT_DOCUMENT_HOVER)
 async def on_hover(ls: NetcServer, params: lsp.HoverParams):
+    """Hover: :func:`netc.runtime.lsp.hover.hover` on the newest check."""
     analysis = await ls.current(params.text_document.uri)
     if analysis is None:
         return None
@@ -180,6 +184,7 @@ async def on_hover(ls: NetcServer, params: lsp.HoverParams):
 
 @server.feature(lsp.TEXT_DOCUMENT_INLAY_HINT)
 async def on_inlay_hint(ls: NetcServer, params: lsp.InlayHintParams):
+    """Inlay hints: each line's output shape in the range asked."""
     analysis = await ls.current(params.text_document.uri)
     if analysis is None:
         return []
@@ -188,6 +193,7 @@ async def on_inlay_hint(ls: NetcServer, params: lsp.InlayHintParams):
 
 @server.feature(lsp.TEXT_DOCUMENT_DEFINITION)
 async def on_definition(ls: NetcServer, params: lsp.DefinitionParams):
+    """Go to definition, across includes."""
     analysis = await ls.current(params.text_document.uri)
     if analysis is None:
         return None
@@ -197,6 +203,7 @@ async def on_definition(ls: NetcServer, params: lsp.DefinitionParams):
 
 @server.feature(lsp.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
 async def on_symbols(ls: NetcServer, params: lsp.DocumentSymbolParams):
+    """The outline: nets, definitions, constants and their labels."""
     analysis = await ls.current(params.text_document.uri)
     if analysis is None:
         return []
@@ -208,6 +215,7 @@ async def on_symbols(ls: NetcServer, params: lsp.DocumentSymbolParams):
 @server.feature(lsp.TEXT_DOCUMENT_COMPLETION,
                 lsp.CompletionOptions(trigger_characters=["(", ",", " "]))
 def on_completion(ls: NetcServer, params: lsp.CompletionParams):
+    """Completion on the newest text, with the names of the last program that parsed."""
     uri = params.text_document.uri
     text = ls.workspace.get_text_document(uri).source
     analysis = ls.results.get(uri)
@@ -218,7 +226,8 @@ def on_completion(ls: NetcServer, params: lsp.CompletionParams):
 
 @server.feature(lsp.SHUTDOWN)
 def on_shutdown(ls: NetcServer, params=None):
-    ls.closing = True  # a running check stops at its next look at the version
+    """The client is leaving: a running check stops at its next look at the version."""
+    ls.closing = True
 
 
 def serve(budgets: dict | None = None) -> None:

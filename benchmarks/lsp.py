@@ -209,9 +209,9 @@ def main() -> None:
 
 Machine: {machine()}, shared with other jobs (load moves both sides of a turn alike: the ratio
 is the steadier figure). A pygls client drives `netc lsp` over stdio: each turn sends one
-`didChange` that toggles one character (the net's `classes` default) and times until that
-version's diagnostics are published; the baseline is `netc check FILE` on the same text in the
-benchmark's own process (no process start). Command: `python benchmarks/lsp.py`.
+`didChange` that toggles one character (the net's `classes` default; the chain's input width)
+and times until that version's diagnostics are published; the baseline is `netc check FILE` on
+the same text in the benchmark's own process (no process start). Command: `python benchmarks/lsp.py`.
 
 {table(results)}
 """

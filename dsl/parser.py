@@ -441,3 +441,40 @@ def parse(text: str, file: str = "<string>") -> ast.Module:
             _POSITIONS.clear()
     check_nesting(module)
     return module
+
+
+# Where a top-level item may begin: one of its keywords at the start of a line.
+_ITEM_START = re.compile(r"^(?:include|def|inline|net|recipe|let)\b", re.MULTILINE)
+_ITEMS: dict[tuple[str, int, str], tuple] = {}  # (file, first line, chunk) -> its items
+MAX_CACHED_CHUNKS = 4096
+
+
+def parse_incremental(text: str, file: str = "<string>") -> ast.Module:
+    """:func:`parse`, reusing the items of the chunks of ``text`` parsed before (an editor's
+    file after a one-character edit: only the edited item's chunk is parsed again).
+
+    The text is cut before each line that starts with an item's keyword, and each chunk is
+    parsed at its own lines. Where any chunk does not parse (a cut inside an item, or a
+    mistake), the whole text is parsed as :func:`parse` does, so the result and every message
+    are :func:`parse`'s.
+    """
+    starts = [m.start() for m in _ITEM_START.finditer(text)]
+    if "\r" in text or len(starts) < 2:
+        return parse(text, file)
+    bounds = ([0] if starts[0] else []) + starts + [len(text)]
+    items: list = []
+    line = 1
+    try:
+        for lo, hi in zip(bounds, bounds[1:]):
+            chunk = text[lo:hi]
+            key = (file, line, chunk)
+            if key not in _ITEMS:
+                if len(_ITEMS) >= MAX_CACHED_CHUNKS:
+                    _ITEMS.clear()
+                _ITEMS[key] = parse("\n" * (line - 1) + chunk, file).items
+            items.extend(_ITEMS[key])
+            line += chunk.count("\n")
+    except DiagnosticError:
+        return parse(text, file)
+    SOURCES.texts[file] = text  # diagnostics quote the whole text, not the last chunk
+    return ast.Module(Span(file, 1, 1), tuple(items))

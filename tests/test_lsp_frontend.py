@@ -4,6 +4,8 @@ with its cancellation."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from netc.compiler.frontend import loader
@@ -12,9 +14,12 @@ from netc.compiler.frontend.loader import load, read_program
 from netc.compiler.frontend.values import Value
 from netc.dsl import ast
 from netc.dsl.diagnostics import DiagnosticError, Span
-from netc.dsl.parser import parse
+from netc.dsl import parser
+from netc.dsl.parser import parse, parse_incremental
 from netc.runtime.lsp.analysis import real
 from netc.runtime.lsp.positions import children
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def spans(text: str) -> dict[str, Span]:
@@ -64,9 +69,10 @@ def test_an_unsaved_text_is_read_instead_of_the_file_and_only_it_is_parsed_again
     main = tmp_path / "main.net"
     main.write_text(MAIN.format(4))
     parsed = []
-    real_parse = loader.parse
-    monkeypatch.setattr(loader, "parse", lambda text, file: parsed.append(file)
-                        or real_parse(text, file))
+    for name in ("parse", "parse_incremental"):  # a file's text, and an editor's
+        real_parse = getattr(loader, name)
+        monkeypatch.setattr(loader, name, lambda text, file, real_parse=real_parse:
+                            parsed.append(file) or real_parse(text, file))
     assert load(str(main)).nodes["block1.conv1"].shape == (4, 8, 8)
     overlay = {real(main): MAIN.format(16)}  # the editor's text, not saved
     assert load(str(main), overlay=overlay).nodes["block1.conv1"].shape == (16, 8, 8)
@@ -93,3 +99,25 @@ def test_the_trace_keeps_each_application_and_a_cancel_stops_elaboration(tmp_pat
     spec.write_text("net t {\n  input image: 3x8x8\n  image -> relu * 100000\n}\n")
     with pytest.raises(Cancelled):
         load(str(spec), trace=Trace(lambda: True))
+
+
+def outcome(fn, text: str):
+    try:
+        return repr(fn(text, "z.net"))
+    except DiagnosticError as err:
+        return repr(err.diagnostics)
+
+
+@pytest.mark.parametrize("name", ["resnet.net", "vgg.net", "preact_resnet.net", "inception_v3.net"])
+def test_parsing_by_items_gives_what_parsing_the_whole_text_gives(name, monkeypatch):
+    text = (ROOT / "model_specs" / name).read_text()
+    edits = [text] + [text[:k] + text[k + 1:] for k in range(0, len(text), 97)]  # deletions
+    edits += [text[:k] + "\nlet " + text[k:] for k in range(0, len(text), 89)]  # cut items
+    for edited in edits:
+        assert outcome(parse_incremental, edited) == outcome(parse, edited)
+    chunks = []
+    real_parse = parser.parse
+    monkeypatch.setattr(parser, "parse", lambda t, f: chunks.append(t) or real_parse(t, f))
+    edited = text.replace("net ", "net  ", 1)  # one item's text changes, no line moves
+    assert outcome(parse_incremental, edited) == outcome(real_parse, edited)
+    assert len(chunks) == 1 and "net  " in chunks[0]  # only that item's chunk was parsed

@@ -38,7 +38,7 @@ from netc.compiler.importers.caffe import import_prototxt
 from netc.compiler.ir import Graph
 from netc.dsl import ast
 from netc.dsl.diagnostics import Diagnostic, DiagnosticError, Span
-from netc.dsl.parser import parse
+from netc.dsl.parser import parse, parse_incremental
 from netc.dsl.sources import NotRegular, read_regular
 
 _NET_RE = re.compile(r"^\s*net\s+([A-Za-z_][A-Za-z0-9_]*)", re.MULTILINE)
@@ -86,7 +86,7 @@ def _parse_text(file: Path, text: str) -> ast.Module:
     cached = _PARSED_TEXT.get(file)
     if cached is None or cached[0] != text:
         try:
-            result: ast.Module | DiagnosticError = parse(text, _display(file))
+            result: ast.Module | DiagnosticError = parse_incremental(text, _display(file))
         except DiagnosticError as err:
             result = err
         cached = _PARSED_TEXT[file] = (text, result)

@@ -196,3 +196,25 @@ async def test_a_mistake_in_an_included_file_is_published_for_that_file(client, 
     change(client, uri, 2, text.replace("3x8x8", "3x16x16"))
     await published(client, uri, 2)
     assert list(client.diagnostics[lib_uri]) == []
+
+
+async def test_an_unsaved_edit_of_an_included_file_rechecks_the_file_that_includes_it(
+        client, tmp_path):
+    lib = tmp_path / "parts.net"
+    lib.write_text("def part(ch) =\n  conv(ch, 3, pad=1) -> relu\n")
+    path = tmp_path / "whole.net"
+    path.write_text('include "parts.net"\nnet whole {\n  input image: 3x8x8\n  image -> part(4)\n}\n')
+    uri = open_doc(client, path)
+    assert list(await published(client, uri, 1)) == []
+    lib_uri = open_doc(client, lib)
+    await published(client, lib_uri, 1)
+    change(client, lib_uri, 2, "def part(ch) =\n  conv(ch, 30) -> relu\n")  # not saved
+    deadline = time.monotonic() + 30
+
+    def messages():
+        return [d.message for d in client.diagnostics.get(lib_uri, ())]
+
+    while time.monotonic() < deadline and not any("(8 + 2*0 - 30)" in m for m in messages()):
+        await asyncio.sleep(0.01)
+    assert any("(8 + 2*0 - 30)/1 + 1" in m for m in messages()), messages()  # whole's check
+    assert "this file defines no net" in messages()  # parts.net's own check, as netc check's

@@ -62,6 +62,12 @@ class NetcServer(LanguageServer):
         self.closing = False
         self.budgets: dict = {}  # load()'s max_nodes, max_depth, max_memory (netc lsp's flags)
 
+    def shutdown(self):
+        """The connection is over (``exit``, or the editor gone): a running check stops at its
+        next look at the version, so the process does not wait for it."""
+        self.closing = True
+        super().shutdown()
+
     def overlay(self) -> dict[Path, str]:
         """The texts of the open documents, by real path: they replace the files on disk."""
         docs = self.workspace.text_documents

@@ -38,6 +38,7 @@ COMMANDS = {
     "probe": ("probe", "held-out accuracy of linear read-outs per layer"),
     "eigenfaces": ("eigenfaces",
                    "eigenfaces: is it a face, who is it, reconstruct an occluded face"),
+    "lsp": ("lsp", "the language server for editors (Language Server Protocol over stdio)"),
 }
 
 

@@ -79,7 +79,13 @@ class Applier:
         if x is POISON:
             return POISON
         self.ctx.step(block.span)
-        return self._rules[type(block)](block, x, label)
+        trace = self.ctx.trace
+        if trace is None:
+            return self._rules[type(block)](block, x, label)
+        first = len(self.ctx.graph.nodes)  # an editor asks what each block made (context.Trace)
+        value = self._rules[type(block)](block, x, label)
+        trace.record(block.span, self.ctx.graph, first, value)
+        return value
 
     def layer(self, b: OpBlock, x: Value, label):
         """One layer: one node (rule 2)."""

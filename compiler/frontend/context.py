@@ -41,6 +41,42 @@ class Fatal(Exception):
     """Stops elaboration at once (node budget, recursion depth, step budget)."""
 
 
+class Cancelled(Exception):
+    """Raised out of elaboration when its :class:`Trace` says the result is no longer wanted
+    (an editor's newer text): no diagnostic, nothing returned."""
+
+
+class Trace:
+    """What an editor asks of one elaboration (``netc lsp``): what each applied block gave, by
+    the block's span, and a way to stop early.
+
+    ``applied[span]`` lists, for each application of the block written at ``span`` in order,
+    ``(first, end, value)``: the nodes ``list(graph.nodes)[first:end]`` of ``graph`` (the
+    graph as built, before the passes) were made by it, and ``value`` is what it gave.
+    ``cancelled()`` is asked every 1,024 steps.
+    """
+
+    def __init__(self, cancelled=None):
+        self.records: list[tuple[Span, int, int, object]] = []  # in order; cheap to add to
+        self.graph: Graph | None = None
+        self.cancelled = cancelled or (lambda: False)
+        self._applied: dict[Span, list[tuple[int, int, object]]] | None = None
+
+    def record(self, span: Span, graph: Graph, first: int, value: object) -> None:
+        """One application of the block at ``span``, which made the nodes from ``first`` on."""
+        self.graph = graph
+        self.records.append((span, first, len(graph.nodes), value))
+
+    @property
+    def applied(self) -> dict[Span, list[tuple[int, int, object]]]:
+        """The records by span, built once when first asked."""
+        if self._applied is None:
+            self._applied = {}
+            for span, first, end, value in self.records:
+                self._applied.setdefault(span, []).append((first, end, value))
+        return self._applied
+
+
 class Context:
     """The shared state of one elaboration (rules in the module docstring)."""
 
@@ -55,6 +91,7 @@ class Context:
         self.path: list[str] = []  # expansion frames, for notes
         # The graph being built: None while a net's parameters (or an alias's) are evaluated.
         self.graph: Graph | None = None
+        self.trace: Trace | None = None  # set by an editor (netc lsp), else None
 
     def error(self, span: Span | None, message: str) -> Poison:
         """Record a diagnostic at ``span`` (rule 1); the failed value is ``POISON``."""
@@ -76,6 +113,8 @@ class Context:
         """Count one unit of work (an application, an iteration, a call) against the budget."""
         self.steps += 1
         self.where = span
+        if self.trace is not None and not self.steps & 1023 and self.trace.cancelled():
+            raise Cancelled
         if self.steps > self.idle_steps and self.graph is not None:
             made = len(self.graph.nodes)
             if self.steps > self.idle_steps + STEPS_PER_NODE * made:

@@ -7,27 +7,38 @@ Hostile paths are refused in one line each: only regular files are read (:mod:`n
 no FIFO, device, directory or symlink loop), includes are followed without recursion (a chain
 of 1,200 includes is fine), each file is parsed once per process, and elaboration runs on a
 thread with a deep stack so ``--max-depth`` can be raised without reaching Python's limits.
+
+An editor (``netc lsp``) passes an ``overlay`` (real path -> its unsaved text, read instead of
+the file), parsed once per text: after an edit only the edited file is parsed again.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import sys
 import threading
+from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from netc.compiler import ops
-from netc.compiler.frontend.context import DEFAULT_MAX_DEPTH, DEFAULT_MAX_NODES, MAX_DEPTH_LIMIT
+from netc.compiler.frontend.context import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_NODES,
+    MAX_DEPTH_LIMIT,
+    Trace,
+)
 from netc.compiler.frontend.elaborate import Elaborator
 from netc.compiler.importers.caffe import import_prototxt
 from netc.compiler.ir import Graph
 from netc.dsl import ast
 from netc.dsl.diagnostics import Diagnostic, DiagnosticError, Span
-from netc.dsl.parser import parse
+from netc.dsl.parser import parse, parse_incremental
 from netc.dsl.sources import NotRegular, read_regular
 
 _NET_RE = re.compile(r"^\s*net\s+([A-Za-z_][A-Za-z0-9_]*)", re.MULTILINE)
@@ -55,6 +66,8 @@ class Program:
     defs: dict[str, ast.Definition]
     nets: dict[str, ast.Net | ast.NetAlias]
     constants: dict[str, ast.LetStmt] = field(default_factory=dict)  # file-level ``let``
+    # Every file read (real path) -> its parsed module, the root first: what an editor shows.
+    modules: dict[Path, ast.Module] = field(default_factory=dict)
 
 
 def _real(path: Path) -> Path:
@@ -64,10 +77,29 @@ def _real(path: Path) -> Path:
 
 # Parsed files by (real path, inode, size, times): `netc check FILE` reads a file once, not per net.
 _PARSED: dict[tuple, ast.Module | DiagnosticError] = {}
+# Overlay texts by real path -> (text, what it parsed to): the last text of each open file.
+_PARSED_TEXT: dict[Path, tuple[str, ast.Module | DiagnosticError]] = {}
 
 
-def _parse_file(file: Path, at: Span | None) -> ast.Module:
+def _parse_text(file: Path, text: str) -> ast.Module:
+    """Parse an editor's text for ``file`` (cached while the text is the same)."""
+    cached = _PARSED_TEXT.get(file)
+    if cached is None or cached[0] != text:
+        try:
+            result: ast.Module | DiagnosticError = parse_incremental(text, _display(file))
+        except DiagnosticError as err:
+            result = err
+        cached = _PARSED_TEXT[file] = (text, result)
+    if isinstance(cached[1], DiagnosticError):
+        raise cached[1]
+    return cached[1]
+
+
+def _parse_file(file: Path, at: Span | None,
+                overlay: Mapping[Path, str] | None = None) -> ast.Module:
     """Read and parse one file (cached); DiagnosticError, located at ``at`` for read errors."""
+    if overlay and file in overlay:
+        return _parse_text(file, overlay[file])
     try:
         st = file.stat()
         key = (file, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
@@ -108,7 +140,9 @@ class _ProgramReader:
     An explicit stack, not recursion: each frame is a file and the items still to read.
     """
 
-    def __init__(self):
+    def __init__(self, overlay: Mapping[Path, str] | None = None):
+        self.overlay = overlay
+        self.modules: dict[Path, ast.Module] = {}
         self.defs: dict[str, ast.Definition] = {}
         self.nets: dict[str, ast.Net | ast.NetAlias] = {}
         self.constants: dict[str, ast.LetStmt] = {}
@@ -145,10 +179,11 @@ class _ProgramReader:
             return
         self.done.add(file)
         try:
-            module = _parse_file(file, at)
+            module = _parse_file(file, at, self.overlay)
         except DiagnosticError as err:
             self.diags.extend(err.diagnostics)
             return
+        self.modules[file] = module
         self.frames.append((file, iter(module.items)))
         self.open_files.add(file)
 
@@ -158,7 +193,8 @@ class _ProgramReader:
             self.diags.append(Diagnostic(item.span, "include of an empty file name"))
             return
         target = file.parent / item.path
-        if not target.exists() and (zoo_dir() / item.path).exists():
+        if (not target.exists() and not (self.overlay and _real(target) in self.overlay)
+                and (zoo_dir() / item.path).exists()):
             target = zoo_dir() / item.path
         self.enter(target, item.span)
 
@@ -180,13 +216,16 @@ class _ProgramReader:
             _check_params(item.params, f"net {item.name}", self.diags)
 
 
-def read_program(path: Path) -> Program:
-    """Parse ``path`` and its includes, depth first in file order. Raises DiagnosticError."""
-    reader = _ProgramReader()
+def read_program(path: Path, overlay: Mapping[Path, str] | None = None) -> Program:
+    """Parse ``path`` and its includes, depth first in file order. Raises DiagnosticError.
+
+    ``overlay`` (real path -> text) holds an editor's unsaved texts, read instead of files.
+    """
+    reader = _ProgramReader(overlay)
     reader.read(path)
     if reader.diags:
         raise DiagnosticError(reader.diags)
-    return Program(path, reader.defs, reader.nets, reader.constants)
+    return Program(path, reader.defs, reader.nets, reader.constants, reader.modules)
 
 
 def program_of_text(text: str, file: Path) -> Program:
@@ -248,21 +287,21 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def nets_of(spec: str) -> list[str]:
+def nets_of(spec: str, overlay: Mapping[Path, str] | None = None) -> list[str]:
     """The specs a SPEC names: itself, or ``FILE:NET`` for each net of a file that defines
     several (so ``netc check vgg.net`` checks the whole family)."""
-    path, net_name = resolve_spec(spec)
+    path, net_name = resolve_spec(spec, overlay)
     if net_name is not None or path.suffix != ".net":
         return [spec]
-    program = read_program(path)
+    program = read_program(path, overlay)
     own = [n.name for n in program.nets.values()
            if Path(n.span.file).resolve() == path.resolve()
            or n.span.file == _display(path.resolve())]
     return [f"{path}:{n}" for n in own] if len(own) > 1 else [spec]
 
 
-def resolve_spec(spec: str) -> tuple[Path, str | None]:
-    """(file, net name or None) for a zoo name, a path, or ``path:net``."""
+def resolve_spec(spec: str, overlay: Mapping[Path, str] | None = None) -> tuple[Path, str | None]:
+    """(file, net name or None) for a zoo name, a path, or ``path:net`` (or one in ``overlay``)."""
     if not spec.strip():
         raise DiagnosticError(Diagnostic(None, "the SPEC is empty: name a zoo net (vgg16), a "
                                                ".net file or a Caffe .prototxt"))
@@ -270,11 +309,11 @@ def resolve_spec(spec: str) -> tuple[Path, str | None]:
     if path.is_symlink() and not path.exists():
         raise DiagnosticError(Diagnostic(None, f"cannot read {spec}: a symlink that leads "
                                                "nowhere (dangling, or a loop)"))
-    if path.exists():
+    if path.exists() or (overlay and _real(path) in overlay):
         return path, None
     if ":" in spec:
         file, _, net = spec.rpartition(":")
-        if Path(file).exists():
+        if Path(file).exists() or (overlay and _real(Path(file)) in overlay):
             return Path(file), net
     index = zoo_index()
     if spec in index:
@@ -290,7 +329,8 @@ def resolve_spec(spec: str) -> tuple[Path, str | None]:
 def load(spec: str, overrides: dict[str, Any] | None = None,
          max_nodes: int = DEFAULT_MAX_NODES, max_depth: int = DEFAULT_MAX_DEPTH,
          max_memory: int | None = None,
-         input_shapes: dict[str | None, tuple[int, ...]] | None = None) -> Graph:
+         input_shapes: dict[str | None, tuple[int, ...]] | None = None,
+         overlay: Mapping[Path, str] | None = None, trace: Trace | None = None) -> Graph:
     """Parse and elaborate ``spec`` into a checked IR graph. Raises DiagnosticError.
 
     ``max_nodes`` and ``max_depth`` bound elaboration (:mod:`netc.compiler.frontend.elaborate`);
@@ -299,53 +339,82 @@ def load(spec: str, overrides: dict[str, Any] | None = None,
     drawn.
     ``input_shapes`` replace declared input shapes (``--input``): input name, or None for the
     first input, -> shape.
+    ``overlay`` holds an editor's unsaved texts (:func:`read_program`); ``trace`` records what
+    each block made and can cancel elaboration (:class:`~netc.compiler.frontend.context.Trace`,
+    raising ``Cancelled``).
     """
     if not 1 <= max_depth <= MAX_DEPTH_LIMIT:
         raise DiagnosticError(Diagnostic(None, f"--max-depth must be in 1..{MAX_DEPTH_LIMIT:,}; "
                                                f"got {max_depth}"))
-    path, net_name = resolve_spec(spec)
-    if path.suffix == ".prototxt":  # imported from Caffe on the fly
-        program = program_of_text(import_prototxt(path, input_shapes), path.with_suffix(".net"))
-    else:
-        program = read_program(path)
-    own = [n for n in program.nets.values() if _real(Path(n.span.file)) == _real(path)
-           or n.span.file == _display(_real(path))]
-    if net_name is None:
-        candidates = own or list(program.nets.values())
-        if not candidates:
-            raise DiagnosticError(Diagnostic(Span(_display(_real(path)), 1, 1),
-                                             "this file defines no net"))
-        if len(candidates) > 1:
-            names = ", ".join(n.name for n in candidates)
-            raise DiagnosticError(Diagnostic(
-                None, f"{path} defines several nets ({names}); name one as {path}:NAME"))
-        net = candidates[0]
-    elif net_name in program.nets:
-        net = program.nets[net_name]
-    else:
-        raise DiagnosticError(Diagnostic(None, f"{path} has no net {net_name!r}; it defines "
-                                               f"{', '.join(program.nets) or 'none'}"))
+    with paused_gc():  # the front end's objects all live on: no collector passes
+        path, net_name = resolve_spec(spec, overlay)
+        if path.suffix == ".prototxt":  # imported from Caffe on the fly
+            program = program_of_text(import_prototxt(path, input_shapes), path.with_suffix(".net"))
+        else:
+            program = read_program(path, overlay)
+        own = [n for n in program.nets.values() if _real(Path(n.span.file)) == _real(path)
+               or n.span.file == _display(_real(path))]
+        if net_name is None:
+            candidates = own or list(program.nets.values())
+            if not candidates:
+                raise DiagnosticError(Diagnostic(Span(_display(_real(path)), 1, 1),
+                                                 "this file defines no net"))
+            if len(candidates) > 1:
+                names = ", ".join(n.name for n in candidates)
+                raise DiagnosticError(Diagnostic(
+                    None, f"{path} defines several nets ({names}); name one as {path}:NAME"))
+            net = candidates[0]
+        elif net_name in program.nets:
+            net = program.nets[net_name]
+        else:
+            raise DiagnosticError(Diagnostic(None, f"{path} has no net {net_name!r}; it defines "
+                                                   f"{', '.join(program.nets) or 'none'}"))
 
-    def elaborate() -> Graph:
-        elaborator = Elaborator(program.defs, max_nodes=max_nodes, max_depth=max_depth,
-                                constants=program.constants, input_shapes=input_shapes)
-        name = net.name
-        target, set_by_alias = resolve_alias(net, program, elaborator)
-        known = [p.name for p in target.params]
-        for key in overrides or {}:
-            if key not in known:
-                raise DiagnosticError(Diagnostic(None, f"net {name} has no parameter {key!r}; "
-                                                       f"it takes ({', '.join(known)})"))
-        graph = elaborator.net(target, {**set_by_alias, **(overrides or {})}, str(path))
-        graph.name = name
+        def elaborate() -> Graph:
+            elaborator = Elaborator(program.defs, max_nodes=max_nodes, max_depth=max_depth,
+                                    constants=program.constants, input_shapes=input_shapes)
+            elaborator.ctx.trace = trace
+            name = net.name
+            target, set_by_alias = resolve_alias(net, program, elaborator)
+            known = [p.name for p in target.params]
+            for key in overrides or {}:
+                if key not in known:
+                    raise DiagnosticError(Diagnostic(None, f"net {name} has no parameter {key!r}; "
+                                                           f"it takes ({', '.join(known)})"))
+            graph = elaborator.net(target, {**set_by_alias, **(overrides or {})}, str(path))
+            graph.name = name
+            return graph
+
+        graph = run_deep(elaborate, max_depth)
+        if max_memory is not None:
+            from netc.compiler.analyses.budget import check_memory
+
+            check_memory(graph, max_memory)
         return graph
 
-    graph = run_deep(elaborate, max_depth)
-    if max_memory is not None:
-        from netc.compiler.analyses.budget import check_memory
 
-        check_memory(graph, max_memory)
-    return graph
+_GC_PAUSE = [threading.Lock(), 0, False]  # lock, blocks open, was gc enabled before them
+
+
+@contextmanager
+def paused_gc():
+    """Python's cyclic collector paused while a spec is read and elaborated: the front end makes
+    a few hundred thousand objects that live on (AST, graph), and the collector's passes over
+    them cost ~40% of loading a 30,000-layer chain. Reference counting still frees what dies;
+    the collector is back when the last (nested or concurrent) block closes."""
+    lock = _GC_PAUSE[0]
+    with lock:
+        if _GC_PAUSE[1] == 0:
+            _GC_PAUSE[2] = gc.isenabled()
+            gc.disable()
+        _GC_PAUSE[1] += 1
+    try:
+        yield
+    finally:
+        with lock:
+            _GC_PAUSE[1] -= 1
+            if _GC_PAUSE[1] == 0 and _GC_PAUSE[2]:
+                gc.enable()
 
 
 _STACK_BYTES = 256 * 2**20

@@ -173,3 +173,18 @@ def test_the_graph_count_stays_fixed_after_the_first_step_of_each_shape(graphs, 
     # chains, 5 graphs: its two 4-channel bodies share one).
     assert per_shape[0] == per_shape[1]
     assert 0 < per_shape[0] < len(net._blocks)
+
+
+def test_netc_train_compile_trains_and_an_unknown_backend_is_one_line(graphs, tmp_path, capsys):
+    from netc.runtime.cli import main
+
+    spec = tmp_path / "small_sd.net"
+    spec.write_text(RESNET.replace("3x8x8", "1x8x8"))
+    out = tmp_path / "w.safetensors"
+    args = [str(spec), "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "8",
+            "--no-progress", "-o", str(out), "--checkpoint", str(tmp_path / "c.pt")]
+    assert main(["train", *args, "--compile", "aot_eager"]) == 0
+    assert out.exists()
+    assert main(["train", *args, "--compile", "no_such_backend"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no backend 'no_such_backend'" in err[0]

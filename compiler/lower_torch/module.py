@@ -237,6 +237,12 @@ class NetModule(nn.Module):
         training step skips what it drops, as eager does. ``options`` go to ``torch.compile``
         (``dynamic=False`` unless given). Returns the module itself; call it as before, not
         through ``torch.compile(net)``."""
+        from torch._dynamo import list_backends
+
+        known = list_backends(exclude_tags=())
+        if backend not in known:
+            raise UserError(f"torch.compile has no backend {backend!r}; it has "
+                            f"{', '.join(b for b in known if 'TESTING' not in b)}")
         self._compile = {"backend": backend, "dynamic": False, **options}
         self._blocks.clear()
         self._block_plans.clear()

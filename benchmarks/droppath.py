@@ -69,7 +69,8 @@ class Side:
     the gates in Python) or whole (``torch.compile`` of the whole net: one graph, every body
     computed and multiplied by its gate)."""
 
-    def __init__(self, name: str, batch: int, mode: str = "eager", backend: str = "inductor"):
+    def __init__(self, name: str, batch: int, mode: str = "eager", backend: str = "inductor",
+                 device: str = "cpu"):
         import torch
 
         from netc.compiler.lower_torch.module import build_module
@@ -78,8 +79,9 @@ class Side:
         self.name, self.mode = name, mode
         graph = graph_of(name)
         self.head = classifier_head(graph)
-        self.module = build_module(graph, seed=0).train()
+        self.module = build_module(graph, seed=0).train().to(device)
         self.model = self.module
+        self.sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
         if mode == "blocks":
             self.module.compile_blocks(backend=backend)
         elif mode == "whole":
@@ -88,8 +90,8 @@ class Side:
                                    weight_decay=5e-4)
         shape = next(iter(graph.inputs.values())).shape
         gen = torch.Generator().manual_seed(1)
-        self.x = torch.randn((batch, *shape), generator=gen)
-        self.y = torch.randint(0, graph[self.head].shape[0], (batch,), generator=gen)
+        self.x = torch.randn((batch, *shape), generator=gen).to(device)
+        self.y = torch.randint(0, graph[self.head].shape[0], (batch,), generator=gen).to(device)
         self.steps = 0
         self.first_s: float | None = None
 
@@ -97,12 +99,14 @@ class Side:
         import torch.nn.functional as F
 
         self.module.seed_gates(0, self.steps)
+        self.sync()
         start = time.perf_counter()
         logits = self.model(self.x, taps=[self.head])[self.head]
         loss = F.cross_entropy(logits, self.y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
+        self.sync()
         took = time.perf_counter() - start
         self.steps += 1
         if self.first_s is None:
@@ -129,7 +133,8 @@ def sides_of(pair: str, compiled: bool) -> tuple[list[tuple[str, str]], list[tup
 
 
 def measure(pair: str, compiled: bool, turns: int, warmup: int, cap_s: float, log,
-            batch: int | None = None, backend: str = "inductor", whole: bool = False) -> list:
+            batch: int | None = None, backend: str = "inductor", whole: bool = False,
+            device: str = "cpu") -> list:
     """Alternate the pair's sides turn by turn (the order rotating), one row per ratio."""
     import torch._dynamo
     from torch._dynamo.utils import counters
@@ -140,7 +145,7 @@ def measure(pair: str, compiled: bool, turns: int, warmup: int, cap_s: float, lo
     specs, ratios = sides_of(pair, compiled)
     if whole:  # the whole net compiled: one graph per side, nothing skipped
         specs, ratios = [(n, "whole") for n, _ in specs[:2]], [(0, 1, GOALS.get(pair))]
-    sides = [Side(n, batch, m, backend) for n, m in specs]
+    sides = [Side(n, batch, m, backend, device) for n, m in specs]
     for i in range(warmup):  # compiling happens here, once per side (and shape)
         for side in sides:
             took = side.step()

@@ -8,15 +8,13 @@ are compiled and called, the gradients, the graph count) is dynamo's part; the b
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 import torch
 import torch.nn.functional as F
 from torch._dynamo.utils import counters
 
 from netc.compiler.frontend.loader import load
-from netc.compiler.lower_torch.blocks import Residual, find_chains
+from netc.compiler.lower_torch.blocks import Chain, find_chains
 from netc.compiler.lower_torch.module import build_module
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -117,32 +115,28 @@ def test_residual_bodies_and_fractal_columns_are_chains(graphs):
     assert not any(plan[i].name in fractal._gated() for c in chains for i in c)
 
 
-def test_a_residual_unit_is_one_compiled_call_and_a_closed_body_is_not_called(graphs):
+def test_a_closed_body_is_not_called(graphs):
     net = build_module(graphs["small_sd"]).train().compile_blocks(backend="aot_eager")
     x = torch.randn(2, 3, 8, 8)
-    net(x)  # builds the plan with its chains and residual units
-    plan = net._block_plans[("fc",)]
-    units = [item for item in plan if isinstance(item, Residual)]
-    # body conv bn relu conv bn, the join, the ReLU after it: one compiled call per block
-    # (the last block's tail runs on through the head: relu gap flatten fc)
-    assert [(len(u.body), len(u.tail)) for u in units] == [(5, 1)] * 3 + [(5, 4)]
+    net(x)  # builds the plan with its chains
     calls = []
-
-    def counted(item):
-        def run(*args):
-            calls.append(item.join.name)
-            return item.run(*args)
-        return run
-
-    net._block_plans[("fc",)] = tuple(
-        replace(item, run=counted(item)) if isinstance(item, Residual) else item
-        for item in plan)
+    plan = net._block_plans[("fc",)]
+    for k, item in enumerate(plan):
+        if isinstance(item, Chain):
+            def run(v, item=item):
+                calls.append(item.name)
+                return item.run(v)
+            plan = plan[:k] + (Chain(item.steps, run),) + plan[k + 1:]
+    net._block_plans[("fc",)] = plan
     k = next(k for k in range(50) if closed_bodies(net, k))
     closed = closed_bodies(net, k)
     net.seed_gates(0, k)
     net(x)
-    assert closed and sorted(calls) == sorted(u.join.name for u in units
-                                              if u.join.name not in closed)
+    bodies = {item.name for item in plan if isinstance(item, Chain)
+              and item.name.endswith("bn2")}
+    residual_of = {n.inputs[0]: n.name for n in net.graph if n.name in net._gated()}
+    for body in bodies:
+        assert (body in calls) == (residual_of[body] not in closed), body
 
 
 @pytest.mark.parametrize("name", ["small_sd", "small_fractal"])
@@ -176,7 +170,7 @@ def test_the_graph_count_stays_fixed_after_the_first_step_of_each_shape(graphs, 
         assert graphs_made() == before + per_shape[-1], f"batch {batch}: gates recompiled"
     # A new batch size compiles each graph once more (dynamic=False); chains of the same
     # layers and shapes share a graph, so there are fewer graphs than chains (small_sd: 6
-    # compiled items, 5 graphs: its two 4-channel residual units share one).
+    # chains, 5 graphs: its two 4-channel bodies share one).
     assert per_shape[0] == per_shape[1]
     assert 0 < per_shape[0] < len(net._blocks)
 

@@ -22,7 +22,7 @@ gives each new batch shape its own graphs, compiled on its first step.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -44,29 +44,12 @@ class Block(nn.Module):
         return x
 
 
-class Unit(nn.Module):
-    """A residual body, its join and the chain after the join (a ReLU), called as one:
-    ``tail(shortcut + scale * body(x))``. ``scale`` is a 0-d tensor (1 in training and for
-    plain residuals, the survival in eval mode), so blocks with different survivals share one
-    graph instead of each guarding on its own constant."""
-
-    def __init__(self, body, tail):
-        super().__init__()
-        self.body = Block(body)
-        self.tail = Block(tail)
-
-    def forward(self, x: torch.Tensor, shortcut: torch.Tensor,
-                scale: torch.Tensor) -> torch.Tensor:
-        return self.tail(shortcut + scale * self.body(x))
-
-
 @dataclass(frozen=True)
 class Chain:
     """Plan item running ``steps`` (a chain, in order) as one compiled :class:`Block`."""
 
     steps: tuple
     run: object  # the compiled Block
-    free: tuple[str, ...] = ()  # what the plan frees after it (its inner values never stored)
 
     @property
     def name(self) -> str:
@@ -74,40 +57,18 @@ class Chain:
         return self.steps[-1].name
 
     @property
-    def reads(self) -> tuple[str, ...]:
-        return (self.steps[0].inputs[0],)
-
-
-@dataclass(frozen=True)
-class Residual:
-    """Plan item for a residual unit: ``body`` (a chain), the ``join`` step, and ``tail`` (the
-    chain its output feeds, possibly empty). ``run`` is the compiled :class:`Unit`;
-    ``closed`` (eager) computes ``tail(shortcut)`` for a closed gate."""
-
-    body: tuple
-    join: object
-    tail: tuple
-    run: object
-    closed: object
-    survival: float  # the join's survival (<= 1), the eval-mode scale of the body
-    free: tuple[str, ...] = ()
+    def source(self) -> str:
+        """The value the chain reads."""
+        return self.steps[0].inputs[0]
 
     @property
-    def name(self) -> str:
-        return (self.tail or (self.join,))[-1].name
-
-    @property
-    def reads(self) -> tuple[str, ...]:
-        return (self.body[0].inputs[0], self.join.inputs[1])
-
-    @property
-    def steps(self) -> tuple:
-        return (*self.body, self.join, *self.tail)
+    def free(self) -> tuple[str, ...]:
+        """What the plan frees after the chain (values inside it are never stored)."""
+        return tuple(n for s in self.steps for n in s.free)
 
 
-def find_chains(steps, targets, gated, shortest: int = 2) -> list[list[int]]:
-    """Indices into ``steps`` (a plan in graph order) of each chain of ``shortest`` or more
-    steps.
+def find_chains(steps, targets, gated) -> list[list[int]]:
+    """Indices into ``steps`` (a plan in graph order) of each chain of two or more steps.
 
     A step can join a chain when it reads one value and has no gate decision (``gated``: the
     names of residual joins and drop-path joins); it extends the chain of its input when that
@@ -132,65 +93,33 @@ def find_chains(steps, targets, gated, shortest: int = 2) -> list[list[int]]:
             prev = [k]
             chains.append(prev)
         chain_of[s.name] = prev
-    return [c for c in chains if len(c) >= shortest]
+    # The graph's inputs are plan steps too but not layers: a chain never starts at one.
+    return [c for c in chains if len(c) >= 2]
 
 
-def block_plan(steps, targets, gated, layer, compiled: dict, compile_options: dict,
-               residual=lambda name: None) -> tuple:
-    """``steps`` with every chain replaced by one :class:`Chain` and every residual unit (a
-    chain body read only by its join, ``residual(name)`` giving the join's survival, or None
-    for other nodes) by one :class:`Residual`, with the values to free recomputed.
+def block_plan(steps, targets, gated, layer, compiled: dict, compile_options: dict) -> tuple:
+    """``steps`` with every chain replaced by one :class:`Chain` item at its first step.
 
-    ``layer(name)`` gives a step's module; ``compiled`` caches the compiled modules by their
-    steps' names (shared between plans); ``compile_options`` go to ``torch.compile``."""
-    readers = Counter(i for s in steps for i in set(s.inputs))
-    readers.update(targets)
-    chains = find_chains(steps, targets, gated, shortest=1)
-    ending = {steps[c[-1]].name: c for c in chains}
-    starting = {steps[c[0]].inputs[0]: c for c in chains}
-    anchor: dict[int, object] = {}  # plan index -> the item placed there
-    taken: set[int] = set()
-
-    def compiled_as(key, make):
-        if key not in compiled:
-            compiled[key] = torch.compile(make(), **compile_options)
-        return compiled[key]
-
+    ``layer(name)`` gives a step's module; ``compiled`` caches the compiled blocks by chain
+    (shared between plans); ``compile_options`` go to ``torch.compile``."""
+    chains = find_chains(steps, targets, gated)
+    first = {c[0]: c for c in chains}
+    inside = {k for c in chains for k in c[1:]}
+    items = []
     for k, s in enumerate(steps):
-        survival = residual(s.name)
-        body = ending.get(s.inputs[0]) if survival is not None else None
-        if body is None or len(body) < 2 or readers[s.inputs[0]] != 1:
+        if k in inside:
             continue
-        tail = starting.get(s.name) if readers[s.name] == 1 and s.name not in targets else None
-        body_steps = tuple(steps[i] for i in body)
-        tail_steps = tuple(steps[i] for i in tail or ())
-        key = tuple(x.name for x in (*body_steps, s, *tail_steps))
-        unit = compiled_as(key, lambda: Unit([layer(x.name) for x in body_steps],
-                                             [layer(x.name) for x in tail_steps]))
-        anchor[k] = Residual(body_steps, s, tail_steps, unit, unit._orig_mod.tail, survival)
-        taken.update([*body, k, *(tail or ())])
-    for c in chains:
-        if len(c) >= 2 and c[0] not in taken:
-            key = tuple(steps[i].name for i in c)
-            anchor[c[0]] = Chain(tuple(steps[i] for i in c), compiled_as(
-                key, lambda: Block([layer(n) for n in key])))
-            taken.update(c)
-    items = [anchor[k] if k in anchor else s for k, s in enumerate(steps)
-             if k in anchor or k not in taken]
-    return _with_frees(items, targets)
-
-
-def _with_frees(items, targets) -> tuple:
-    """``items`` each with ``free``: the values it reads last (targets are kept)."""
-    last: dict[str, int] = {}
-    for k, item in enumerate(items):
-        for name in getattr(item, "reads", None) or item.inputs:
-            last[name] = k
-    frees: list[list[str]] = [[] for _ in items]
-    for name, k in last.items():
-        if name not in targets:
-            frees[k].append(name)
-    return tuple(replace(item, free=tuple(f)) for item, f in zip(items, frees))
+        if k not in first:
+            items.append(s)
+            continue
+        chain = tuple(steps[i] for i in first[k])
+        key = tuple(c.name for c in chain)
+        run = compiled.get(key)
+        if run is None:
+            run = compiled[key] = torch.compile(Block([layer(c.name) for c in chain]),
+                                                **compile_options)
+        items.append(Chain(chain, run))
+    return tuple(items)
 
 
 def allow_graphs(count: int) -> None:

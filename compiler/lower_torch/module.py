@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 from netc.compiler.ir import Graph
 from netc.compiler.lower_torch import attribution as torch_attribution
-from netc.compiler.lower_torch.blocks import Chain, Residual, allow_graphs, block_plan, find_chains
+from netc.compiler.lower_torch.blocks import Chain, allow_graphs, block_plan, find_chains
 from netc.compiler.lower_torch.gates import Gates, live_nodes, zero_touch
 from netc.compiler.lower_torch.joins import DropPathSampler, MeanJoin, ResidualJoin
 from netc.dsl.diagnostics import UserError
@@ -83,7 +83,6 @@ class NetModule(nn.Module):
         self._compile: dict | None = None
         self._blocks: dict[tuple[str, ...], nn.Module] = {}
         self._block_plans: dict[tuple[str, ...], tuple] = {}
-        self._scales: dict[tuple, torch.Tensor] = {}
 
     # -- building ---------------------------------------------------------------------------
     def _install(self, name: str, module: nn.Module) -> None:
@@ -264,27 +263,8 @@ class NetModule(nn.Module):
         if items is None:
             items = self._block_plans[targets] = block_plan(
                 steps, targets, self._gated(), self.get_submodule_or_op, self._blocks,
-                self._compile, self._survival)
+                self._compile)
         return items
-
-    def _survival(self, name: str) -> float | None:
-        """A per-batch residual join's survival (1 without stochastic depth), else None."""
-        m = self._stateless.get(name)
-        return min(m.survival, 1.0) if isinstance(m, ResidualJoin) and m.mode == "batch" else None
-
-    def _call(self, item, values, decisions, skipped: list) -> torch.Tensor:
-        """Run a compiled plan item: a chain, or a residual unit as its gate says."""
-        if isinstance(item, Chain):
-            return item.run(values[item.reads[0]])
-        x, shortcut = (values.get(n) for n in item.reads)
-        if decisions.get(item.join.name) is False:  # closed: the tail of the shortcut alone
-            skipped += [s.name for s in item.body]
-            return item.closed(shortcut)
-        scale = 1.0 if self.training else item.survival
-        key = (scale, shortcut.device, shortcut.dtype)
-        if key not in self._scales:  # a graph input, not a constant dynamo would guard on
-            self._scales[key] = torch.tensor(scale, device=shortcut.device, dtype=shortcut.dtype)
-        return item.run(x, shortcut, self._scales[key])
 
     def get_submodule_or_op(self, name: str) -> nn.Module:
         """The module of node ``name`` (a registered layer or a stateless op)."""
@@ -307,11 +287,10 @@ class NetModule(nn.Module):
         values: dict[str, torch.Tensor] = {}
         skipped = []
         for step in self._items(steps, targets):
-            compiled = isinstance(step, (Chain, Residual))
             if live is not None and step.name not in live:  # dropped: nothing kept reads it
-                skipped += [s.name for s in step.steps] if compiled else [step.name]
-            elif compiled:
-                values[step.name] = self._call(step, values, decisions, skipped)
+                skipped += [s.name for s in step.steps] if isinstance(step, Chain) else [step.name]
+            elif isinstance(step, Chain):
+                values[step.name] = step.run(values[step.source])
             elif step.op == "input":
                 values[step.name] = given[step.name]
             else:

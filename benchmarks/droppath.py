@@ -341,7 +341,7 @@ def render_profile(prof: dict, share: tuple[float, float], steps: int, batch: in
     lines += ["", f"Timed alone (forward + backward, one body of each shape, the median of "
               f"repeats; {len(prof)} sides), the 54 residual bodies sum to {bodies:.2f} s "
               f"against the plain net's {pb['wall']:.2f} s profiled step, and their survivals "
-              f"keep **{kept:.3f}** of the bodies' time (0.745 of their MACs)."]
+              f"keep **{kept:.3f}** of the bodies' time."]
     return "\n".join(lines)
 
 

@@ -188,3 +188,14 @@ def test_netc_train_compile_trains_and_an_unknown_backend_is_one_line(graphs, tm
     assert main(["train", *args, "--compile", "no_such_backend"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no backend 'no_such_backend'" in err[0]
+
+
+def test_to_torch_compile_compiles_block_by_block(graphs, tmp_path):
+    import netc
+
+    spec = tmp_path / "small_sd.net"
+    spec.write_text(RESNET)
+    module = netc.load(str(spec)).to_torch(compile="aot_eager").train()
+    module(torch.randn(2, 3, 8, 8))
+    assert module._compile["backend"] == "aot_eager" and module._blocks
+    assert netc.load(str(spec)).to_torch()._compile is None

@@ -168,14 +168,18 @@ class Net:
 
         return from_analysis(self._analysis, fold(self._analysis, _positive(depth, "depth")))
 
-    def to_torch(self, weights: Weights | None = None, *, seed: int = 0) -> NetModule:
+    def to_torch(self, weights: Weights | None = None, *, seed: int = 0,
+                 compile: bool | str = False) -> NetModule:
         """The PyTorch module (an ``nn.Module``), in training mode as torch's modules start.
 
         ``weights`` is a weights file (see :meth:`import_weights` for the formats) or a mapping
         from state-dict name to array or tensor; without it, netc draws its seeded initial
         weights (the same numbers as :meth:`to_onnx` for the same ``seed``). ``module(x)``
         returns the declared outputs; ``module(x, taps=["c3", "f6"])`` returns a dict of those
-        layers' activations and runs only what they need.
+        layers' activations and runs only what they need. ``compile=True`` (or a
+        ``torch.compile`` backend's name) compiles it block by block
+        (:meth:`~netc.compiler.lower_torch.module.NetModule.compile_blocks`), so that training
+        still skips the blocks stochastic depth and drop-path drop.
 
         >>> import torch
         >>> module = netc.load("lenet5").to_torch(seed=1).eval()
@@ -185,7 +189,10 @@ class Net:
         from netc.compiler.lower_torch.module import build_module
 
         arrays = None if weights is None else _weights(self._graph, weights)
-        return build_module(self._graph, arrays, seed=_seed(seed))
+        module = build_module(self._graph, arrays, seed=_seed(seed))
+        if compile:
+            module.compile_blocks(backend="inductor" if compile is True else str(compile))
+        return module
 
     def to_onnx(self, path: PathLike | None = None, *, weights: Weights | None = None,
                 seed: int = 0, outputs: str | Sequence[str] = (), opset: int | None = None,

@@ -17,6 +17,9 @@ What makes a run trustworthy:
   interrupted (Ctrl-C): weights, optimizer state, position in the epoch, the running sums of the
   epoch, the history and the generator state. ``resume`` continues from it, and ends where an
   uninterrupted run would have.
+- **Compiled** (``compile``, ``netc train --compile``): each residual body, FractalNet column,
+  stem and head is its own ``torch.compile`` graph (:mod:`netc.compiler.lower_torch.blocks`)
+  and the gates stay in Python, so a compiled step still skips what it drops.
 - **Distributed**: under ``torchrun --nproc_per_node N`` the same call trains with
   DistributedDataParallel (gloo on CPU, nccl on GPU): each process takes every N-th example of
   the epoch's order (``batch_size`` is per process), gradients are averaged by DDP, batch-norm
@@ -74,6 +77,7 @@ class TrainConfig:
     progress: bool = True
     device: str | None = None  # cpu, cuda, cuda:1; default: cuda when present
     threads: int | None = None  # CPU threads for torch (default: netc.runtime.threads chooses)
+    compile: str | None = None  # torch.compile backend, block by block (NetModule.compile_blocks)
 
     def validate(self) -> None:
         if self.optimizer not in ("sgd", "adam"):
@@ -204,6 +208,10 @@ def _modules(graph: Graph, cfg: TrainConfig, dist: Dist):
         # A superset is fine: the full FractalNet's weights start its deepest column.
         module.load_named(load_weights(graph, cfg.init, allow_unused=True), cfg.init)
     module.to(dist.device)
+    if cfg.compile:
+        # Block by block, not torch.compile(module): one graph would compute every dropped
+        # body and column (lower_torch/gates.py); compiled blocks leave the skipping to Python.
+        module.compile_blocks(backend=cfg.compile)
     if dist.world == 1:
         return module, module
     from torch.nn.parallel import DistributedDataParallel

@@ -288,7 +288,9 @@ class Browser:
     def wait_for(self, expression: str, timeout: float = 10) -> float:
         """Seconds until ``expression`` is true on the page."""
         start = time.perf_counter()
-        while not self.eval(expression):
+        # an exception is "not yet": before the page has loaded, #summary is not there
+        probe = f"(() => {{ try {{ return !!({expression}); }} catch (e) {{ return false; }} }})()"
+        while not self.eval(probe):
             if time.perf_counter() - start > timeout:
                 pytest.fail(f"the page never showed {expression}")
             time.sleep(0.02)

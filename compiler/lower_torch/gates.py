@@ -14,7 +14,7 @@ the CPU from torch's generator, or from a generator seeded by ``(seed, step)`` a
 :meth:`Gates.seed` — so every DistributedDataParallel rank draws the same gates for a
 mini-batch and skips the same blocks, and a resumed run draws what the uninterrupted one drew.
 
-Two ways of applying the decisions:
+Three ways of applying the decisions:
 
 - **eager** (:meth:`Gates.decide` as Python values): the lowering does not run what is dropped.
   Parameters of skipped layers get a zero gradient through :func:`zero_touch`, as they did when
@@ -25,7 +25,10 @@ Two ways of applying the decisions:
   body is computed and multiplied by its gate, in one graph without breaks or recompilation.
   ``torch.cond`` would skip bodies, but it refuses branches that mutate inputs, and batch norm
   in training updates its running statistics (measured with torch 2.13: "Higher order ops do
-  not support input mutation"). So a compiled training step saves nothing; eager does.
+  not support input mutation"). So a whole-net compiled training step saves nothing.
+- **compiled block by block** (``NetModule.compile_blocks``,
+  :mod:`netc.compiler.lower_torch.blocks`): the decisions are Python values as in eager
+  mode, and each residual body or column is its own compiled graph, not called when dropped.
 
 Per-sample stochastic depth (``mode=row``, torchvision's ``StochasticDepth``) keeps or drops
 each example separately, so a body always runs for the examples it keeps: it cannot be skipped

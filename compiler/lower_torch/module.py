@@ -34,6 +34,7 @@ import torch
 import torch.nn as nn
 from netc.compiler.ir import Graph
 from netc.compiler.lower_torch import attribution as torch_attribution
+from netc.compiler.lower_torch.blocks import Chain, allow_graphs, block_plan, find_chains
 from netc.compiler.lower_torch.gates import Gates, live_nodes, zero_touch
 from netc.compiler.lower_torch.joins import DropPathSampler, MeanJoin, ResidualJoin
 from netc.dsl.diagnostics import UserError
@@ -77,6 +78,11 @@ class NetModule(nn.Module):
         # An attribution method's backward rule at every ReLU
         # (netc.compiler.lower_torch.attribution).
         self.relu_rule: str | None = None
+        # torch.compile's options when compiled block by block (compile_blocks), the compiled
+        # blocks by chain, and the plans with their chains.
+        self._compile: dict | None = None
+        self._blocks: dict[tuple[str, ...], nn.Module] = {}
+        self._block_plans: dict[tuple[str, ...], tuple] = {}
 
     # -- building ---------------------------------------------------------------------------
     def _install(self, name: str, module: nn.Module) -> None:
@@ -224,6 +230,52 @@ class NetModule(nn.Module):
         so that every DDP rank skips the same blocks and a resumed run repeats its draws."""
         self._gates.seed(seed, step)
 
+    def compile_blocks(self, backend: str = "inductor", **options) -> NetModule:
+        """Compile the network chain by chain (:mod:`netc.compiler.lower_torch.blocks`): each
+        residual body, FractalNet column, stem and head its own ``torch.compile``d graph, with
+        the joins and the stochastic-depth and drop-path gates left in Python, so that a
+        training step skips what it drops, as eager does. ``options`` go to ``torch.compile``
+        (``dynamic=False`` unless given). Returns the module itself; call it as before, not
+        through ``torch.compile(net)``."""
+        from torch._dynamo import list_backends
+
+        known = list_backends(exclude_tags=())
+        if backend not in known:
+            raise UserError(f"torch.compile has no backend {backend!r}; it has "
+                            f"{', '.join(b for b in known if 'TESTING' not in b)}")
+        if backend == "inductor" and "mode" not in options:
+            # Dropout through ATen's generator, as eager draws it: on a CPU inductor's own
+            # random kernels made FractalNet's units (conv, dropout, bn, relu) slower than
+            # eager ones, ATen's much less so.
+            options.setdefault("options", {"fallback_random": True})
+        self._compile = {"backend": backend, "dynamic": False, **options}
+        self._blocks.clear()
+        self._block_plans.clear()
+        plan = self.plan(tuple(self.graph.outputs))
+        # Room for every chain in a few shapes (batch sizes, train and eval) in dynamo's cache.
+        allow_graphs(8 * len(find_chains(plan, self.graph.outputs, self._gated())) + 8)
+        return self
+
+    def _gated(self) -> set[str]:
+        return {n for n, _ in self._gates.residuals} | {j[0] for j in self._gates.joins}
+
+    def _items(self, steps, targets) -> tuple:
+        """The plan as run: its chains as compiled blocks when :meth:`compile_blocks` was
+        called (not under an outer ``torch.compile``, nor with an attribution rule)."""
+        if self._compile is None or self.relu_rule is not None or torch.compiler.is_compiling():
+            return steps
+        items = self._block_plans.get(targets)
+        if items is None:
+            items = self._block_plans[targets] = block_plan(
+                steps, targets, self._gated(), self.get_submodule_or_op, self._blocks,
+                self._compile)
+        return items
+
+    def get_submodule_or_op(self, name: str) -> nn.Module:
+        """The module of node ``name`` (a registered layer or a stateless op)."""
+        fn = self._stateless.get(name)
+        return fn if fn is not None else self.get_submodule(name)
+
     def _run(self, steps, inputs, targets=()) -> dict[str, torch.Tensor]:
         given = dict(zip(self.graph.inputs, inputs))
         decisions, sample, live = {}, None, None
@@ -239,9 +291,11 @@ class NetModule(nn.Module):
                 self._record(decisions)
         values: dict[str, torch.Tensor] = {}
         skipped = []
-        for step in steps:
-            if live is not None and step.name not in live:
-                skipped.append(step.name)  # dropped: nothing kept reads it
+        for step in self._items(steps, targets):
+            if live is not None and step.name not in live:  # dropped: nothing kept reads it
+                skipped += [s.name for s in step.steps] if isinstance(step, Chain) else [step.name]
+            elif isinstance(step, Chain):
+                values[step.name] = step.run(values[step.source])
             elif step.op == "input":
                 values[step.name] = given[step.name]
             else:

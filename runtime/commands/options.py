@@ -162,6 +162,15 @@ def add_threads(p: argparse.ArgumentParser, default_text: str = "chosen from the
                    help=THREADS_HELP.format(default=default_text))
 
 
+def add_compile(p: argparse.ArgumentParser) -> None:
+    """``--compile [BACKEND]``: torch.compile block by block (``args.compile``: the backend,
+    or None for eager)."""
+    p.add_argument("--compile", nargs="?", const="inductor", default=None, metavar="BACKEND",
+                   help="compile each residual body, FractalNet column, stem and head with "
+                        "torch.compile (default backend inductor), the stochastic-depth and "
+                        "drop-path gates left in Python so dropped blocks are still skipped")
+
+
 def add_max_memory(p: argparse.ArgumentParser, default_text: str = "this machine's RAM") -> None:
     """``--max-memory SIZE``: bytes, or None (``args.max_memory``)."""
     p.add_argument("--max-memory", type=memory_size, default=None, metavar="SIZE",

@@ -7,7 +7,8 @@ DistributedDataParallel. Torch is imported only when the command runs.
 from __future__ import annotations
 
 from netc.runtime.commands.common import add_spec_arguments, load_graph
-from netc.runtime.commands.options import add_output, add_seed, add_threads, add_weights
+from netc.runtime.commands.options import (add_compile, add_output, add_seed, add_threads,
+                                           add_weights)
 
 
 def add_arguments(p):
@@ -49,6 +50,7 @@ def add_arguments(p):
     add_threads(r, "torch's, the physical cores capped at the usable ones, printed; fewer "
                    "helps on a busy machine")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_compile(r)
 
 
 def run(args) -> int:
@@ -76,6 +78,6 @@ def run(args) -> int:
         gamma=args.gamma, augment=args.augment, holdout=args.holdout, seed=args.seed,
         steps_per_epoch=args.steps_per_epoch, checkpoint=args.checkpoint, resume=args.resume,
         output=args.output, init=args.init, progress=not args.no_progress, device=args.device,
-        threads=args.threads)
+        threads=args.threads, compile=args.compile)
     train(graph, cfg, log=lambda line: print(line, flush=True))
     return 0

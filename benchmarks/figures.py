@@ -43,6 +43,12 @@ def netc(command: str) -> str:
     return done.stdout
 
 
+def row(rows: list[str], line: str) -> None:
+    """Add a table row, and show it at once: the whole run takes a while."""
+    rows.append(line)
+    print(line, flush=True)
+
+
 def grab(pattern: str, text: str) -> str:
     m = re.search(pattern, text)
     if not m:
@@ -56,27 +62,28 @@ def mean_sd(values, scale: float = 1.0, digits: int = 3) -> str:
     return f"{statistics.fmean(v):.{digits}f} ± {sd:.{digits}f}"
 
 
-def eigenfaces(splits: int, seeds: int, quick: bool) -> list[str]:
+def eigenfaces(splits: int, minor_splits: int, seeds: int, quick: bool) -> list[str]:
     rows = ["| figure | fixed split (fit 0–79, test 80–99) | over splits or seeds | command |",
             "|---|---|---|---|"]
-    for label, sets in (("AUC, k=5, unitnorm", ""), ("AUC, k=5, raw pixels",
-                                                     " --set normalize=false"),
-                        ("AUC, k=10, unitnorm", " --set k=10"), ("AUC, k=20, unitnorm",
-                                                                 " --set k=20"))[:1 if quick else 4]:
-        cmd = f"netc eigenfaces detect --splits {splits}{sets}"
+    configs = [("AUC, k=5, unitnorm", "", splits),
+               ("AUC, k=5, raw pixels", " --set normalize=false", splits),
+               ("AUC, k=10, unitnorm", " --set k=10", minor_splits),
+               ("AUC, k=20, unitnorm", " --set k=20", minor_splits)]
+    for label, sets, n in configs[:1] if quick else configs:
+        cmd = f"netc eigenfaces detect --splits {n}{sets}"
         out = netc(cmd)
         fixed = grab(r"ROC AUC (\S+) \(the fixed split", out)
         spread = grab(r"ROC AUC (\S+ ± \S+) \(mean", out)
-        rows.append(f"| {label} | {fixed} | {spread} ({splits} splits) | `{cmd}` |")
+        row(rows, f"| {label} | {fixed} | {spread} ({n} splits) | `{cmd}` |")
     cmd = f"netc eigenfaces identify --set k=20 --set normalize=false --seeds {seeds}"
     out = netc(cmd)
     fixed = netc(cmd.replace(f"--seeds {seeds}", "--seeds 1"))
     code = grab(r"code names (\S+ ± \S+)%", out)
     raw = grab(r"raw image (\S+ ± \S+)%", out)
     code0, raw0 = grab(r"code names (\S+)%", fixed), grab(r"raw image (\S+)%", fixed)
-    rows.append(f"| identification, nearest code | {code0}% (seed 0) | {code}% ({seeds} seeds) "
+    row(rows, f"| identification, nearest code | {code0}% (seed 0) | {code}% ({seeds} seeds) "
                 f"| `{cmd}` |")
-    rows.append(f"| identification, nearest raw image | {raw0}% (seed 0) | {raw}% ({seeds} "
+    row(rows, f"| identification, nearest raw image | {raw0}% (seed 0) | {raw}% ({seeds} "
                 "seeds) | same |")
     return rows
 
@@ -92,7 +99,7 @@ def lenet(train_seeds: int, tsne_seeds: int, folder: Path, digits: int) -> list[
         cmd = f"netc embed lenet5 --images digits:{n} --layer {layer} --seeds {tsne_seeds}"
         out = netc(cmd + f" -o {folder / 'r.png'}")
         spread = grab(r"over seeds [^:]+: ([\d.]+ ± [\d.]+)", out)
-        rows.append(f"| t-SNE 5-NN, random weights, {layer}, {n} digits | {spread} "
+        row(rows, f"| t-SNE 5-NN, random weights, {layer}, {n} digits | {spread} "
                     f"({tsne_seeds} seeds of weights and t-SNE) | `{cmd}` |")
         if not weights:
             continue
@@ -101,7 +108,7 @@ def lenet(train_seeds: int, tsne_seeds: int, folder: Path, digits: int) -> list[
             out = netc(f"netc embed lenet5 --weights {w} --images digits:{n} --layer {layer} "
                        f"--seed {s} -o {folder / 't.png'}")
             accs.append(grab(r"5-NN accuracy of the 2-D points (\S+)", out).rstrip(";"))
-        rows.append(f"| t-SNE 5-NN, trained, {layer}, {n} digits | {mean_sd(accs)} "
+        row(rows, f"| t-SNE 5-NN, trained, {layer}, {n} digits | {mean_sd(accs)} "
                     f"({train_seeds} training seeds, t-SNE seed = training seed) | "
                     f"`{TRAIN.format(s='S', w='w.safetensors')}`, then `netc embed lenet5 "
                     f"--weights w.safetensors --images digits:{n} --layer {layer} --seed S` |")
@@ -113,7 +120,7 @@ def lenet(train_seeds: int, tsne_seeds: int, folder: Path, digits: int) -> list[
         for m in re.finditer(r"^(\S+)\s+[\d,]+\s+\S+\s+\S+%\s+(\S+)%$", out, re.M):
             per_layer.setdefault(m.group(1), []).append(float(m.group(2)))
     probes = ", ".join(f"{k} {mean_sd(v, digits=1)}" for k, v in per_layer.items())
-    rows.append(f"| linear probes, held-out %, 64 features | {probes} ({train_seeds} training "
+    row(rows, f"| linear probes, held-out %, 64 features | {probes} ({train_seeds} training "
                 f"seeds) | `netc probe lenet5 --weights w.safetensors --layers {PROBE_LAYERS} "
                 "--features 64` |")
     return rows
@@ -122,20 +129,21 @@ def lenet(train_seeds: int, tsne_seeds: int, folder: Path, digits: int) -> list[
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--splits", type=int, default=500)
+    ap.add_argument("--minor-splits", type=int, default=100,
+                    help="splits for the AUC at k=10 and k=20")
     ap.add_argument("--seeds", type=int, default=50)
-    ap.add_argument("--train-seeds", type=int, default=5)
-    ap.add_argument("--tsne-seeds", type=int, default=10)
+    ap.add_argument("--train-seeds", type=int, default=3)
+    ap.add_argument("--tsne-seeds", type=int, default=5)
     ap.add_argument("--quick", action="store_true",
                     help="a small run that checks the commands, writing nothing")
     args = ap.parse_args()
     if args.quick:
         args.splits, args.seeds, args.train_seeds, args.tsne_seeds = 2, 2, 0, 2
-    rows = eigenfaces(args.splits, args.seeds, args.quick)
+    rows = eigenfaces(args.splits, args.minor_splits, args.seeds, args.quick)
     with tempfile.TemporaryDirectory() as tmp:
         rows += [""] + lenet(args.train_seeds, args.tsne_seeds, Path(tmp),
                              60 if args.quick else 500)
     text = "\n".join(rows)
-    print(text)
     if args.quick:
         return
     command = " ".join(["python benchmarks/figures.py", *sys.argv[1:]])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable
 
 
 class Steps:
@@ -63,3 +64,12 @@ class _Step:
 
 def _ignore(done: int, total: int) -> None:
     pass
+
+
+def mean_sd(values: Iterable[float], digits: int = 3) -> str:
+    """A measurement repeated over seeds or splits, as commands print it and the README quotes
+    it: ``0.944 ± 0.016`` (the mean, and the sample standard deviation, ddof=1)."""
+    v = [float(x) for x in values]
+    mean = sum(v) / len(v)
+    sd = (sum((x - mean) ** 2 for x in v) / (len(v) - 1)) ** 0.5 if len(v) > 1 else 0.0
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"

@@ -30,6 +30,7 @@ from _results import machine, write_section  # noqa: E402
 
 TRAIN = "netc train lenet5 --data digits --optimizer adam --lr 0.003 --epochs 8 --seed {s} -o {w}"
 PROBE_LAYERS = "image,c1_tanh,s2,c3_tanh,s4,c5_tanh,f6_tanh,output"
+WIDE_LAYERS = "c1_tanh,s2,f6_tanh"
 
 
 def netc(command: str) -> str:
@@ -50,7 +51,7 @@ def row(rows: list[str], line: str) -> None:
 
 
 def grab(pattern: str, text: str) -> str:
-    m = re.search(pattern, text)
+    m = re.search(pattern, text, re.M)
     if not m:
         raise SystemExit(f"no {pattern!r} in:\n{text}")
     return m.group(1)
@@ -123,6 +124,21 @@ def lenet(train_seeds: int, tsne_seeds: int, folder: Path, digits: int) -> list[
     row(rows, f"| linear probes, held-out %, 64 features | {probes} ({train_seeds} training "
                 f"seeds) | `netc probe lenet5 --weights w.safetensors --layers {PROBE_LAYERS} "
                 "--features 64` |")
+    wide: dict[str, list[float]] = {}
+    for w in weights:
+        out = netc(f"netc probe lenet5 --weights {w} --layers {WIDE_LAYERS}")
+        for m in re.finditer(r"^(\S+)\s+[\d,]+\s+\S+\s+\S+%\s+(\S+)%$", out, re.M):
+            wide.setdefault(m.group(1), []).append(float(m.group(2)))
+    probes = ", ".join(f"{k} {mean_sd(v, digits=1)}" for k, v in wide.items())
+    row(rows, f"| linear probes, held-out %, full width | {probes} ({train_seeds} training "
+              f"seeds) | `netc probe lenet5 --weights w.safetensors --layers {WIDE_LAYERS}` |")
+    untrained = []
+    for s in range(tsne_seeds):
+        out = netc(f"netc probe lenet5 --layers output --features 64 --seed {s}")
+        untrained.append(float(grab(r"^output\s+[\d,]+\s+\S+\s+\S+%\s+(\S+)%$", out)))
+    row(rows, f"| linear probe, untrained net's output, held-out % | "
+              f"{mean_sd(untrained, digits=1)} ({tsne_seeds} seeds of the random weights) | "
+              f"`netc probe lenet5 --layers output --features 64 --seed S` |")
     return rows
 
 
@@ -136,22 +152,32 @@ def main() -> None:
     ap.add_argument("--tsne-seeds", type=int, default=5)
     ap.add_argument("--quick", action="store_true",
                     help="a small run that checks the commands, writing nothing")
+    ap.add_argument("--part", choices=["eigenfaces", "lenet", "all"], default="all",
+                    help="measure one part (each writes its own section)")
     args = ap.parse_args()
     if args.quick:
         args.splits, args.seeds, args.train_seeds, args.tsne_seeds = 2, 2, 0, 2
-    rows = eigenfaces(args.splits, args.minor_splits, args.seeds, args.quick)
-    with tempfile.TemporaryDirectory() as tmp:
-        rows += [""] + lenet(args.train_seeds, args.tsne_seeds, Path(tmp),
-                             60 if args.quick else 500)
-    text = "\n".join(rows)
-    if args.quick:
-        return
     command = " ".join(["python benchmarks/figures.py", *sys.argv[1:]])
-    write_section("figures", f"""## Figures over seeds and splits (`benchmarks/figures.py`)
+    if args.part in ("eigenfaces", "all"):
+        rows = eigenfaces(args.splits, args.minor_splits, args.seeds, args.quick)
+        if not args.quick:
+            write_section("figures-eigenfaces", _section("eigenfaces on lfw_subset", command,
+                                                         rows))
+    if args.part in ("lenet", "all"):
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = lenet(args.train_seeds, args.tsne_seeds, Path(tmp), 60 if args.quick else 500)
+        if not args.quick:
+            write_section("figures-lenet", _section("LeNet-5 on digits: t-SNE and probes",
+                                                    command, rows))
+
+
+def _section(title: str, command: str, rows: list[str]) -> str:
+    text = "\n".join(rows)
+    return f"""## Figures over seeds and splits: {title} (`benchmarks/figures.py`)
 
 `{command}` on {machine()}: mean ± sample sd. Each row's command prints its own figure.
 
-{text}""")
+{text}"""
 
 
 if __name__ == "__main__":

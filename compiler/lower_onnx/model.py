@@ -233,6 +233,7 @@ class _Lowering:
             if fenv[o] != local:  # the value is an input or a pass-through: name it
                 ftape.op("Identity", [fenv[o]], name=local)
             local_outs.append(local)
+        ftape.tidy(local_outs)
         local_ins = [fenv[x] for x in ext]
         described = self.calls[call]
         definition = described.split("(")[0]

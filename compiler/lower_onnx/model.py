@@ -19,8 +19,11 @@
   writes one attribute form and the tape puts it in the target opset's form
   (:mod:`netc.compiler.lower_onnx.tape`).
 
-The model is checked (``onnx.checker`` full check, shape inference against the IR) before it is
-returned; the command line writes it atomically (``netc.runtime.files.save_onnx``).
+Before assembly the nodes are tidied (:mod:`netc.compiler.lower_onnx.rewrite`): nested Concats
+on one axis are one Concat, and a node no output reads (a conv that only gives a ``crop`` its
+size) is not written, nor its weights, so a simplifier finds nothing to remove. The model is
+checked (``onnx.checker`` full check, shape inference against the IR) before it is returned;
+the command line writes it atomically (``netc.runtime.files.save_onnx``).
 
     >>> from netc.compiler.frontend.loader import load
     >>> model = lower(load("resnet18"))

@@ -156,7 +156,10 @@ def compile_time_markdown(r: dict) -> str:
         "'import onnx'`): ml_dtypes 0.7.0 registers many more ufunc loops than 0.6.0 and "
         "imports much slower, so this figure depends on the version named above. Goal, a "
         f"whole compile under 1.2 s (median): {'yes' if goal else 'no'}.",
-    ])
+    ] + ([] if r["load"] < (os.cpu_count() or 1) else [
+        "", f"The load average ({r['load']:.1f}) exceeded the {os.cpu_count()} cores: the wall "
+        "times above are mostly waiting for a core, so the CPU column is the steadier figure; "
+        "re-run on a quiet machine for the goal."]))
 
 
 # The counterpart of the export call alone: lowering and writing, the graph and weights at hand.

@@ -301,3 +301,23 @@ def test_nested_concats_are_one_concat_and_compute_the_same(tmp_path):
     # an inner concat that is also an output, or read twice, stays
     kept = lower(graph, outputs=[graph[graph.outputs[0]].inputs[0]])
     assert sum(n.op_type == "Concat" for n in kept.graph.node) == 2
+
+
+def test_compile_draws_no_training_only_head_and_writes_the_same(tmp_path):
+    """Seeded weights are drawn only for what the file holds; each node has its own
+    generator and the statistics flow forward, so they are the full draw's arrays."""
+    path = tmp_path / "aux.net"
+    path.write_text("net aux {\n  input image: 3x8x8\n"
+                    "  x = image -> conv(4, 3, pad=1) -> bn -> relu\n"
+                    "  training output side = x -> conv(2, 1) -> bn -> gap -> flatten\n"
+                    "  output y = x -> conv(3, 1) -> bn -> relu -> gap -> flatten\n}\n")
+    graph = load(str(path))
+    full = init_weights(graph)
+    needed = [n.name for n in graph.slice(list(graph.outputs))]
+    part = init_weights(graph, needed=needed)
+    assert len(part) < len(full) and all(np.array_equal(part[k], full[k]) for k in part)
+    # the side head's conv and bn (conv2, bn2) are the only nodes not drawn
+    assert {k.rsplit(".", 1)[0] for k in full} - {k.rsplit(".", 1)[0] for k in part} == {
+        "conv2", "bn2"}
+    drawn, given = lower(graph), lower(graph, full)
+    assert drawn.graph.SerializeToString() == given.graph.SerializeToString()

@@ -34,6 +34,7 @@ the command line writes it atomically (``netc.runtime.files.save_onnx``).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -66,11 +67,14 @@ def lower(graph: Graph, weights: Mapping[str, np.ndarray] | None = None, *, seed
     from netc.compiler.analyses.budget import check_int64
 
     check_int64(graph)  # before any weight is drawn: onnx.helper refuses integers past int64
-    drawn = weights is None
-    if drawn:
-        weights = init_weights(graph, seed, progress)
     extra = resolve_outputs(graph, outputs)
     graph = graph.copy(outputs=list(dict.fromkeys([*graph.outputs, *extra])))
+    drawn = weights is None
+    if drawn:  # only what the file holds: no training-only head (Inception-v3's aux: 12.7 MB)
+        needed = {n.name: n for n in graph.slice(list(graph.outputs))}
+        weights = init_weights(graph, seed, progress, needed)
+        graph = graph.copy(nodes=needed, options=replace(
+            graph.options, training_outputs={}, training_output_weights={}))
     if fold_bn:
         graph, weights = fold_bn_pass(graph, weights)
     graph, weights = fold_survival(graph, weights)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -34,10 +34,13 @@ from netc.dsl.diagnostics import UserError
 
 
 def init_weights(graph: Graph, seed: int = 0,
-                 progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+                 progress: Callable[[int, int], None] | None = None,
+                 needed: Iterable[str] | None = None) -> dict[str, np.ndarray]:
     """All weights and buffers of ``graph``, as float32 numpy arrays keyed by state-dict name.
 
     ``progress(done, total)`` is called as nodes finish, counting weights and buffers drawn.
+    ``needed`` (node names, closed under inputs: a backward slice) draws only those nodes',
+    the same arrays as in the full draw; the ONNX lowering leaves out training-only heads.
 
     >>> from netc.compiler.frontend.loader import load
     >>> w = init_weights(load("vgg16"), seed=0)
@@ -52,7 +55,8 @@ def init_weights(graph: Graph, seed: int = 0,
         ins = [graph[i].shape for i in node.inputs]
         return node.opdef.init_weights(node.attrs, ins, node.shape, rng)
 
-    nodes = [n for n in graph if n.op != "input"]
+    keep = set(graph.nodes) if needed is None else set(needed)
+    nodes = [n for n in graph if n.op != "input" and n.name in keep]
     zero_gamma = set(residual_body_ends(graph))
     stats = BatchNormStatistics.of(graph)
     sizes = [_state_size(graph, n) for n in nodes] if progress else [0] * len(nodes)

@@ -321,3 +321,14 @@ def test_compile_draws_no_training_only_head_and_writes_the_same(tmp_path):
         "conv2", "bn2"}
     drawn, given = lower(graph), lower(graph, full)
     assert drawn.graph.SerializeToString() == given.graph.SerializeToString()
+
+
+def test_a_call_read_only_for_its_size_leaves_no_function(tmp_path):
+    path = tmp_path / "ref.net"
+    path.write_text("def size() = conv(2, 5) -> relu\n"
+                    "def cut() = crop(offset=1)[identity, size]\n"
+                    "net ref {\n  input image: 3x12x12\n  image -> cut -> conv(4, 1)\n}\n")
+    model = lower(load(str(path)), functions=True)
+    assert [f.name for f in model.functions] == ["cut"]
+    assert [n.op_type for n in model.functions[0].node if n.op_type != "Constant"] == ["Slice"]
+    onnx.checker.check_model(model, full_check=True)

@@ -191,6 +191,7 @@ class Tape:
         inference as ``[batch, *shape]``.
         """
         self.tidy(list(outputs))
+        functions = called(self.nodes, functions)
         made = {o for n in self.nodes for o in n.output}
         read = {i for n in self.nodes for i in n.input}
         weights = {n: a for n, a in self.initializers.items() if n in read}
@@ -243,6 +244,21 @@ class Tape:
         final = model([])
         add_initializers(final.graph, weights)
         return final
+
+
+def called(nodes: Sequence[onnx.NodeProto],
+           functions: Sequence[onnx.FunctionProto]) -> list[onnx.FunctionProto]:
+    """The ``functions`` that ``nodes`` call, directly or through one another (a call that
+    tidying dropped leaves its function unused), in their order."""
+    by_name = {f.name: f for f in functions}
+    todo = [n.op_type for n in nodes if n.domain == DOMAIN]
+    used: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name not in used:
+            used.add(name)
+            todo.extend(n.op_type for n in by_name[name].node if n.domain == DOMAIN)
+    return [f for f in functions if f.name in used]
 
 
 def add_initializers(graph: onnx.GraphProto, weights: Mapping[str, np.ndarray]) -> None:

@@ -264,3 +264,71 @@ def test_compile_and_run_do_not_import_torch(tmp_path):
     assert rc == 0 and rc2 == 0
     assert after_compile == [False, False] and not torch_after_run
     assert "CPUExecutionProvider" in done.stdout and "class" in done.stdout
+
+
+# -- what no output reads is not written ----------------------------------------------------------
+
+@pytest.mark.parametrize("functions", [False, True])
+def test_a_conv_read_only_for_its_size_is_not_written(tmp_path, functions):
+    """crop and resize read their reference's shape, which the IR knows: the conv that only
+    sets it writes no node and no weight, flat or inside a function."""
+    path = tmp_path / "ref.net"
+    path.write_text("def cut() = crop(offset=1)[identity, conv(2, 5) -> relu]\n"
+                    "net ref {\n  input image: 3x12x12\n  image -> cut -> conv(4, 1)\n}\n")
+    graph = load(str(path))
+    model = lower(graph, functions=functions)
+    nodes = [n for f in [model.graph, *model.functions] for n in f.node]
+    assert [n.op_type for n in nodes if n.op_type in ("Conv", "Relu")] == ["Conv"]
+    assert [t.name for t in model.graph.initializer if t.name.endswith("weight")] == [
+        "conv1.weight"]
+    assert all(len(f.input) == 1 for f in model.functions)  # no weight input for the dead conv
+    x = np.random.default_rng(0).standard_normal((2, 3, 12, 12)).astype(np.float32)
+    with torch.no_grad():
+        ref = build_module(graph, init_weights(graph)).eval()(torch.from_numpy(x)).numpy()
+    assert close(run_ort(model, x)[0], ref)
+
+
+def test_nested_concats_are_one_concat_and_compute_the_same(tmp_path):
+    graph = make_net(tmp_path, "3x6x6", "concat[concat[conv(2, 1), conv(3, 1)], "
+                                        "concat[conv(1, 1), concat[identity, relu]], conv(2, 1)]")
+    model = lower(graph)
+    concats = [n for n in model.graph.node if n.op_type == "Concat"]
+    assert len(concats) == 1 and len(concats[0].input) == 6
+    x = np.random.default_rng(1).standard_normal((2, 3, 6, 6)).astype(np.float32)
+    with torch.no_grad():
+        ref = build_module(graph, init_weights(graph)).eval()(torch.from_numpy(x)).numpy()
+    assert close(run_ort(model, x)[0], ref)
+    # an inner concat that is also an output, or read twice, stays
+    kept = lower(graph, outputs=[graph[graph.outputs[0]].inputs[0]])
+    assert sum(n.op_type == "Concat" for n in kept.graph.node) == 2
+
+
+def test_compile_draws_no_training_only_head_and_writes_the_same(tmp_path):
+    """Seeded weights are drawn only for what the file holds; each node has its own
+    generator and the statistics flow forward, so they are the full draw's arrays."""
+    path = tmp_path / "aux.net"
+    path.write_text("net aux {\n  input image: 3x8x8\n"
+                    "  x = image -> conv(4, 3, pad=1) -> bn -> relu\n"
+                    "  training output side = x -> conv(2, 1) -> bn -> gap -> flatten\n"
+                    "  output y = x -> conv(3, 1) -> bn -> relu -> gap -> flatten\n}\n")
+    graph = load(str(path))
+    full = init_weights(graph)
+    needed = [n.name for n in graph.slice(list(graph.outputs))]
+    part = init_weights(graph, needed=needed)
+    assert len(part) < len(full) and all(np.array_equal(part[k], full[k]) for k in part)
+    # the side head's conv and bn (conv2, bn2) are the only nodes not drawn
+    assert {k.rsplit(".", 1)[0] for k in full} - {k.rsplit(".", 1)[0] for k in part} == {
+        "conv2", "bn2"}
+    drawn, given = lower(graph), lower(graph, full)
+    assert drawn.graph.SerializeToString() == given.graph.SerializeToString()
+
+
+def test_a_call_read_only_for_its_size_leaves_no_function(tmp_path):
+    path = tmp_path / "ref.net"
+    path.write_text("def size() = conv(2, 5) -> relu\n"
+                    "def cut() = crop(offset=1)[identity, size]\n"
+                    "net ref {\n  input image: 3x12x12\n  image -> cut -> conv(4, 1)\n}\n")
+    model = lower(load(str(path)), functions=True)
+    assert [f.name for f in model.functions] == ["cut"]
+    assert [n.op_type for n in model.functions[0].node if n.op_type != "Constant"] == ["Slice"]
+    onnx.checker.check_model(model, full_check=True)

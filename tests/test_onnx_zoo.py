@@ -111,3 +111,34 @@ def test_the_rest_of_the_zoo_at_batch_1(net):
     outs = run_ort(lower(graph, weights, outputs=names[1:]), x)
     for name, out in zip(names, outs):
         assert_close(out, taps[name].numpy(), f"{net} {name}")
+
+
+# -- nothing left for a simplifier -------------------------------------------------------------
+# tests/test_zoo_seeded.py runs onnxslim on one net of each family; these are the nets where
+# consumers' simplifiers found work: inception_v3 (nested Concats, 219 -> 215 nodes),
+# eigenfaces (unfitted PCA's Sub of a zero mean), unet (crops and fit=crop concats). Every zoo
+# net with NETC_FULL_ZOO=1.
+SIMPLIFIED = (sorted(zoo_index()) if os.environ.get("NETC_FULL_ZOO") else
+              ["inception_v3", "eigenfaces", "unet"])
+
+
+@pytest.mark.parametrize("net", SIMPLIFIED)
+def test_a_simplifier_finds_no_node_to_remove(net):
+    onnxslim = pytest.importorskip("onnxslim")
+    model = lower(load(net))
+    slim = onnxslim.slim(model)
+    assert len(slim.graph.node) == len(model.graph.node), (
+        f"onnxslim: {len(model.graph.node)} -> {len(slim.graph.node)} nodes; gone: "
+        f"{sorted({n.name for n in model.graph.node} - {n.name for n in slim.graph.node})[:8]}")
+
+
+def test_inception_v3_writes_each_modules_concat_once():
+    """Mixed_7b/7c's concat[concat[a, b], concat[c, d], e, f] is one six-input Concat."""
+    model = lower(load("inception_v3"))
+    made_by = {o: n for n in model.graph.node for o in n.output}
+    for node in model.graph.node:
+        if node.op_type == "Concat":
+            assert all(made_by.get(i) is None or made_by[i].op_type != "Concat"
+                       for i in node.input), node.name
+    widths = sorted(len(n.input) for n in model.graph.node if n.op_type == "Concat")
+    assert widths.count(6) == 2  # Mixed_7b and Mixed_7c

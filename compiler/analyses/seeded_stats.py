@@ -58,17 +58,39 @@ class _NodeWeights:
 def set_batchnorm_statistics(graph: Graph, weights: dict[str, np.ndarray]) -> None:
     """Set every bn's running statistics in ``weights`` (in place) to the analytic moments of
     its input for standard-normal input images (see the module docstring)."""
-    if not any(node.opdef.running_statistics for node in graph if node.op != "input"):
+    stats = BatchNormStatistics.of(graph)
+    if stats is None:
         return
-    moments: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for node in graph:
+        if node.op != "input":
+            stats.add(node, weights)
+
+
+class BatchNormStatistics:
+    """The pass of :func:`set_batchnorm_statistics` one node at a time, in graph order: the
+    seeded initialiser feeds it each node as soon as that node's weights are drawn, so the
+    statistics are computed while later nodes are still being drawn in other threads."""
+
+    def __init__(self, graph: Graph):
+        self.moments: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for node in graph.inputs:
+            c = graph[node].shape[0]
+            self.moments[node] = (np.zeros(c), np.ones(c))
+
+    @classmethod
+    def of(cls, graph: Graph) -> BatchNormStatistics | None:
+        """The pass for ``graph``, or None when it has no running statistics to set."""
+        if any(node.opdef.running_statistics for node in graph if node.op != "input"):
+            return cls(graph)
+        return None
+
+    def add(self, node, weights: dict[str, np.ndarray]) -> None:
+        """Carry the moments through ``node`` (its inputs already added), setting its running
+        statistics in ``weights`` if it has any."""
         c = node.shape[0]
-        if node.op == "input":
-            moments[node.name] = (np.zeros(c), np.ones(c))
-            continue
-        ins = [moments[i] for i in node.inputs]
+        ins = [self.moments[i] for i in node.inputs]
         mu, var = node.opdef.seeded_moments(node.attrs, ins, node.shape,
                                             _NodeWeights(weights, node.name))
         if len(mu) != c:  # an op that rearranges channels: their average, broadcast
             mu, var = np.full(c, mu.mean()), np.full(c, var.mean())
-        moments[node.name] = (mu, var)
+        self.moments[node.name] = (mu, var)

@@ -19,8 +19,11 @@
   writes one attribute form and the tape puts it in the target opset's form
   (:mod:`netc.compiler.lower_onnx.tape`).
 
-The model is checked (``onnx.checker`` full check, shape inference against the IR) before it is
-returned; the command line writes it atomically (``netc.runtime.files.save_onnx``).
+Before assembly the nodes are tidied (:mod:`netc.compiler.lower_onnx.rewrite`): nested Concats
+on one axis are one Concat, and a node no output reads (a conv that only gives a ``crop`` its
+size) is not written, nor its weights, so a simplifier finds nothing to remove. The model is
+checked (``onnx.checker`` full check, shape inference against the IR) before it is returned;
+the command line writes it atomically (``netc.runtime.files.save_onnx``).
 
     >>> from netc.compiler.frontend.loader import load
     >>> model = lower(load("resnet18"))
@@ -31,6 +34,7 @@ returned; the command line writes it atomically (``netc.runtime.files.save_onnx`
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -63,11 +67,14 @@ def lower(graph: Graph, weights: Mapping[str, np.ndarray] | None = None, *, seed
     from netc.compiler.analyses.budget import check_int64
 
     check_int64(graph)  # before any weight is drawn: onnx.helper refuses integers past int64
-    drawn = weights is None
-    if drawn:
-        weights = init_weights(graph, seed, progress)
     extra = resolve_outputs(graph, outputs)
     graph = graph.copy(outputs=list(dict.fromkeys([*graph.outputs, *extra])))
+    drawn = weights is None
+    if drawn:  # only what the file holds: no training-only head (Inception-v3's aux: 12.7 MB)
+        needed = {n.name: n for n in graph.slice(list(graph.outputs))}
+        weights = init_weights(graph, seed, progress, needed)
+        graph = graph.copy(nodes=needed, options=replace(
+            graph.options, training_outputs={}, training_output_weights={}))
     if fold_bn:
         graph, weights = fold_bn_pass(graph, weights)
     graph, weights = fold_survival(graph, weights)
@@ -233,6 +240,7 @@ class _Lowering:
             if fenv[o] != local:  # the value is an input or a pass-through: name it
                 ftape.op("Identity", [fenv[o]], name=local)
             local_outs.append(local)
+        ftape.tidy(local_outs)
         local_ins = [fenv[x] for x in ext]
         described = self.calls[call]
         definition = described.split("(")[0]

@@ -51,6 +51,7 @@ from functools import lru_cache
 
 import numpy as np
 import onnx
+from netc.compiler.lower_onnx.rewrite import tidy
 from onnx import helper, numpy_helper
 
 OPSET = 18  # the default target opset
@@ -173,26 +174,38 @@ class Tape:
         return self.constant(name, np.asarray(value, dtype=self.float_type))
 
     # -- assembling ----------------------------------------------------------------------------
+    def tidy(self, outputs: Sequence[str]) -> None:
+        """Merge nested Concats and drop the nodes no value of ``outputs`` depends on
+        (:mod:`netc.compiler.lower_onnx.rewrite`)."""
+        self.nodes = tidy(self.nodes, outputs)
+
     def finish(self, name: str, inputs: Mapping[str, Shape], outputs: Mapping[str, Shape],
                expected: Mapping[str, Shape] | None = None,
                functions: Sequence[onnx.FunctionProto] = (), doc: str = "",
                metadata: Mapping[str, str] | None = None) -> onnx.ModelProto:
         """The checked model: inputs and outputs get a leading dynamic ``batch`` axis.
 
-        ``expected`` maps value names to their per-sample IR shapes (outputs are always
-        checked); every one must come out of ONNX shape inference as ``[batch, *shape]``.
+        The nodes are tidied first (:meth:`tidy`): no dead node, and no initializer that no
+        node reads, is written. ``expected`` maps value names to their per-sample IR shapes
+        (outputs are always checked); every one still computed must come out of ONNX shape
+        inference as ``[batch, *shape]``.
         """
+        self.tidy(list(outputs))
+        functions = called(self.nodes, functions)
+        made = {o for n in self.nodes for o in n.output}
+        read = {i for n in self.nodes for i in n.input}
+        weights = {n: a for n, a in self.initializers.items() if n in read}
+        declared = [(n, s) for n, s in self.declared.items() if n in made and n not in outputs]
+
         def value(n: str, shape: Shape) -> onnx.ValueInfoProto:
             return helper.make_tensor_value_info(n, self.elem_type, [BATCH, *shape])
 
-        def model(initializers, weight_inputs=()) -> onnx.ModelProto:
+        def model(initializers, weight_inputs=(), value_info=()) -> onnx.ModelProto:
             graph = helper.make_graph(
                 self.nodes, name,
                 [value(n, s) for n, s in inputs.items()] + list(weight_inputs),
                 [value(n, s) for n, s in outputs.items()],
-                initializer=initializers,
-                value_info=[value(n, s) for n, s in self.declared.items() if n not in outputs],
-            )
+                initializer=initializers, value_info=list(value_info))
             imports = [helper.make_opsetid("", self.opset)]
             if functions:
                 imports.append(helper.make_opsetid(DOMAIN, 1))
@@ -209,31 +222,57 @@ class Tape:
         # The checks run on a skeleton whose large weights are typed graph inputs instead of
         # initializers: the same nodes, names and shapes, without serialising every weight
         # twice more (ResNet-50 compiles in half the time). Small constants stay, since shape
-        # inference reads their values (Slice bounds, Pad amounts).
+        # inference reads their values (Slice bounds, Pad amounts). Only the skeleton has the
+        # declared value_info (a Resize output's batch axis, for inference to carry on): in the
+        # file, a value_info with a symbolic batch stops some consumers (tract), and ONNX
+        # Runtime infers shapes itself.
         small, weight_inputs = [], []
-        for n, array in self.initializers.items():
+        for n, array in weights.items():
             if array.size > _SMALL:
                 elem = helper.np_dtype_to_tensor_dtype(array.dtype)
                 weight_inputs.append(helper.make_tensor_value_info(n, elem, array.shape))
             else:
                 small.append(numpy_helper.from_array(array, n))
-        skeleton = model(small, weight_inputs)
+        skeleton = model(small, weight_inputs, [value(n, s) for n, s in declared])
         try:
             onnx.checker.check_model(skeleton, full_check=True)
         except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
             raise LoweringError(f"the ONNX model fails onnx.checker: {err}") from None
         inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=True)
-        check_shapes(inferred, {**(expected or {}), **outputs})
-        # Each weight is copied once into the final proto (helper.make_graph and make_model
-        # would copy all of them twice more).
+        expected = {k: v for k, v in (expected or {}).items() if k in made}
+        check_shapes(inferred, {**expected, **outputs})
         final = model([])
-        for n, array in self.initializers.items():
-            tensor = final.graph.initializer.add()
-            tensor.name = n
-            tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
-            tensor.dims.extend(array.shape)
-            tensor.raw_data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+        add_initializers(final.graph, weights)
         return final
+
+
+def called(nodes: Sequence[onnx.NodeProto],
+           functions: Sequence[onnx.FunctionProto]) -> list[onnx.FunctionProto]:
+    """The ``functions`` that ``nodes`` call, directly or through one another (a call that
+    tidying dropped leaves its function unused), in their order."""
+    by_name = {f.name: f for f in functions}
+    todo = [n.op_type for n in nodes if n.domain == DOMAIN]
+    used: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name not in used:
+            used.add(name)
+            todo.extend(n.op_type for n in by_name[name].node if n.domain == DOMAIN)
+    return [f for f in functions if f.name in used]
+
+
+def add_initializers(graph: onnx.GraphProto, weights: Mapping[str, np.ndarray]) -> None:
+    """Append each array to ``graph``'s initializers as raw little-endian data.
+
+    Each weight is copied once into the proto (``helper.make_graph`` and ``make_model`` would
+    copy all of them twice more, and ``numpy_helper.from_array`` once more through bytes).
+    """
+    for n, array in weights.items():
+        tensor = graph.initializer.add()
+        tensor.name = n
+        tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
+        tensor.dims.extend(array.shape)
+        tensor.raw_data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
 
 
 _TENSOR_TYPES = {"tensor(int64)": onnx.TensorProto.INT64, "tensor(int32)": onnx.TensorProto.INT32,
@@ -284,6 +323,12 @@ class FunctionTape(Tape):
         self.parent.initializer(self.prefix + name, array)
         self.weights.append((name, self.prefix + name))
         return name
+
+    def tidy(self, outputs: Sequence[str]) -> None:
+        """:meth:`Tape.tidy`, and the weights no node reads any more are no function inputs."""
+        super().tidy(outputs)
+        read = {i for n in self.nodes for i in n.input}
+        self.weights = [(local, full) for local, full in self.weights if local in read]
 
     def constant(self, name: str, array: np.ndarray) -> str:
         array = np.asarray(array)

@@ -12,10 +12,10 @@ ResNet gave logits near 4e5 in torch and NaN in ONNX Runtime — and a user who 
 to try it gets garbage.
 
 Then every bn's running statistics are set to the mean and variance its input has on
-standard-normal images, computed analytically from the drawn weights
-(:func:`netc.compiler.analyses.seeded_stats.set_batchnorm_statistics`): fresh ones (mean 0,
-variance 1) leave eval mode unnormalised, and MobileNet-V2's seeded logits were 5e-9,
-ResNet-1001's NaN, DenseNet-121's 3e7. With both rules every zoo net's seeded output is of
+standard-normal images, computed analytically from the drawn weights, node by node as they
+arrive (:mod:`netc.compiler.analyses.seeded_stats`): fresh ones (mean 0, variance 1) leave eval
+mode unnormalised, and MobileNet-V2's seeded logits were 5e-9, ResNet-1001's NaN,
+DenseNet-121's 3e7. With both rules every zoo net's seeded output is of
 ordinary size.
 """
 
@@ -23,21 +23,24 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from netc.compiler.analyses.seeded_stats import set_batchnorm_statistics
+from netc.compiler.analyses.seeded_stats import BatchNormStatistics
 from netc.compiler.ir import Graph
 from netc.compiler.passes.fold_bn import source_at_eval
 from netc.dsl.diagnostics import UserError
 
 
 def init_weights(graph: Graph, seed: int = 0,
-                 progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+                 progress: Callable[[int, int], None] | None = None,
+                 needed: Iterable[str] | None = None) -> dict[str, np.ndarray]:
     """All weights and buffers of ``graph``, as float32 numpy arrays keyed by state-dict name.
 
     ``progress(done, total)`` is called as nodes finish, counting weights and buffers drawn.
+    ``needed`` (node names, closed under inputs: a backward slice) draws only those nodes',
+    the same arrays as in the full draw; the ONNX lowering leaves out training-only heads.
 
     >>> from netc.compiler.frontend.loader import load
     >>> w = init_weights(load("vgg16"), seed=0)
@@ -50,25 +53,29 @@ def init_weights(graph: Graph, seed: int = 0,
     def draw(node):
         rng = np.random.default_rng([seed, zlib.crc32(node.name.encode())])
         ins = [graph[i].shape for i in node.inputs]
-        return node.name, node.opdef.init_weights(node.attrs, ins, node.shape, rng)
+        return node.opdef.init_weights(node.attrs, ins, node.shape, rng)
 
-    nodes = [n for n in graph if n.op != "input"]
+    keep = set(graph.nodes) if needed is None else set(needed)
+    nodes = [n for n in graph if n.op != "input" and n.name in keep]
+    zero_gamma = set(residual_body_ends(graph))
+    stats = BatchNormStatistics.of(graph)
+    sizes = [_state_size(graph, n) for n in nodes] if progress else [0] * len(nodes)
+    total, done = sum(sizes), 0
+    weights: dict[str, np.ndarray] = {}
     # Every node has its own generator, so drawing in threads gives the same numbers; numpy
     # releases the GIL while it draws, and ResNet-50's 25.6 M weights are most of a compile.
+    # The nodes come back in graph order, and each one's batch-norm statistics are computed
+    # as it arrives, while the pool draws the nodes after it.
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        if progress is None:
-            drawn = list(pool.map(draw, nodes))
-        else:
-            sizes = [_state_size(graph, n) for n in nodes]
-            total, done, drawn = sum(sizes), 0, []
-            for item, size in zip(pool.map(draw, nodes), sizes):
-                drawn.append(item)
+        for node, arrays, size in zip(nodes, pool.map(draw, nodes), sizes):
+            weights.update((f"{node.name}.{key}", arr) for key, arr in arrays.items())
+            if node.name in zero_gamma:
+                weights[f"{node.name}.weight"] = np.zeros_like(weights[f"{node.name}.weight"])
+            if stats is not None:
+                stats.add(node, weights)
+            if progress:
                 done += size
                 progress(done, total)
-    weights = {f"{name}.{key}": arr for name, arrays in drawn for key, arr in arrays.items()}
-    for bn in residual_body_ends(graph):
-        weights[f"{bn}.weight"] = np.zeros_like(weights[f"{bn}.weight"])
-    set_batchnorm_statistics(graph, weights)
     return weights
 
 

@@ -170,10 +170,13 @@ class _Subspace(OpDef):
 
     def to_onnx(self, tape, node, inputs, weights):
         n = node.name
-        mean = tape.initializer(f"{n}.mean", weights[f"{n}.mean"])
+        # An all-zero mean (netc's seeded, unfitted weights) writes no Sub or Add of zeros, which
+        # a simplifier would remove.
+        mean = (tape.initializer(f"{n}.mean", weights[f"{n}.mean"])
+                if np.any(weights[f"{n}.mean"]) else None)
         comps = tape.initializer(f"{n}.components", weights[f"{n}.components"])
         last = self.mode == "code" and not node.attrs.get("whiten", False)
-        d = tape.op("Sub", [inputs[0], mean], name=f"{n}/center")
+        d = tape.op("Sub", [inputs[0], mean], name=f"{n}/center") if mean else inputs[0]
         y = tape.op("Gemm", [d, comps], name=n if last else f"{n}/code", transB=1)
         if self.mode == "code":
             if last:
@@ -181,6 +184,8 @@ class _Subspace(OpDef):
             var = tape.initializer(f"{n}.variance", weights[f"{n}.variance"])
             std = tape.op("Sqrt", [var], name=f"{n}/std")
             return tape.op("Div", [y, std], name=n)
+        if self.mode == "reconstruct" and not mean:
+            return tape.op("MatMul", [y, comps], name=n)
         p = tape.op("MatMul", [y, comps], name=f"{n}/project")
         if self.mode == "reconstruct":
             return tape.op("Add", [p, mean], name=n)

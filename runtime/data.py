@@ -108,7 +108,7 @@ def _class_names(root: Path) -> list[str]:
 def _read_images(root: Path, classes: list[str], input_shape) -> tuple[torch.Tensor, torch.Tensor]:
     from PIL import Image
 
-    from netc.runtime.files import open_image
+    from netc.runtime.images import read_image
 
     c, h, w = input_shape if len(input_shape) == 3 else (1, *input_shape, 1)
     mode = "L" if c == 1 else "RGB"
@@ -120,7 +120,7 @@ def _read_images(root: Path, classes: list[str], input_shape) -> tuple[torch.Ten
         for path in sorted(folder.rglob("*")):
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            img = open_image(path, mode).resize((w, h), Image.BILINEAR)
+            img = read_image(path, mode).resize((w, h), Image.BILINEAR)
             arr = np.asarray(img, dtype=np.uint8)
             images.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
             labels.append(label)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from netc.runtime.commands.common import add_spec_arguments, load_graph
 from netc.runtime.commands.options import (
-    add_output, add_seed, add_weights, non_negative_int, positive_int,
+    add_output,
+    add_seed,
+    add_weights,
+    check_outputs,
+    non_negative_int,
+    positive_int,
 )
 
 
@@ -34,6 +39,7 @@ def run(args) -> int:
 
     if args.size < 16:
         raise UserError(f"--size must be at least 16; got {args.size}")
+    check_outputs(args.output)
     graph = load_graph(args)
     spec = image_input(graph)
     node = resolve_layer(graph, args.layer)

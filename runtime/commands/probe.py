@@ -9,7 +9,13 @@ is a trained one; without, netc's seeded random weights (random features).
 from __future__ import annotations
 
 from netc.runtime.commands.common import add_spec_arguments, load_graph
-from netc.runtime.commands.options import add_seed, add_threads, add_weights
+from netc.runtime.commands.options import (
+    add_seed,
+    add_threads,
+    add_weights,
+    non_negative_float,
+    positive_int,
+)
 
 
 def add_arguments(p):
@@ -20,10 +26,10 @@ def add_arguments(p):
                    help="comma-separated layer names (the input's name probes the pixels)")
     add_weights(p)
     add_seed(p)
-    p.add_argument("--ridge", type=float, default=None, metavar="λ",
+    p.add_argument("--ridge", type=non_negative_float, default=None, metavar="λ",
                    help="fixed ridge λ (default: chosen per layer on a fifth of the training "
                         "split)")
-    p.add_argument("--features", type=int, default=None, metavar="N",
+    p.add_argument("--features", type=positive_int, default=None, metavar="N",
                    help="compare layers at one width: map wider codes to N values by a fixed "
                         "random projection first (default: the full codes)")
     add_threads(p, "torch's")
@@ -31,7 +37,6 @@ def add_arguments(p):
 
 def run(args) -> int:
     import torch
-
     from netc.dsl.diagnostics import UserError
     from netc.runtime.fit import probe
 

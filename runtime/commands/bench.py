@@ -34,6 +34,7 @@ from netc.runtime.commands.options import (
     add_seed,
     add_threads,
     add_weights,
+    bounded_int,
     non_negative_int,
     positive_int,
 )
@@ -41,7 +42,7 @@ from netc.runtime.commands.options import (
 
 def add_arguments(p):
     add_spec_arguments(p)
-    p.add_argument("--batch", type=positive_int, default=16,
+    p.add_argument("--batch", type=bounded_int, default=16,
                    help="batch size for throughput (default 16)")
     p.add_argument("--repeat", type=positive_int, default=20, help="timed runs per measurement")
     p.add_argument("--warmup", type=non_negative_int, default=3, help="untimed runs first")

@@ -7,8 +7,8 @@ from netc.runtime.commands.options import (
     add_output,
     add_seed,
     add_weights,
+    bounded_int,
     check_outputs,
-    non_negative_int,
     positive_int,
 )
 
@@ -18,7 +18,7 @@ def add_arguments(p):
     p.add_argument("image", metavar="IMAGE",
                    help="an image file, or a scikit-image sample name (astronaut, coffee, ...)")
     p.add_argument("--layer", required=True, help="the layer whose unit is explained (conv5_3)")
-    p.add_argument("--channel", type=non_negative_int, default=None,
+    p.add_argument("--channel", type=bounded_int, default=None,
                    help="channel (or unit) k; default: the most active one")
     p.add_argument("--method", choices=["deconvnet", "guided", "saliency", "all"],
                    default="guided", help="the rule at each ReLU on the way back (default guided)")

@@ -35,6 +35,12 @@ def non_negative_int(text: str) -> int:
     return _int_from(text, 0, "a non-negative integer")
 
 
+def bounded_int(text: str) -> int:
+    """Any integer of fewer than 64 bits (``--k``, ``--channel``): the command checks its range
+    and says what it must be (exit 1); 2**63 and words end the command line here."""
+    return _int_from(text, -(2**63) + 1, "an integer")
+
+
 def _int_from(text: str, least: int, what: str) -> int:
     """``text`` as an integer in [least, 2**63), else argparse's error naming ``what``."""
     try:

@@ -52,7 +52,8 @@ def add_arguments(p):
                    help="force an ONNX Runtime provider (default: the best that loads)")
     add_threads(p, "ONNX Runtime's, all cores")
     p.add_argument("--mean", type=_floats, help="per-channel mean, e.g. 0.485,0.456,0.406")
-    p.add_argument("--std", type=_floats, help="per-channel std, e.g. 0.229,0.224,0.225")
+    p.add_argument("--std", type=_positive_floats,
+                   help="per-channel std, e.g. 0.229,0.224,0.225")
     p.add_argument("--scale", type=positive_float,
                    help="pixel scale: 1 (torchvision) or 255 (Caffe)")
     p.add_argument("--layout", choices=("rgb", "bgr", "gray"), help="channel order")
@@ -70,6 +71,16 @@ def _floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected numbers separated by commas; got {text!r}")
     if not all(math.isfinite(v) for v in values):  # nan, inf, or 1e400 (which overflows)
         raise argparse.ArgumentTypeError(f"expected finite numbers; got {text!r}")
+    return values
+
+
+def _positive_floats(text: str) -> tuple[float, ...]:
+    """``--std``: finite numbers above 0 (a std of 0 divides the image by zero)."""
+    import argparse
+
+    values = _floats(text)
+    if not all(v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected numbers above 0; got {text!r}")
     return values
 
 

@@ -7,6 +7,7 @@ from netc.runtime.commands.options import (
     add_output,
     add_seed,
     add_weights,
+    bounded_int,
     check_outputs,
     positive_int,
 )
@@ -18,7 +19,7 @@ def add_arguments(p):
                    help="a folder of images, digits[:N] (scikit-learn) or samples (scikit-image)")
     p.add_argument("--layer", required=True, help="the layer whose units are shown")
     p.add_argument("--units", default="0-15", help="units (channels), e.g. 0-15 or 0,4,9-11")
-    p.add_argument("--k", type=positive_int, default=9, help="images per unit (default 9)")
+    p.add_argument("--k", type=bounded_int, default=9, help="images per unit (default 9)")
     p.add_argument("--whole", action="store_true",
                    help="show whole images instead of receptive-field crops")
     add_weights(p)

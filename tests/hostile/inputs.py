@@ -152,14 +152,17 @@ FOLDER_COMMANDS = {
     "fit": ["fit", "eigenfaces", "--data", "folder:d", "-o", "out.safetensors"],
     "probe": ["probe", "lenet5", "--data", "folder:d", "--layers", "s2.tanh"],
 }
-# Folders a command may use (exit 0): the links it skips, the loop it does not follow.
-USABLE = {"symlink-loop", "dangling-link"}
+# Folders a command may use (exit 0): the links, FIFOs and folders it skips (or refuses in one
+# line), the loop it does not follow; two images are a data set, one a view's folder.
+USABLE = {"symlink-loop", "dangling-link", "fifo-image", "dir-named-png", "one-per-class"}
+VIEWS = ("top-activations", "embed")
 
 
 def folder_cases(full: bool):
     for kind in FOLDERS:
         for command, argv in FOLDER_COMMANDS.items():
-            codes = (0, 1) if kind in USABLE or kind == "one-per-class" else (1,)
+            usable = kind in USABLE or kind == "one-image" and command in VIEWS
+            codes = (0, 1) if usable else (1,)
             yield case(f"folder-{kind}-{command}", "folders", argv=argv, files=_folder(kind),
                        located=False, codes=codes, outputs=[] if 0 in codes else OUTPUTS,
                        limit=40, slow=0 in codes and command in ("embed", "train", "probe"))

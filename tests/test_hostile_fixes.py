@@ -173,7 +173,7 @@ def test_the_warning_says_only_the_shortcuts_carry_gradient(tmp_path):
     text = random_weights_warning(graph, gradients=True)
     assert "gamma = 0 (zero-init residual)" in text
     assert "only the shortcuts carry gradient to the image" in text
-    assert "a grid of dots, 7x7 for resnet50_v1_5 at 224x224" in text
+    assert "a grid of dots, 7x7 for resnet50_v1_5's fc at 224x224" in text
     assert "shortcuts carry gradient" not in random_weights_warning(graph, gradients=False)
     assert "gamma" not in random_weights_warning(load("lenet5"), gradients=True)
 

@@ -61,8 +61,8 @@ def random_weights_warning(part: Graph, gradients: bool = False) -> str:
     each residual body starts with γ = 0 (zero-init residual, as torchvision's
     ``zero_init_residual``), so every body outputs a constant: the features are the shortcuts'
     alone, and a gradient map reaches the image only along the shortcuts (the stem and the
-    strided 1x1 projections), which sample one pixel per output position: resnet50_v1_5's map
-    of a 224x224 image is a 7x7 grid of dots. The warning says so where it applies."""
+    strided 1x1 projections), which sample one pixel per output position: resnet50_v1_5's fc
+    map of a 224x224 image is a 7x7 grid of dots. The warning says so where it applies."""
     from netc.compiler.numerics.seeded_weights import residual_body_ends
 
     text = (f"warning: no --weights given: {part.name} has random weights (netc's seeded "
@@ -78,8 +78,9 @@ def random_weights_warning(part: Graph, gradients: bool = False) -> str:
     if gradients:
         text += ("; the body passes back no gradient, so only the shortcuts carry gradient to "
                  "the image, and this map shows the shortcut path (the stem and the strided "
-                 "1x1 projections, one pixel per output position: a grid of dots, 7x7 for "
-                 "resnet50_v1_5 at 224x224), not what the unit responds to")
+                 "1x1 projections), not what the unit responds to: one dot for each position "
+                 "the unit reads (a grid of dots, 7x7 for resnet50_v1_5's fc at 224x224; one "
+                 "dot for a unit of a feature map)")
     return text
 
 

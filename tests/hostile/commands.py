@@ -140,6 +140,7 @@ READS = [
     ("bench-weights", [*BASE["bench"][0], "--weights", "{f}"]),
     ("weights-import", ["weights", "import", "lenet5", "{f}", "-o", "out.safetensors"]),
     ("train-init", [*BASE["train"][0], "--init", "{f}"]),
+    ("train-resume", [*BASE["train"][0], "--checkpoint", "{f}", "--resume"]),
     ("fit-weights", [*BASE["fit"][0], "--weights", "{f}"]),
     ("probe-weights", [*BASE["probe"][0], "--weights", "{f}"]),
     ("eigenfaces-weights", ["eigenfaces", "show", "--weights", "{f}", "-o", "out.png"]),
@@ -171,6 +172,8 @@ def not_a_file_cases(full: bool):
                 files["x.loop"] = {"symlink": name}
             elif spec is not None:
                 files[name] = spec
+            if command == "train-resume":  # train_state.py says "no checkpoint at" (report)
+                fragment = "--resume"
             yield case(f"reads-{command}-{kind}", "command-files",
                        argv=[a.replace("{f}", name) for a in argv], files=files,
                        codes=(1,), fragment=fragment, located=False, outputs=OUTPUTS,

@@ -52,7 +52,7 @@ CAFFE = {
     "negative-dims": make("caffemodel", kind="negative-dims"),
     "overflow-dims": make("caffemodel", kind="overflow-dims"),
     "data-past-end": make("caffemodel", kind="data-past-end"),
-    "many-layers": make("caffemodel", kind="many-layers"),
+    "many-layers": make("caffemodel", kind="many-layers", count=50_000),
     "empty": {"text": ""},
 }
 WEIGHT_COMMANDS = {
@@ -68,14 +68,17 @@ def weights_cases(full: bool):
     files += [(f"caffe-{k}", "w.caffemodel", v) for k, v in CAFFE.items()]
     if full:
         files.append(("pth-zip-bomb-4g", "w.pth", make("zip_bomb", megabytes=4096)))
+        files.append(("caffe-many-layers-1m", "w.caffemodel",
+                      make("caffemodel", kind="many-layers", count=1_000_000)))
     for name, filename, spec in files:
         for command, argv in WEIGHT_COMMANDS.items():
             # The costly files once (compile); every file through every command in the full run.
             slow = command != "compile" and ("bomb" in name or "many" in name)
+            slow = slow or name.endswith(("-4g", "-1m"))
             yield case(f"weights-{name}-{command}", "weights", argv=[
                 a.replace("{f}", filename) for a in argv],
                 files={filename: spec, **BASE["explain"][1]}, located=False, codes=(1,),
-                outputs=OUTPUTS, slow=slow or "4g" in name, limit=60)
+                outputs=OUTPUTS, slow=slow, limit=60)
 
 
 IMAGES = {
@@ -135,13 +138,16 @@ def _folder(kind: str) -> dict:
     if kind == "bomb-inside":
         return {"d/a/1.png": img, "d/b/1.png": make("png_header", width=100_000,
                                                     height=100_000)}
+    if kind == "unreadable":  # mode 000: refused in one line, or read where root may
+        return {"d/a/1.png": img, "d/b/1.png": {**img, "unreadable": True}, "d/b/2.png": img}
     if kind == "garbage-inside":
         return {"d/a/1.png": img, "d/b/1.png": {"text": "not an image"}}
     raise ValueError(kind)
 
 
 FOLDERS = ("empty", "empty-classes", "one-image", "one-per-class", "fifo-image",
-           "dir-named-png", "dangling-link", "symlink-loop", "bomb-inside", "garbage-inside")
+           "dir-named-png", "dangling-link", "symlink-loop", "bomb-inside", "garbage-inside",
+           "unreadable")
 FOLDER_COMMANDS = {
     "top-activations": ["top-activations", "lenet5", "--images", "d", "--layer", "c3",
                         "--units", "0-1", "--k", "2", "--size", "16", "-o", "out.png"],
@@ -154,7 +160,8 @@ FOLDER_COMMANDS = {
 }
 # Folders a command may use (exit 0): the links, FIFOs and folders it skips (or refuses in one
 # line), the loop it does not follow; two images are a data set, one a view's folder.
-USABLE = {"symlink-loop", "dangling-link", "fifo-image", "dir-named-png", "one-per-class"}
+USABLE = {"symlink-loop", "dangling-link", "fifo-image", "dir-named-png", "one-per-class",
+          "unreadable"}
 VIEWS = ("top-activations", "embed")
 
 

@@ -133,11 +133,12 @@ def _layer(name: str, kind: str, blobs: list[bytes]) -> bytes:
         _field(7, b) for b in blobs)
 
 
-def caffemodel(kind: str = "good", truncate_to: float | None = None) -> bytes:
+def caffemodel(kind: str = "good", truncate_to: float | None = None,
+               count: int = 200_000) -> bytes:
     """A NetParameter: ``good`` (lenet5's c1 as a Caffe conv), ``huge-dims`` (a blob declaring
     10^12 values), ``negative-dims`` (-1 x -6 over 6 values), ``overflow-dims`` (2^62 x 4, whose
     product wraps to 0), ``data-past-end`` (a data field longer than the file), ``many-layers``
-    (200,000 empty layers)."""
+    (``count`` empty layers)."""
     if kind == "good":
         body = _layer("c1", "Convolution", [_blob((6, 1, 5, 5), 150), _blob((6,), 6)])
     elif kind == "huge-dims":
@@ -149,7 +150,7 @@ def caffemodel(kind: str = "good", truncate_to: float | None = None) -> bytes:
     elif kind == "data-past-end":
         body = _layer("c1", "Convolution", [_blob((6,), 6, data_length=2**31)])
     elif kind == "many-layers":
-        return _field(1, b"n") + _field(100, _layer("", "ReLU", [])) * 200_000
+        return _field(1, b"n") + _field(100, _layer("", "ReLU", [])) * count
     else:
         raise ValueError(kind)
     data = _field(1, b"lenet") + _field(100, body)

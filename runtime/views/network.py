@@ -109,7 +109,8 @@ def parse_units(text: str, count: int, flag: str = "--units") -> list[int]:
                             "0,4,9-11") from None
         if a > b:
             raise UserError(f"{flag} {text!r}: the range {a}-{b} is empty")
-        bad = a if not 0 <= a < count else b if not 0 <= b < count else None
+        # The first unit out of range, found without listing the range.
+        bad = a if not 0 <= a < count else count if b >= count else None
         if bad is not None:  # checked before the range is listed: 0-1000000000000 is no list
             raise UserError(f"{flag} {text}: unit {bad} is out of range; the layer has {count} "
                             f"channels (0..{count - 1})")

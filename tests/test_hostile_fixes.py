@@ -125,6 +125,22 @@ def test_an_image_folder_entry_that_is_a_fifo_is_refused_not_waited_for(tmp_path
         Item("x.png", None, path=tmp_path / "x.png").open()
 
 
+@pytest.mark.parametrize("bad", ["fifo", "bomb"])
+def test_a_flat_image_folder_refuses_a_fifo_or_a_bomb_by_name(tmp_path, bad):
+    import os
+
+    from netc.runtime.data import read_flat_folder
+
+    (tmp_path / "1.png").write_bytes(makers.image("L", size=30))
+    assert read_flat_folder(tmp_path, (1, 25, 25)).shape == (1, 1, 25, 25)
+    if bad == "fifo":
+        os.mkfifo(tmp_path / "2.png")
+    else:
+        (tmp_path / "2.png").write_bytes(makers.png_header(100_000, 100_000))
+    with pytest.raises(UserError, match="FIFO" if bad == "fifo" else "decompression bomb"):
+        read_flat_folder(tmp_path, (1, 25, 25))
+
+
 # ---- unit ranges ------------------------------------------------------------------------------
 def test_a_unit_range_is_checked_before_it_is_listed():
     from netc.runtime.views.network import parse_units

@@ -140,6 +140,11 @@ def _folder(kind: str) -> dict:
                                                     height=100_000)}
     if kind == "unreadable":  # mode 000: refused in one line, or read where root may
         return {"d/a/1.png": img, "d/b/1.png": {**img, "unreadable": True}, "d/b/2.png": img}
+    if kind == "flat-fifo":  # no class folders: fit reads a flat folder its own way
+        return {"d/1.png": img, "d/2.png": img, "d/3.png": {"fifo": True}}
+    if kind == "flat-bomb":
+        return {"d/1.png": img, "d/2.png": img, "d/3.png": make("png_header", width=100_000,
+                                                                height=100_000)}
     if kind == "garbage-inside":
         return {"d/a/1.png": img, "d/b/1.png": {"text": "not an image"}}
     raise ValueError(kind)
@@ -147,7 +152,7 @@ def _folder(kind: str) -> dict:
 
 FOLDERS = ("empty", "empty-classes", "one-image", "one-per-class", "fifo-image",
            "dir-named-png", "dangling-link", "symlink-loop", "bomb-inside", "garbage-inside",
-           "unreadable")
+           "unreadable", "flat-fifo", "flat-bomb")
 FOLDER_COMMANDS = {
     "top-activations": ["top-activations", "lenet5", "--images", "d", "--layer", "c3",
                         "--units", "0-1", "--k", "2", "--size", "16", "-o", "out.png"],

@@ -145,7 +145,7 @@ def test_a_flat_image_folder_refuses_a_fifo_or_a_bomb_by_name(tmp_path, bad):
 def test_a_unit_range_is_checked_before_it_is_listed():
     from netc.runtime.views.network import parse_units
 
-    with pytest.raises(UserError, match="unit 1000000000000 is out of range"):
+    with pytest.raises(UserError, match="unit 16 is out of range"):
         parse_units("0-1000000000000", 16)
     assert parse_units("0-2,1,5", 16) == [0, 1, 2, 5]
 

@@ -91,13 +91,27 @@ def test_caffemodel_blob_shapes_that_lie_are_one_error(tmp_path, kind):
 def test_a_pickle_with_code_never_runs(tmp_path, monkeypatch):
     from netc.runtime.weights.read import read_source
 
+    import pickle
+
     monkeypatch.chdir(tmp_path)
+    pickle.loads(makers.pickle_code("touch live"))  # the payload is live: unpickled, it runs
+    assert (tmp_path / "live").exists()
     for zipped in (False, True):
         path = tmp_path / f"w{int(zipped)}.pth"
         path.write_bytes(makers.pickle_code("touch pwned", zipped=zipped))
         with pytest.raises(UserError, match="refused without loading|cannot read"):
             read_source(path)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_the_zip_bomb_inflates_to_what_it_claims():
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(makers.zip_bomb(megabytes=8))) as z:
+        info = z.getinfo("archive/data.pkl")
+        assert info.file_size == 8 * 2**20 and info.compress_size < 2**16
+        assert z.read(info) == b"\0" * (8 * 2**20)  # the CRC and sizes hold
 
 
 # ---- images -----------------------------------------------------------------------------------

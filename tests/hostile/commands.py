@@ -1,13 +1,16 @@
 """The commands added after the first corpus, each with hostile options and hostile files.
 
-Two generated families, so a new command or option is covered the day it is added:
+Generated families, so a new command or option is covered the day it is added:
 
 - every numeric option of every command (read off ``netc``'s own argparse tree) at its edges:
-  nan, inf, 1e400 and a malformed number must end the command line (exit 2, the option
-  named); -1 and 2**63 must be refused naming the option; 0 too, except where 0 is a value
-  the option means (``LEGIT_ZERO``: those run the command, in the full run only);
+  nan, inf, -inf, 1e400 and a word must end the command line (exit 2, the option named);
+  -1, 0 and 2**63 must be refused naming the option, except where the value means something
+  (``LEGIT_ZERO``, ``ANY_FINITE``, ``LEGIT_HUGE``; 2**63 is only a large float): those may
+  run the command, in the full run unless the command is quick;
 - every file a command reads, given as something that is no regular file (a FIFO, a
-  directory, ``/dev/zero``, a symlink loop, a missing file): one line, exit 1, at once.
+  directory, ``/dev/zero``, a symlink loop, a missing file): one line, exit 1, at once;
+- text options at their edges (unit ranges of 10^12, empty lists, data sources that name
+  nothing), every ``-o`` as a device, FIFO, folder or read-only file, and zoo names.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ def weights_cases(full: bool):
     files += [(f"pth-{k}", "w.pth", v) for k, v in TORCH.items()]
     files += [(f"caffe-{k}", "w.caffemodel", v) for k, v in CAFFE.items()]
     if full:
-        files.append(("pth-zip-bomb-4g", "w.pth", make("zip_bomb", megabytes=4096)))
+        files.append(("pth-zip-bomb-4g", "w.pth", make("zip_bomb", megabytes=4095)))  # zip32
         files.append(("caffe-many-layers-1m", "w.caffemodel",
                       make("caffemodel", kind="many-layers", count=1_000_000)))
     for name, filename, spec in files:

@@ -78,7 +78,7 @@ def weights_cases(full: bool):
             yield case(f"weights-{name}-{command}", "weights", argv=[
                 a.replace("{f}", filename) for a in argv],
                 files={filename: spec, **BASE["explain"][1]}, located=False, codes=(1,),
-                outputs=OUTPUTS, slow=slow, limit=60)
+                outputs=OUTPUTS, slow=slow, limit=120 if "-4g" in name else 60)
 
 
 IMAGES = {

@@ -8,6 +8,7 @@ never kept in the repository, and only for the cases that run.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import pickle
@@ -76,23 +77,32 @@ def _torch_zip(entries: dict[str, bytes], compress: int = zipfile.ZIP_STORED) ->
     return buf.getvalue()
 
 
+@functools.lru_cache(maxsize=2)  # 4 GiB takes half a minute to deflate: once per runner
 def zip_bomb(megabytes: int = 256) -> bytes:
-    """A ``torch.save``-shaped zip whose ``data.pkl`` inflates to ``megabytes`` MiB of zeros."""
+    """A ``torch.save``-shaped zip (``archive/version``, ``archive/byteorder``) whose
+    ``archive/data.pkl`` inflates to ``megabytes`` MiB of zeros from a few hundred KiB."""
     comp = zlib.compressobj(9, zlib.DEFLATED, -15)
     chunk = b"\0" * 2**20
-    body = b"".join(comp.compress(chunk) for _ in range(megabytes)) + comp.flush()
-    size = megabytes * 2**20
-    name = b"archive/data.pkl"
     crc = 0
+    parts = []
     for _ in range(megabytes):
+        parts.append(comp.compress(chunk))
         crc = zlib.crc32(chunk, crc)
-    local = struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 8, 0, 0, crc, len(body), size,
-                        len(name), 0) + name
-    central = struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, 0, 8, 0, 0, crc,
-                          len(body), size, len(name), 0, 0, 0, 0, 0, 0) + name
-    end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 1, 1, len(central),
-                      len(local) + len(body), 0)
-    return local + body + central + end
+    body = b"".join(parts) + comp.flush()
+    entries = [(b"archive/version", b"3\n", zlib.crc32(b"3\n"), 2, 0),
+               (b"archive/byteorder", b"little", zlib.crc32(b"little"), 6, 0),
+               (b"archive/data.pkl", body, crc, megabytes * 2**20, 8)]
+    local, central = b"", b""
+    for name, data, crc32, size, method in entries:
+        offset = len(local)
+        local += struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, method, 0, 0, crc32,
+                             len(data), size, len(name), 0) + name + data
+        central += struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, 0, method, 0, 0,
+                               crc32, len(data), size, len(name), 0, 0, 0, 0, 0,
+                               offset) + name
+    end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(entries), len(entries),
+                      len(central), len(local), 0)
+    return local + central + end
 
 
 def torch_file(truncate_to: float | None = None) -> bytes:

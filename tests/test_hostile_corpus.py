@@ -33,6 +33,12 @@ LOCATED = re.compile(r"^\S[^\n]*:\d+:\d+: error: ")
 ONE_LINE = re.compile(r"^(netc: error: |error: |usage: )")
 
 
+def _complete_lines(path: Path) -> list[str]:
+    """The lines the runner has finished writing: a long record can be read half-written (its
+    write is flushed in pieces), and only a line that ends in a newline is whole."""
+    return path.read_text().split("\n")[:-1]
+
+
 def _run_all(work: Path) -> dict[str, dict]:
     """Results by case name, restarting the runner after a case that never returns."""
     results: dict[str, dict] = {}
@@ -51,7 +57,7 @@ def _run_all(work: Path) -> dict[str, dict]:
         seen = 0
         while proc.poll() is None:
             time.sleep(0.05)
-            lines = out_file.read_text().splitlines()
+            lines = _complete_lines(out_file)
             if len(lines) > seen:
                 for line in lines[seen:]:
                     record = json.loads(line)
@@ -66,7 +72,7 @@ def _run_all(work: Path) -> dict[str, dict]:
                 proc.wait()
                 results[started] = {"name": started, "crash": "hung past its limit (watchdog)",
                                     "code": None, "stderr": "", "changed": [], "seconds": None}
-        for line in out_file.read_text().splitlines()[seen:]:
+        for line in _complete_lines(out_file)[seen:]:
             record = json.loads(line)
             if "started" not in record:
                 results[record["name"]] = record

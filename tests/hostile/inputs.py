@@ -173,7 +173,7 @@ VIEWS = ("top-activations", "embed")
 def folder_cases(full: bool):
     for kind in FOLDERS:
         for command, argv in FOLDER_COMMANDS.items():
-            usable = kind in USABLE or kind == "one-image" and command in VIEWS
+            usable = kind in USABLE or kind in ("one-image", "flat-fifo") and command in VIEWS
             codes = (0, 1) if usable else (1,)
             yield case(f"folder-{kind}-{command}", "folders", argv=argv, files=_folder(kind),
                        located=False, codes=codes, outputs=[] if 0 in codes else OUTPUTS,

@@ -177,7 +177,7 @@ def folder_cases(full: bool):
             codes = (0, 1) if usable else (1,)
             yield case(f"folder-{kind}-{command}", "folders", argv=argv, files=_folder(kind),
                        located=False, codes=codes, outputs=[] if 0 in codes else OUTPUTS,
-                       limit=40, slow=0 in codes and command in ("embed", "train", "probe"))
+                       limit=20, slow=0 in codes and command in ("embed", "train", "probe"))
 
 
 CLASSES = (weights_cases, image_cases, folder_cases)

@@ -108,7 +108,7 @@ def _class_names(root: Path) -> list[str]:
 def _read_images(root: Path, classes: list[str], input_shape) -> tuple[torch.Tensor, torch.Tensor]:
     from PIL import Image
 
-    from netc.runtime.files import open_image
+    from netc.runtime.images import read_image
 
     c, h, w = input_shape if len(input_shape) == 3 else (1, *input_shape, 1)
     mode = "L" if c == 1 else "RGB"
@@ -120,13 +120,34 @@ def _read_images(root: Path, classes: list[str], input_shape) -> tuple[torch.Ten
         for path in sorted(folder.rglob("*")):
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            img = open_image(path, mode).resize((w, h), Image.BILINEAR)
+            img = read_image(path, mode).resize((w, h), Image.BILINEAR)
             arr = np.asarray(img, dtype=np.uint8)
             images.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
             labels.append(label)
     if not images:
         raise UserError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     return torch.from_numpy(np.stack(images)), torch.tensor(labels, dtype=torch.int64)
+
+
+def read_flat_folder(root: Path, input_shape) -> torch.Tensor:
+    """The images directly in ``root`` (a folder without class folders), uint8 N×C×H×W at the
+    input's size, each read by :func:`netc.runtime.images.read_image`: a FIFO named ``x.png``
+    or a header claiming 100k x 100k pixels is one error naming the file, not a hang or a
+    traceback. Other files are skipped."""
+    from netc.runtime.images import read_image
+
+    c, h, w = input_shape if len(input_shape) == 3 else (1, *input_shape, 1)
+    images = []
+    for path in sorted(root.iterdir()):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        # Pillow's default filter, as fit has always resized a flat folder.
+        arr = np.asarray(read_image(path, "L" if c == 1 else "RGB").resize((w, h)), np.uint8)
+        images.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
+    if not images:
+        raise UserError(f"{root}: no images found (looked for "
+                        f"{', '.join(sorted(IMAGE_SUFFIXES))})")
+    return torch.from_numpy(np.stack(images))
 
 
 class _ArraysOnly(pickle.Unpickler):

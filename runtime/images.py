@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from netc.dsl.diagnostics import UserError
 
 
@@ -52,9 +51,45 @@ class Preprocess:
 
 def load_image(path: str | Path, prep: Preprocess) -> np.ndarray:
     """One image file as a float32 C×H×W array (see the module docstring for the steps)."""
+    return prepare(read_image(path, "L" if prep.layout == "gray" else "RGB"), prep)
+
+
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def read_image(path: str | Path, mode: str | None = None):
+    """An image file as an 8-bit Pillow image in ``mode`` (None: ``L`` for a grey picture,
+    ``RGB`` for any other).
+
+    The file is read by :func:`netc.runtime.files.open_image` (regular files only, a size cap,
+    decompression bombs refused, every failure one line); here its pixels become 8-bit:
+    Pillow's own conversion of a 16-bit grey image clips every value above 255, so a 16-bit
+    PNG would read as a white page. CMYK, palette, alpha and bilevel images convert as Pillow
+    converts them; an animation gives its first frame.
+    """
     from netc.runtime.files import open_image
 
-    return prepare(open_image(path, "L" if prep.layout == "gray" else "RGB"), prep)
+    img = open_image(path, None)  # decoded in its own mode (a palette made explicit)
+    if mode is None:
+        mode = "L" if img.mode in GREY_MODES else "RGB"
+    return _eight_bit(img).convert(mode)
+
+
+def _eight_bit(img):
+    """``img`` with 8-bit channels: 16- and 32-bit grey scaled by their range, not clipped."""
+    from PIL import Image
+
+    if img.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return img
+    a = np.asarray(img, dtype=np.float64)
+    if img.mode == "F":
+        top = 1.0 if a.size and 0 <= a.min() and a.max() <= 1 else float(a.max(initial=1.0))
+    elif img.mode.startswith("I;16") or a.max(initial=0) > 255:
+        top = 65535.0 if a.max(initial=0) <= 65535 else float(a.max())
+    else:
+        top = 255.0
+    a = np.nan_to_num(a / max(top, 1e-12) * 255.0 + 0.5, nan=0.0)
+    return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "L")
 
 
 def prepare(img, prep: Preprocess) -> np.ndarray:

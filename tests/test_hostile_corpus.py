@@ -6,8 +6,10 @@ Every case of :mod:`hostile.corpus` runs through ``netc``'s ``main`` in a separa
 capped at 2 GB of address space (RLIMIT_AS), each case under a 20 s alarm (some 30-60 s: a
 100,000-layer chain) and at Python's default recursion limit. A case that hangs where no signal
 reaches it is caught by the parent's watchdog, which restarts the runner after it. The slow
-cases (the largest sizes of each class) run with NETC_HOSTILE_FULL=1; every class is in the
-default run.
+cases (the largest sizes of each class, and the legal edge values that run a whole command)
+run with NETC_HOSTILE_FULL=1; every class is in the default run. Issue 23 added every command
+since (``hostile/commands.py``: each numeric option at its edges, each file a command reads as
+no file) and files that lie (``hostile/inputs.py``: weights, images, data folders).
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ LOCATED = re.compile(r"^\S[^\n]*:\d+:\d+: error: ")
 ONE_LINE = re.compile(r"^(netc: error: |error: |usage: )")
 
 
+def _complete_lines(path: Path) -> list[str]:
+    """The lines the runner has finished writing: a long record can be read half-written (its
+    write is flushed in pieces), and only a line that ends in a newline is whole."""
+    return path.read_text().split("\n")[:-1]
+
+
 def _run_all(work: Path) -> dict[str, dict]:
     """Results by case name, restarting the runner after a case that never returns."""
     results: dict[str, dict] = {}
@@ -49,7 +57,7 @@ def _run_all(work: Path) -> dict[str, dict]:
         seen = 0
         while proc.poll() is None:
             time.sleep(0.05)
-            lines = out_file.read_text().splitlines()
+            lines = _complete_lines(out_file)
             if len(lines) > seen:
                 for line in lines[seen:]:
                     record = json.loads(line)
@@ -64,7 +72,7 @@ def _run_all(work: Path) -> dict[str, dict]:
                 proc.wait()
                 results[started] = {"name": started, "crash": "hung past its limit (watchdog)",
                                     "code": None, "stderr": "", "changed": [], "seconds": None}
-        for line in out_file.read_text().splitlines()[seen:]:
+        for line in _complete_lines(out_file)[seen:]:
             record = json.loads(line)
             if "started" not in record:
                 results[record["name"]] = record
@@ -89,8 +97,25 @@ def results(tmp_path_factory):
 def test_the_corpus_covers_every_class():
     classes = {c["klass"] for c in CASES}
     assert classes >= {"parse", "recursion", "arguments", "sizes", "files", "recipes", "cli",
-                       "cost", "messages"}
-    assert len(CASES) >= 200, len(CASES)
+                       "cost", "messages", "options", "command-files", "weights", "images",
+                       "folders"}
+    assert len(CASES) >= 1000, len(CASES)
+
+
+def test_the_corpus_covers_every_command_and_numeric_option():
+    """A command or a numeric option added to netc is in the corpus the day it is added: the
+    option cases are read off the argparse tree, and each command needs a base command line."""
+    from hostile.commands import numeric_options
+
+    from netc.runtime.cli import COMMANDS
+
+    commands = {c["argv"][0] for c in CASES if c["argv"]}
+    assert commands >= set(COMMANDS), set(COMMANDS) - commands
+    named = {(c["argv"][0], a.split("=")[0]) for c in CASES if c["klass"] == "options"
+             for a in c["argv"] if a.startswith("--")}
+    missing = [(cmd, opt) for cmd, opt, _ in numeric_options()
+               if cmd != "recipe" and (cmd.split()[0], opt) not in named]
+    assert not missing, missing
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])

@@ -28,17 +28,24 @@ import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
-
 from netc.dsl.diagnostics import UserError
 from netc.runtime.commands.common import add_spec_arguments, load_graph
-from netc.runtime.commands.options import add_seed, add_threads, add_weights
+from netc.runtime.commands.options import (
+    add_seed,
+    add_threads,
+    add_weights,
+    bounded_int,
+    non_negative_int,
+    positive_int,
+)
 
 
 def add_arguments(p):
     add_spec_arguments(p)
-    p.add_argument("--batch", type=int, default=16, help="batch size for throughput (default 16)")
-    p.add_argument("--repeat", type=int, default=20, help="timed runs per measurement")
-    p.add_argument("--warmup", type=int, default=3, help="untimed runs first")
+    p.add_argument("--batch", type=bounded_int, default=16,
+                   help="batch size for throughput (default 16)")
+    p.add_argument("--repeat", type=positive_int, default=20, help="timed runs per measurement")
+    p.add_argument("--warmup", type=non_negative_int, default=3, help="untimed runs first")
     add_threads(p, "all cores, the same number for every backend")
     add_weights(p)
     add_seed(p)
@@ -76,7 +83,6 @@ def run(args) -> int:
     if args.warmup is not None and args.warmup < 0:
         raise UserError(f"--warmup must not be negative; got {args.warmup}")
     import torch
-
     from netc.compiler.lower_onnx.model import lower
     from netc.compiler.lower_torch.module import build_module
     from netc.compiler.numerics.seeded_weights import init_weights

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from netc.runtime.commands.common import add_spec_arguments, load_graph
-from netc.runtime.commands.options import add_output
+from netc.runtime.commands.options import add_output, bounded_int, positive_float
 
 
 def add_arguments(p):
@@ -13,9 +13,9 @@ def add_arguments(p):
     add_output(p, "picture (.svg or .png)", "OUT.svg", default_text="NET.svg or NET.png")
     p.add_argument("--format", choices=["svg", "png"], default=None,
                    help="svg (collapsible groups in a browser) or png; default from -o's suffix")
-    p.add_argument("--depth", type=int, default=None,
+    p.add_argument("--depth", type=bounded_int, default=None,
                    help="start with the groups at level N and deeper collapsed")
-    p.add_argument("--scale", type=float, default=1.5, help="png: pixels per SVG unit")
+    p.add_argument("--scale", type=positive_float, default=1.5, help="png: pixels per SVG unit")
 
 
 def run(args) -> int:

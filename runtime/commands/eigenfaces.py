@@ -16,6 +16,9 @@ from netc.runtime.commands.options import (
     add_seed,
     add_set,
     add_weights,
+    check_outputs,
+    finite_float,
+    non_negative_float,
     positive_int,
 )
 
@@ -50,7 +53,7 @@ def add_arguments(p):
             s.add_argument("--images", nargs="+", metavar="IMAGE", default=[],
                            help="also score these images: a face when the distance is below "
                                 "the threshold")
-            s.add_argument("--threshold", type=float, default=None,
+            s.add_argument("--threshold", type=finite_float, default=None,
                            help="distance below which an image is a face (default: the "
                                 "equal-error threshold, cross-validated on faces 0-79 and "
                                 "non-faces 100-149)")
@@ -59,8 +62,9 @@ def add_arguments(p):
                                 "print the AUC's mean ± sd (split i uses seed + i)")
             add_seed(s)
         if name == "identify":
-            s.add_argument("--copies", type=int, default=5, help="probes per face (default 5)")
-            s.add_argument("--noise", type=float, default=0.05,
+            s.add_argument("--copies", type=positive_int, default=5,
+                           help="probes per face (default 5)")
+            s.add_argument("--noise", type=non_negative_float, default=0.05,
                            help="std of the added noise, pixels in [0, 1] (default 0.05)")
             add_seed(s)
             s.add_argument("--seeds", type=positive_int, default=1, metavar="N",
@@ -68,16 +72,29 @@ def add_arguments(p):
                                 "mean ± sd (default 1)")
 
 
+def _check_images(paths) -> None:
+    """Refuse an --images entry that is no regular file before the fit, not after it."""
+    from netc.dsl.diagnostics import UserError
+    from netc.dsl.sources import NotRegular, check_regular
+
+    for path in paths:
+        try:
+            check_regular(path)
+        except NotRegular as err:
+            raise UserError(f"--images: {err}") from None
+
+
 def run(args) -> int:
     from netc.dsl.diagnostics import UserError
     from netc.runtime import eigenfaces as ef
     from netc.runtime.commands.common import load_graph
 
+    check_outputs(getattr(args, "output", None))
     graph = load_graph(args)
+    _check_images(getattr(args, "images", []))
     weights = None
     if args.weights:
         from netc.runtime.fit import check_fitted_for
-
         from netc.runtime.weights import load_weights
 
         check_fitted_for(graph, args.weights)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 
 from netc.runtime.commands.common import add_spec_arguments, load_graph
-from netc.runtime.commands.options import add_output, add_seed, add_weights, positive_int
+from netc.runtime.commands.options import (
+    add_output,
+    add_seed,
+    add_weights,
+    check_outputs,
+    positive_float,
+    positive_int,
+)
 
 
 def add_arguments(p):
@@ -13,7 +20,7 @@ def add_arguments(p):
     p.add_argument("--images", required=True, metavar="DIR",
                    help="a folder of images, digits[:N] (scikit-learn) or samples (scikit-image)")
     p.add_argument("--layer", required=True, help="the layer whose codes are embedded (fc7)")
-    p.add_argument("--perplexity", type=float, default=None,
+    p.add_argument("--perplexity", type=positive_float, default=None,
                    help="t-SNE perplexity (default min(30, (images - 1)/3))")
     add_weights(p)
     add_seed(p)
@@ -21,14 +28,13 @@ def add_arguments(p):
                    help="with classes, repeat with N seeds (seed, seed + 1, ...: the t-SNE's, "
                         "and the random weights' without --weights) and print the 5-NN "
                         "accuracy's mean ± sd; the picture is the first seed's (default 1)")
-    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass")
-    p.add_argument("--tile", type=int, default=32, help="pixels per image on the grid")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="images per forward pass")
+    p.add_argument("--tile", type=positive_int, default=32, help="pixels per image on the grid")
     p.add_argument("--json", metavar="OUT.json", help="also write the 2-D points as JSON")
     add_output(p, "PNG picture", "OUT.png", default="tsne.png")
 
 
 def run(args) -> int:
-
     from netc.dsl.diagnostics import UserError
     from netc.runtime.files import atomic_path
     from netc.runtime.images import Preprocess
@@ -39,6 +45,7 @@ def run(args) -> int:
 
     if args.tile < 4 or args.batch_size < 1:
         raise UserError("--tile must be at least 4 and --batch-size at least 1")
+    check_outputs(args.output, args.json)
     graph = load_graph(args)
     spec = image_input(graph)
     node = resolve_layer(graph, args.layer)

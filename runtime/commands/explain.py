@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from netc.runtime.commands.common import add_spec_arguments, load_graph
-from netc.runtime.commands.options import add_output, add_seed, add_weights
+from netc.runtime.commands.options import (
+    add_output,
+    add_seed,
+    add_weights,
+    bounded_int,
+    check_outputs,
+    positive_int,
+)
 
 
 def add_arguments(p):
@@ -11,13 +18,13 @@ def add_arguments(p):
     p.add_argument("image", metavar="IMAGE",
                    help="an image file, or a scikit-image sample name (astronaut, coffee, ...)")
     p.add_argument("--layer", required=True, help="the layer whose unit is explained (conv5_3)")
-    p.add_argument("--channel", type=int, default=None,
+    p.add_argument("--channel", type=bounded_int, default=None,
                    help="channel (or unit) k; default: the most active one")
     p.add_argument("--method", choices=["deconvnet", "guided", "saliency", "all"],
                    default="guided", help="the rule at each ReLU on the way back (default guided)")
     add_weights(p)
     add_seed(p)
-    p.add_argument("--size", type=int, default=256, help="pixels per panel (default 256)")
+    p.add_argument("--size", type=positive_int, default=256, help="pixels per panel (default 256)")
     add_output(p, "PNG picture", "OUT.png", default="explain.png")
 
 
@@ -32,6 +39,7 @@ def run(args) -> int:
 
     if args.size < 16:
         raise UserError(f"--size must be at least 16; got {args.size}")
+    check_outputs(args.output)
     graph = load_graph(args)
     spec = image_input(graph)
     node = resolve_layer(graph, args.layer)
@@ -44,7 +52,7 @@ def run(args) -> int:
                                  Preprocess.from_spec(spec, crop=1.0))
     methods = ["deconvnet", "guided", "saliency"] if args.method == "all" else [args.method]
     with progress("explain", len(methods) + 1) as advance:
-        net = build_view_network(graph, [node], args.weights, args.seed)
+        net = build_view_network(graph, [node], args.weights, args.seed, gradients=True)
         advance()
         maps = []
         for m in methods:

@@ -10,7 +10,13 @@ read by ``netc compile --weights``, ``netc probe --weights`` and the eigenfaces 
 from __future__ import annotations
 
 from netc.runtime.commands.common import add_spec_arguments, load_graph
-from netc.runtime.commands.options import add_output, add_seed, add_weights
+from netc.runtime.commands.options import (
+    add_output,
+    add_seed,
+    add_weights,
+    check_outputs,
+    positive_int,
+)
 
 
 def add_arguments(p):
@@ -23,7 +29,8 @@ def add_arguments(p):
                required=True)
     add_weights(p, "netc's seeded random weights; fitted layers in the file are refitted")
     add_seed(p)
-    p.add_argument("--batch-size", type=int, default=256, help="images per pass (default 256)")
+    p.add_argument("--batch-size", type=positive_int, default=256,
+                   help="images per pass (default 256)")
 
 
 def base_weights(graph, path, seed):
@@ -52,6 +59,7 @@ def run(args) -> int:
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1; got {args.batch_size}")
     start = time.perf_counter()
+    check_outputs(args.output)
     graph = load_graph(args)
     weights = base_weights(graph, args.weights, args.seed)
     images = load_images(args.data, next(iter(graph.inputs.values())).shape)

@@ -35,6 +35,12 @@ def non_negative_int(text: str) -> int:
     return _int_from(text, 0, "a non-negative integer")
 
 
+def bounded_int(text: str) -> int:
+    """Any integer of fewer than 64 bits (``--k``, ``--channel``): the command checks its range
+    and says what it must be (exit 1); 2**63 and words end the command line here."""
+    return _int_from(text, -(2**63) + 1, "an integer")
+
+
 def _int_from(text: str, least: int, what: str) -> int:
     """``text`` as an integer in [least, 2**63), else argparse's error naming ``what``."""
     try:
@@ -43,6 +49,53 @@ def _int_from(text: str, least: int, what: str) -> int:
         raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}") from None
     if not least <= value < 2**63:
         raise argparse.ArgumentTypeError(f"expected {what} below 2**63; got {value}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """Any finite number (``--threshold``): nan, inf and 1e400 (which overflows) are refused."""
+    return _float_from(text, None, None, "a finite number")
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (``--lr``, ``--scale``, ``--perplexity``, ``--gamma``)."""
+    return _float_from(text, 0.0, None, "a positive finite number", open_low=True)
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (``--weight-decay``, ``--ridge``, ``--noise``)."""
+    return _float_from(text, 0.0, None, "a finite number >= 0")
+
+
+def momentum(text: str) -> float:
+    """A number in [0, 1): ``--momentum`` (1 or more never forgets a step, and diverges)."""
+    return _float_from(text, 0.0, 1.0, "a number in [0, 1)", open_high=True)
+
+
+def fraction(text: str) -> float:
+    """A number strictly between 0 and 1 (``--holdout``: both splits keep images)."""
+    return _float_from(text, 0.0, 1.0, "a number between 0 and 1", open_low=True,
+                       open_high=True)
+
+
+def crop_fraction(text: str) -> float:
+    """A number in (0, 1] (``--crop``: the centre crop's share of the resized image)."""
+    return _float_from(text, 0.0, 1.0, "a number in (0, 1]", open_low=True)
+
+
+def _float_from(text: str, low: float | None, high: float | None, what: str,
+                open_low: bool = False, open_high: bool = False) -> float:
+    """``text`` as a finite float within the bounds, else argparse's error naming ``what``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected {what}; got {text!r}, which is not a "
+                                         "finite number")
+    if low is not None and (value < low or (open_low and value == low)) or \
+            high is not None and (value > high or (open_high and value == high)):
+        raise argparse.ArgumentTypeError(f"expected {what}; got {value:g}")
     return value
 
 
@@ -184,3 +237,14 @@ def add_output(p: argparse.ArgumentParser, what: str, metavar: str, *, default: 
     p.add_argument("-o", "--output", metavar=metavar, default=default, required=required,
                    help=OUTPUT_HELP.format(what=what, default=f" (default {shown})" if shown
                                            else ""))
+
+
+def check_outputs(*paths: str | None) -> None:
+    """Refuse, before any work, an output that cannot be written (a device, a FIFO, a folder,
+    a read-only file): a picture that took a minute of t-SNE should not be lost at the rename.
+    The check is repeated when each file is written (:func:`netc.runtime.files.atomic_path`)."""
+    from netc.runtime.files import check_destination
+
+    for path in paths:
+        if path is not None and path != "-":
+            check_destination(path)

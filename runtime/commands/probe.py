@@ -9,7 +9,13 @@ is a trained one; without, netc's seeded random weights (random features).
 from __future__ import annotations
 
 from netc.runtime.commands.common import add_spec_arguments, load_graph
-from netc.runtime.commands.options import add_seed, add_threads, add_weights
+from netc.runtime.commands.options import (
+    add_seed,
+    add_threads,
+    add_weights,
+    positive_float,
+    positive_int,
+)
 
 
 def add_arguments(p):
@@ -20,10 +26,10 @@ def add_arguments(p):
                    help="comma-separated layer names (the input's name probes the pixels)")
     add_weights(p)
     add_seed(p)
-    p.add_argument("--ridge", type=float, default=None, metavar="λ",
+    p.add_argument("--ridge", type=positive_float, default=None, metavar="λ",
                    help="fixed ridge λ (default: chosen per layer on a fifth of the training "
                         "split)")
-    p.add_argument("--features", type=int, default=None, metavar="N",
+    p.add_argument("--features", type=positive_int, default=None, metavar="N",
                    help="compare layers at one width: map wider codes to N values by a fixed "
                         "random projection first (default: the full codes)")
     add_threads(p, "torch's")
@@ -31,9 +37,9 @@ def add_arguments(p):
 
 def run(args) -> int:
     import torch
-
     from netc.dsl.diagnostics import UserError
     from netc.runtime.fit import probe
+    from netc.runtime.views.network import resolve_layer
 
     layers = [n.strip() for n in args.layers.split(",") if n.strip()]
     if not layers:
@@ -45,6 +51,9 @@ def run(args) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     graph = load_graph(args)
+    for name in layers:  # an unknown name is one line naming --layers and the near names
+        if graph.resolve(name) is None:
+            resolve_layer(graph, name, "--layers")
     weights = None
     if args.weights:
         from netc.runtime.weights import load_weights

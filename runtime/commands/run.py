@@ -20,10 +20,18 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 from netc.dsl.diagnostics import UserError
 from netc.runtime.commands.common import add_caffe_arguments
-from netc.runtime.commands.options import add_seed, add_set, add_threads, add_weights
+from netc.runtime.commands.options import (
+    add_seed,
+    add_set,
+    add_threads,
+    add_weights,
+    check_outputs,
+    crop_fraction,
+    positive_float,
+    positive_int,
+)
 
 
 def add_arguments(p):
@@ -31,7 +39,8 @@ def add_arguments(p):
                    help="an .onnx file (from netc compile), or a SPEC compiled in memory: a zoo "
                         "name (resnet18), a .net file, FILE.net:NET or a Caffe .prototxt")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files (any Pillow format)")
-    p.add_argument("--topk", type=int, default=5, help="classes to report per image (default 5)")
+    p.add_argument("--topk", type=positive_int, default=5,
+                   help="classes to report per image (default 5)")
     p.add_argument("--labels", metavar="FILE",
                    help="class names, one per line (default for the zoo's ImageNet nets: the "
                         "ImageNet-1k names that ship with netc)")
@@ -40,25 +49,41 @@ def add_arguments(p):
     add_set(p)
     add_caffe_arguments(p)
     p.add_argument("--json", metavar="FILE", help="write the results as JSON (- for stdout)")
-    p.add_argument("--batch", type=int, default=8, help="images per run (default 8)")
+    p.add_argument("--batch", type=positive_int, default=8, help="images per run (default 8)")
     p.add_argument("--provider", choices=("tensorrt", "cuda", "cpu"),
                    help="force an ONNX Runtime provider (default: the best that loads)")
     add_threads(p, "ONNX Runtime's, all cores")
     p.add_argument("--mean", type=_floats, help="per-channel mean, e.g. 0.485,0.456,0.406")
-    p.add_argument("--std", type=_floats, help="per-channel std, e.g. 0.229,0.224,0.225")
-    p.add_argument("--scale", type=float, help="pixel scale: 1 (torchvision) or 255 (Caffe)")
+    p.add_argument("--std", type=_positive_floats,
+                   help="per-channel std, e.g. 0.229,0.224,0.225")
+    p.add_argument("--scale", type=positive_float,
+                   help="pixel scale: 1 (torchvision) or 255 (Caffe)")
     p.add_argument("--layout", choices=("rgb", "bgr", "gray"), help="channel order")
-    p.add_argument("--crop", type=float, default=0.875,
+    p.add_argument("--crop", type=crop_fraction, default=0.875,
                    help="centre crop as a fraction of the resized image (default 0.875)")
 
 
 def _floats(text: str) -> tuple[float, ...]:
     import argparse
+    import math
 
     try:
-        return tuple(float(t) for t in text.split(","))
+        values = tuple(float(t) for t in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected numbers separated by commas; got {text!r}")
+    if not all(math.isfinite(v) for v in values):  # nan, inf, or 1e400 (which overflows)
+        raise argparse.ArgumentTypeError(f"expected finite numbers; got {text!r}")
+    return values
+
+
+def _positive_floats(text: str) -> tuple[float, ...]:
+    """``--std``: finite numbers above 0 (a std of 0 divides the image by zero)."""
+    import argparse
+
+    values = _floats(text)
+    if not all(v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected numbers above 0; got {text!r}")
+    return values
 
 
 def run(args) -> int:
@@ -70,6 +95,7 @@ def run(args) -> int:
 
     if args.topk < 1 or args.batch < 1:
         raise UserError("--topk and --batch must be at least 1")
+    check_outputs(args.json)
     model = _model(args)
     session = open_session(model, args.provider, args.threads)
     meta = session.session.get_modelmeta().custom_metadata_map
@@ -118,6 +144,12 @@ def _model(args) -> str | bytes:
     is_file = path.suffix == ".onnx" or (path.is_file() and path.suffix not in (".net",
                                                                                  ".prototxt"))
     if is_file:
+        from netc.dsl.sources import NotRegular, check_regular
+
+        try:  # a FIFO, a device or a folder in one line (not "no such model file")
+            check_regular(path)
+        except NotRegular as err:
+            raise UserError(f"cannot read model: {err}") from None
         if args.weights or args.overrides:
             raise UserError(f"--weights and --set apply to a SPEC; {args.model} is an ONNX file "
                             "with its weights inside (compile it again with netc compile)")

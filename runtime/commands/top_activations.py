@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from netc.runtime.commands.common import add_spec_arguments, load_graph
-from netc.runtime.commands.options import add_output, add_seed, add_weights
+from netc.runtime.commands.options import (
+    add_output,
+    add_seed,
+    add_weights,
+    bounded_int,
+    check_outputs,
+    positive_int,
+)
 
 
 def add_arguments(p):
@@ -12,13 +19,13 @@ def add_arguments(p):
                    help="a folder of images, digits[:N] (scikit-learn) or samples (scikit-image)")
     p.add_argument("--layer", required=True, help="the layer whose units are shown")
     p.add_argument("--units", default="0-15", help="units (channels), e.g. 0-15 or 0,4,9-11")
-    p.add_argument("--k", type=int, default=9, help="images per unit (default 9)")
+    p.add_argument("--k", type=bounded_int, default=9, help="images per unit (default 9)")
     p.add_argument("--whole", action="store_true",
                    help="show whole images instead of receptive-field crops")
     add_weights(p)
     add_seed(p)
-    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
-    p.add_argument("--size", type=int, default=64, help="pixels per tile (default 64)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="images per forward pass")
+    p.add_argument("--size", type=positive_int, default=64, help="pixels per tile (default 64)")
     add_output(p, "PNG picture", "OUT.png", default="top_activations.png")
 
 
@@ -41,6 +48,7 @@ def run(args) -> int:
                                ("--size", args.size, 8)):
         if value < least:
             raise UserError(f"{flag} must be at least {least}; got {value}")
+    check_outputs(args.output)
     graph = load_graph(args)
     spec = image_input(graph)
     node = resolve_layer(graph, args.layer)

@@ -7,8 +7,18 @@ DistributedDataParallel. Torch is imported only when the command runs.
 from __future__ import annotations
 
 from netc.runtime.commands.common import add_spec_arguments, load_graph
-from netc.runtime.commands.options import (add_compile, add_output, add_seed, add_threads,
-                                           add_weights)
+from netc.runtime.commands.options import (
+    add_compile,
+    add_output,
+    add_seed,
+    add_threads,
+    add_weights,
+    fraction,
+    momentum,
+    non_negative_float,
+    positive_float,
+    positive_int,
+)
 
 
 def add_arguments(p):
@@ -19,23 +29,24 @@ def add_arguments(p):
                         "class) or cifar10:PATH (the python CIFAR-10 batches); default digits")
     g.add_argument("--augment", action="store_true",
                    help="random crop with zero padding and horizontal flip")
-    g.add_argument("--holdout", type=float, default=0.2,
+    g.add_argument("--holdout", type=fraction, default=0.2,
                    help="held-out fraction when the data has no split of its own (default 0.2)")
     o = p.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=int, default=10)
-    o.add_argument("--batch-size", type=int, default=64, help="per process (default 64)")
+    o.add_argument("--epochs", type=positive_int, default=10)
+    o.add_argument("--batch-size", type=positive_int, default=64, help="per process (default 64)")
     o.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
                    help="SGD with momentum (default) or Adam")
-    o.add_argument("--lr", type=float, default=0.05, help="peak learning rate (default 0.05)")
-    o.add_argument("--momentum", type=float, default=0.9)
+    o.add_argument("--lr", type=positive_float, default=0.05,
+                   help="peak learning rate (default 0.05)")
+    o.add_argument("--momentum", type=momentum, default=0.9)
     o.add_argument("--nesterov", action="store_true")
-    o.add_argument("--weight-decay", type=float, default=5e-4)
+    o.add_argument("--weight-decay", type=non_negative_float, default=5e-4)
     o.add_argument("--schedule", choices=["cosine", "step", "constant"], default="cosine",
                    help="learning-rate schedule (default cosine)")
     o.add_argument("--milestones", default="0.5,0.75", metavar="F,F",
                    help="step schedule: fractions of the run where lr is multiplied by --gamma")
-    o.add_argument("--gamma", type=float, default=0.1)
-    o.add_argument("--steps-per-epoch", type=int, default=None,
+    o.add_argument("--gamma", type=positive_float, default=0.1)
+    o.add_argument("--steps-per-epoch", type=positive_int, default=None,
                    help="cap the steps of an epoch (quick runs)")
     r = p.add_argument_group("run")
     add_seed(r)

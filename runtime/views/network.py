@@ -33,10 +33,12 @@ def prefix_graph(graph: Graph, targets: list[str]) -> Graph:
     return graph.copy(nodes=nodes, inputs=inputs, outputs=list(targets), aliases=aliases)
 
 
-def build_view_network(graph: Graph, targets: list[str], weights: str | None, seed: int = 0):
+def build_view_network(graph: Graph, targets: list[str], weights: str | None, seed: int = 0,
+                       gradients: bool = False):
     """An eval-mode :class:`NetModule` computing ``targets``; its parameters need no grad.
     ``weights`` is a path read by :func:`netc.runtime.weights.load_weights`; None: netc's
-    seeded random weights for ``seed``."""
+    seeded random weights for ``seed``, with :func:`random_weights_warning` (``gradients``:
+    the view is a map sent back to the image)."""
     from netc.compiler.lower_torch.module import build_module
     from netc.runtime.weights import load_weights
 
@@ -46,14 +48,40 @@ def build_view_network(graph: Graph, targets: list[str], weights: str | None, se
         net = build_module(part, load_weights(graph, weights, layers=[n.name for n in part]),
                            seed=seed)
     else:
-        print(f"warning: no --weights given: {graph.name} has random weights (netc's seeded "
-              "initialiser), so the picture shows what random features do; pass --weights FILE "
-              "(from `netc train` or `netc weights import`)", file=sys.stderr)
+        print(random_weights_warning(part, gradients), file=sys.stderr)
         net = build_module(part, seed=seed)
     net.eval()
     for p in net.parameters():
         p.requires_grad_(False)
     return net
+
+
+def random_weights_warning(part: Graph, gradients: bool = False) -> str:
+    """What a view of netc's seeded weights shows. In a residual net the batch norm that ends
+    each residual body starts with γ = 0 (zero-init residual, as torchvision's
+    ``zero_init_residual``), so every body outputs a constant: the features are the shortcuts'
+    alone, and a gradient map reaches the image only along the shortcuts (the stem and the
+    strided 1x1 projections), which sample one pixel per output position: resnet50_v1_5's fc
+    map of a 224x224 image is a 7x7 grid of dots. The warning says so where it applies."""
+    from netc.compiler.numerics.seeded_weights import residual_body_ends
+
+    text = (f"warning: no --weights given: {part.name} has random weights (netc's seeded "
+            "initialiser), so the picture shows what random features do; pass --weights FILE "
+            "(from `netc train` or `netc weights import`)")
+    ends = residual_body_ends(part)
+    if not ends:
+        return text
+    text += (f"\nwarning: with netc's seeded weights the batch norm that ends each of "
+             f"{part.name}'s {len(ends)} residual bodies has gamma = 0 (zero-init residual), so "
+             "every residual body outputs a constant and each block computes its shortcut "
+             "alone")
+    if gradients:
+        text += ("; the body passes back no gradient, so only the shortcuts carry gradient to "
+                 "the image, and this map shows the shortcut path (the stem and the strided "
+                 "1x1 projections), not what the unit responds to: one dot for each position "
+                 "the unit reads (a grid of dots, 7x7 for resnet50_v1_5's fc at 224x224; one "
+                 "dot for a unit of a feature map)")
+    return text
 
 
 def image_input(graph: Graph):
@@ -81,9 +109,10 @@ def parse_units(text: str, count: int, flag: str = "--units") -> list[int]:
                             "0,4,9-11") from None
         if a > b:
             raise UserError(f"{flag} {text!r}: the range {a}-{b} is empty")
+        # The first unit out of range, found without listing the range.
+        bad = a if not 0 <= a < count else count if b >= count else None
+        if bad is not None:  # checked before the range is listed: 0-1000000000000 is no list
+            raise UserError(f"{flag} {text}: unit {bad} is out of range; the layer has {count} "
+                            f"channels (0..{count - 1})")
         units.extend(range(a, b + 1))
-    bad = [u for u in units if not 0 <= u < count]
-    if bad:
-        raise UserError(f"{flag} {text}: unit {bad[0]} is out of range; the layer has {count} "
-                        f"channels (0..{count - 1})")
     return list(dict.fromkeys(units))

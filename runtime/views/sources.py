@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from netc.dsl.diagnostics import UserError
 from netc.runtime.data import IMAGE_SUFFIXES
 from netc.runtime.images import Preprocess, prepare
@@ -35,19 +34,16 @@ class Item:
     pixels: np.ndarray | None = None  # uint8 H×W (digits) when there is no file
 
     def open(self):
-        """The picture as a PIL image (RGB or L)."""
-        from PIL import Image, UnidentifiedImageError
+        """The picture as a PIL image (RGB, or L for a grey one), read only if it is a regular
+        image file (:func:`netc.runtime.images.read_image`): a FIFO named ``x.png`` would
+        block Pillow's reader forever, a header claiming 100k x 100k pixels is a bomb."""
+        from PIL import Image
+
+        from netc.runtime.images import read_image
 
         if self.pixels is not None:
             return Image.fromarray(self.pixels)
-        try:
-            with Image.open(self.path) as img:
-                img.load()
-                return img.convert("L" if img.mode in ("1", "L", "I;16", "I") else "RGB")
-        except (OSError, UnidentifiedImageError, ValueError) as err:
-            why = ("not an image Pillow can read" if isinstance(err, UnidentifiedImageError)
-                   else getattr(err, "strerror", None) or str(err))
-            raise UserError(f"cannot read image {self.path}: {why}") from None
+        return read_image(self.path)
 
 
 @dataclass(frozen=True)

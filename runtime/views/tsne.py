@@ -30,7 +30,7 @@ def check_perplexity(perplexity: float, n: int) -> None:
     """t-SNE needs perplexity < n (scikit-learn refuses otherwise); say so in the user's
     terms."""
     if n < MIN_IMAGES:
-        raise UserError(f"t-SNE needs at least {MIN_IMAGES} images; got {n}")
+        raise UserError(f"--images: t-SNE needs at least {MIN_IMAGES} images; got {n}")
     if not 0 < perplexity < n:
         raise UserError(f"--perplexity {perplexity:g} must be above 0 and below the number of "
                         f"images ({n}); about (images − 1)/3 = {(n - 1) / 3:.1f} or less works")

@@ -163,6 +163,22 @@ def file_strides(source: Source, groups: list[Layer]) -> dict[str, tuple[tuple[i
     return out
 
 
+# The zoo's ResNets by depth, v1 (He et al.) and v1.5 (torchvision): what a stride hint names.
+ZOO_RESNETS = {"50": ("resnet50", "resnet50_v1_5"), "101": ("resnet101", "resnet101_v1_5"),
+               "152": ("resnet152", "resnet152_v1_5")}
+
+
+def zoo_twin(name: str, v15: bool) -> str:
+    """The zoo net to use instead of ``name`` for a file of the other ResNet version: the one of
+    the same depth when ``name`` is a zoo ResNet, else all three (and the generic form)."""
+    depth = re.fullmatch(r"resnet(50|101|152)(_v1_5)?", name)
+    if depth:
+        return f"{ZOO_RESNETS[depth.group(1)][v15]} (a zoo net)"
+    names = [pair[v15] for pair in ZOO_RESNETS.values()]
+    generic = ", or resnet(bottleneck_v15, ...)" if v15 else ""
+    return f"{', '.join(names[:-1])} or {names[-1]} (zoo nets, by depth){generic}"
+
+
 def check_strides(graph, pairs, source, groups, allow: bool, warnings: list[str]) -> None:
     """Refuse pairs whose convs agree in shape but not in stride (ResNet v1 vs v1.5); with
     ``allow``, add a warning instead."""
@@ -189,9 +205,10 @@ def check_strides(graph, pairs, source, groups, allow: bool, warnings: list[str]
         text += ("\n  likely cause: ResNet v1 vs v1.5: " +
                  ("the spec is v1 (He et al.: stride on the first 1x1) and the file is v1.5 "
                   "(stride on the 3x3, as every torchvision ResNet-50/101/152): use "
-                  "resnet50_v1_5, or resnet(bottleneck_v15, ...)" if spec_v1 else
+                  f"{zoo_twin(graph.name, v15=True)}" if spec_v1 else
                   "the spec is v1.5 (stride on the 3x3) and the file is v1 (He et al.'s "
-                  "Caffe ResNets: stride on the first 1x1): use resnet50/101/152"))
+                  f"Caffe ResNets: stride on the first 1x1): use "
+                  f"{zoo_twin(graph.name, v15=False)}"))
     if not allow:
         raise UserError(f"weights do not fit {graph.name}: the layers fit by shape but "
                         f"compute another network: {text}\n  (netc weights import "

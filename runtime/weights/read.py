@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
 from netc.compiler.importers.pairing import Layer, Shape
 from netc.dsl.diagnostics import UserError
 from netc.dsl.sources import NotRegular, check_regular
@@ -139,7 +138,7 @@ class _Safetensors(Mapping):
         from safetensors import SafetensorError
 
         try:
-            return _float(self._file.get_tensor(key))
+            return _float(self._file.get_tensor(key), key, self.path)
         except (SafetensorError, TypeError, ValueError) as err:  # a dtype numpy lacks
             raise UserError(f"cannot read {key} from {self.path}: {err}") from None
 
@@ -182,7 +181,7 @@ def _read_torch(path: Path) -> dict[str, np.ndarray]:
     out = {}
     for key, value in state.items():  # a tensor under a number or a tuple has no layer name
         if isinstance(key, str) and torch.is_tensor(value) and not key.endswith(COUNTER):
-            out[key] = _float(value.detach().cpu().float().numpy())
+            out[key] = _float(value.detach().cpu().float().numpy(), key, path)
     if not out:
         raise UserError(f"{path} holds no tensors under names")
     return out
@@ -221,7 +220,8 @@ def _read_caffemodel(path: Path) -> Source:
     for lay, blobs in weight_groups(read_caffemodel(path)):
         source.ordered.append(Layer(lay.name, tuple((k, v.shape) for k, v in blobs.items()),
                                     lay.type))
-        tensors.update({f"{lay.name}.{k}": _float(v) for k, v in blobs.items()})
+        tensors.update({f"{lay.name}.{k}": _float(v, f"{lay.name}.{k}", path)
+                        for k, v in blobs.items()})
         source.types[lay.name] = lay.type
         if lay.stride is not None:
             source.strides[lay.name] = lay.stride
@@ -229,5 +229,14 @@ def _read_caffemodel(path: Path) -> Source:
     return source
 
 
-def _float(a: np.ndarray) -> np.ndarray:
-    return a.astype(np.float32) if a.dtype != np.float32 else a
+def _float(a: np.ndarray, key: str = "", path: Path | None = None) -> np.ndarray:
+    """``a`` as float32, refused if any value is not finite: a net with one NaN weight computes
+    NaN everywhere downstream, and a value past float32's range becomes inf here."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = a.astype(np.float32) if a.dtype != np.float32 else a
+    if out.size and not np.isfinite(out).all():
+        bad = int(out.size - np.count_nonzero(np.isfinite(out)))
+        where = f"{path}: " if path is not None else ""
+        raise UserError(f"{where}{key or 'a tensor'} holds {bad:,} value(s) that are not finite "
+                        "(nan or inf, or past float32's range): no network computes with them")
+    return out

@@ -1,12 +1,8 @@
 """The hostile corpus: broken and extreme inputs for every class of issue 10, generated.
 
-Each case is a dict: ``name``, ``klass`` (the issue's class), ``files`` (what to create in the
-case's folder: ``text``, ``b64`` bytes, ``zeros`` (a sparse file of that size), ``fifo``,
-``symlink``, ``dir``, ``readonly``), ``argv`` (``{d}`` is the case's folder), ``codes`` (the
-exit statuses allowed: 1 for a user error, 2 for a malformed command line, 0 where a huge but
-legal input must simply work), ``fragment`` (text the error must contain), ``located`` (the
-first line must be ``file:line:col: error:``), ``outputs`` (files that must not appear or
-change), ``slow`` (only with NETC_HOSTILE_FULL=1) and ``limit`` (seconds).
+A case is the dict :func:`hostile.base.case` makes. The commands added since issue 10 (their
+options at their edges, every file they read) are in :mod:`hostile.commands`; weights files,
+images and data folders that lie, in :mod:`hostile.inputs`.
 
 Cases come from tables and from the registry itself: every numeric parameter of every op gets
 values outside its declared domain, so a new op is covered the day it is registered.
@@ -21,23 +17,8 @@ import zlib
 from netc.compiler.ops import REGISTRY
 from netc.compiler.ops.domains import MAX_SIZE
 
-NET = "net n {{\n  input image: {shape}\n  {body}\n}}\n"
-
-
-def net(body: str, shape: str = "3x32x32") -> str:
-    return NET.format(shape=shape, body=body)
-
-
-def case(name, klass, text=None, argv=None, codes=(1,), fragment=None, located=True,
-         files=None, outputs=(), slow=False, limit=20):
-    files = dict(files or {})
-    if text is not None:
-        files["spec.net"] = {"text": text}
-    return {"name": name, "klass": klass, "files": files,
-            "argv": list(argv if argv is not None else ["check", "spec.net"]),
-            "codes": list(codes),
-            "fragment": fragment, "located": located, "outputs": list(outputs),
-            "slow": slow, "limit": limit}
+from hostile import commands, inputs
+from hostile.base import case, net
 
 
 # ---- 1. the parser and deep or long input -----------------------------------------------------
@@ -536,7 +517,8 @@ def message_cases(full: bool):
 
 
 CLASSES = (parser_cases, recursion_cases, registry_cases, argument_cases, size_cases,
-           file_cases, recipe_cases, cost_cases, message_cases)
+           file_cases, recipe_cases, cost_cases, message_cases, *commands.CLASSES,
+           *inputs.CLASSES)
 
 
 def all_cases(full: bool = False) -> list[dict]:

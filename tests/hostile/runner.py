@@ -34,7 +34,8 @@ def _alarm(signum, frame):
 
 
 def materialise(case_dir: Path, files: dict) -> None:
-    """Create a case's files: text, bytes, FIFOs, symlinks, folders, read-only files."""
+    """Create a case's files: text, bytes, FIFOs, symlinks, folders, read-only or unreadable
+    files, and files made by :mod:`makers`."""
     case_dir.mkdir(parents=True, exist_ok=True)
     for rel, spec in files.items():
         path = case_dir / rel
@@ -52,8 +53,14 @@ def materialise(case_dir: Path, files: dict) -> None:
             os.symlink(spec["symlink"], path)
         elif spec.get("dir"):
             path.mkdir(exist_ok=True)
+        elif "make" in spec:  # made here, in the case's temporary folder (makers.py)
+            from makers import MAKERS
+
+            path.write_bytes(MAKERS[spec["make"]](**spec.get("args", {})))
         if spec.get("readonly"):
             os.chmod(path, 0o444)
+        if spec.get("unreadable"):
+            os.chmod(path, 0)
 
 
 def digest(path: Path) -> str | None:

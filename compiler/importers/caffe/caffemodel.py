@@ -23,6 +23,7 @@ repeated float would build a Python float per value (VGG-16 holds 138 M).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import math
 from functools import lru_cache
 from pathlib import Path
 
@@ -146,7 +147,11 @@ def _blob(b, where: str) -> np.ndarray:
         shape = (int(b.num), int(b.channels), int(b.height), int(b.width))
     else:  # a blob with neither (a channel-shared PReLU slope): its values, flat
         shape = (values.size,)
-    if int(np.prod(shape)) != values.size:
+    if any(d < 0 for d in shape):  # numpy would read -1 as "the rest"
+        raise UserError(f"{where}: the blob's shape {'x'.join(map(str, shape))} has a "
+                        "negative size")
+    # Python's product: numpy's int64 one wraps (2**62 x 4 is 0, which an empty blob holds).
+    if math.prod(shape) != values.size:
         raise UserError(f"{where}: the blob's shape {'x'.join(map(str, shape))} does not hold "
                         f"its {values.size} values")
     return values.reshape(shape)

@@ -35,7 +35,7 @@ from netc.compiler.ir import Graph
 from netc.compiler.numerics.fitting import FitError, Moments, ridge_path
 from netc.compiler.ops.fitted import is_fitted
 from netc.dsl.diagnostics import Diagnostic, DiagnosticError, UserError
-from netc.runtime.data import IMAGE_SUFFIXES, load_dataset, make_batch
+from netc.runtime.data import load_dataset, make_batch, read_flat_folder
 
 LFW_FACES = 100  # skimage.data.lfw_subset(): rows 0-99 are faces, 100-199 are not
 # A fit keeps an F×F float64 scatter per fitted layer, a probe the n×F codes of a layer: past
@@ -84,7 +84,7 @@ def load_images(source: str, input_shape) -> Images:
         rows = lfw_rows(arg)
         return Images(f"lfw_subset {arg or '0-99'}", torch.from_numpy(rows[:, None] * 255.0))
     if kind == "folder" and arg and _flat_folder(Path(arg)):
-        return Images(source, _read_flat(Path(arg), input_shape))
+        return Images(source, read_flat_folder(Path(arg), input_shape))
     if kind in ("digits", "folder", "cifar10"):
         d = load_dataset(source, input_shape)
         return Images(d.name + " (training split)", d.train_x, d.train_y, d.classes)
@@ -95,25 +95,6 @@ def load_images(source: str, input_shape) -> Images:
 def _flat_folder(root: Path) -> bool:
     return root.is_dir() and not any(p.is_dir() and not p.name.startswith(".")
                                      for p in root.iterdir())
-
-
-def _read_flat(root: Path, input_shape) -> torch.Tensor:
-    from PIL import Image, UnidentifiedImageError
-
-    c, h, w = input_shape
-    images = []
-    for path in sorted(root.iterdir()):
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        try:
-            with Image.open(path) as img:
-                arr = np.asarray(img.convert("L" if c == 1 else "RGB").resize((w, h)), np.uint8)
-        except (OSError, UnidentifiedImageError) as err:
-            raise UserError(f"cannot read image {path}: {err}") from None
-        images.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
-    if not images:
-        raise UserError(f"{root}: no images found")
-    return torch.from_numpy(np.stack(images))
 
 
 def batches(graph: Graph, images: Images, batch_size: int):

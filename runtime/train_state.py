@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from netc.dsl.diagnostics import UserError
+from netc.dsl.sources import NotRegular, check_regular
 
 CHECKPOINT_FORMAT = "netc-train-1"
 
@@ -92,8 +93,12 @@ def load_checkpoint(path: Path, graph, module, optimizer, dist) -> tuple[Positio
     and the settings the run was started with."""
     import torch
 
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"--resume: no checkpoint at {path}")
+    try:
+        check_regular(path)  # a FIFO would hang torch.load; a folder or device is no checkpoint
+    except NotRegular as err:
+        raise UserError(f"--resume: {err}") from None
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix

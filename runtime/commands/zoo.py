@@ -29,7 +29,7 @@ def run(args) -> int:
 
         close = difflib.get_close_matches(args.name, index, n=4)
         hint = f"; did you mean {', '.join(close)}?" if close else "; `netc zoo` lists them"
-        raise UserError(f"no zoo net is called {args.name!r}{hint}")
+        raise UserError(f"no zoo net is called {args.name[:80]!r}{hint}")
     if args.spec:
         print(index[args.name].read_text(encoding="utf-8"), end="")
         return 0

@@ -56,9 +56,9 @@ def resolve(ref: str) -> Path:
 
 def load_image(ref: str) -> np.ndarray:
     """Read a picture as float32 RGB in [0, 1]; a :class:`UserError` if it cannot be read."""
-    from netc.runtime.files import open_image
+    from netc.runtime.images import read_image
 
-    rgb = open_image(resolve(ref), "RGB")
+    rgb = read_image(resolve(ref), "RGB")
     return np.asarray(rgb, dtype=np.float32) / 255.0
 
 

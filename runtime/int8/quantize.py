@@ -103,7 +103,7 @@ def _no_node(name: str, graph, nodes: list[str]) -> str:
     if name in graph.nodes:
         node = graph.nodes[name]
         before = f"; keep {node.inputs[0]} float instead" if node.inputs else ""
-        return (f"--keep-float {name}: the {node.op.name} layer {name} has no node of its own "
+        return (f"--keep-float {name}: the {node.op} layer {name} has no node of its own "
                 f"in the ONNX model (folded into the layer before it, or nothing at "
                 f"inference){before}")
     close = difflib.get_close_matches(name, nodes + list(graph.nodes), n=3)

@@ -214,3 +214,16 @@ def test_caffe_trained_lenet_keeps_its_accuracy_in_int8(tmp_path, cli):
     assert acc_fp32 > 0.8, acc_fp32  # the README's reader bar is 0.84 over all 1,797
     assert abs(acc_int8 - acc_fp32) <= 0.005, (acc_fp32, acc_int8)
     assert (a == b).mean() >= 0.99, (a == b).mean()
+
+
+def test_bench_shows_the_int8_row_beside_fp32(cli):
+    import json
+
+    r = cli("bench", "lenet5", "--int8", "digits:40", "--no-compile", "--repeat", "3",
+            "--warmup", "1", "--batch", "2", "--threads", "1", "--json")
+    assert r.code == 0, r.err
+    rows = {row["backend"]: row for row in json.loads(r.out)["results"]}
+    assert {"onnxruntime cpu", "onnxruntime cpu int8"} <= set(rows)
+    int8 = rows["onnxruntime cpu int8"]
+    assert int8["latency_ms"] > 0 and int8["vs_fp32"] > 0
+    assert "int8 vs fp32 on" in r.err  # the quantizer's report, kept off --json's stdout

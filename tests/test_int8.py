@@ -74,7 +74,7 @@ def test_keep_float_leaves_the_named_layers_and_blocks_in_float(tmp_path, cli):
     r = cli("compile", "lenet5", "--int8", "--calibrate", "digits:40", "--keep-float", "c1,s2,f6",
             "-o", out)
     assert r.code == 0, r.err
-    assert "kept in float: c1, s2.pool, s2.coef, s2.tanh, f6" in r.out
+    assert "; kept in float: c1, s2.pool, s2.coef, s2.tanh, f6" in r.out
     model = onnx.load(out)
     weights = {t.name: t for t in model.graph.initializer}
     for name in ("c1", "s2.pool", "s2.coef", "s2.tanh", "f6"):

@@ -66,10 +66,7 @@ def _from_dataset(ref: str, spec, count: int) -> Calibration:
 
     from netc.runtime.data import load_dataset, make_batch
 
-    if len(spec.shape) != 3:
-        raise UserError(f"--calibrate {ref}: images need an image input; {spec.name} has shape "
-                        f"{'x'.join(map(str, spec.shape))} (give an .npy file of inputs)")
-    data = load_dataset(ref, spec.shape)
+    data = load_dataset(ref, spec.shape)  # a flat input (an MLP) takes the images as vectors
 
     def prepared(images: torch.Tensor) -> np.ndarray:
         parts = [make_batch(images[i:i + BATCH], spec).numpy() for i in range(0, len(images),

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -50,13 +51,16 @@ def compile_int8(graph, model, options: Int8Options, say: Callable[[str], None] 
     keep = keep_float_nodes(model, graph, options.keep_float)
     data = load_calibration(options.calibrate, spec, options.count)
     say(f"calibrating on {data.describe()}")
+    started = time.perf_counter()
     int8 = quantize(model, data.calibrate, keep, options.preprocess)
     onnx.checker.check_model(int8)
-    still = sorted(set(keep) & quantized_nodes(int8))
+    quantized = quantized_nodes(int8)
+    still = sorted(set(keep) & quantized)
     if still:  # the quantizer did not honour nodes_to_exclude: say so rather than write it
         raise UserError(f"--keep-float: ONNX Runtime's quantizer quantized {', '.join(still)}")
-    if keep:
-        say(f"kept in float: {', '.join(keep)}")
+    ops = sum(n.op_type not in ("QuantizeLinear", "DequantizeLinear") for n in int8.graph.node)
+    say(f"quantized in {time.perf_counter() - started:.1f} s: {len(quantized)} of {ops} "
+        "nodes in int8 (QDQ)" + (f"; kept in float: {', '.join(keep)}" if keep else ""))
     n = _report_size(graph, len(data.calibrate))
     say("\n".join(format_errors(layer_errors(model, int8, data.calibrate[:n], options.threads),
                                 n)))

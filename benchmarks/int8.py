@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -70,7 +71,7 @@ def build(net: str) -> tuple[dict[str, bytes], str, tuple[int, ...]]:
     stock = stock_int8(fp32, data.calibrate)
     models = {"fp32": fp32.SerializeToString(), "int8": int8.SerializeToString(),
               "stock": stock}
-    return models, fid.line(), spec.shape
+    return models, fid.line(), spec.shape, conv_kinds(fp32)
 
 
 def stock_int8(model, inputs) -> bytes:
@@ -122,6 +123,75 @@ def time_turns(models: dict[str, bytes], shape, batch: int, threads: int, rounds
     return times
 
 
+def conv_kinds(model) -> dict[str, str]:
+    """Node name -> what it is (first conv, depthwise, 1x1, kxk conv, fc) for the fp32 model's
+    convs and fcs, and for the activations ORT fuses into them (a fused node takes the
+    activation's name)."""
+    kinds = {}
+    for n in model.graph.node:
+        attrs = {a.name: a for a in n.attribute}
+        if n.op_type == "Conv":
+            group = attrs["group"].i if "group" in attrs else 1
+            k = list(attrs["kernel_shape"].ints) if "kernel_shape" in attrs else [0]
+            kinds[n.name] = "depthwise" if group > 1 else "1x1 conv" if k == [1, 1] else \
+                "kxk conv"
+        elif n.op_type == "Gemm":
+            kinds[n.name] = "fc"
+    first = next(n.name for n in model.graph.node if n.op_type == "Conv")
+    kinds[first] = "first conv"
+    writer = {o: n.name for n in model.graph.node for o in n.output}
+    for n in model.graph.node:
+        if n.op_type in ("Relu", "Clip") and writer.get(n.input[0]) in kinds:
+            kinds[n.name] = kinds[writer[n.input[0]]]
+    return kinds
+
+
+def op_profile(models: dict[str, bytes], kinds: dict[str, str], shape, runs: int
+               ) -> dict[str, dict[str, float]]:
+    """ONNX Runtime's own profiler, one thread, batch 1: ms per run by kind of node."""
+    import json
+
+    import numpy as np
+    import onnxruntime as ort
+
+    x = np.random.default_rng(1).standard_normal((1, *shape)).astype(np.float32)
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for key, model in models.items():
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1
+            options.enable_profiling = True
+            options.profile_file_prefix = str(Path(tmp) / key)
+            session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+            feed = {session.get_inputs()[0].name: x}
+            session.run(None, feed)
+            for _ in range(runs):
+                session.run(None, feed)
+            events = json.loads(Path(session.end_profiling()).read_text())
+            totals: dict[str, float] = {}
+            for e in events:
+                if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+                    # ORT renames what it fuses: conv_nchwc (fp32), conv_token_7 (QDQ groups)
+                    name = re.sub(r"(_nchwc|_token_\d+)$", "",
+                                  e["name"].removesuffix("_kernel_time"))
+                    kind = kinds.get(name, "other (Q/DQ, add, transpose, pool)")
+                    totals[kind] = totals.get(kind, 0.0) + e["dur"] / 1000.0 / (runs + 1)
+            out[key] = totals
+    return out
+
+
+def profile_lines(net: str, profile: dict[str, dict[str, float]]) -> list[str]:
+    kinds = sorted({k for t in profile.values() for k in t},
+                   key=lambda k: -profile["fp32"].get(k, 0.0))
+    lines = [f"| {net}: ms per run (1 thread, batch 1) | " + " | ".join(MODELS)
+             + " | int8/fp32 |", "|" + " --- |" * (len(MODELS) + 2)]
+    for kind in kinds:
+        ms = [profile[m].get(kind, 0.0) for m in MODELS]
+        ratio = f"{ms[1] / ms[0]:.2f}" if ms[0] > 0.005 else "-"
+        lines.append(f"| {kind} | " + " | ".join(f"{v:.2f}" for v in ms) + f" | {ratio} |")
+    return lines
+
+
 def row(net: str, batch: int, threads: int, times: dict[str, list[float]]) -> str:
     """One line of the table: medians in ms, paired ratios with their p10-p90."""
     cells = [net, str(batch), str(threads)]
@@ -137,8 +207,8 @@ def row(net: str, batch: int, threads: int, times: dict[str, list[float]]) -> st
 
 
 TRAINED = {  # net -> netc train's arguments (short runs that reach > 95% on held-out digits)
-    "lenet5": ["--epochs", "8", "--optimizer", "adam", "--lr", "0.003"],
-    "cifar_resnet20": ["--epochs", "6", "--lr", "0.05"],
+    "lenet5": ["--epochs", "8", "--optimizer", "adam", "--lr", "0.003", "--threads", "1"],
+    "cifar_resnet20": ["--epochs", "6", "--lr", "0.05", "--threads", "1"],
 }
 
 
@@ -193,6 +263,8 @@ def main() -> None:
                     help=f"nets to time (default: {' '.join(GOALS)})")
     ap.add_argument("--rounds", type=int, default=20, help="rounds at batch 1 (half at 8)")
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--profile", type=int, default=10, metavar="RUNS",
+                    help="runs under ONNX Runtime's profiler, for the time by kind of node")
     ap.add_argument("--no-write", action="store_true", help="print, leave RESULTS.md alone")
     ap.add_argument("--accuracy", action="store_true",
                     help="train LeNet-5 and ResNet-20 on digits; int8 accuracy against fp32")
@@ -205,11 +277,12 @@ def main() -> None:
     cores = os.cpu_count() or 1
     lines = ["| net | batch | threads | fp32 ms | int8 ms | stock int8 ms | int8/fp32 "
              "(p10-p90) | stock/fp32 | goal |", "|" + " --- |" * 9]
-    fidelity = []
+    fidelity: list[str] = []
+    profiles: list[str] = []
     load_before = os.getloadavg()[0]
     for net in args.nets:
         started = time.perf_counter()
-        models, fid, shape = build(net)
+        models, fid, shape, kinds = build(net)
         fidelity.append(f"- {net}: {fid} (built in {time.perf_counter() - started:.0f} s)")
         print(fidelity[-1], flush=True)
         for threads in sorted({1, cores}):
@@ -218,6 +291,8 @@ def main() -> None:
                 times = time_turns(models, shape, batch, threads, rounds, args.warmup)
                 lines.append(row(net, batch, threads, times))
                 print(lines[-1], flush=True)
+        profiles += ["", *profile_lines(net, op_profile(models, kinds, shape, args.profile))]
+        print("\n".join(profiles), flush=True)
     import onnxruntime
 
     command = "python benchmarks/int8.py" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:]
@@ -233,7 +308,9 @@ def main() -> None:
         "activations); stock is `quantize_static(per_channel=True)` with ONNX Runtime's "
         "defaults (int8 activations). Times are medians; ratios are medians of same-round "
         "ratios, the three models taking turns in rotating order.", "",
-        *lines, "", "Fidelity on held-out sample pictures (seeded weights, so agreement of "
+        *lines, "", "Where the time goes: ONNX Runtime's profiler, kernel time by kind of node "
+        "(fused activations counted with their conv):", *profiles, "",
+        "Fidelity on held-out sample pictures (seeded weights, so agreement of "
         "near-tied classes says little; the cosine is the figure to read):", "", *fidelity])
     print(text)
     if not args.no_write:

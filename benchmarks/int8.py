@@ -208,7 +208,8 @@ def row(net: str, batch: int, threads: int, times: dict[str, list[float]]) -> st
 
 TRAINED = {  # net -> netc train's arguments (short runs that reach > 95% on held-out digits)
     "lenet5": ["--epochs", "8", "--optimizer", "adam", "--lr", "0.003", "--threads", "1"],
-    "cifar_resnet20": ["--epochs", "6", "--lr", "0.05", "--threads", "1"],
+    "cifar_resnet20": ["--epochs", "4", "--batch-size", "16", "--optimizer", "adam", "--lr",
+                       "0.003", "--threads", "1"],
 }
 
 

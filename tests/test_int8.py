@@ -227,3 +227,27 @@ def test_bench_shows_the_int8_row_beside_fp32(cli):
     int8 = rows["onnxruntime cpu int8"]
     assert int8["latency_ms"] > 0 and int8["vs_fp32"] > 0
     assert "int8 vs fp32 on" in r.err  # the quantizer's report, kept off --json's stdout
+
+
+def test_sqnr_says_exact_and_no_signal_instead_of_zero_db():
+    from netc.runtime.int8.report import sqnr
+
+    x = np.linspace(-1, 1, 101)
+    assert np.isinf(sqnr(x, x)) and np.isnan(sqnr(np.zeros(5), np.zeros(5)))
+    assert sqnr([x, x], [x + 0.01, x + 0.01]) == pytest.approx(
+        20 * np.log10(np.linalg.norm(x) / np.linalg.norm(np.full(101, 0.01))))
+
+
+def test_report_rows_of_a_conv_with_its_relu_measure_rounding_not_the_relu(cli, tmp_path):
+    """The quantizer drops a Relu after a conv (the uint8 range clips); the report shows one
+    row, Conv+Relu under the conv's name, whose output SQNR is that of rounding (tens of dB),
+    not of the negative values the Relu removes (about 3 dB)."""
+    r = cli("compile", "cifar_resnet20", "--int8", "--calibrate", "digits:40", "-o",
+            tmp_path / "r20.onnx")
+    assert r.code == 0, r.err
+    table = r.out.split("vs fp32\n")[1].split("\nint8 vs fp32")[0].splitlines()
+    rows = [line.split() for line in table]
+    assert any(row[1] == "Conv+Relu" for row in rows), table
+    assert not any(row[0].endswith("relu1") for row in rows), table
+    output_db = [float(row[3]) for row in rows if row[3] not in ("zero", "exact")]
+    assert output_db and min(output_db) > 20, table

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from netc.dsl.diagnostics import UserError
 
-REPORT_BYTES = 256 << 20  # activations the per-layer report may hold (fp32, int8, both sides)
+REPORT_BYTES = 1 << 30  # activations the per-layer report may hold (fp32, int8's both sides)
 REPORT_MAX = 32  # inputs the per-layer report runs on, at most
 
 

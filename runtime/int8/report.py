@@ -18,6 +18,7 @@ fp32 and the int8 model on held-out inputs, and each one's accuracy where the da
 
 from __future__ import annotations
 
+import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,21 +110,69 @@ def layer_errors(fp32_model, int8_model, inputs: np.ndarray,
             paths[key + "_all"] = onnx.load(str(augmented))
         with quiet_logging():  # it logs an error for each bias it cannot pair, and goes on
             weights = compute_weight_error(create_weight_matching(str(paths["fp32"]),
-                                                                  str(paths["int8"])))
+                                                                  str(paths["int8"])), sqnr)
     matched = create_activation_matching(_intermediates(paths["int8_all"], inputs, threads),
                                          _intermediates(paths["fp32_all"], inputs, threads))
-    errors = compute_activation_error(matched)
     producer = {o: n for n in fp32_model.graph.node for o in n.output}
+    fused = _apply_removed_activations(matched, producer, int8_model, fp32_model)
+    errors = compute_activation_error(matched, sqnr)
     weight_of = {i: n.name for n in fp32_model.graph.node for i in n.input[1:]}
     weight_db = {weight_of[w]: db for w, db in weights.items() if w in weight_of}
     order = {n.name: k for k, n in enumerate(fp32_model.graph.node)}
     rows = []
     for tensor, err in errors.items():
         node = producer.get(tensor)
-        rows.append(LayerError(tensor, node.op_type if node else "input", err["qdq_err"],
-                               err.get("xmodel_err"), weight_db.get(node.name) if node else None))
-    return sorted(rows, key=lambda r: order.get(producer[r.layer].name, -1)
-                  if r.layer in producer else -1)
+        if node is None:
+            rows.append(LayerError(tensor, "input", err["qdq_err"], err.get("xmodel_err"), None))
+            continue
+        layer, op = node.name, node.op_type
+        if tensor in fused:  # one row for conv + activation, under the conv's name
+            layer, op = fused[tensor].name, f"{fused[tensor].op_type}+{node.op_type}"
+        rows.append(LayerError(layer, op, err["qdq_err"], err.get("xmodel_err"),
+                               weight_db.get(layer)))
+    return sorted(rows, key=lambda r: order.get(r.layer, -1))
+
+
+def sqnr(reference, quantized) -> float:
+    """Signal-to-quantization-noise ratio in dB of arrays (or lists of them, one per run): inf
+    where they agree exactly, nan where the reference is all zeros (no signal to measure;
+    qdq_loss_debug's own version reports 0 dB, the worst score, for both)."""
+    ref, got = _flat(reference).astype(np.float64), _flat(quantized)
+    signal, noise = float(np.linalg.norm(ref)), float(np.linalg.norm(ref - got))
+    if signal == 0.0:
+        return float("nan")
+    return float("inf") if noise == 0.0 else 20.0 * math.log10(signal / noise)
+
+
+def _flat(arrays) -> np.ndarray:
+    if isinstance(arrays, (list, tuple)):
+        return np.concatenate([np.ravel(a) for a in arrays])
+    return np.ravel(arrays)
+
+
+def _apply_removed_activations(matched: dict, producer: dict, int8_model, fp32_model) -> dict:
+    """Where the quantizer dropped a Relu or Clip (its range does the clipping), the int8
+    model's tensor of that name holds the conv's output before the activation; apply the
+    activation to it, so the output SQNR measures rounding and not the activation's work.
+    Returns {tensor: the node before the dropped activation}."""
+    from onnx import numpy_helper
+
+    writer = {o: n.op_type for n in int8_model.graph.node for o in n.output}
+    constants = {t.name: numpy_helper.to_array(t) for t in fp32_model.graph.initializer}
+    fused = {}
+    for tensor, match in matched.items():
+        node = producer.get(tensor)
+        if node is None or node.op_type not in ("Relu", "Clip") or \
+                writer.get(tensor) == node.op_type:
+            continue
+        low, high = 0.0, None
+        if node.op_type == "Clip":
+            bounds = [constants.get(i) for i in node.input[1:3]] + [None, None]
+            low, high = (None if b is None else float(np.ravel(b)[0]) for b in bounds[:2])
+        match["pre_qdq"] = [np.clip(a, low, high) for a in match["pre_qdq"]]
+        if node.input[0] in producer:
+            fused[tensor] = producer[node.input[0]]
+    return fused
 
 
 def _intermediates(model, inputs: np.ndarray, threads: int | None) -> dict[str, list]:
@@ -147,7 +196,8 @@ def format_errors(rows: list[LayerError], count: int, show: int = 10) -> list[st
     """The ``show`` layers with the lowest own SQNR, worst first, as lines of a table."""
     if not rows:
         return ["no layer was quantized"]
-    worst = sorted(rows, key=lambda r: r.output_db)[:show]
+    # Lowest first; a tensor with no signal (all zeros: nan) has nothing to lose, so last.
+    worst = sorted(rows, key=lambda r: (math.isnan(r.output_db), r.output_db))[:show]
     width = max(len(r.layer) for r in worst)
     lines = [f"int8 error per layer on {count} calibration inputs, SQNR in dB (higher is "
              f"better), the {len(worst)} worst of {len(rows)}:",
@@ -159,4 +209,6 @@ def format_errors(rows: list[LayerError], count: int, show: int = 10) -> list[st
 
 
 def _db(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
+    if value is None:
+        return "-"
+    return "zero" if math.isnan(value) else "exact" if math.isinf(value) else f"{value:.1f}"

@@ -27,6 +27,11 @@ Results go to the ``int8_accuracy`` section.
     python benchmarks/int8.py                      # both nets, writes RESULTS.md (~3 min)
     python benchmarks/int8.py mobilenet_v2 --rounds 10 --no-write
     python benchmarks/int8.py --accuracy           # trains two nets (~3 min), writes RESULTS.md
+    python benchmarks/int8.py mobilenet_v2 --variants --rounds 40   # what else ORT offers
+
+``--variants`` times netc's int8 against the same quantizer with one setting changed: the
+first conv or the depthwise convs left in float, per-tensor weights, uint8 weights, int8
+activations (ONNX Runtime's default); section ``int8_variants``.
 """
 
 from __future__ import annotations
@@ -74,8 +79,9 @@ def build(net: str) -> tuple[dict[str, bytes], str, tuple[int, ...]]:
     return models, fid.line(), spec.shape, conv_kinds(fp32)
 
 
-def stock_int8(model, inputs) -> bytes:
-    """``quantize_static`` with ONNX Runtime's defaults (QDQ, int8 activations), per channel."""
+def stock_int8(model, inputs, **options) -> bytes:
+    """``quantize_static`` on ``inputs`` with ONNX Runtime's defaults (QDQ, int8 activations)
+    and per-channel weights, or with ``options`` instead."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, quantize_static
 
@@ -93,8 +99,64 @@ def stock_int8(model, inputs) -> bytes:
         src, out = Path(tmp) / "fp32.onnx", Path(tmp) / "stock.onnx"
         onnx.save(model, src)
         with quiet_logging():
-            quantize_static(str(src), str(out), Reader(), per_channel=True)
+            quantize_static(str(src), str(out), Reader(), **{"per_channel": True, **options})
         return out.read_bytes()
+
+
+def variant_models(net: str) -> tuple[dict[str, bytes], tuple[int, ...]]:
+    """fp32, netc's int8, and what else ONNX Runtime offers, each changing one thing."""
+    from onnxruntime.quantization import QuantType
+
+    from netc.compiler.frontend.loader import load
+    from netc.compiler.lower_onnx.model import lower
+    from netc.runtime.int8.calibration import load_calibration
+
+    graph = load(net)
+    fp32 = lower(graph, None, seed=0)
+    spec = next(iter(graph.inputs.values()))
+    x = load_calibration("samples", spec, CALIBRATION).calibrate
+    kinds = conv_kinds(fp32)
+    convs = [n.name for n in fp32.graph.node if n.op_type == "Conv"]
+    netc = {"activation_type": QuantType.QUInt8, "weight_type": QuantType.QInt8}
+    changes = {
+        "int8 (netc)": {},
+        "first conv float": {"nodes_to_exclude": [n for n in convs if kinds[n] == "first conv"]},
+        "depthwise float": {"nodes_to_exclude": [n for n in convs if kinds[n] == "depthwise"]},
+        "per-tensor weights": {"per_channel": False},
+        "uint8 weights": {"weight_type": QuantType.QUInt8},
+        "int8 activations (stock)": {"activation_type": QuantType.QInt8},
+    }
+    models = {"fp32": fp32.SerializeToString()}
+    for name, change in changes.items():
+        models[name] = stock_int8(fp32, x, **{**netc, **change})
+    return models, spec.shape
+
+
+def variants(net: str, rounds: int, warmup: int) -> list[str]:
+    """Each variant's time over fp32's, all taking turns, one thread, batch 1."""
+    models, shape = variant_models(net)
+    times = time_turns(models, shape, 1, 1, rounds, warmup)
+    lines = [f"| {net}, 1 thread, batch 1 | ms | /fp32 (p10-p90) |", "| --- | --- | --- |"]
+    for name, t in times.items():
+        ratios = [a / b for a, b in zip(t, times["fp32"])]
+        lines.append(f"| {name} | {1000 * statistics.median(t):.2f} | "
+                     f"{statistics.median(ratios):.3f} ({q(ratios, 0.1):.2f}-"
+                     f"{q(ratios, 0.9):.2f}) |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def write_variants(lines: list[str], write: bool) -> None:
+    command = "python benchmarks/int8.py " + " ".join(sys.argv[1:])
+    text = "\n".join([
+        "## int8 variants ONNX Runtime offers (`benchmarks/int8.py --variants`)", "",
+        f"`{command.strip()}` on {machine()} (load average {os.getloadavg()[0]:.1f}): "
+        "netc's int8 (QDQ, per-channel int8 weights, uint8 activations) with one thing "
+        "changed at a time, all models taking turns with fp32, same calibration (`samples`).",
+        "", *lines])
+    print(text)
+    if write:
+        write_section("int8_variants", text)
 
 
 def time_turns(models: dict[str, bytes], shape, batch: int, threads: int, rounds: int,
@@ -170,6 +232,9 @@ def op_profile(models: dict[str, bytes], kinds: dict[str, str], shape, runs: int
             events = json.loads(Path(session.end_profiling()).read_text())
             totals: dict[str, float] = {}
             for e in events:
+                if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and \
+                        e["args"]["op_name"] in FLOAT_CONVS:
+                    totals[FLOAT_COUNT] = totals.get(FLOAT_COUNT, 0.0) + 1.0 / (runs + 1)
                 if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
                     # ORT renames what it fuses: conv_nchwc (fp32), conv_token_7 (QDQ groups)
                     name = re.sub(r"(_nchwc|_token_\d+)$", "",
@@ -180,8 +245,12 @@ def op_profile(models: dict[str, bytes], kinds: dict[str, str], shape, runs: int
     return out
 
 
+FLOAT_CONVS = ("Conv", "FusedConv")  # ONNX Runtime's float conv kernels (NCHWc's included)
+FLOAT_COUNT = "convs run in float (count)"
+
+
 def profile_lines(net: str, profile: dict[str, dict[str, float]]) -> list[str]:
-    kinds = sorted({k for t in profile.values() for k in t},
+    kinds = sorted({k for t in profile.values() for k in t} - {FLOAT_COUNT},
                    key=lambda k: -profile["fp32"].get(k, 0.0))
     lines = [f"| {net}: ms per run (1 thread, batch 1) | " + " | ".join(MODELS)
              + " | int8/fp32 |", "|" + " --- |" * (len(MODELS) + 2)]
@@ -189,6 +258,8 @@ def profile_lines(net: str, profile: dict[str, dict[str, float]]) -> list[str]:
         ms = [profile[m].get(kind, 0.0) for m in MODELS]
         ratio = f"{ms[1] / ms[0]:.2f}" if ms[0] > 0.005 else "-"
         lines.append(f"| {kind} | " + " | ".join(f"{v:.2f}" for v in ms) + f" | {ratio} |")
+    counts = [round(profile[m].get(FLOAT_COUNT, 0.0)) for m in MODELS]
+    lines.append(f"| {FLOAT_COUNT} | " + " | ".join(map(str, counts)) + " | |")
     return lines
 
 
@@ -267,6 +338,9 @@ def main() -> None:
     ap.add_argument("--profile", type=int, default=10, metavar="RUNS",
                     help="runs under ONNX Runtime's profiler, for the time by kind of node")
     ap.add_argument("--no-write", action="store_true", help="print, leave RESULTS.md alone")
+    ap.add_argument("--variants", action="store_true",
+                    help="time what else ONNX Runtime offers against netc's int8 (batch 1, "
+                         "one thread)")
     ap.add_argument("--accuracy", action="store_true",
                     help="train LeNet-5 and ResNet-20 on digits; int8 accuracy against fp32")
     args = ap.parse_args()
@@ -274,6 +348,10 @@ def main() -> None:
         ap.error(f"nets are {', '.join(GOALS)}; got {' '.join(args.nets)}")
     if args.accuracy:
         write_accuracy(accuracy(TRAINED), not args.no_write)
+        return
+    if args.variants:
+        write_variants([line for net in args.nets for line in
+                        ["", *variants(net, args.rounds, args.warmup)]][1:], not args.no_write)
         return
     cores = os.cpu_count() or 1
     lines = ["| net | batch | threads | fp32 ms | int8 ms | stock int8 ms | int8/fp32 "

@@ -251,3 +251,23 @@ def test_report_rows_of_a_conv_with_its_relu_measure_rounding_not_the_relu(cli, 
     assert not any(row[0].endswith("relu1") for row in rows), table
     output_db = [float(row[3]) for row in rows if row[3] not in ("zero", "exact")]
     assert output_db and min(output_db) > 20, table
+
+
+@pytest.mark.parametrize("form", ["folder:", ""])
+def test_image_folders_calibrate_as_netc_train_and_netc_run_read_them(tmp_path, cli, form):
+    """``folder:DIR`` (netc train's class folders) and a plain folder (netc run's images) both
+    calibrate, and the class folders give the fidelity line its accuracies."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for i in range(6):
+            pixels = rng.integers(0, 256, (12, 12), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "data" / label / f"{i}.png")
+    out = tmp_path / "int8.onnx"
+    r = cli("compile", "lenet5", "--set", "classes=2", "--int8", "--calibrate",
+            f"{form}{tmp_path / 'data'}", "-o", out)
+    assert r.code == 0, r.err
+    assert "10 calibration and 2 held-out inputs of 1x32x32" in r.out  # a fifth held out
+    assert "top-1 accuracy fp32" in r.out and out.exists()

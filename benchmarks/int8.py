@@ -210,39 +210,47 @@ def conv_kinds(model) -> dict[str, str]:
 
 def op_profile(models: dict[str, bytes], kinds: dict[str, str], shape, runs: int
                ) -> dict[str, dict[str, float]]:
-    """ONNX Runtime's own profiler, one thread, batch 1: ms per run by kind of node."""
-    import json
+    """ONNX Runtime's own profiler, one thread, batch 1, the models taking turns run by run (so
+    load from other work falls on all alike): ms per run by kind of node."""
 
     import numpy as np
     import onnxruntime as ort
 
     x = np.random.default_rng(1).standard_normal((1, *shape)).astype(np.float32)
-    out = {}
     with tempfile.TemporaryDirectory() as tmp:
+        sessions = {}
         for key, model in models.items():
             options = ort.SessionOptions()
             options.intra_op_num_threads = 1
             options.enable_profiling = True
             options.profile_file_prefix = str(Path(tmp) / key)
-            session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-            feed = {session.get_inputs()[0].name: x}
-            session.run(None, feed)
-            for _ in range(runs):
-                session.run(None, feed)
-            events = json.loads(Path(session.end_profiling()).read_text())
-            totals: dict[str, float] = {}
-            for e in events:
-                if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and \
-                        e["args"]["op_name"] in FLOAT_CONVS:
-                    totals[FLOAT_COUNT] = totals.get(FLOAT_COUNT, 0.0) + 1.0 / (runs + 1)
-                if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-                    # ORT renames what it fuses: conv_nchwc (fp32), conv_token_7 (QDQ groups)
-                    name = re.sub(r"(_nchwc|_token_\d+)$", "",
-                                  e["name"].removesuffix("_kernel_time"))
-                    kind = kinds.get(name, "other (Q/DQ, add, transpose, pool)")
-                    totals[kind] = totals.get(kind, 0.0) + e["dur"] / 1000.0 / (runs + 1)
-            out[key] = totals
-    return out
+            sessions[key] = ort.InferenceSession(model, options,
+                                                 providers=["CPUExecutionProvider"])
+        feeds = {k: {s.get_inputs()[0].name: x} for k, s in sessions.items()}
+        names = list(sessions)
+        for r in range(runs + 1):  # the first round warms up; it is counted like the others
+            for j in range(len(names)):
+                key = names[(r + j) % len(names)]
+                sessions[key].run(None, feeds[key])
+        return {key: _kernel_times(Path(s.end_profiling()), kinds, runs + 1)
+                for key, s in sessions.items()}
+
+
+def _kernel_times(profile: Path, kinds: dict[str, str], runs: int) -> dict[str, float]:
+    """ms per run by kind of node, and the count of float conv kernels per run."""
+    import json
+
+    totals: dict[str, float] = {}
+    for e in json.loads(profile.read_text()):
+        if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time"):
+            continue
+        if e["args"]["op_name"] in FLOAT_CONVS:
+            totals[FLOAT_COUNT] = totals.get(FLOAT_COUNT, 0.0) + 1.0 / runs
+        # ORT renames what it fuses: conv_nchwc (fp32), conv_token_7 (QDQ groups)
+        name = re.sub(r"(_nchwc|_token_\d+)$", "", e["name"].removesuffix("_kernel_time"))
+        kind = kinds.get(name, "other (Q/DQ, add, transpose, pool)")
+        totals[kind] = totals.get(kind, 0.0) + e["dur"] / 1000.0 / runs
+    return totals
 
 
 FLOAT_CONVS = ("Conv", "FusedConv")  # ONNX Runtime's float conv kernels (NCHWc's included)
@@ -335,7 +343,7 @@ def main() -> None:
                     help=f"nets to time (default: {' '.join(GOALS)})")
     ap.add_argument("--rounds", type=int, default=20, help="rounds at batch 1 (half at 8)")
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--profile", type=int, default=10, metavar="RUNS",
+    ap.add_argument("--profile", type=int, default=20, metavar="RUNS",
                     help="runs under ONNX Runtime's profiler, for the time by kind of node")
     ap.add_argument("--no-write", action="store_true", help="print, leave RESULTS.md alone")
     ap.add_argument("--variants", action="store_true",

@@ -5,10 +5,10 @@ folded into the convs by the lowering) to ``onnxruntime.quantization.quantize_st
 
 - QDQ format, weights int8 per output channel, MinMax ranges from the calibration inputs;
 - activations **uint8**: ONNX Runtime's x86 kernels (VNNI's u8·s8 dot products) take uint8
-  activations; with its default int8 activations, ORT 1.31 rewrote them to uint8 at load time
-  and left the 15 convolutions of MobileNet-V2 that feed or follow a residual add in float
-  (the Add's DequantizeLinear is shared, so the QDQ group does not fuse): int8 ran at 0.80 of
-  fp32's time instead of about 0.5 (``benchmarks/int8.py``, RESULTS.md);
+  activations. With its default int8 activations, ORT 1.31 converts them at load time and
+  leaves the convolutions next to the residual adds in float (15 of MobileNet-V2's 52, 20 of
+  ResNet-50's 53, counted by ``benchmarks/int8.py``'s profile), and the model runs at 0.7-1.0
+  of fp32's time instead of 0.3-0.6 (RESULTS.md, the "stock" column);
 - ``quant_pre_process`` first (shape inference and ORT's basic graph optimisations), which
   keeps netc's node names.
 
@@ -43,14 +43,19 @@ def quantize(model, inputs: np.ndarray, keep_float: Sequence[str] = (),
     with tempfile.TemporaryDirectory(prefix="netc-int8-") as tmp:
         source, out = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         onnx.save(model, source)
-        with quiet_logging():
-            if preprocess:
-                quant_pre_process(str(source), str(Path(tmp) / "pre.onnx"))
-                source = Path(tmp) / "pre.onnx"
-            quantize_static(str(source), str(out), _reader(model, inputs),
-                            quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            nodes_to_exclude=list(keep_float))
+        try:
+            with quiet_logging():
+                if preprocess:
+                    quant_pre_process(str(source), str(Path(tmp) / "pre.onnx"))
+                    source = Path(tmp) / "pre.onnx"
+                quantize_static(str(source), str(out), _reader(model, inputs),
+                                quant_format=QuantFormat.QDQ, per_channel=True,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                nodes_to_exclude=list(keep_float))
+        except Exception as err:  # ORT's own exception types; one line, not its traceback
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UserError(f"ONNX Runtime's quantizer failed on {model.graph.name}: "
+                            f"{first}") from None
         return onnx.load(str(out))
 
 

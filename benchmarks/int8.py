@@ -53,6 +53,8 @@ from benchmarks._results import machine, write_section  # noqa: E402
 GOALS = {"resnet50_v1_5": 0.35, "mobilenet_v2": 0.50}
 CALIBRATION = 16  # calibration inputs, at most (samples has fewer than that after hold-out)
 MODELS = ("fp32", "int8", "stock")
+BUSY_NOTE = (": above the core count, other work shared the cores and the times are slow; the "
+             "paired ratios are what to read")
 
 
 def q(values, p: float) -> float:
@@ -382,14 +384,14 @@ def main() -> None:
         print("\n".join(profiles), flush=True)
     import onnxruntime
 
+    load_after = max(load_before, os.getloadavg()[0])
     command = "python benchmarks/int8.py" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:]
                                              else "")
     text = "\n".join([
         "## int8 against fp32 in ONNX Runtime (`benchmarks/int8.py`)", "",
         f"`{command}` on {machine()} (load average {load_before:.1f} before, "
-        f"{os.getloadavg()[0]:.1f} after: above the core count, other work shared the cores "
-        f"and the times are slow; the paired ratios are what to read), ONNX Runtime "
-        f"{onnxruntime.__version__}, CPU provider; "
+        f"{os.getloadavg()[0]:.1f} after{BUSY_NOTE if load_after > cores else ''}), "
+        f"ONNX Runtime {onnxruntime.__version__}, CPU provider; "
         "seeded weights (speed does not depend on what the weights learned). int8 is "
         "`netc compile --int8 --calibrate samples` (QDQ, per-channel int8 weights, uint8 "
         "activations); stock is `quantize_static(per_channel=True)` with ONNX Runtime's "

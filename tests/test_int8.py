@@ -271,3 +271,17 @@ def test_image_folders_calibrate_as_netc_train_and_netc_run_read_them(tmp_path, 
     assert r.code == 0, r.err
     assert "10 calibration and 2 held-out inputs of 1x32x32" in r.out  # a fifth held out
     assert "top-1 accuracy fp32" in r.out and out.exists()
+
+
+def test_keep_float_of_the_first_conv_keeps_its_own_bias(tmp_path, cli):
+    """quant_pre_process merges equal initializers (c1's and s2.coef's zero biases); netc
+    gives each layer its own back, so c1 stays wholly float and keeps its names."""
+    out = tmp_path / "int8.onnx"
+    r = cli("compile", "lenet5", "--int8", "--calibrate", "digits:40", "--keep-float", "c1",
+            "-o", out)
+    assert r.code == 0, r.err
+    model = onnx.load(out)
+    c1 = next(n for n in model.graph.node if n.name == "c1")
+    assert list(c1.input) == ["image", "c1.weight", "c1.bias"]
+    assert not is_quantized(model, "c1") and is_quantized(model, "s2.coef")
+    assert "ERROR" not in r.err and r.err == ""

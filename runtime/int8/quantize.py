@@ -48,6 +48,7 @@ def quantize(model, inputs: np.ndarray, keep_float: Sequence[str] = (),
                 if preprocess:
                     quant_pre_process(str(source), str(Path(tmp) / "pre.onnx"))
                     source = Path(tmp) / "pre.onnx"
+                    onnx.save(restore_initializers(onnx.load(str(source)), model), source)
                 quantize_static(str(source), str(out), _reader(model, inputs),
                                 quant_format=QuantFormat.QDQ, per_channel=True,
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
@@ -57,6 +58,39 @@ def quantize(model, inputs: np.ndarray, keep_float: Sequence[str] = (),
             raise UserError(f"ONNX Runtime's quantizer failed on {model.graph.name}: "
                             f"{first}") from None
         return onnx.load(str(out))
+
+
+def restore_initializers(model, original):
+    """``model`` (``original`` after ``quant_pre_process``) with netc's own initializer back
+    at each node where the optimiser swapped in an equal one.
+
+    ONNX Runtime's optimiser merges initializers that hold the same values (the zero biases of
+    two convs) into one; the quantizer then quantizes it once, at one node's scale, for both,
+    and a ``--keep-float`` conv would read its bias through the other conv's DequantizeLinear.
+    netc wrote one tensor per layer under the layer's name; this gives each its own back."""
+    from onnx import numpy_helper
+
+    ours = {t.name: t for t in original.graph.initializer}
+    theirs = {t.name: t for t in model.graph.initializer}
+    before = {n.name: n for n in original.graph.node}
+    for node in model.graph.node:
+        was = before.get(node.name)
+        if was is None or len(was.input) != len(node.input):
+            continue
+        for k, (now, then) in enumerate(zip(node.input, was.input)):
+            if now == then or now not in theirs or then not in ours:
+                continue
+            if np.array_equal(numpy_helper.to_array(theirs[now]),
+                              numpy_helper.to_array(ours[then])):
+                if then not in theirs:
+                    model.graph.initializer.append(ours[then])
+                    theirs[then] = ours[then]
+                node.input[k] = then
+    used = {i for n in model.graph.node for i in n.input}
+    kept = [t for t in model.graph.initializer if t.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    return model
 
 
 def _reader(model, inputs: np.ndarray):
@@ -83,7 +117,7 @@ def quiet_logging() -> Iterator[None]:
     """ONNX Runtime's quantizer logs advice through ``logging`` (warnings about pre-processing
     and opsets) that would read as netc's own; hold it back while it runs."""
     previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
+    logging.disable(logging.ERROR)  # its "errors" are notes it goes on after; failures raise
     try:
         yield
     finally:

@@ -6,7 +6,9 @@ ONNX Runtime on every provider that loads here. For each: latency at batch 1 (me
 ``--batch`` (images per second from the median batch time), peak resident memory while that
 backend warmed up, the largest difference of its output from torch eager's, and its time
 relative to eager (the median of the ratios of runs taken in the same turn). Printed as a table,
-or as JSON with ``--json``.
+or as JSON with ``--json``. ``--int8 DATA`` adds a row for the int8 model ``netc compile --int8``
+writes (calibrated on DATA, or an int8 ``.onnx`` file given directly) on ONNX Runtime's CPU
+provider, with its time relative to the fp32 model's on the same provider, paired the same way.
 
 The backends take turns: every timed round runs each backend once, in an order that rotates
 from round to round, so load from other work on the machine falls on all of them alike (run one
@@ -54,6 +56,10 @@ def add_arguments(p):
                    help="skip torch.compile (its first call compiles, which takes a while)")
     p.add_argument("--provider", choices=("tensorrt", "cuda", "cpu"), action="append",
                    help="ONNX Runtime provider(s) to time (default: every one that loads)")
+    p.add_argument("--int8", metavar="DATA",
+                   help="add an int8 row (ONNX Runtime, CPU): the model quantized as netc "
+                        "compile --int8 does, calibrated on DATA (digits, a folder, samples, an "
+                        ".npy; see netc compile --help), or an int8 .onnx file")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
@@ -68,6 +74,7 @@ class Result:
     peak_mib: float | None = None
     max_diff: float | None = None  # largest |output − torch eager output| at batch 1
     vs_eager: float | None = None  # median over rounds of (this latency / eager's, same round)
+    vs_fp32: float | None = None  # int8 row: the same against ONNX Runtime fp32 on the CPU
     busy: bool = False  # p90 > BUSY x p10: the machine was busy while it ran
     note: str = ""
 
@@ -142,7 +149,10 @@ def run(args) -> int:
             def fn(x, _s=session, _n=name):
                 return _s.session.run(None, {_n: x})[0]
         backends.append((Result(label), fn))
+    if args.int8:
+        backends.append(_int8_backend(graph, weights, args, threads))
     results = timer.measure(backends, x1, xb, reference)
+    _pair_int8(results, timer.latencies)
     for r in results:
         if r.busy:  # on stderr: --json's stdout stays JSON
             import sys
@@ -152,6 +162,45 @@ def run(args) -> int:
                   "compare the paired ratios, or rerun on a quiet machine", file=sys.stderr)
     _report(graph.name, results, args, threads)
     return 0
+
+
+INT8_CALIBRATION = 32  # calibration inputs for bench's int8 row: its speed, not its accuracy
+
+
+def _int8_backend(graph, weights, args, threads):
+    """The int8 row: an int8 .onnx file, or the model quantized here as netc compile does."""
+    import sys
+
+    from netc.compiler.lower_onnx.model import lower
+    from netc.runtime.files import read_file
+    from netc.runtime.ort import open_session
+
+    if args.int8.lower().endswith(".onnx"):
+        model = read_file(args.int8, "--int8", limit=4 << 30)
+    else:
+        from netc.runtime.int8.pipeline import Int8Options, compile_int8
+
+        options = Int8Options(args.int8, INT8_CALIBRATION, threads=threads)
+        model = compile_int8(graph, lower(graph, weights), options,
+                             say=lambda line: print(line, file=sys.stderr))[0]
+        model = model.SerializeToString()
+    session = open_session(model, "cpu", threads)
+    name = session.session.get_inputs()[0].name
+
+    def fn(x, _s=session, _n=name):
+        return _s.session.run(None, {_n: x})[0]
+    return Result(INT8_ROW), fn
+
+
+INT8_ROW = "onnxruntime cpu int8"
+
+
+def _pair_int8(results: list[Result], latencies: dict[str, list[float]]) -> None:
+    """The int8 row's time over fp32 ONNX Runtime's on the CPU, median of same-round ratios."""
+    fp32 = latencies.get("onnxruntime cpu")
+    for r in results:
+        if r.backend == INT8_ROW and fp32 and r.backend in latencies:
+            r.vs_fp32 = statistics.median(a / b for a, b in zip(latencies[r.backend], fp32))
 
 
 def _first(y):
@@ -199,6 +248,7 @@ class _Timer:
 
     def __init__(self, warmup: int, repeat: int):
         self.warmup, self.repeat = max(warmup, 0), max(repeat, 1)
+        self.latencies: dict[str, list[float]] = {}  # backend -> batch-1 times, by round
 
     def measure(self, backends, x1, xb, reference) -> list[Result]:
         live = [(r, fn) for r, fn in backends if fn is not None]
@@ -220,6 +270,7 @@ class _Timer:
             r.throughput = len(xb) * 1000.0 / statistics.median(batch[i])
             r.vs_eager = statistics.median(a / b for a, b in zip(lat[i], lat[0]))
             r.busy = bool(p90 > BUSY * p10)
+            self.latencies[r.backend] = lat[i]
         return [r for r, _ in backends]
 
     @staticmethod
@@ -279,6 +330,7 @@ def _report(name: str, results: list[Result], args, threads: int) -> None:
             table.add_row(r.backend, "-", "-", "-", "-", "-", r.note)
             continue
         speed = (f"  {r.vs_eager:.3g} of eager's time (paired)" if r is not results[0] else "")
+        speed += (f"; {r.vs_fp32:.3g} of onnxruntime cpu's" if r.vs_fp32 is not None else "")
         speed += "  (busy machine)" if r.busy else ""
         spread = f"{r.spread_ms[0]:.2f}-{r.spread_ms[1]:.2f}"
         table.add_row(r.backend, f"{r.latency_ms:.2f}", spread,

@@ -248,3 +248,31 @@ def check_outputs(*paths: str | None) -> None:
     for path in paths:
         if path is not None and path != "-":
             check_destination(path)
+
+
+def add_int8(p: argparse.ArgumentParser) -> None:
+    """``--int8``, ``--calibrate DATA``, ``--calibrate-images N``, ``--keep-float L1,L2`` and
+    ``--no-quant-preprocess``: int8 quantization with ONNX Runtime (netc.runtime.int8)."""
+
+    def names(text: str) -> list[str]:  # ``a,b.c``: layer names, none empty
+        found = [n.strip() for n in text.split(",")]
+        if not all(found):
+            raise argparse.ArgumentTypeError(f"expected layer names separated by commas; "
+                                             f"got {text!r}")
+        return found
+
+    g = p.add_argument_group("int8")
+    g.add_argument("--int8", action="store_true",
+                   help="quantize to int8 (QDQ, per-channel weights) with ONNX Runtime, "
+                        "calibrated on --calibrate")
+    g.add_argument("--calibrate", metavar="DATA",
+                   help="calibration images: digits, folder:PATH, cifar10:PATH (as netc train "
+                        "reads them), a folder of images, digits:N, samples, or an .npy file "
+                        "of network inputs; a part is held out for the fidelity check")
+    g.add_argument("--calibrate-images", type=positive_int, default=128, metavar="N",
+                   help="images to calibrate on, and at most as many held out (default 128)")
+    g.add_argument("--keep-float", type=names, default=[], metavar="L1,L2",
+                   help="layers (or blocks) to leave in float, e.g. conv1,fc8")
+    g.add_argument("--no-quant-preprocess", dest="quant_preprocess", action="store_false",
+                   help="skip ONNX Runtime's quant_pre_process (shape inference, graph "
+                        "optimisation) before quantizing")

@@ -40,12 +40,17 @@ def run(args) -> int:
 
     from netc.compiler.frontend.loader import resolve_spec
     from netc.dsl.diagnostics import UserError
+    from netc.dsl.sources import NotRegular, check_regular
     from netc.runtime.serve.server import LiveServer
     from netc.runtime.serve.live import Live
 
     if args.depth is not None and args.depth < 1:
         raise UserError(f"--depth must be at least 1; got {args.depth}")
     root, _ = resolve_spec(args.spec)  # a missing file or unknown zoo name: one located line
+    try:
+        check_regular(root)  # a FIFO would block the watcher's every read; a folder never parses
+    except NotRegular as err:
+        raise UserError(f"netc serve: {err}") from None
     _refuse_a_family(args.spec)
     live = Live(args, root, args.depth)
     try:

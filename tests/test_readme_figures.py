@@ -184,3 +184,16 @@ def test_caffe_conformance_worst_case(cli, tmp_path, capsys):
     stated = re.search(r"the worst, MVN, (\S+) through", _paragraph("the worst, MVN"))
     assert worst[0] == "layer_mvn"
     assert errors["layer_mvn"] == pytest.approx(float(stated.group(1)), rel=0.1)
+
+
+def test_style_recipe_prints_the_losses_the_readme_quotes(cli, tmp_path):
+    """The texture run at small size: it prints "loss A -> B", the figure the README gives over
+    seeds (the full size, 128 px and 150 steps, takes about 46 s of CPU a seed)."""
+    out = tmp_path / "t.png"
+    r = cli("recipe", ROOT / "examples" / "style.recipe", "--size", "32", "--steps", "3",
+            "--set", "content_weight=0", "--set", "style_weight=1e6", "--threads", "1",
+            "--seed", "1", "-o", out)
+    assert r.code == 0, r.err
+    m = re.search(r"loss (\S+) -> (\S+) in 3 steps", r.out + r.err)
+    assert m, r.out + r.err
+    assert float(m.group(2)) < float(m.group(1)) and out.stat().st_size > 0

@@ -43,6 +43,7 @@ FIGURES = {
     "Caffe conformance worst case": ("the worst, MVN", "tests/test_caffe_conformance.py", False),
     "Caffe-trained LeNet on digits": ("1529 of scikit-learn's 1797 digits",
                                       "tests/test_caffe_conformance.py", False),
+    "seeded outputs": ("largest |logit|", "tests/test_readme_figures.py -k seeded", False),
 }
 
 
@@ -198,3 +199,23 @@ def test_style_recipe_prints_the_losses_the_readme_quotes(cli, tmp_path):
     m = re.search(r"loss (\S+) -> (\S+) in 3 steps", r.out + r.err)
     assert m, r.out + r.err
     assert float(m.group(2)) < float(m.group(1)) and out.stat().st_size > 0
+
+
+def test_seeded_outputs_are_of_the_size_the_readme_says(capsys):
+    """Eval mode, ``--seed 0``, two standard-normal images: the largest |logit| per net."""
+    import torch
+
+    import netc
+
+    text = _paragraph("largest |logit|")
+    for name in ("cifar_resnet1202", "mobilenet_v2", "preact_resnet1001"):
+        net = netc.load(name)
+        [shape] = net.inputs.values()
+        x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            top = float(net.to_torch(seed=0).eval()(x).abs().max())
+        with capsys.disabled():
+            print(f"\n{name}: largest |logit| {top:.3g}")
+        stated = re.search(rf"([\d.]+) for `{name}`", text)
+        assert stated, f"the README gives no figure for {name}"
+        assert top == pytest.approx(float(stated.group(1)), rel=0.1)

@@ -130,7 +130,7 @@ def _traced_peak(n: int) -> float:
 
 
 def _stated_peaks() -> list[float]:
-    # "0.86–0.89 MB for 200 digits, 0.99–1.01 MB for all 1,797": a range over processes
+    # "0.86–0.89 MB for 200 digits, 0.98–1.01 MB for all 1,797": a range over processes
     m = re.search(r"traced peak[^:]*: ([\d.]+)(?:–[\d.]+)? MB for 200 digits, "
                   r"([\d.]+)(?:–[\d.]+)? MB for all 1,797", _paragraph("traced peak"))
     assert m, "the README's traced-peak sentence changed"

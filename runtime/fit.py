@@ -310,6 +310,10 @@ def probe(graph: Graph, weights, source: str, layers: list[str], ridge: float | 
     spec = next(iter(graph.inputs.values()))
     data = load_dataset(source, spec.shape)
     log(data.describe())
+    need = 1 if ridge is not None else 2  # choosing λ holds out a fifth, at least one image
+    if len(data.train_x) < need or len(data.test_x) < 1:
+        raise UserError(f"--data {source}: {len(data.train_x)} training and {len(data.test_x)} "
+                        f"held-out images; a probe needs at least {need} and 1")
     train = codes(graph, module, data.train_x, layers, spec, features)
     test = codes(graph, module, data.test_x, layers, spec, features)
     results = []

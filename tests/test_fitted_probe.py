@@ -60,3 +60,16 @@ def test_probe_command(trained, cli):
     assert "s4" in r.out and "f6_tanh" in r.out and "held-out" in r.out
     r = cli("probe", "lenet5", "--layers", "c9")
     assert r.code == 1 and "no layer named 'c9'" in r.err
+
+
+def test_a_folder_too_small_to_probe_is_one_line(cli, tmp_path):
+    """Two images split into one training and one held-out image leave nothing to choose λ
+    on: one line naming --data, not an IndexError from the SVD of no rows."""
+    from PIL import Image
+
+    for cls in ("a", "b"):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        Image.new("L", (28, 28), 40 if cls == "a" else 200).save(tmp_path / "data" / cls / "x.png")
+    r = cli("probe", "lenet5", "--data", f"folder:{tmp_path / 'data'}", "--layers", "c1")
+    assert r.code == 1 and "Traceback" not in r.err, r.err
+    assert "--data folder:" in r.err and "a probe needs at least" in r.err, r.err

@@ -77,7 +77,7 @@ def _files(paths: list[str]) -> list[str]:
         found = [p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file()
                  and not any(part.startswith(".") for part in p.relative_to(path).parts)]
         if not found:
-            raise UserError(f"{name}: no .net or .recipe files in this folder")
+            raise UserError(f"{name}: a directory with no .net or .recipe files in it")
         out.extend(str(p) for p in sorted(found))
     return out
 

@@ -115,31 +115,33 @@ def lenet(train_seeds: int, tsne_seeds: int, folder: Path, digits: int) -> list[
                     f"--weights w.safetensors --images digits:{n} --layer {layer} --seed S` |")
     if not weights:
         return rows
-    per_layer: dict[str, list[float]] = {}
-    for w in weights:
-        out = netc(f"netc probe lenet5 --weights {w} --layers {PROBE_LAYERS} --features 64")
-        for m in re.finditer(r"^(\S+)\s+[\d,]+\s+\S+\s+\S+%\s+(\S+)%$", out, re.M):
-            per_layer.setdefault(m.group(1), []).append(float(m.group(2)))
-    probes = ", ".join(f"{k} {mean_sd(v, digits=1)}" for k, v in per_layer.items())
+    probes = _probes(weights, f"--layers {PROBE_LAYERS} --features 64")
     row(rows, f"| linear probes, held-out %, 64 features | {probes} ({train_seeds} training "
-                f"seeds) | `netc probe lenet5 --weights w.safetensors --layers {PROBE_LAYERS} "
-                "--features 64` |")
-    wide: dict[str, list[float]] = {}
-    for w in weights:
-        out = netc(f"netc probe lenet5 --weights {w} --layers {WIDE_LAYERS}")
-        for m in re.finditer(r"^(\S+)\s+[\d,]+\s+\S+\s+\S+%\s+(\S+)%$", out, re.M):
-            wide.setdefault(m.group(1), []).append(float(m.group(2)))
-    probes = ", ".join(f"{k} {mean_sd(v, digits=1)}" for k, v in wide.items())
+              f"seeds) | `netc probe lenet5 --weights w.safetensors --layers {PROBE_LAYERS} "
+              "--features 64` |")
+    probes = _probes(weights, f"--layers {WIDE_LAYERS}")
     row(rows, f"| linear probes, held-out %, full width | {probes} ({train_seeds} training "
               f"seeds) | `netc probe lenet5 --weights w.safetensors --layers {WIDE_LAYERS}` |")
     untrained = []
     for s in range(tsne_seeds):
         out = netc(f"netc probe lenet5 --layers output --features 64 --seed {s}")
-        untrained.append(float(grab(r"^output\s+[\d,]+\s+\S+\s+\S+%\s+(\S+)%$", out)))
+        untrained.append(float(grab(PROBE_ROW.replace(r"^(\S+)", "^output"), out)))
     row(rows, f"| linear probe, untrained net's output, held-out % | "
               f"{mean_sd(untrained, digits=1)} ({tsne_seeds} seeds of the random weights) | "
               f"`netc probe lenet5 --layers output --features 64 --seed S` |")
     return rows
+
+
+PROBE_ROW = r"^(\S+)\s+[\d,]+\s+\S+\s+\S+%\s+(\S+)%$"  # layer, features, λ, train, held-out
+
+
+def _probes(weights: list[Path], flags: str) -> str:
+    """Each layer's held-out probe accuracy over the trained nets, as mean ± sd."""
+    per_layer: dict[str, list[float]] = {}
+    for w in weights:
+        for m in re.finditer(PROBE_ROW, netc(f"netc probe lenet5 --weights {w} {flags}"), re.M):
+            per_layer.setdefault(m.group(1), []).append(float(m.group(2)))
+    return ", ".join(f"{k} {mean_sd(v, digits=1)}" for k, v in per_layer.items())
 
 
 def main() -> None:

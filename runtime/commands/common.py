@@ -23,17 +23,15 @@ def physical_memory() -> int:
         return 16 * 2**30
 
 
-def add_spec_arguments(p: argparse.ArgumentParser) -> None:
-    """SPEC and the flags that say how to load it (:func:`load_graph` reads them)."""
+def add_budgets(p: argparse.ArgumentParser) -> None:
+    """``--max-nodes``, ``--max-depth`` and ``--max-memory``: what a spec may expand to (the
+    spec commands, and ``netc lsp``, which checks under the same budgets)."""
     from netc.compiler.frontend.context import (
         DEFAULT_MAX_DEPTH,
         DEFAULT_MAX_NODES,
         MAX_DEPTH_LIMIT,
     )
 
-    p.add_argument("spec", metavar="SPEC",
-                   help="a zoo name (vgg16), a .net file, FILE.net:NET, or a Caffe .prototxt")
-    add_set(p)
     p.add_argument("--max-nodes", type=positive_int, default=DEFAULT_MAX_NODES,
                    help=f"refuse nets that expand past this many nodes (default "
                         f"{DEFAULT_MAX_NODES})")
@@ -41,6 +39,14 @@ def add_spec_arguments(p: argparse.ArgumentParser) -> None:
                    help="refuse definition calls nested deeper than this (default "
                         f"{DEFAULT_MAX_DEPTH}, at most {MAX_DEPTH_LIMIT})")
     add_max_memory(p)
+
+
+def add_spec_arguments(p: argparse.ArgumentParser) -> None:
+    """SPEC and the flags that say how to load it (:func:`load_graph` reads them)."""
+    p.add_argument("spec", metavar="SPEC",
+                   help="a zoo name (vgg16), a .net file, FILE.net:NET, or a Caffe .prototxt")
+    add_set(p)
+    add_budgets(p)
     p.add_argument("--column", choices=["deepest"], default=None,
                    help="FractalNet: keep only the deepest column (a plain network)")
     add_input(p)

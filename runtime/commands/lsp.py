@@ -8,24 +8,15 @@ shape, go to definition across includes, document symbols and completion
 
 from __future__ import annotations
 
-from netc.runtime.commands.options import add_max_memory, positive_int
+from netc.runtime.commands.common import add_budgets
 
 
 def add_arguments(p):
     """``--stdio`` and check's budgets."""
-    from netc.compiler.frontend.context import DEFAULT_MAX_DEPTH, DEFAULT_MAX_NODES, \
-        MAX_DEPTH_LIMIT
-
     p.add_argument("--stdio", action="store_true",
                    help="talk the protocol over stdin and stdout (the default, and the only "
                         "transport; editors pass it by habit)")
-    p.add_argument("--max-nodes", type=positive_int, default=DEFAULT_MAX_NODES,
-                   help=f"refuse nets that expand past this many nodes (default "
-                        f"{DEFAULT_MAX_NODES})")
-    p.add_argument("--max-depth", type=positive_int, default=DEFAULT_MAX_DEPTH,
-                   help="refuse definition calls nested deeper than this (default "
-                        f"{DEFAULT_MAX_DEPTH}, at most {MAX_DEPTH_LIMIT})")
-    add_max_memory(p)
+    add_budgets(p)
 
 
 def run(args) -> int:

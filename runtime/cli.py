@@ -96,5 +96,14 @@ def _run(args) -> int:
         return 1
 
 
+def console(argv: list[str] | None = None) -> None:
+    """The ``netc`` program: :func:`main`, then exit, with a stop during the exit quiet."""
+    from netc.runtime import interrupts
+
+    code = main(argv)
+    interrupts.settle()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

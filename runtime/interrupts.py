@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -78,6 +79,24 @@ def install() -> None:
         signal.signal(signal.SIGTERM, _stop)
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             signal.signal(signal.SIGINT, _stop)
+
+
+def settle() -> None:
+    """After the command, when the process is about to end: every output is written, so a stop
+    now ends the process at once, quietly, with ``128 + signal`` (raised here, the exception
+    would land in an atexit callback and print a traceback). For the process's entry point only
+    (:func:`netc.runtime.cli.console`), not for ``main`` called in-process."""
+    if _main_thread():
+        for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) is _stop:
+                signal.signal(signum, _quiet_exit)
+
+
+def _quiet_exit(signum, frame):
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(128 + signum)
 
 
 def exit_status(err: BaseException) -> int:

@@ -30,9 +30,9 @@ TINY = ROOT / "tests" / "recipe_data" / "tiny.net"
 KILLS = 10
 READY = "netc-test-ready"
 # The child: netc's own main(), after a line that says the imports are done.
-LAUNCH = ("import sys; from netc.runtime.cli import main; from netc.runtime import interrupts; "
+LAUNCH = ("import sys; from netc.runtime.cli import console; from netc.runtime import interrupts; "
           f"interrupts.install(); print({READY!r}, file=sys.stderr, flush=True); "
-          "sys.exit(main(sys.argv[1:]))")
+          "console(sys.argv[1:])")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 

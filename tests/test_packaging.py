@@ -87,7 +87,7 @@ def test_the_install_holds_one_top_level_package(installed):
     assert dist_info == {f"netc-{__version__}.dist-info"}  # `netc --version` is what pip sees
     assert entries - {e for e in entries if e.endswith(".dist-info")} == {"netc", "bin"}
     assert sorted(p.name for p in (installed / "bin").iterdir()) == ["netc"]
-    assert "from netc.runtime.cli import main" in (installed / "bin" / "netc").read_text()
+    assert "from netc.runtime.cli import console" in (installed / "bin" / "netc").read_text()
 
 
 def test_the_install_holds_every_file_of_the_project(installed):

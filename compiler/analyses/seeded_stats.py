@@ -55,20 +55,10 @@ class _NodeWeights:
         return self.weights.get(self.prefix + key, default)
 
 
-def set_batchnorm_statistics(graph: Graph, weights: dict[str, np.ndarray]) -> None:
-    """Set every bn's running statistics in ``weights`` (in place) to the analytic moments of
-    its input for standard-normal input images (see the module docstring)."""
-    stats = BatchNormStatistics.of(graph)
-    if stats is None:
-        return
-    for node in graph:
-        if node.op != "input":
-            stats.add(node, weights)
-
-
 class BatchNormStatistics:
-    """The pass of :func:`set_batchnorm_statistics` one node at a time, in graph order: the
-    seeded initialiser feeds it each node as soon as that node's weights are drawn, so the
+    """Every bn's running statistics set to the analytic moments of its input for
+    standard-normal input images (see the module docstring), one node at a time, in graph
+    order: the seeded initialiser feeds it each node as soon as that node's weights are drawn, so the
     statistics are computed while later nodes are still being drawn in other threads."""
 
     def __init__(self, graph: Graph):

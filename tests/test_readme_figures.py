@@ -44,6 +44,12 @@ FIGURES = {
     "Caffe-trained LeNet on digits": ("1529 of scikit-learn's 1797 digits",
                                       "tests/test_caffe_conformance.py", False),
     "seeded outputs": ("largest |logit|", "tests/test_readme_figures.py -k seeded", False),
+    # benchmarks/figures.py's figures (tests/test_figures.py runs the commands small)
+    "detection AUC": ("separates faces from non-faces", "netc eigenfaces detect --splits", True),
+    "identification": ("the nearest 20-component code", "netc eigenfaces identify", True),
+    "t-SNE 5-NN": ("output codes give", "netc embed lenet5", True),
+    "f6 codes": ("The 84-dimensional f6 codes", "benchmarks/figures.py --part lenet", True),
+    "linear probes": ("mapped to 64 values", "benchmarks/figures.py --part lenet", True),
 }
 
 

@@ -1,9 +1,11 @@
-"""Write one benchmark's section of benchmarks/RESULTS.md, leaving the other sections alone."""
+"""Write one benchmark's section of benchmarks/RESULTS.md, leaving the other sections alone;
+and the rotating turns the benchmarks time their sides with."""
 
 from __future__ import annotations
 
 import platform
 import re
+import time
 from pathlib import Path
 
 from netc.runtime.files import atomic_write_bytes
@@ -28,3 +30,21 @@ def write_section(name: str, text: str) -> None:
     else:
         new = old.rstrip() + "\n\n" + block + "\n"
     atomic_write_bytes(RESULTS, new.encode("utf-8"))  # other sections are never half-written
+
+
+def rotating(fns: dict, rounds: int, warmup: int) -> dict[str, list[float]]:
+    """Seconds per call of each callable: ``warmup`` calls each, then ``rounds`` rounds in
+    which every callable runs once, the order rotating each round (round r starts with the
+    r-th), so a change in the machine's load falls on all sides alike."""
+    keys = list(fns)
+    for _ in range(warmup):
+        for k in keys:
+            fns[k]()
+    times: dict[str, list[float]] = {k: [] for k in keys}
+    for r in range(rounds):
+        for j in range(len(keys)):
+            k = keys[(r + j) % len(keys)]
+            start = time.perf_counter()
+            fns[k]()
+            times[k].append(time.perf_counter() - start)
+    return times

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._results import machine, write_section  # noqa: E402
+from benchmarks._results import machine, rotating, write_section  # noqa: E402
 
 NETS = ("resnet50_v1_5", "mobilenet_v2")
 BATCHES = (1, 64)
@@ -131,22 +130,6 @@ def variants(graph, x: np.ndarray, device: str, backend: str) -> tuple[dict, lis
                     return s.run(f)[0]
             fns[label] = (precision, run)
     return fns, missing
-
-
-def rotating(fns: dict, rounds: int, warmup: int) -> dict[str, list[float]]:
-    """Each callable ``warmup`` times, then ``rounds`` rounds, the order rotating each round."""
-    keys = list(fns)
-    for _ in range(warmup):
-        for k in keys:
-            fns[k]()
-    times: dict[str, list[float]] = {k: [] for k in keys}
-    for r in range(rounds):
-        for j in range(len(keys)):
-            k = keys[(r + j) % len(keys)]
-            start = time.perf_counter()
-            fns[k]()
-            times[k].append(time.perf_counter() - start)
-    return times
 
 
 def measure_net(net: str, batch: int, device: str, backend: str, rounds: int) -> dict:

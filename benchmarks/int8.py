@@ -48,7 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._results import machine, write_section  # noqa: E402
+from benchmarks._results import machine, rotating, write_section  # noqa: E402
 
 GOALS = {"resnet50_v1_5": 0.35, "mobilenet_v2": 0.50}
 CALIBRATION = 16  # calibration inputs, at most (samples has fewer than that after hold-out)
@@ -173,18 +173,8 @@ def time_turns(models: dict[str, bytes], shape, batch: int, threads: int, rounds
                 for k, v in models.items()}
     x = np.random.default_rng(1).standard_normal((batch, *shape)).astype(np.float32)
     feeds = {k: {s.get_inputs()[0].name: x} for k, s in sessions.items()}
-    for k, s in sessions.items():
-        for _ in range(warmup):
-            s.run(None, feeds[k])
-    names = list(sessions)
-    times: dict[str, list[float]] = {k: [] for k in names}
-    for r in range(rounds):
-        for j in range(len(names)):
-            k = names[(r + j) % len(names)]
-            start = time.perf_counter()
-            sessions[k].run(None, feeds[k])
-            times[k].append(time.perf_counter() - start)
-    return times
+    return rotating({k: (lambda s=s, f=feeds[k]: s.run(None, f)) for k, s in sessions.items()},
+                    rounds, warmup)
 
 
 def conv_kinds(model) -> dict[str, str]:

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._results import machine, write_section  # noqa: E402
+from benchmarks._results import machine, rotating, write_section  # noqa: E402
 
 
 def q(values, p: float) -> float:
@@ -97,21 +97,6 @@ def backends(net: str, work: Path, threads: int, skip_default: bool):
         nodes[f"ORT {label}"] = len(onnx.load(str(path), load_external_data=False).graph.node)
         diffs[f"ORT {label}"] = float(np.abs(fns[f"ORT {label}"]() - ref).max())
     return fns, nodes, diffs
-
-
-def rotating(fns: dict, rounds: int, warmup: int) -> dict[str, list[float]]:
-    keys = list(fns)
-    for _ in range(warmup):
-        for k in keys:
-            fns[k]()
-    times = {k: [] for k in keys}
-    for r in range(rounds):
-        for j in range(len(keys)):
-            k = keys[(r + j) % len(keys)]
-            start = time.perf_counter()
-            fns[k]()
-            times[k].append(time.perf_counter() - start)
-    return times
 
 
 def one_after_another(fns: dict, rounds: int, warmup: int) -> dict[str, float]:

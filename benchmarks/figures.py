@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import machine, write_section  # noqa: E402
+
+from netc.runtime.progress import mean_sd  # noqa: E402
 
 TRAIN = "netc train lenet5 --data digits --optimizer adam --lr 0.003 --epochs 8 --seed {s} -o {w}"
 PROBE_LAYERS = "image,c1_tanh,s2,c3_tanh,s4,c5_tanh,f6_tanh,output"
@@ -55,12 +56,6 @@ def grab(pattern: str, text: str) -> str:
     if not m:
         raise SystemExit(f"no {pattern!r} in:\n{text}")
     return m.group(1)
-
-
-def mean_sd(values, scale: float = 1.0, digits: int = 3) -> str:
-    v = [scale * float(x) for x in values]
-    sd = statistics.stdev(v) if len(v) > 1 else 0.0
-    return f"{statistics.fmean(v):.{digits}f} ± {sd:.{digits}f}"
 
 
 def eigenfaces(splits: int, minor_splits: int, seeds: int, quick: bool) -> list[str]:

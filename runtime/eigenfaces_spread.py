@@ -22,9 +22,6 @@ import torch
 from netc.compiler.ir import Graph
 from netc.runtime import eigenfaces as ef
 from netc.runtime.fit import Images, fit_graph, lfw_rows
-from netc.runtime.progress import mean_sd
-
-__all__ = ["cross_validated_threshold", "detect_over_splits", "identify_over_seeds", "mean_sd"]
 
 FACES = 100          # lfw_subset rows 0-99 are faces, 100-199 are not
 FIT_SIZE = 80        # the 80/20 split of the faces, as the fixed split has

@@ -105,7 +105,8 @@ def run(args) -> int:
     elif args.action == "identify":
         if args.copies < 1 or not 0 <= args.noise < 1:
             raise UserError("--copies must be at least 1 and --noise in [0, 1)")
-        from netc.runtime.eigenfaces_spread import identify_over_seeds, mean_sd
+        from netc.runtime.eigenfaces_spread import identify_over_seeds
+        from netc.runtime.progress import mean_sd
 
         runs = identify_over_seeds(graph, weights, args.seeds, args.copies, args.noise,
                                    args.seed)
@@ -138,6 +139,7 @@ def _detect(args, graph, weights) -> None:
     from netc.dsl.diagnostics import UserError
     from netc.runtime import eigenfaces as ef
     from netc.runtime import eigenfaces_spread as spread
+    from netc.runtime.progress import mean_sd
     from netc.runtime.views.pictures import progress
 
     d = ef.detect(graph, weights)
@@ -149,7 +151,7 @@ def _detect(args, graph, weights) -> None:
     if args.splits:
         with progress("splits", args.splits) as advance:
             aucs = spread.detect_over_splits(graph, args.splits, args.seed, lambda: advance(1))
-        print(f"ROC AUC {spread.mean_sd(aucs)} (mean ± sd over {args.splits} random 80/20 "
+        print(f"ROC AUC {mean_sd(aucs)} (mean ± sd over {args.splits} random 80/20 "
               f"splits of the faces from seed {args.seed}; min {aucs.min():.3f}, max "
               f"{aucs.max():.3f}; the fixed split is at percentile "
               f"{100 * (aucs < d.auc).mean():.0f})")

@@ -155,7 +155,7 @@ def _detect(args, graph, weights) -> None:
               f"splits of the faces from seed {args.seed}; min {aucs.min():.3f}, max "
               f"{aucs.max():.3f}; the fixed split is at percentile "
               f"{100 * (aucs < d.auc).mean():.0f})")
-    if args.threshold is not None and not 0 < args.threshold < float("inf"):
+    if args.threshold is not None and args.threshold <= 0:  # finite by its type
         raise UserError(f"--threshold {args.threshold:g}: expected a positive distance")
     if args.images:
         threshold = args.threshold

@@ -58,8 +58,8 @@ class _NodeWeights:
 class BatchNormStatistics:
     """Every bn's running statistics set to the analytic moments of its input for
     standard-normal input images (see the module docstring), one node at a time, in graph
-    order: the seeded initialiser feeds it each node as soon as that node's weights are drawn, so the
-    statistics are computed while later nodes are still being drawn in other threads."""
+    order: the seeded initialiser feeds it each node as soon as that node's weights are drawn,
+    so the statistics are computed while later nodes are still being drawn in other threads."""
 
     def __init__(self, graph: Graph):
         self.moments: dict[str, tuple[np.ndarray, np.ndarray]] = {}

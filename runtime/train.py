@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netc.compiler.ir import Graph
+from netc.compiler.ops.base import fmt_shape
 from netc.dsl.diagnostics import UserError
 from netc.runtime.distributed import Dist
 from netc.runtime.train_loop import EpochStats, Loop, lr_at
@@ -108,7 +109,7 @@ def classifier_head(graph: Graph) -> str:
     node = _logits(graph, graph.outputs[0])
     if len(node.shape) != 1:
         raise UserError(f"netc train needs a classifier: {graph.name}'s output {node.name} is a "
-                        f"{'x'.join(map(str, node.shape))} feature map, not a vector of scores")
+                        f"{fmt_shape(node.shape)} feature map, not a vector of scores")
     return node.name
 
 
@@ -188,7 +189,7 @@ def _check_net(graph: Graph):
     for node in aux:
         if graph[node].shape != graph[head].shape:
             raise UserError(f"netc train: the training output {node} gives "
-                            f"{'x'.join(map(str, graph[node].shape))}; an auxiliary classifier "
+                            f"{fmt_shape(graph[node].shape)}; an auxiliary classifier "
                             f"must score the {graph[head].shape[0]} classes as {head} does")
     return next(iter(graph.inputs.values())), head, aux
 

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from netc.compiler.ops.base import ArgError, ShapeError
+from netc.compiler.ops.base import ArgError, ShapeError, fmt_shape
 from netc.compiler.ops.domains import MAX_SIZE, between
 from netc.compiler.ops.opdef import OpDef, keep_moments, register
 from netc.compiler.ops.params import INTS, Param
@@ -61,11 +61,11 @@ class Reshape(OpDef):
         known = math.prod(d for d in a.shape if d != -1)
         if -1 in a.shape:
             if total % known:
-                raise ShapeError(f"reshape: {'x'.join(map(str, ins[0]))} ({total} values) "
+                raise ShapeError(f"reshape: {fmt_shape(ins[0])} ({total} values) "
                                  f"does not divide into {list(a.shape)}")
             return tuple(total // known if d == -1 else d for d in a.shape)
         if known != total:
-            raise ShapeError(f"reshape: {'x'.join(map(str, ins[0]))} holds {total} values, "
+            raise ShapeError(f"reshape: {fmt_shape(ins[0])} holds {total} values, "
                              f"the shape {list(a.shape)} {known}")
         return tuple(a.shape)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from netc.compiler.ops.base import fmt_shape
 from netc.dsl.diagnostics import UserError
 
 DATASETS = ("digits", "folder", "cifar10")  # the --data forms of netc train (runtime/data.py)
@@ -40,7 +41,7 @@ class Calibration:
 
     def describe(self) -> str:
         return (f"{self.source}: {len(self.calibrate)} calibration and {len(self.held_out)} "
-                f"held-out inputs of {'x'.join(map(str, self.calibrate.shape[1:]))}")
+                f"held-out inputs of {fmt_shape(self.calibrate.shape[1:])}")
 
 
 def load_calibration(ref: str, spec, count: int) -> Calibration:
@@ -86,7 +87,7 @@ def _from_images(ref: str, spec, count: int) -> Calibration:
 
     if len(spec.shape) != 3:
         raise UserError(f"--calibrate {ref}: images need an image input; {spec.name} has shape "
-                        f"{'x'.join(map(str, spec.shape))} (give an .npy file of inputs)")
+                        f"{fmt_shape(spec.shape)} (give an .npy file of inputs)")
     source = open_source(ref)
     items = source.items
     _check_count(ref, len(items), "images")
@@ -124,8 +125,8 @@ def _from_npy(path: Path, spec, count: int) -> Calibration:
     if array.shape == want:
         array = array[None]
     if array.shape[1:] != want:
-        raise UserError(f"{path}: an array of shape {'x'.join(map(str, array.shape))}; "
-                        f"{spec.name} takes Nx{'x'.join(map(str, want))}")
+        raise UserError(f"{path}: an array of shape {fmt_shape(array.shape)}; "
+                        f"{spec.name} takes Nx{fmt_shape(want)}")
     _check_count(str(path), len(array), "inputs")
     array = array.astype(np.float32)
     _check_finite(array, f"{path} (input")

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from netc.compiler.ops.base import fmt_shape
 from netc.dsl.diagnostics import UserError
 
 _F = None  # descriptor_pb2.FieldDescriptorProto, bound lazily
@@ -148,11 +149,11 @@ def _blob(b, where: str) -> np.ndarray:
     else:  # a blob with neither (a channel-shared PReLU slope): its values, flat
         shape = (values.size,)
     if any(d < 0 for d in shape):  # numpy would read -1 as "the rest"
-        raise UserError(f"{where}: the blob's shape {'x'.join(map(str, shape))} has a "
+        raise UserError(f"{where}: the blob's shape {fmt_shape(shape)} has a "
                         "negative size")
     # Python's product: numpy's int64 one wraps (2**62 x 4 is 0, which an empty blob holds).
     if math.prod(shape) != values.size:
-        raise UserError(f"{where}: the blob's shape {'x'.join(map(str, shape))} does not hold "
+        raise UserError(f"{where}: the blob's shape {fmt_shape(shape)} does not hold "
                         f"its {values.size} values")
     return values.reshape(shape)
 

@@ -121,3 +121,17 @@ def test_parsing_by_items_gives_what_parsing_the_whole_text_gives(name, monkeypa
     edited = text.replace("net ", "net  ", 1)  # one item's text changes, no line moves
     assert outcome(parse_incremental, edited) == outcome(real_parse, edited)
     assert len(chunks) == 1 and "net  " in chunks[0]  # only that item's chunk was parsed
+
+
+def test_the_editor_text_cache_stays_bounded(tmp_path):
+    """A long editor session opens many files: the parsed overlay texts are kept for at most
+    256 of them, and a cleared entry is parsed again, the same."""
+    from netc.compiler.frontend import loader
+
+    text = "net a {\n  input x: 1x8x8\n  x -> relu\n}\n"
+    first = loader._parse_text(tmp_path / "f0.net", text)
+    for i in range(1, 300):
+        loader._parse_text(tmp_path / f"f{i}.net", text)
+        assert len(loader._PARSED_TEXT) <= 256
+    again = loader._parse_text(tmp_path / "f0.net", text)
+    assert [type(i).__name__ for i in again.items] == [type(i).__name__ for i in first.items]

@@ -27,12 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from netc.compiler import ops
-from netc.compiler.frontend.context import (
-    DEFAULT_MAX_DEPTH,
-    DEFAULT_MAX_NODES,
-    MAX_DEPTH_LIMIT,
-    Trace,
-)
+from netc.compiler.frontend.context import (DEFAULT_MAX_DEPTH, DEFAULT_MAX_NODES,
+                                            MAX_DEPTH_LIMIT, Trace)
 from netc.compiler.frontend.elaborate import Elaborator
 from netc.compiler.importers.caffe import import_prototxt
 from netc.compiler.ir import Graph
@@ -77,7 +73,8 @@ def _real(path: Path) -> Path:
 
 # Parsed files by (real path, inode, size, times): `netc check FILE` reads a file once, not per net.
 _PARSED: dict[tuple, ast.Module | DiagnosticError] = {}
-# Overlay texts by real path -> (text, what it parsed to): the last text of each open file.
+# Overlay texts by real path -> (text, what it parsed to): the last text of each open file,
+# for at most 256 files (an editor session that opens thousands must not grow without bound).
 _PARSED_TEXT: dict[Path, tuple[str, ast.Module | DiagnosticError]] = {}
 
 
@@ -89,6 +86,8 @@ def _parse_text(file: Path, text: str) -> ast.Module:
             result: ast.Module | DiagnosticError = parse_incremental(text, _display(file))
         except DiagnosticError as err:
             result = err
+        if len(_PARSED_TEXT) >= 256 and file not in _PARSED_TEXT:
+            _PARSED_TEXT.clear()
         cached = _PARSED_TEXT[file] = (text, result)
     if isinstance(cached[1], DiagnosticError):
         raise cached[1]

@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return _run(args)
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (interrupts.Terminated)
-        print(f"netc: interrupted ({interrupts.signal_name(err)})", file=sys.stderr)
+        said = f"netc: interrupted ({interrupts.signal_name(err)})"
+        print(interrupts.fresh_line(sys.stderr) + said, file=sys.stderr)
         return interrupts.exit_status(err)
 
 
@@ -100,6 +101,7 @@ def console(argv: list[str] | None = None) -> None:
     """The ``netc`` program: :func:`main`, then exit, with a stop during the exit quiet."""
     from netc.runtime import interrupts
 
+    sys.stderr = interrupts.LineEnds(sys.stderr)
     code = main(argv)
     interrupts.settle()
     sys.exit(code)

@@ -99,6 +99,30 @@ def _quiet_exit(signum, frame):
     os._exit(128 + signum)
 
 
+class LineEnds:
+    """A text stream that remembers whether its last write ended a line. ``print`` writes its
+    text and its newline in two calls, and a signal can land between them; the stop message
+    then starts a line of its own instead of being glued to a half-printed one."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.at_line_start = True
+
+    def write(self, text: str) -> int:
+        n = self._stream.write(text)
+        if text:
+            self.at_line_start = text.endswith("\n")
+        return n
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def fresh_line(stream) -> str:
+    """``"\n"`` when ``stream`` (a :class:`LineEnds`) is in the middle of a line, else ``""``."""
+    return "" if getattr(stream, "at_line_start", True) else "\n"
+
+
 def exit_status(err: BaseException) -> int:
     """The shell's status for a run stopped by ``err``: 128 + the signal's number."""
     return 128 + int(getattr(err, "signum", signal.SIGINT))

@@ -260,3 +260,19 @@ def test_two_processes_writing_one_output_leave_one_whole_file(tmp_path, command
             matches.append(False)
     assert sum(matches) == 1, "the file is not one whole output of either writer"
     no_temporaries(tmp_path)
+
+
+def test_the_stop_message_starts_a_line_of_its_own():
+    """print() writes its text and its newline in two calls; a signal between them used to glue
+    'netc: interrupted' to the end of the half-printed line (seen in CI)."""
+    import io
+
+    from netc.runtime.interrupts import LineEnds, fresh_line
+
+    stream = LineEnds(io.StringIO())
+    assert fresh_line(stream) == ""
+    stream.write("torch: 1 CPU thread (--threads)")
+    assert fresh_line(stream) == "\n"
+    stream.write("\n")
+    assert fresh_line(stream) == "" and stream.getvalue().endswith("\n")
+    assert fresh_line(io.StringIO()) == ""  # a plain stream (main called in-process)

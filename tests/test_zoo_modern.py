@@ -71,6 +71,12 @@ MODERN: dict[str, tuple] = {
     # torchvision efficientnet_b0 5,288,548; Tan & Le Table 2: 0.39 B FLOPS (mult-adds).
     "efficientnet_b0": (Exact(5_288_548), About(0.39 * G, 0.013), 0),
     "efficientnet": (Exact(5_288_548), About(0.39 * G, 0.013), 0),
+    # torchvision efficientnet_v2_s 21,458,488 (8.37 GFLOPS at 384x384), regnet_y_400mf
+    # 4,344,144 (0.40); the bases are these nets.
+    "efficientnet_v2_s": (Exact(21_458_488), About(8.37 * G, 0.001), 0),
+    "efficientnet_v2": (Exact(21_458_488), About(8.37 * G, 0.001), 0),
+    "regnet_y_400mf": (Exact(4_344_144), About(0.40 * G, 0.0125), 0),
+    "regnet_y": (Exact(4_344_144), About(0.40 * G, 0.0125), 0),
     # torchvision shufflenet_v2_x1_0 2,278,604; Ma et al. Table 5: 146 M FLOPs at 1x.
     "shufflenet_v2_x1_0": (Exact(2_278_604), About(146 * M, 0.01), 0),
     "shufflenet_v2": (Exact(2_278_604), About(146 * M, 0.01), 0),
@@ -193,6 +199,8 @@ def test_inception_v3_grids_follow_table_1():
     ("mobilenet.net", "mobilenet_v2_rows", "inverted_residual"),
     ("mobilenet.net", "mobilenet_v3_large_rows", "bneck"),
     ("efficientnet.net", "efficientnet_b0_rows", "mbconv"),
+    ("efficientnet.net", "efficientnet_v2_s_rows", "fused_mbconv"),
+    ("regnet.net", "regnet_y_400mf_rows", "y_block"),
     ("shufflenet.net", "shufflenet_v2_x1_0_rows", "shuffle_unit"),
 ])
 def test_configuration_tables_appear_once(file, table, block):

@@ -144,6 +144,8 @@ def test_every_source_names_a_zoo_net_and_what_its_file_cites():
     ("wide_resnet50_2", "Zagoruyko & Komodakis 2016 (torchvision)"),
     ("resnet101_v1_5", "torchvision (He et al. 2015, v1.5)"),
     ("googlenet_tv", "torchvision (Szegedy et al. 2014 + bn)"),
+    ("efficientnet_v2_s", "Tan & Le 2021 (torchvision)"),
+    ("regnet_y_400mf", "Radosavovic et al. 2020 (torchvision)"),
 ])
 def test_zoo_source_column(cli, name, source):
     r = cli("zoo", name)

@@ -10,6 +10,9 @@
 - inference semantics: dropout writes no node, mean joins are plain means, batch norm is folded
   into the conv before it (:mod:`netc.compiler.passes.fold_bn`), stochastic depth scales each
   body by its survival p_l (folded into the body's last layer where it is linear);
+- a layer that shares another's weights (``Node.shares``) reads the owner's initializers: one
+  initializer, read by every node that applies it (unless folding a batch norm that is not
+  shared made their weights differ: then each keeps its own, computing the same numbers);
 - ``outputs`` adds intermediate values as extra graph outputs (names resolved like taps);
 - ``functions=True`` turns every definition call (``layer1.basic1``, ``inception_4c``,
   ``block1.fractal1``) into a call of an ONNX model-local function, one function per distinct
@@ -75,12 +78,15 @@ def lower(graph: Graph, weights: Mapping[str, np.ndarray] | None = None, *, seed
         weights = init_weights(graph, seed, progress, needed)
         graph = graph.copy(nodes=needed, options=replace(
             graph.options, training_outputs={}, training_output_weights={}))
+    shared = _shared_keys(graph, weights)
+    weights = {**weights, **{key: weights[owner] for key, owner in shared.items()}}
     if fold_bn:
         graph, weights = fold_bn_pass(graph, weights)
     graph, weights = fold_survival(graph, weights)
     tape = Tape(np.float16 if fp16 else np.float32, opset=opset)
     lowering = _Lowering(graph, weights, graph.calls if functions else {})
     expected = lowering.run(tape)
+    _merge_shared(tape, shared)
     inputs = {name: spec.shape for name, spec in graph.inputs.items()}
     outs = {name: graph[name].shape for name in graph.outputs}
     return tape.finish(graph.name, inputs, outs, expected, lowering.functions,
@@ -102,6 +108,34 @@ def resolve_outputs(graph: Graph, names: Iterable[str]) -> list[str]:
             raise UserError(f"--outputs: {name!r} is an input of the net, not a layer")
         found.append(node)
     return found
+
+
+def _shared_keys(graph: Graph, weights: Mapping[str, np.ndarray]) -> dict[str, str]:
+    """Each weight name of a sharing node -> its owner's (``tower_1.conv1.weight`` ->
+    ``tower.conv1.weight``): the op faces read a node's weights by its own name."""
+    keys: dict[str, str] = {}
+    for name, owner in graph.sharing().items():
+        prefix = owner + "."
+        for key in weights:
+            if key.startswith(prefix) and "." not in key[len(prefix):]:
+                keys[name + key[len(owner):]] = key
+    return keys
+
+
+def _merge_shared(tape: Tape, shared: Mapping[str, str]) -> None:
+    """One initializer for shared weights: the nodes (or function calls) that read a sharing
+    node's copy read the owner's, where the two are still equal after folding."""
+    init = tape.initializers
+    same = {key: owner for key, owner in shared.items() if key in init and owner in init
+            and np.array_equal(init[key], init[owner])}
+    if not same:
+        return
+    for node in tape.nodes:
+        for k, name in enumerate(node.input):
+            if name in same:
+                node.input[k] = same[name]
+    for key in same:
+        del init[key]
 
 
 def _metadata(graph: Graph, seed: int | None) -> dict[str, str]:

@@ -52,7 +52,8 @@ def counts(net: NetResult, made) -> tuple[Value, int, int, int, int | None] | No
         if node.op == "input":
             continue
         ins = [built.nodes[i].shape for i in node.inputs]
-        params += node.opdef.param_count(node.attrs, ins, node.shape)
+        if not node.shares:  # a shared layer's weights are counted once, at its owner
+            params += node.opdef.param_count(node.attrs, ins, node.shape)
         macs += node.opdef.macs(node.attrs, ins, node.shape)
     return value, len(nodes), params, macs, net.field_of(value.node)
 

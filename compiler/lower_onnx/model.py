@@ -13,6 +13,8 @@
 - a layer that shares another's weights (``Node.shares``) reads the owner's initializers: one
   initializer, read by every node that applies it (unless folding a batch norm that is not
   shared made their weights differ: then each keeps its own, computing the same numbers);
+- graph outputs carry the names the spec declares (``output y13 = ...``: value ``y13``, while
+  its node keeps the IR name), or the IR names where it declares none;
 - ``outputs`` adds intermediate values as extra graph outputs (names resolved like taps);
 - ``functions=True`` turns every definition call (``layer1.basic1``, ``inception_4c``,
   ``block1.fractal1``) into a call of an ONNX model-local function, one function per distinct
@@ -88,7 +90,7 @@ def lower(graph: Graph, weights: Mapping[str, np.ndarray] | None = None, *, seed
     expected = lowering.run(tape)
     _merge_shared(tape, shared)
     inputs = {name: spec.shape for name, spec in graph.inputs.items()}
-    outs = {name: graph[name].shape for name in graph.outputs}
+    outs = _name_outputs(tape, graph, expected)
     return tape.finish(graph.name, inputs, outs, expected, lowering.functions,
                        doc=f"{graph.name}, compiled by netc from {graph.source or 'a spec'}",
                        metadata=_metadata(graph, seed if drawn else None))
@@ -136,6 +138,45 @@ def _merge_shared(tape: Tape, shared: Mapping[str, str]) -> None:
                 node.input[k] = same[name]
     for key in same:
         del init[key]
+
+
+def _name_outputs(tape: Tape, graph: Graph, expected: dict) -> dict[str, tuple[int, ...]]:
+    """The graph's outputs (name -> shape) under the names the spec declares: the value a
+    node computes is renamed (``conv1`` -> ``y13``), or copied by an Identity where it cannot
+    be (an input, or a node two names declare); a declared name another value already has
+    leaves the IR name."""
+    declared = graph.options.output_names
+    taken = {o for n in tape.nodes for o in n.output} | set(tape.initializers) | set(graph.inputs)
+    renamed: dict[str, str] = {}
+    outs: dict[str, tuple[int, ...]] = {}
+    for k, node in enumerate(graph.outputs):
+        want = declared[k] if k < len(declared) else node
+        if want in outs or (want != node and want in taken):
+            want = node  # a clash: the IR's own name
+        if want == node and node not in renamed:
+            outs[node] = graph[node].shape
+            continue
+        source = renamed.get(node, node)
+        if node in renamed or node in graph.inputs or want == node:
+            tape.op("Identity", [source], name=want)
+        else:
+            _rename_value(tape, expected, node, want)
+            renamed[node] = want
+        taken.add(want)
+        outs[want] = graph[node].shape
+    return outs
+
+
+def _rename_value(tape: Tape, expected: dict, old: str, new: str) -> None:
+    """Value ``old`` called ``new`` wherever the tape writes or reads it."""
+    for node in tape.nodes:
+        for field in (node.input, node.output):
+            for k, name in enumerate(field):
+                if name == old:
+                    field[k] = new
+    for table in (tape.shapes, tape.declared, expected):
+        if old in table:
+            table[new] = table.pop(old)
 
 
 def _metadata(graph: Graph, seed: int | None) -> dict[str, str]:

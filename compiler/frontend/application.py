@@ -98,7 +98,8 @@ class Applier:
     def labelled(self, b: LabelledBlock, x: Value, label):
         """``x as name`` (rule 4)."""
         inner = b.inner
-        if isinstance(inner, (OpBlock, JoinBlock, ResidualBlock, DefBlock, LabelledBlock)):
+        if isinstance(inner, (OpBlock, JoinBlock, ResidualBlock, DefBlock, LabelledBlock,
+                              SharedBlock)):
             return self.apply(inner, x, b.label)
         # A labelled group opens a scope of that name.
         builder = self.builder

@@ -309,3 +309,16 @@ def test_netc_run_reads_a_named_output(tmp_path, cli):
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)
     r = cli("run", onnx_path, image, "--topk", "2")
     assert r.code == 0, r.err
+
+
+def test_the_readme_conventions_example_gives_its_numbers(tmp_path):
+    import re
+    import textwrap
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("### Conventions"):readme.index("## Commands")]
+    (block,) = re.findall(r"  ```\n(.*?)  ```", section, re.DOTALL)
+    text = textwrap.dedent(block)
+    assert "431,080 parameters here, not 862,160" in section
+    assert summarize(load_text(text, "readme.net")).params == 431_080
+    assert summarize(load_text(text.replace("share", "let"), "readme.net")).params == 862_160

@@ -8,6 +8,7 @@ both uses), the ONNX model (one initializer), weights files, and the Caffe impor
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -273,6 +274,8 @@ def test_onnx_outputs_carry_the_names_the_spec_declares(options):
     model = lower(g, **options)
     want = ["out", "aux"] + (["conv1"] if options.get("outputs") else [])
     assert [o.name for o in model.graph.output] == want
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(meta["netc.outputs"]) == want
     assert "conv2" in {n.name for n in model.graph.node}  # nodes keep the IR names
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).standard_normal((1, 3, 16, 16), dtype=np.float32)

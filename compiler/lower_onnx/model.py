@@ -93,7 +93,7 @@ def lower(graph: Graph, weights: Mapping[str, np.ndarray] | None = None, *, seed
     outs = _name_outputs(tape, graph, expected)
     return tape.finish(graph.name, inputs, outs, expected, lowering.functions,
                        doc=f"{graph.name}, compiled by netc from {graph.source or 'a spec'}",
-                       metadata=_metadata(graph, seed if drawn else None))
+                       metadata=_metadata(graph, seed if drawn else None, list(outs)))
 
 
 def resolve_outputs(graph: Graph, names: Iterable[str]) -> list[str]:
@@ -179,12 +179,12 @@ def _rename_value(tape: Tape, expected: dict, old: str, new: str) -> None:
             table[new] = table.pop(old)
 
 
-def _metadata(graph: Graph, seed: int | None) -> dict[str, str]:
-    """What ``netc run`` needs from the spec: how to prepare images, what the outputs mean,
-    whether the weights are netc's random ones (``seed``; None: weights were given)."""
+def _metadata(graph: Graph, seed: int | None, outputs: list[str]) -> dict[str, str]:
+    """What ``netc run`` needs from the spec: how to prepare images, what the outputs are
+    called, whether the weights are netc's random ones (``seed``; None: weights were given)."""
     inputs = {n: {"shape": list(s.shape), "mean": s.mean, "std": s.std, "scale": s.scale,
                   "layout": s.layout} for n, s in graph.inputs.items()}
-    meta = {"netc.inputs": json.dumps(inputs), "netc.outputs": json.dumps(graph.outputs)}
+    meta = {"netc.inputs": json.dumps(inputs), "netc.outputs": json.dumps(outputs)}
     if seed is not None:
         meta["netc.random_weights"] = str(seed)
     labels = class_names(graph)

@@ -325,3 +325,24 @@ def test_the_readme_conventions_example_gives_its_numbers(tmp_path):
     assert "431,080 parameters here, not 862,160" in section
     assert summarize(load_text(text, "readme.net")).params == 431_080
     assert summarize(load_text(text.replace("share", "let"), "readme.net")).params == 862_160
+
+
+def test_the_editor_says_what_let_and_share_mean_and_counts_a_shared_use_once(tmp_path):
+    from netc.runtime.lsp.analysis import analyze, real
+    from netc.runtime.lsp.hover import hover
+
+    path = tmp_path / "siamese.net"
+
+    def hovered(keyword: str, word: str, line_has: str) -> str:
+        text = siamese(keyword)
+        path.write_text(text)
+        analysis = analyze(path, {real(path): text})
+        lines = text.splitlines()
+        k = next(k for k, line in enumerate(lines) if line_has in line)
+        return hover(analysis, {}, k, lines[k].index(word) + 1).contents.value
+
+    assert "same weights" in hovered("share", "share", "share tower")
+    assert "new layers" in hovered("let", "let", "let tower")
+    # The second use's row: its nodes hold no weights of their own.
+    assert "parameters 0 " in hovered("share", "tower", "right -> tower")
+    assert f"parameters {TOWER_PARAMS:,} " in hovered("let", "tower", "right -> tower")

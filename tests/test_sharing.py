@@ -346,3 +346,28 @@ def test_the_editor_says_what_let_and_share_mean_and_counts_a_shared_use_once(tm
     # The second use's row: its nodes hold no weights of their own.
     assert "parameters 0 " in hovered("share", "tower", "right -> tower")
     assert f"parameters {TOWER_PARAMS:,} " in hovered("let", "tower", "right -> tower")
+
+
+MODERN = """name: "twin"
+input: "a"
+input_shape { dim: 1 dim: 3 dim: 16 dim: 16 }
+input: "b"
+input_shape { dim: 1 dim: 3 dim: 16 dim: 16 }
+layer { name: "conv_a" type: "Convolution" bottom: "a" top: "conv_a"
+        param { name: "w" lr_mult: 1 } param { name: "bias" lr_mult: 2 }
+        convolution_param { num_output: 8 kernel_size: 3 } }
+layer { name: "conv_b" type: "Convolution" bottom: "b" top: "conv_b"
+        param { name: "w" lr_mult: 1 } param { name: "bias" lr_mult: 2 }
+        convolution_param { num_output: 8 kernel_size: 3 STRIDE } }
+"""
+
+
+def test_caffe_param_messages_share_and_other_settings_are_refused(tmp_path, cli):
+    proto = tmp_path / "twin.prototxt"
+    proto.write_text(MODERN.replace(" STRIDE", ""))
+    g = load(str(proto))
+    assert g["conv_b"].shares == "conv_a" and summarize(g).params == 8 * 3 * 9 + 8
+    proto.write_text(MODERN.replace("STRIDE", "stride: 2"))
+    r = cli("check", proto)
+    assert r.code == 1 and "twin.prototxt:" in r.err
+    assert "shares the blobs of 'conv_a' but is another layer" in r.err

@@ -53,6 +53,9 @@ class ParamSharing:
                 self.owners[n] = owner
             return
         first = known[0]
+        if node.pending_scale or first.node.pending_scale:  # a Scale completes its call
+            raise error(named[0][1], f"layer {caffe_name!r}: netc does not import a "
+                                     "BatchNorm's blobs shared by name")
         if any(k is not first for k in known):  # rule 3
             raise error(named[0][1], f"layer {caffe_name!r} names blobs of several layers (or "
                                      "new ones beside shared ones); netc shares whole layers")

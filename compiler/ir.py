@@ -5,11 +5,17 @@ Node kinds (``Node.op``):
 - ``input``: a network input; no inputs, its shape declared by the spec;
 - any name in :data:`netc.compiler.ops.REGISTRY`: an operator applied to ``inputs``.
 
+Sharing: a node whose ``shares`` names another node (its *owner*) computes with the owner's
+weights and buffers, not its own (``share tower = ...`` applied twice; Caffe's ``param { name }``).
+It has no weights of its own: counts, seeded weights, the torch module, the ONNX initializers
+and weights files hold the owner's once; MACs count every application.
+
 Invariants, checked by :func:`verify`: names are unique; nodes are in topological order (every
 input of a node comes before it); every shape is known; every output names a node; op names are
-registered; the net-wide options (:class:`NetOptions`) agree with the nodes and outputs. Names
-are hierarchical (``stage4.conv4_2``): the same strings are summary rows, PyTorch state-dict
-prefixes and ONNX value names.
+registered; a sharing node names an earlier owner of the same op and attributes, which
+shares nothing itself; the net-wide options (:class:`NetOptions`) agree with the nodes and
+outputs. Names are hierarchical (``stage4.conv4_2``): the same strings are summary rows,
+PyTorch state-dict prefixes and ONNX value names.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from netc.dsl.diagnostics import Span
 
 @dataclass(frozen=True, slots=True)
 class Node:
-    """One operation. ``inputs`` are names of earlier nodes."""
+    """One operation. ``inputs`` are names of earlier nodes; ``shares``, the node whose
+    weights this one uses (None: its own, if it has any)."""
 
     name: str
     op: str
@@ -31,6 +38,7 @@ class Node:
     attrs: Attrs
     shape: Shape
     span: Span | None = None
+    shares: str | None = None
 
     @property
     def opdef(self) -> OpDef:
@@ -141,6 +149,10 @@ class Graph:
         self.nodes[node.name] = node
         return node
 
+    def sharing(self) -> dict[str, str]:
+        """Sharing node -> the owner of the weights it uses (empty when nothing is shared)."""
+        return {n.name: n.shares for n in self if n.shares is not None}
+
     def consumers(self) -> dict[str, list[str]]:
         """Node name -> the names of the nodes that read it, in graph order."""
         users: dict[str, list[str]] = {n: [] for n in self.nodes}
@@ -204,6 +216,8 @@ def verify(graph: Graph) -> None:
                 raise IRError(f"node {node.name!r}: input {i!r} is not defined before it")
         if not node.shape or any(not isinstance(d, int) or d <= 0 for d in node.shape):
             raise IRError(f"node {node.name!r}: bad shape {node.shape!r}")
+        if node.shares is not None:
+            _verify_sharing(graph, node, seen)
         seen.add(node.name)
     for name in graph.inputs:
         if name not in graph.nodes or graph.nodes[name].op != "input":
@@ -216,3 +230,12 @@ def verify(graph: Graph) -> None:
     problems = graph.options.problems(graph)
     if problems:
         raise IRError("options: " + "; ".join(problems))
+
+
+def _verify_sharing(graph: Graph, node: Node, seen: set[str]) -> None:
+    """A sharing node's owner comes before it, is the same layer, and shares nothing itself."""
+    owner = graph.nodes.get(node.shares) if node.shares in seen else None
+    if owner is None:
+        raise IRError(f"node {node.name!r}: shares {node.shares!r}, which is not before it")
+    if owner.op != node.op or owner.attrs != node.attrs or owner.shares is not None:
+        raise IRError(f"node {node.name!r}: shares {owner.name!r}, a different layer")

@@ -168,6 +168,15 @@ class LetStmt(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class ShareStmt(Node):
+    """``share tower = block(...)`` in a net: one set of layers, whose weights every use of
+    ``tower`` applies (a siamese tower); a ``let`` would make new layers at each use."""
+
+    name: str
+    value: Node
+
+
+@dataclass(frozen=True, slots=True)
 class WithStmt(Node):
     name: str
     args: tuple[Node, ...]

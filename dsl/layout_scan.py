@@ -25,7 +25,7 @@ from netc.dsl.parser import load_grammar
 STATEMENTS = frozenset({
     "include", "definition", "inline_definition", "net", "net_alias", "recipe", "constant",
     "function", "input_stmt", "bind_stmt", "output_stmt", "training_output_stmt", "let_stmt",
-    "with_stmt", "expr_stmt", "recipe_net", "recipe_let", "recipe_setting",
+    "share_stmt", "with_stmt", "expr_stmt", "recipe_net", "recipe_let", "recipe_setting",
 })
 
 OPENERS = frozenset({"LPAR", "LSQB"})

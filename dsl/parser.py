@@ -236,6 +236,9 @@ class _ToAst(Transformer):
     def let_stmt(self, meta, name, value):
         return ast.LetStmt(self._s(meta), str(name), value)
 
+    def share_stmt(self, meta, name, value):
+        return ast.ShareStmt(self._s(meta), str(name), value)
+
     def bind_stmt(self, meta, name, value):
         return ast.BindStmt(self._s(meta), str(name), value)
 

@@ -52,7 +52,7 @@ def estimate(graph: Graph) -> Estimate:
     for node in graph:
         size = math.prod(node.shape)
         p = 0
-        if node.op != "input":
+        if node.op != "input" and not node.shares:  # shared weights are counted once
             ins = [graph[i].shape for i in node.inputs]
             p = node.opdef.param_count(node.attrs, ins, node.shape)
         params += p

@@ -6,7 +6,9 @@ for one sample, the convention of the VGG and ResNet papers; activation memory i
 size of every node's output for one sample. Non-trainable state (batch norm's running mean and
 variance) is counted apart, as Keras's "non-trainable params" (ResNet-50: 53,120). Each row
 also holds the op's window (kernel, stride, dilation) and, where a node does not simply read
-the row above (joins, branches), the names it reads: Keras's "connected to".
+the row above (joins, branches), the names it reads: Keras's "connected to". A layer that
+shares another's weights (``share``; Caffe's ``param { name }``) counts its MACs but no
+parameters, and its row says whose weights it uses: shared weights are counted once.
 """
 
 from __future__ import annotations
@@ -115,10 +117,11 @@ def summarize(graph: Graph) -> Summary:
         if node.op == "input":
             p = m = 0
         else:
-            p = node.opdef.param_count(node.attrs, ins, node.shape)
+            # A sharing layer's weights are its owner's, counted once, in the owner's row.
+            p = 0 if node.shares else node.opdef.param_count(node.attrs, ins, node.shape)
             m = node.opdef.macs(node.attrs, ins, node.shape)
             geo = node.opdef.geometry(node.attrs, ins) if len(node.shape) == 3 else None
-            if node.name not in aux:
+            if node.name not in aux and not node.shares:
                 total_b += node.opdef.buffer_count(node.attrs, ins, node.shape)
         if node.name in aux:
             train_p += p
@@ -172,6 +175,8 @@ def training_only(graph: Graph) -> set[str]:
 
 
 def _extra(node) -> str:
+    if node.shares:
+        return f"shares {node.shares}"
     if node.op == "residual" and node.attrs.get("survival", 1.0) < 1.0:
         return f"p={node.attrs['survival']:.4f}"
     if node.op == "mean" and node.attrs.get("columns"):

@@ -17,7 +17,8 @@ Rules:
 6. A join applies each branch to the same input (a branch that starts from a named value
    starts there) and adds the join node. A mean join records each input's FractalNet column:
    its last branch is its shallowest column; joins inside branch i sit (n - 1 - i) deeper.
-7. Residual blocks are applied by :mod:`netc.compiler.frontend.residual`.
+7. Residual blocks are applied by :mod:`netc.compiler.frontend.residual`; shared blocks
+   (``share tower = ...``) by :mod:`netc.compiler.frontend.sharing`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from netc.compiler.frontend.builder import GraphBuilder
 from netc.compiler.frontend.context import Context
 from netc.compiler.frontend.expressions import Evaluator
 from netc.compiler.frontend.residual import Residuals
+from netc.compiler.frontend.sharing import Sharing
 from netc.compiler.frontend.values import (
     POISON,
     Block,
@@ -40,6 +42,7 @@ from netc.compiler.frontend.values import (
     Poison,
     ResidualBlock,
     SeqBlock,
+    SharedBlock,
     TimesBlock,
     Value,
     ValueRef,
@@ -55,13 +58,14 @@ class Applier:
         self.builder = builder
         self.evaluator = evaluator
         self.residuals = Residuals(ctx, builder, self.apply)
+        self.sharing = Sharing(ctx, builder, self.apply)
         self.column_offset = 0  # FractalNet columns of the joins being applied (rule 6)
         # Which method applies which kind of block.
         self._rules = {
             OpBlock: self.layer, LabelledBlock: self.labelled, DefBlock: self.definition,
             SeqBlock: self.chain, TimesBlock: self.times, ForBlock: self.range_loop,
             ForEachBlock: self.for_each, JoinBlock: self.join,
-            ResidualBlock: self.residuals.apply,
+            ResidualBlock: self.residuals.apply, SharedBlock: self.sharing.apply,
         }
 
     def apply(self, block: Any, x: Value | Poison | None, label: str | None = None):
@@ -94,7 +98,8 @@ class Applier:
     def labelled(self, b: LabelledBlock, x: Value, label):
         """``x as name`` (rule 4)."""
         inner = b.inner
-        if isinstance(inner, (OpBlock, JoinBlock, ResidualBlock, DefBlock, LabelledBlock)):
+        if isinstance(inner, (OpBlock, JoinBlock, ResidualBlock, DefBlock, LabelledBlock,
+                              SharedBlock)):
             return self.apply(inner, x, b.label)
         # A labelled group opens a scope of that name.
         builder = self.builder

@@ -132,6 +132,19 @@ class GraphBuilder:
         self._order.append(node.name)
         self.ctx.graph.add(node)
 
+    def count(self) -> int:
+        """How many nodes have been made so far (a mark for :meth:`made_since`)."""
+        return len(self._order)
+
+    def made_since(self, mark: int) -> list[str]:
+        """The names of the nodes made after :meth:`count` returned ``mark``, in order."""
+        return self._order[mark:]
+
+    def share(self, name: str, owner: str) -> None:
+        """Make node ``name`` use the weights of node ``owner`` (``Node.shares``)."""
+        graph = self.ctx.graph
+        graph.nodes[name] = graph.nodes[name].replace(shares=owner)
+
     def body_nodes(self, x: Value, y: Value) -> list[str]:
         """The nodes made after ``x`` up to ``y``: a residual body's, by position (O(body))."""
         return self._order[self._position[x.node] + 1:self._position[y.node] + 1]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from dataclasses import replace
 from typing import Any
 
 from netc.compiler import ops as opreg
@@ -52,6 +53,7 @@ from netc.compiler.frontend.values import (
     OpRef,
     Poison,
     SeqBlock,
+    SharedBlock,
     TimesBlock,
     Value,
     ValueRef,
@@ -107,7 +109,9 @@ class Evaluator:
     def name(self, e: ast.Name, env):
         """A bare name (rule 2)."""
         if e.id in env:
-            return env[e.id]
+            v = env[e.id]
+            # A shared block carries the span of each use, where a mismatch is reported.
+            return replace(v, span=e.span) if isinstance(v, SharedBlock) else v
         if e.id in SHAPE_NAMES:
             return self.bindings.shape_name(e, env)
         if e.id in self.values and self.ctx.depth == 0:  # definitions cannot see a net's values

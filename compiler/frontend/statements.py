@@ -10,7 +10,10 @@ Rules:
    another name becomes an alias of that node.
 3. ``training output aux = chain, weight=w`` is an output of the torch module in training mode
    only, with its share of the loss (GoogLeNet's 0.3 unless given).
-4. ``let name = value`` binds a number, list or word for the statements after it.
+4. ``let name = value`` binds a number, list or word for the statements after it; bound to
+   a block, it names a *description*: each use of the name makes new layers (new weights).
+   ``share name = block`` binds one set of layers instead: every use applies the layers (the
+   weights) its first use made (:meth:`netc.compiler.frontend.application.Applier.shared`).
 5. ``with droppath(local=, global=)`` and ``with stochastic_depth(p_L=, mode=)`` are net-wide
    declarations of probabilities in [0, 1] (:class:`netc.compiler.ir.NetOptions`).
 6. A chain on its own is computed; the last one is the net's output when it declares none.
@@ -25,7 +28,16 @@ from netc.compiler.frontend.arithmetic import is_num
 from netc.compiler.frontend.builder import GraphBuilder
 from netc.compiler.frontend.context import Context
 from netc.compiler.frontend.expressions import Evaluator
-from netc.compiler.frontend.values import POISON, Block, Poison, Value, show, starts_with_value
+from netc.compiler.frontend.values import (
+    POISON,
+    Block,
+    Poison,
+    ShareRecord,
+    SharedBlock,
+    Value,
+    show,
+    starts_with_value,
+)
 from netc.compiler.ir import InputSpec, Node
 from netc.compiler.ops import Attrs, fmt_shape
 from netc.compiler.ops.domains import MAX_SIZE
@@ -57,6 +69,7 @@ class NetStatements:
         self.output_names: list[str] = []
         self._rules = {
             ast.InputStmt: self.input, ast.WithStmt: self.declaration, ast.LetStmt: self.let,
+            ast.ShareStmt: self.share,
             ast.BindStmt: self.bind, ast.OutputStmt: self.output, ast.ExprStmt: self.chain,
         }
 
@@ -138,6 +151,22 @@ class NetStatements:
         if stmt.name in env or stmt.name in self.values:
             return self.error(stmt.span, f"{stmt.name!r} is already defined")
         env[stmt.name] = self.evaluator.eval(stmt.value, env)
+        return None
+
+    def share(self, stmt: ast.ShareStmt, env) -> Poison | None:
+        """``share tower = block``: one set of layers for every use of ``tower`` (rule 4)."""
+        if stmt.name in env or stmt.name in self.values:
+            return self.error(stmt.span, f"{stmt.name!r} is already defined")
+        block = self.evaluator.eval(stmt.value, env)
+        if block is not POISON and not isinstance(block, Block):
+            block = self.error(stmt.value.span, f"share binds a block of layers; got "
+                                                f"{show(block)}")
+        elif block is not POISON and starts_with_value(block):
+            block = self.error(stmt.value.span, "share binds layers to apply, not a value: "
+                                                "write the chain without its input, then "
+                                                f"x -> {stmt.name}")
+        env[stmt.name] = block if block is POISON else \
+            SharedBlock(block, stmt.name, ShareRecord(), stmt.span)
         return None
 
     # ---- inputs (rule 1) --------------------------------------------------------------------

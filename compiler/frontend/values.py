@@ -133,6 +133,30 @@ class LabelledBlock(Block):
     span: Span
 
 
+@dataclass
+class ShareRecord:
+    """What the first application of a shared block made: the layers that own the weights,
+    and the input they were made for (the elaborator fills it in at that application)."""
+
+    owners: list[str] | None = None  # names of the weighted nodes, in graph order
+    input_shape: tuple[int, ...] | None = None
+    first: Span | None = None  # where it was first applied
+
+
+@dataclass(frozen=True, slots=True)
+class SharedBlock(Block):
+    """``share tower = ...``: a block whose every application uses the layers (the weights)
+    its first application made."""
+
+    inner: Block
+    name: str
+    record: ShareRecord
+    span: Span
+
+    def shown(self) -> str:
+        return f"the shared block {self.name}"
+
+
 @dataclass(frozen=True, slots=True)
 class ValueRef(Block):
     """A named value of the net (``image``, or ``x`` after ``x = ...``) used as a chain's source."""
@@ -186,7 +210,7 @@ class OpRef(SpecValue):
 def starts_with_value(block) -> bool:
     """Whether applying ``block`` needs no input: its chain starts from a named value (every
     branch's, for a join)."""
-    while isinstance(block, (SeqBlock, LabelledBlock)):
+    while isinstance(block, (SeqBlock, LabelledBlock, SharedBlock)):
         block = block.first if isinstance(block, SeqBlock) else block.inner
     if isinstance(block, JoinBlock):
         return all(isinstance(b, ValueRef) or starts_with_value(b) for b in block.branches)

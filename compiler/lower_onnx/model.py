@@ -10,6 +10,11 @@
 - inference semantics: dropout writes no node, mean joins are plain means, batch norm is folded
   into the conv before it (:mod:`netc.compiler.passes.fold_bn`), stochastic depth scales each
   body by its survival p_l (folded into the body's last layer where it is linear);
+- a layer that shares another's weights (``Node.shares``) reads the owner's initializers: one
+  initializer, read by every node that applies it (unless folding a batch norm that is not
+  shared made their weights differ: then each keeps its own, computing the same numbers);
+- graph outputs carry the names the spec declares (``output y13 = ...``: value ``y13``, while
+  its node keeps the IR name), or the IR names where it declares none;
 - ``outputs`` adds intermediate values as extra graph outputs (names resolved like taps);
 - ``functions=True`` turns every definition call (``layer1.basic1``, ``inception_4c``,
   ``block1.fractal1``) into a call of an ONNX model-local function, one function per distinct
@@ -75,17 +80,20 @@ def lower(graph: Graph, weights: Mapping[str, np.ndarray] | None = None, *, seed
         weights = init_weights(graph, seed, progress, needed)
         graph = graph.copy(nodes=needed, options=replace(
             graph.options, training_outputs={}, training_output_weights={}))
+    shared = _shared_keys(graph, weights)
+    weights = {**weights, **{key: weights[owner] for key, owner in shared.items()}}
     if fold_bn:
         graph, weights = fold_bn_pass(graph, weights)
     graph, weights = fold_survival(graph, weights)
     tape = Tape(np.float16 if fp16 else np.float32, opset=opset)
     lowering = _Lowering(graph, weights, graph.calls if functions else {})
     expected = lowering.run(tape)
+    _merge_shared(tape, shared)
     inputs = {name: spec.shape for name, spec in graph.inputs.items()}
-    outs = {name: graph[name].shape for name in graph.outputs}
+    outs = _name_outputs(tape, graph, expected)
     return tape.finish(graph.name, inputs, outs, expected, lowering.functions,
                        doc=f"{graph.name}, compiled by netc from {graph.source or 'a spec'}",
-                       metadata=_metadata(graph, seed if drawn else None))
+                       metadata=_metadata(graph, seed if drawn else None, list(outs)))
 
 
 def resolve_outputs(graph: Graph, names: Iterable[str]) -> list[str]:
@@ -104,12 +112,79 @@ def resolve_outputs(graph: Graph, names: Iterable[str]) -> list[str]:
     return found
 
 
-def _metadata(graph: Graph, seed: int | None) -> dict[str, str]:
-    """What ``netc run`` needs from the spec: how to prepare images, what the outputs mean,
-    whether the weights are netc's random ones (``seed``; None: weights were given)."""
+def _shared_keys(graph: Graph, weights: Mapping[str, np.ndarray]) -> dict[str, str]:
+    """Each weight name of a sharing node -> its owner's (``tower_1.conv1.weight`` ->
+    ``tower.conv1.weight``): the op faces read a node's weights by its own name."""
+    keys: dict[str, str] = {}
+    for name, owner in graph.sharing().items():
+        prefix = owner + "."
+        for key in weights:
+            if key.startswith(prefix) and "." not in key[len(prefix):]:
+                keys[name + key[len(owner):]] = key
+    return keys
+
+
+def _merge_shared(tape: Tape, shared: Mapping[str, str]) -> None:
+    """One initializer for shared weights: the nodes (or function calls) that read a sharing
+    node's copy read the owner's, where the two are still equal after folding."""
+    init = tape.initializers
+    same = {key: owner for key, owner in shared.items() if key in init and owner in init
+            and np.array_equal(init[key], init[owner])}
+    if not same:
+        return
+    for node in tape.nodes:
+        for k, name in enumerate(node.input):
+            if name in same:
+                node.input[k] = same[name]
+    for key in same:
+        del init[key]
+
+
+def _name_outputs(tape: Tape, graph: Graph, expected: dict) -> dict[str, tuple[int, ...]]:
+    """The graph's outputs (name -> shape) under the names the spec declares: the value a
+    node computes is renamed (``conv1`` -> ``y13``), or copied by an Identity where it cannot
+    be (an input, or a node two names declare); a declared name another value already has
+    leaves the IR name."""
+    declared = graph.options.output_names
+    taken = {o for n in tape.nodes for o in n.output} | set(tape.initializers) | set(graph.inputs)
+    renamed: dict[str, str] = {}
+    outs: dict[str, tuple[int, ...]] = {}
+    for k, node in enumerate(graph.outputs):
+        want = declared[k] if k < len(declared) else node
+        if want in outs or (want != node and want in taken):
+            want = node  # a clash: the IR's own name
+        if want == node and node not in renamed:
+            outs[node] = graph[node].shape
+            continue
+        source = renamed.get(node, node)
+        if node in renamed or node in graph.inputs or want == node:
+            tape.op("Identity", [source], name=want)
+        else:
+            _rename_value(tape, expected, node, want)
+            renamed[node] = want
+        taken.add(want)
+        outs[want] = graph[node].shape
+    return outs
+
+
+def _rename_value(tape: Tape, expected: dict, old: str, new: str) -> None:
+    """Value ``old`` called ``new`` wherever the tape writes or reads it."""
+    for node in tape.nodes:
+        for field in (node.input, node.output):
+            for k, name in enumerate(field):
+                if name == old:
+                    field[k] = new
+    for table in (tape.shapes, tape.declared, expected):
+        if old in table:
+            table[new] = table.pop(old)
+
+
+def _metadata(graph: Graph, seed: int | None, outputs: list[str]) -> dict[str, str]:
+    """What ``netc run`` needs from the spec: how to prepare images, what the outputs are
+    called, whether the weights are netc's random ones (``seed``; None: weights were given)."""
     inputs = {n: {"shape": list(s.shape), "mean": s.mean, "std": s.std, "scale": s.scale,
                   "layout": s.layout} for n, s in graph.inputs.items()}
-    meta = {"netc.inputs": json.dumps(inputs), "netc.outputs": json.dumps(graph.outputs)}
+    meta = {"netc.inputs": json.dumps(inputs), "netc.outputs": json.dumps(outputs)}
     if seed is not None:
         meta["netc.random_weights"] = str(seed)
     labels = class_names(graph)

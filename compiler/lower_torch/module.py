@@ -9,6 +9,9 @@
 - stateless ops (relu, pools, joins, dropout, ...) stay outside the module tree, so the tree and
   the state dict hold exactly the weights; :meth:`NetModule.train` still reaches them, since
   dropout, drop-path and stochastic depth behave differently in training;
+- a layer that shares another's weights (``Node.shares``) runs its owner's module, kept with
+  the stateless ones: one ``nn.Parameter`` for both applications, whose gradient sums both,
+  held once in the state dict, under the owner's name;
 - ``forward`` walks a precomputed plan: the backward slice of the requested values (the declared
   outputs, or ``taps``), each intermediate freed after its last use;
 - in training, the step's stochastic-depth and drop-path decisions are made first
@@ -358,6 +361,9 @@ def build_module(graph: Graph, weights: Mapping[str, np.ndarray] | None = None,
         if node.op == "input":
             continue
         ins = [graph[i].shape for i in node.inputs]
+        if node.shares:  # the owner's module: one set of parameters for both
+            net._stateless[node.name] = net.get_submodule(node.shares)
+            continue
         attrs = _effective_attrs(graph, node)
         module = node.opdef.to_torch(attrs, ins, node.shape)
         if node.op == "mean" and attrs.get("droppath") is not None and attrs.get("columns"):

@@ -2,7 +2,9 @@
 
 Each node draws from its own generator, seeded by (seed, crc32(node name)): adding a layer to a
 spec does not change the weights of the others, and both lowerings receive identical arrays.
-Keys are ``<node name>.<tensor>``, as in a PyTorch state dict (``conv1_1.weight``).
+Keys are ``<node name>.<tensor>``, as in a PyTorch state dict (``conv1_1.weight``). A node
+that shares another's weights (``Node.shares``) draws nothing and has no keys: its owner's
+arrays are drawn once, under the owner's name.
 
 Each op draws its own weights (its ``init_weights`` face); one rule looks at the graph: the
 batch norm that ends a residual body starts with γ = 0 (Goyal et al. 2017, "Accurate, Large
@@ -56,6 +58,8 @@ def init_weights(graph: Graph, seed: int = 0,
         return node.opdef.init_weights(node.attrs, ins, node.shape, rng)
 
     keep = set(graph.nodes) if needed is None else set(needed)
+    sharing = graph.sharing()
+    keep |= {sharing[n] for n in keep if n in sharing}  # a kept sharer needs its owner's
     nodes = [n for n in graph if n.op != "input" and n.name in keep]
     zero_gamma = set(residual_body_ends(graph))
     stats = BatchNormStatistics.of(graph)
@@ -67,7 +71,10 @@ def init_weights(graph: Graph, seed: int = 0,
     # The nodes come back in graph order, and each one's batch-norm statistics are computed
     # as it arrives, while the pool draws the nodes after it.
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        for node, arrays, size in zip(nodes, pool.map(draw, nodes), sizes):
+        for node, arrays, size in zip(nodes, pool.map(_drawer(draw), nodes), sizes):
+            if node.shares:  # seen by the statistics under its own name, then dropped
+                arrays = {k[len(node.shares) + 1:]: a for k, a in weights.items()
+                          if k.startswith(node.shares + ".")}
             weights.update((f"{node.name}.{key}", arr) for key, arr in arrays.items())
             if node.name in zero_gamma:
                 weights[f"{node.name}.weight"] = np.zeros_like(weights[f"{node.name}.weight"])
@@ -76,7 +83,12 @@ def init_weights(graph: Graph, seed: int = 0,
             if progress:
                 done += size
                 progress(done, total)
-    return weights
+    return {k: a for k, a in weights.items() if k.rsplit(".", 1)[0] not in sharing}
+
+
+def _drawer(draw):
+    """``draw`` for the nodes that own their weights; nothing for a sharing node."""
+    return lambda node: {} if node.shares else draw(node)
 
 
 def residual_body_ends(graph: Graph) -> list[str]:
@@ -110,6 +122,7 @@ def check_weights(graph: Graph, tensors, source: str = "weights",
     weights loaded into its deepest column). Raises :class:`UserError` naming the first
     missing, unexpected or mis-shaped tensor."""
     want = expected_shapes(graph)
+    tensors = _without_shared(graph, tensors, source)
     missing = [k for k in want if k not in tensors]
     if missing:
         raise UserError(f"{source}: no tensor for {missing[0]}{_more(missing)}")
@@ -126,6 +139,28 @@ def check_weights(graph: Graph, tensors, source: str = "weights",
     return {k: tensors[k] for k in want}
 
 
+def _without_shared(graph: Graph, tensors, source: str):
+    """``tensors`` without the copies a file keeps of shared weights (a caffemodel stores a
+    shared blob in each layer that uses it): each must equal its owner's, and is dropped."""
+    sharing = graph.sharing()
+    if not sharing:
+        return tensors
+    kept = {}
+    for key, value in tensors.items():
+        node, _, local = key.rpartition(".")
+        owner = sharing.get(node)
+        if owner is None:
+            kept[key] = value
+            continue
+        mine = tensors.get(f"{owner}.{local}")
+        if mine is not None and not np.array_equal(np.asarray(mine), np.asarray(value)):
+            raise UserError(f"{source}: {key} differs from {owner}.{local}, whose weights "
+                            f"{node} shares")
+        if mine is None:  # only the sharing layer's copy: it is the owner's
+            kept[f"{owner}.{local}"] = value
+    return kept
+
+
 def _more(names: list[str]) -> str:
     return f" (and {len(names) - 1} more)" if len(names) > 1 else ""
 
@@ -139,7 +174,7 @@ def expected_shapes(graph: Graph) -> dict[str, tuple[int, ...]]:
     rng = np.random.default_rng(0)
     shapes = {}
     for node in graph:
-        if node.op == "input":
+        if node.op == "input" or node.shares:  # a sharer's weights are its owner's
             continue
         ins = [graph[i].shape for i in node.inputs]
         for key, arr in node.opdef.init_weights(node.attrs, ins, node.shape, rng).items():

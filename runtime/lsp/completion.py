@@ -17,8 +17,8 @@ from netc.dsl import ast
 from netc.runtime.lsp.positions import label_text, walk
 
 # The words of the language (dsl/netc.lark), offered where a name may start.
-KEYWORDS = ("net", "def", "inline", "include", "input", "output", "training", "let", "with",
-            "recipe", "if", "then", "else", "for", "in", "as", "and", "or", "not")
+KEYWORDS = ("net", "def", "inline", "include", "input", "output", "training", "let", "share",
+            "with", "recipe", "if", "then", "else", "for", "in", "as", "and", "or", "not")
 MAX_ITEMS = 500  # a generated file can hold 100,000 labels: the list says it is incomplete
 _CALLEE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*$")
 _PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")

@@ -52,7 +52,8 @@ def counts(net: NetResult, made) -> tuple[Value, int, int, int, int | None] | No
         if node.op == "input":
             continue
         ins = [built.nodes[i].shape for i in node.inputs]
-        params += node.opdef.param_count(node.attrs, ins, node.shape)
+        if not node.shares:  # a shared layer's weights are counted once, at its owner
+            params += node.opdef.param_count(node.attrs, ins, node.shape)
         macs += node.opdef.macs(node.attrs, ins, node.shape)
     return value, len(nodes), params, macs, net.field_of(value.node)
 
@@ -147,6 +148,15 @@ def _header_end(header: str) -> int:
     return len(header)
 
 
+# What binding a block with each keyword means (README, "Conventions"): shown on the word.
+KEYWORD_TEXT = {
+    "let": ("`let name = block` names a description: each use of `name` makes new layers, "
+            "with weights of their own (two uses: two sets of weights)."),
+    "share": ("`share name = block` names one set of layers: every use of `name` applies the "
+              "same weights (a siamese tower); the summary counts them once."),
+}
+
+
 def hover(analysis: Analysis, defs: dict[str, ast.Definition], line0: int,
           char: int) -> lsp.Hover | None:
     """The hover at (``line0``, ``char``), from 0; ``defs`` are the definitions in view (the
@@ -164,6 +174,8 @@ def hover(analysis: Analysis, defs: dict[str, ast.Definition], line0: int,
             parts.append(definition_text(analysis, defs[name]))
         elif name in REGISTRY and name not in defs:
             parts.append(op_text(name))
+        elif name in KEYWORD_TEXT:
+            parts.append(KEYWORD_TEXT[name])
     if not parts:
         return None
     return lsp.Hover(lsp.MarkupContent(lsp.MarkupKind.Markdown, "\n\n---\n\n".join(parts)))

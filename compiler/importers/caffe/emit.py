@@ -164,6 +164,8 @@ class Writer:
             if node.is_input:
                 c, h, w = node.shape
                 out.append(f"  input {node.name}: {c}x{h}x{w}{node.options}")
+        # Layers that share weights by param name: one block applied at each (param_sharing.py).
+        out.extend(f"  share {name} = {call};" for name, call in net.shares.items())
         for node in net.nodes:
             if not node.is_input and self.bound(node):
                 out.extend(self.statement(node))

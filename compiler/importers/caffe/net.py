@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from netc.compiler.importers.caffe import layers, more_layers, phases
 from netc.compiler.importers.caffe.coord_maps import IDENTITY, CoordTracking
 from netc.compiler.importers.caffe.fields import Fields, error
+from netc.compiler.importers.caffe.param_sharing import ParamSharing
 from netc.compiler.importers.caffe.reshaping import Reshaping
 from netc.compiler.importers.caffe.textformat import Message
 from netc.dsl.diagnostics import Diagnostic, DiagnosticError, Span
@@ -92,6 +93,8 @@ class ImportedNet:
     renamed: dict[str, str] = field(default_factory=dict)  # Caffe name -> label, where not obvious
     dropped: list[str] = field(default_factory=list)  # train_val layers left out, and why
     shared: dict[str, str] = field(default_factory=dict)  # extra label -> Caffe layer (weights)
+    # ``param { name }`` sharing (param_sharing.py): share block name -> the call it binds.
+    shares: dict[str, str] = field(default_factory=dict)
     warnings: list[Diagnostic] = field(default_factory=list)  # imported, but worth a look
 
     @property
@@ -157,6 +160,7 @@ class NetReader(CoordTracking, Reshaping):
         self.coords: dict = {}  # blob -> its coordinate map from the input (coord_maps.py)
         self.crop_mode = crop_offsets
         self.warnings = self.net.warnings
+        self.params = ParamSharing(calls=self.net.shares)
 
     def read(self) -> ImportedNet:
         self.check_v0()
@@ -312,6 +316,7 @@ class NetReader(CoordTracking, Reshaping):
         node = self.add_node(bottoms, mapped.calls, self.label(name), mapped.shape, info.span,
                              mapped.join, caffe_name=name)
         node.pending_scale = mapped.calls[-1].startswith("bn")
+        self.params.read(fields, node, name, self.labels.make)
         self.blobs[tops[0][0]] = node
         if type_name == "Eltwise":
             self.keep_view(fields, tops[0][0])

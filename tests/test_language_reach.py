@@ -217,7 +217,7 @@ def test_training_outputs_exist_in_training_only(tmp_path):
         ref = module.eval()(x)
     assert torch.is_tensor(ref)
     model = lower(g)
-    assert [o.name for o in model.graph.output] == ["fc1"]
+    assert [o.name for o in model.graph.output] == ["logits"]
     assert not [i for i in model.graph.initializer if i.name.startswith("head")]
     (out,) = run_ort(model, x.numpy())
     assert np.abs(out - ref.numpy()).max() <= 1e-5 * np.abs(ref.numpy()).max() + 1e-6

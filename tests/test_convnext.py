@@ -43,12 +43,14 @@ def lively_weights(graph, seed=0):
     0, so that every block's body counts in the output (at 1e-6 it would vanish in the sum)."""
     weights = init_weights(graph, seed)
     rng = np.random.default_rng(seed + 1)
-    for key, array in weights.items():
-        if key.endswith(".gamma"):
-            weights[key] = rng.uniform(0.2, 0.6, array.shape).astype(np.float32)
-        elif ".layernorm" in key:
-            centre = 1.0 if key.endswith(".weight") else 0.0
-            weights[key] = (centre + rng.normal(0, 0.2, array.shape)).astype(np.float32)
+    for node in graph:
+        if node.op == "layer_scale":
+            key = f"{node.name}.gamma"
+            weights[key] = rng.uniform(0.2, 0.6, weights[key].shape).astype(np.float32)
+        elif node.op == "layernorm":
+            for key, centre in ((f"{node.name}.weight", 1.0), (f"{node.name}.bias", 0.0)):
+                noise = rng.normal(0, 0.2, weights[key].shape)
+                weights[key] = (centre + noise).astype(np.float32)
     return weights
 
 
@@ -137,19 +139,22 @@ def test_onnx_node_count():
     (Mul, Erf, Add, Mul, Mul), MatMul, Add, Transpose, Mul (layer scale), Add (residual); a
     layer norm over the last axis is one LayerNormalization at opset 17 on and nine nodes below
     it, one over the channels of a map nine nodes at every opset (compiler/ops/layernorm.py
-    says why)."""
+    says why). A fresh net's γ = 1 and β = 0 write no Mul and Add in those nine."""
     graph = convnext(64)
-    counts = {opset: Counter(n.op_type for n in lower(graph, opset=opset).graph.node)
-              for opset in (13, 18)}
+    trained, fresh = lively_weights(graph), init_weights(graph, 0)
+    counts = {(opset, kind): Counter(n.op_type for n in lower(graph, w, opset=opset).graph.node)
+              for opset in (13, 18) for kind, w in (("trained", trained), ("fresh", fresh))}
     blocks, maps = sum(DEPTHS), 1 + 3 + 1  # layer norms over a map's channels
     head = 1 + 1 + 1  # GlobalAveragePool, Flatten, Gemm
     conv = 1 + 3  # the stem's and the downsamples'
     at18 = blocks * (14 + 1) + maps * 9 + conv + head
     at13 = blocks * (14 + 9) + maps * 9 + conv + head
-    assert sum(counts[18].values()) == at18 == 322
-    assert sum(counts[13].values()) == at13 == 466
-    assert counts[18]["LayerNormalization"] == blocks
-    assert "LayerNormalization" not in counts[13]
+    assert sum(counts[18, "trained"].values()) == at18 == 322
+    assert sum(counts[13, "trained"].values()) == at13 == 466
+    assert sum(counts[18, "fresh"].values()) == at18 - 2 * maps == 312
+    assert sum(counts[13, "fresh"].values()) == at13 - 2 * (maps + blocks) == 420
+    assert counts[18, "trained"]["LayerNormalization"] == blocks
+    assert "LayerNormalization" not in counts[13, "trained"]
 
 
 def test_stochastic_depth_per_sample_drops_whole_examples_in_training():
@@ -213,3 +218,35 @@ def test_the_readme_tour_shows_the_zoos_block(tmp_path):
     graph = load(str(path))
     assert [round(n.attrs.survival, 6) for n in graph if n.op == "residual"] == [1.0, 0.9]
     assert sum(n.op == "permute" for n in graph) == 4 and graph[graph.outputs[0]].shape == (10,)
+
+
+# -- the new ops' mistakes: one located line each, exit 1 ------------------------------------
+
+@pytest.mark.parametrize("body, message", [
+    ("permute([1, 1, 0])", "permute: dims must list each axis 0..2 once; got [1, 1, 0]"),
+    ("permute([1, 0])", "permute: [1, 0] orders 2 axes; the input 3x8x8 has 3"),
+    ("transpose(1, 1)", "transpose: the two axes must differ; got 1 twice"),
+    ("reshape([12, 16]) -> transpose(0, 2)", "transpose(0, 2): the input 12x16 has axes 0..1"),
+    ("gap -> layernorm(over=last)", "layernorm(over=last) on 3x1x1 normalises an axis of 1 "
+                                    "value, which gives its bias whatever the input: "
+                                    "over=channels normalises C of a CxHxW map"),
+    ("gelu(approximate=fast)", "gelu: parameter 'approximate' must be one of none, tanh"),
+    ("layer_scale(init=1e40)", "layer_scale: parameter 'init' must be a finite float32 number"),
+])
+def test_a_mistake_with_the_new_ops_is_one_located_line(tmp_path, cli, body, message):
+    path = tmp_path / "e.net"
+    path.write_text(f"net e {{\n  input image: 3x8x8\n  image -> {body}\n}}\n")
+    result = cli("check", path)
+    assert result.code == 1 and "Traceback" not in result.err
+    first = result.err.splitlines()[0]
+    assert first.startswith(f"{path}:3:") and f"error: {message}" in first, first
+
+
+def test_linear_maps_the_last_axis_and_counts_in_times_out_per_position(tmp_path):
+    path = tmp_path / "l.net"
+    path.write_text("net l {\n  input image: 8x5x7\n  image -> permute([1, 2, 0]) -> linear(3) "
+                    "-> flatten -> linear(4, bias=false)\n}\n")
+    rows = {r.op + str(i): r for i, r in enumerate(summarize(load(str(path))).rows)}
+    first, last = rows["linear2"], rows["linear4"]
+    assert first.shape == (5, 7, 3) and first.params == 8 * 3 + 3 and first.macs == 5 * 7 * 8 * 3
+    assert last.shape == (4,) and last.params == last.macs == 105 * 4

@@ -17,8 +17,8 @@ its expansion (ReduceMean, Sub, Mul, ReduceMean, Add, Sqrt, Div, Mul, Add; Reduc
 channels of a map (axis 1 of NCHW) it is that expansion at every opset: LayerNormalization
 normalises the axes from ``axis`` to the end, so it would need a Transpose to NHWC and back,
 and that round trip is the slower form where ConvNeXt spends its time. Measured in ORT (CPU,
-one thread, batch 8, opset 17; ``python benchmarks/layernorm_channels.py``, two runs of 200
-rotating rounds), the reductions over axis 1 take 0.77x to 0.94x the round trip's time on
+one thread, batch 8, opset 17; ``python benchmarks/layernorm_channels.py``, three runs of 200
+rotating rounds), the reductions over axis 1 take 0.77x to 0.95x the round trip's time on
 ConvNeXt-T's 96x56x56, 192x28x28 and 384x14x14 maps (its stem and downsamples); the round trip
 wins only on small maps (1.5x to 1.7x faster on 768x7x7, 4x on the head's 768x1x1, where either
 takes well under a millisecond).
@@ -144,19 +144,26 @@ def layer_normalization(tape, node, x: str, weights, first: bool) -> str:
 
 
 def expanded(tape, node, x: str, weights, first: bool) -> str:
-    """Below opset 17: (x − mean)/√(var + ε)·γ + β with the reductions over the normalised
-    axis (1 of NCHW for channels of a map, else the last)."""
-    n, rank = node.name, len(node.shape)
-    axis = 1 if first else rank
-    affine = _affine(tape, node, weights, (node.shape[0], 1, 1) if first else (node.shape[-1],))
+    """(x − mean)/√(var + ε)·γ + β with the reductions over the normalised axis (1 of NCHW for
+    channels of a map, else the last): below opset 17, and over a map's channels at every
+    opset. A γ of ones or a β of zeros (a fresh net's) writes no Mul or Add: it computes
+    nothing, and a simplifier would remove it (netc's files need none)."""
+    n = node.name
+    axis = 1 if first else len(node.shape)
+    view = (node.shape[0], 1, 1) if first else (node.shape[-1],)
+    steps = []  # (ONNX op, initializer) applied after normalising
+    if node.attrs.affine:
+        for op, key, neutral in (("Mul", "weight", 1.0), ("Add", "bias", 0.0)):
+            array = weights[f"{n}.{key}"]
+            if not np.all(array == neutral):
+                steps.append((op, tape.initializer(f"{n}.{key}", array.reshape(view))))
     mean = tape.op("ReduceMean", [x], name=f"{n}/mean", axes=[axis], keepdims=1)
     centred = tape.op("Sub", [x, mean], name=f"{n}/centre")
     square = tape.op("Mul", [centred, centred], name=f"{n}/square")
     var = tape.op("ReduceMean", [square], name=f"{n}/var", axes=[axis], keepdims=1)
     var = tape.op("Add", [var, tape.float_constant(f"{n}.eps", node.attrs.eps)], name=f"{n}/eps")
     std = tape.op("Sqrt", [var], name=f"{n}/std")
-    if affine is None:
-        return tape.op("Div", [centred, std], name=n)
-    y = tape.op("Div", [centred, std], name=f"{n}/normalise")
-    y = tape.op("Mul", [y, affine[0]], name=f"{n}/scale")
-    return tape.op("Add", [y, affine[1]], name=n)
+    y = tape.op("Div", [centred, std], name=f"{n}/normalise" if steps else n)
+    for i, (op, array) in enumerate(steps):
+        y = tape.op(op, [y, array], name=n if i == len(steps) - 1 else f"{n}/{op.lower()}")
+    return y

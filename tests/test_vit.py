@@ -236,3 +236,26 @@ def test_the_cli_names_the_line_and_exits_1(tmp_path, cli):
     result = cli("check", spec)
     assert result.code == 1
     assert f"{spec}:3:" in result.err and "Traceback" not in result.err
+
+
+# -- the README's tour ---------------------------------------------------------------------------
+
+def test_the_readme_tour_hybrid_net_is_what_it_says(tmp_path, cli):
+    """The tour's conv + attention net elaborates to 65x64 tokens (8x8 positions and the class
+    token), runs in torch and ONNX Runtime alike, and the vit_b_16 figures are summary's."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("### Attention nets: tokens, attention, mlp"):]
+    spec = tmp_path / "tour.net"
+    spec.write_text(section.split("```")[1])
+    graph = load(f"{spec}:tour_hybrid")
+    assert [n.shape for n in graph if n.op == "class_token"] == [(65, 64)]
+    assert sum(n.op == "attention" for n in graph) == 2
+    weights = init_weights(graph, seed=0)
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    with torch.no_grad():
+        ref = build_module(graph, weights).eval()(torch.from_numpy(x)).numpy()
+    (out,) = run_ort(lower(graph, weights), x)
+    assert_close(out, ref, "tour_hybrid")
+    printed = cli("summary", "vit_b_16").out.splitlines()[0]
+    assert printed == "vit_b_16: 86,567,656 params, 17.56 G MACs, 3x224x224 -> 1000"
+    assert "prints 86,567,656 parameters and 17.56 G MACs" in " ".join(section.split())

@@ -158,7 +158,9 @@ OPS: dict[str, list[tuple[str, str]]] = {
                    ("6x3x5", "tokens -> class_token(init=normal) -> take_token -> fc(3)")],
     "attention": [("8x3x4", "tokens -> attention(2)"),
                   ("12x2x3", "tokens -> attention(4, dropout=0.1) -> attention(1)"),
-                  ("8x3x4", "tokens -> residual(attention(8)) -> mlp(16)")],
+                  ("8x3x4", "tokens -> residual(attention(8)) -> mlp(16)"),
+                  ("8x3x4", "tokens -> residual(layernorm -> attention(2) -> dropout(0.1), "
+                            "survival=0.8)")],
     "mlp": [("8x3x4", "tokens -> mlp(32)"),
             ("8x3x4", "tokens -> class_token -> mlp(5, dropout=0.2) -> take_token")],
     # fitted layers, on their seeded (random orthonormal) weights (fitted.py)

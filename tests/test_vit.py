@@ -166,6 +166,24 @@ def test_vit_b_16_agrees_with_onnx_runtime_at_opsets_13_and_18():
         assert_close(out, ref, f"vit_b_16 opset {opset}")
 
 
+def test_a_small_vit_learns_every_tensor_and_drops_out_only_in_training():
+    graph = load("vit", {**SMALL, "drop": 0.1, "attention_drop": 0.1},
+                 input_shapes={None: (3, 16, 16)})
+    module = build_module(graph, seed=0).train()
+    x = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    loss = nn.functional.cross_entropy(module(x), torch.arange(4))
+    loss.backward()
+    grads = {k: p.grad for k, p in module.named_parameters()}
+    assert {"class_token.weight", "encoder.pos_embedding.weight",
+            "encoder.layers.encoder_layer_1.self_attention.in_proj_weight",
+            "encoder.layers.encoder_layer_1.mlp.3.weight"} <= set(grads)
+    assert all(g is not None and g.abs().sum() > 0 for g in grads.values())
+    with torch.no_grad():
+        assert not torch.equal(module(x), module(x))  # dropout in attention and mlp
+        module.eval()
+        assert torch.equal(module(x), module(x))
+
+
 # -- attention against numpy --------------------------------------------------------------------
 
 def numpy_attention(x, w, heads):

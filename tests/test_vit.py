@@ -152,6 +152,10 @@ def test_a_small_vit_agrees_with_onnx_runtime_at_every_opset():
             (out,) = run_ort(model, x[:batch])
             assert_close(out, ref[:batch], f"opset {opset}, batch {batch}")
     assert len(run) >= 2  # LayerNormalization from 17: the expansion below it also ran
+    # each encoder layer a call of one model-local function (netc compile --functions)
+    model = lower(graph, weights, functions=True)
+    assert [n.op_type for n in model.graph.node].count("encoder_layer") == 2
+    assert_close(run_ort(model, x)[0], ref, "functions")
 
 
 def test_vit_b_16_agrees_with_onnx_runtime_at_opsets_13_and_18():

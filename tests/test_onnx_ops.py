@@ -148,6 +148,13 @@ OPS: dict[str, list[tuple[str, str]]] = {
                         "-> channel_shuffle(2)")],
     "channel_shuffle": [("6x5x7", "channel_shuffle(3)")],
     "flatten": [("3x7x5", "flatten")],
+    "permute": [("8x5x7", "permute([1, 2, 0]) -> linear(4) -> permute([2, 0, 1]) -> conv(3, 1)"),
+                ("3x4x6", "reshape([12, 6]) -> permute([1, 0]) -> linear(3)")],
+    "transpose": [("8x5x7", "transpose(1, 2) -> conv(2, 3)"),
+                  ("3x4x6", "reshape([12, 6]) -> transpose(0, 1) -> layernorm")],
+    "layer_scale": [("8x5x7", "layer_scale"), ("3x4x6", "reshape([12, 6]) -> layer_scale(0.5)"),
+                    ("8x5x7", "residual(conv(8, 3, pad=1) -> layer_scale(0.1), survival=0.7)"),
+                    ("8x5x7", "permute([1, 2, 0]) -> layer_scale")],
     "reshape": [("3x4x6", "reshape([2, -1, 4]) -> conv(2, 1) -> reshape([72])")],
     # token sequences and transformer blocks (tokens.py, attention.py)
     "tokens": [("6x3x5", "tokens"), ("3x8x8", "conv(6, 4, stride=4) -> tokens -> flatten")],

@@ -11,14 +11,17 @@ of the normalised axis's size and initialised to 1 and 0 (torch's ``nn.LayerNorm
 - ``over=last``: the last axis of any shape (``nn.LayerNorm(D)`` as written), e.g. C of the
   HxWxC map that ``permute([1, 2, 0])`` makes. On a sequence or a vector it equals channels.
 
-ONNX: ``LayerNormalization`` where the target opset has it (17 on), else its expansion
-(ReduceMean, Sub, Mul, ReduceMean, Add, Sqrt, Div, Mul, Add; ReduceMean's ``axes`` is an
-attribute there, the tape moves it to an input at 18). ``LayerNormalization`` normalises the
-axes from ``axis`` to the end, so channels of a map (axis 1 of NCHW) take a Transpose round
-trip to NHWC and back at 17 on. Measured in ORT (CPU, one thread, batch 8,
-``python benchmarks/layernorm_channels.py``): on 96x56x56 the round trip and the expansion's
-reductions over axis 1 run about even; on 768x7x7 the round trip is 1.7x faster, and it is three
-nodes instead of nine. Below 17 the expansion reduces over axis 1 directly, with no transposes.
+ONNX: over the last axis, ``LayerNormalization`` where the target opset has it (17 on), else
+its expansion (ReduceMean, Sub, Mul, ReduceMean, Add, Sqrt, Div, Mul, Add; ReduceMean's
+``axes`` is an attribute there and an input from 18, which the tape handles). Over the
+channels of a map (axis 1 of NCHW) it is that expansion at every opset: LayerNormalization
+normalises the axes from ``axis`` to the end, so it would need a Transpose to NHWC and back,
+and that round trip is the slower form where ConvNeXt spends its time. Measured in ORT (CPU,
+one thread, batch 8, opset 17; ``python benchmarks/layernorm_channels.py``, two runs of 200
+rotating rounds), the reductions over axis 1 take 0.77x to 0.94x the round trip's time on
+ConvNeXt-T's 96x56x56, 192x28x28 and 384x14x14 maps (its stem and downsamples); the round trip
+wins only on small maps (1.5x to 1.7x faster on 768x7x7, 4x on the head's 768x1x1, where either
+takes well under a millisecond).
 """
 
 from __future__ import annotations
@@ -106,10 +109,12 @@ class LayerNorm(OpDef):
         return LayerNorm2d(d, eps=a.eps, elementwise_affine=a.affine)
 
     def to_onnx(self, tape, node, inputs, weights):
+        # Channels of a map: reductions over axis 1 at every opset (the module docstring says
+        # why not the Transpose round trip around LayerNormalization).
         first = channels_first(node.attrs, tape.shape(inputs[0]))
-        if tape.has("LayerNormalization"):
-            return _layer_normalization(tape, node, inputs[0], weights, first)
-        return _expanded(tape, node, inputs[0], weights, first)
+        if tape.has("LayerNormalization") and not first:
+            return layer_normalization(tape, node, inputs[0], weights, first)
+        return expanded(tape, node, inputs[0], weights, first)
 
 
 def _affine(tape, node, weights, view) -> tuple[str, str] | None:
@@ -121,9 +126,10 @@ def _affine(tape, node, weights, view) -> tuple[str, str] | None:
             tape.initializer(f"{n}.bias", weights[f"{n}.bias"].reshape(view)))
 
 
-def _layer_normalization(tape, node, x: str, weights, first: bool) -> str:
-    """Opset 17 on: one LayerNormalization over the last axis, between two Transposes when the
-    channels are axis 1 of NCHW (the module docstring says why not reductions over axis 1)."""
+def layer_normalization(tape, node, x: str, weights, first: bool) -> str:
+    """Opset 17 on: one LayerNormalization over the last axis; ``first`` (channels of NCHW)
+    puts it between two Transposes, the form ``benchmarks/layernorm_channels.py`` measures
+    against :func:`expanded` (the lowering writes that one for channels)."""
     n, d = node.name, node.shape[0] if first else node.shape[-1]
     affine = _affine(tape, node, weights, (d,))
     if affine is None:  # LayerNormalization needs a scale: ones, and no bias
@@ -137,7 +143,7 @@ def _layer_normalization(tape, node, x: str, weights, first: bool) -> str:
     return y
 
 
-def _expanded(tape, node, x: str, weights, first: bool) -> str:
+def expanded(tape, node, x: str, weights, first: bool) -> str:
     """Below opset 17: (x − mean)/√(var + ε)·γ + β with the reductions over the normalised
     axis (1 of NCHW for channels of a map, else the last)."""
     n, rank = node.name, len(node.shape)

@@ -188,6 +188,26 @@ def test_a_small_vit_learns_every_tensor_and_drops_out_only_in_training():
         assert torch.equal(module(x), module(x))
 
 
+def test_a_hybrid_net_goes_back_to_a_map_and_on_with_convolutions(tmp_path):
+    """tokens, a transformer layer with layer scale, then the README's way back to DxHxW;
+    with a bn after it, so the seeded statistics pass runs through every token op."""
+    graph = make_net(tmp_path, "3x32x32",
+                     "conv(32, 4, stride=4) -> tokens -> class_token -> pos_embedding "
+                     "-> residual(layernorm -> attention(4)) "
+                     "-> residual(layernorm -> mlp(64) -> layer_scale(0.5)) "
+                     "-> slice(1, axis=1) -> transpose(0, 1) -> reshape([32, 8, 8]) "
+                     "-> conv(16, 3, pad=1) -> bn -> relu")
+    assert graph[graph.outputs[0]].shape == (16, 8, 8)
+    weights = init_weights(graph, seed=2)
+    bn = next(n for n in graph if n.op == "bn").name
+    assert np.isfinite(weights[f"{bn}.running_var"]).all()
+    x = np.random.default_rng(3).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    with torch.no_grad():
+        ref = build_module(graph, weights).eval()(torch.from_numpy(x)).numpy()
+    for opset in (13, 18):
+        assert_close(run_ort(lower(graph, weights, opset=opset), x)[0], ref, f"opset {opset}")
+
+
 # -- attention against numpy --------------------------------------------------------------------
 
 def numpy_attention(x, w, heads):

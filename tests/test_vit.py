@@ -35,7 +35,8 @@ from tests.test_onnx_zoo import assert_close
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-REFERENCE = Path("/work/shared/reference/torchvision/vit_b_16.state_dict.json")
+REFERENCE = (Path(__file__).resolve().parents[2] / "shared" / "reference" / "torchvision"
+             / "vit_b_16.state_dict.json")
 # netc's op holds the tensor as `.weight`; torchvision's model or its encoder owns it
 OWNED = {"class_token.weight": "class_token", "encoder.pos_embedding.weight":
          "encoder.pos_embedding"}

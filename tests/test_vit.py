@@ -9,7 +9,7 @@ compiler/ops/attention.py).
   below, since torchvision cannot be installed here) with the same tensors;
 - the torch module and ONNX Runtime agree, at every opset for the small ViT and at 13 and 18 for
   vit_b_16 (batch 1);
-- torch's attention is a numpy reference's softmax(Q·Kᵀ/√d)·V per head;
+- attention in torch and in ONNX Runtime is a numpy reference's softmax(Q·Kᵀ/√d)·V per head;
 - a token op given the wrong shape is a located error that says what to add.
 """
 
@@ -159,6 +159,13 @@ def test_a_small_vit_agrees_with_onnx_runtime_at_every_opset():
     assert_close(run_ort(model, x)[0], ref, "functions")
 
 
+def test_a_simplifier_finds_nothing_to_remove_in_a_vit():
+    """No Transpose of a weight left to fold, no Add of torch's zero attention biases."""
+    onnxslim = pytest.importorskip("onnxslim")
+    model = lower(small_vit())
+    assert len(onnxslim.slim(model).graph.node) == len(model.graph.node)
+
+
 def test_vit_b_16_agrees_with_onnx_runtime_at_opsets_13_and_18():
     graph = load("vit_b_16")
     weights = init_weights(graph, seed=0)
@@ -228,7 +235,7 @@ def numpy_attention(x, w, heads):
 
 
 @pytest.mark.parametrize("heads", [1, 3])
-def test_torch_attention_is_the_numpy_reference(tmp_path, heads):
+def test_attention_is_the_numpy_reference_in_torch_and_onnx(tmp_path, heads):
     graph = make_net(tmp_path, "12x3x5", f"tokens -> attention({heads})")
     node = next(n for n in graph if n.op == "attention")
     weights = init_weights(graph, seed=5)
@@ -243,6 +250,10 @@ def test_torch_attention_is_the_numpy_reference(tmp_path, heads):
     local = {k.removeprefix(f"{node.name}."): v.astype(np.float64) for k, v in weights.items()}
     want = numpy_attention(tokens, local, heads)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    for opset in (13, 18):  # with biases, the projections' Adds are written too
+        model = lower(graph, weights, opset=opset)
+        assert [n.op_type for n in model.graph.node].count("Add") == 2
+        np.testing.assert_allclose(run_ort(model, x)[0], want, rtol=1e-5, atol=1e-5)
 
 
 def test_tokens_are_positions_row_major_and_take_token_picks_one(tmp_path):

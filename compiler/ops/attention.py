@@ -56,11 +56,17 @@ def torch_modules() -> SimpleNamespace:
     return SimpleNamespace(SelfAttention=SelfAttention, mlp=mlp)
 
 
-def onnx_linear(tape, name: str, x: str, weight: str, bias: str) -> str:
-    """x·Wᵀ + b over the last axis: MatMul with the transposed weight, then Add. The weight
-    stays the state dict's array (its Transpose is a constant ONNX Runtime folds at load)."""
-    wt = tape.op("Transpose", [weight], name=f"{name}/weight_t", perm=[1, 0])
-    return tape.op("Add", [tape.op("MatMul", [x, wt], name=f"{name}/matmul"), bias], name=name)
+def onnx_linear(tape, name: str, x: str, weights, prefix: str) -> str:
+    """x·Wᵀ + b over the last axis, as torch's exporter writes ``nn.Linear``: MatMul with the
+    weight stored transposed under its state-dict name (as the ``linear`` op stores it), then
+    Add. An all-zero bias (torch's initial attention biases) writes no Add, which a simplifier
+    would remove (as PCA's zero mean writes no Sub)."""
+    wt = tape.initializer(f"{prefix}weight", np.ascontiguousarray(weights[f"{prefix}weight"].T))
+    bias = weights[f"{prefix}bias"]
+    if not np.any(bias):
+        return tape.op("MatMul", [x, wt], name=name)
+    y = tape.op("MatMul", [x, wt], name=f"{name}/matmul")
+    return tape.op("Add", [y, tape.initializer(f"{prefix}bias", bias)], name=name)
 
 
 @register
@@ -102,10 +108,8 @@ class Attention(OpDef):
 
     def to_onnx(self, tape, node, inputs, weights):
         n, (length, d), heads = node.name, node.shape, node.attrs.heads
-        w = {k: tape.initializer(f"{n}.{k}", weights[f"{n}.{k}"])
-             for k in ("in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias")}
-        qkv = onnx_linear(tape, f"{n}/in_proj", inputs[0], w["in_proj_weight"],
-                          w["in_proj_bias"])
+        # the query, key and value projections stacked: one (3D, D) linear, in_proj_weight/bias
+        qkv = onnx_linear(tape, f"{n}/in_proj", inputs[0], weights, f"{n}.in_proj_")
         # (N, L, 3D) -> query, key, value, each (N, heads, L, D/heads); the key transposed
         q, k, v = tape.node("Split", [qkv], [f"{n}/{key}" for key in "qkv"], name=f"{n}/split",
                             axis=2, split=[d, d, d])
@@ -124,7 +128,7 @@ class Attention(OpDef):
         merged = tape.op("Reshape", [merged, tape.constant(f"{n}.merged_shape",
                                                            np.array([0, length, d], np.int64))],
                          name=f"{n}/merge")
-        return onnx_linear(tape, n, merged, w["out_proj.weight"], w["out_proj.bias"])
+        return onnx_linear(tape, n, merged, weights, f"{n}.out_proj.")
 
 
 @register
@@ -161,12 +165,10 @@ class MLP(OpDef):
 
     def to_onnx(self, tape, node, inputs, weights):
         n = node.name
-        w = {k: tape.initializer(f"{n}.{k}", weights[f"{n}.{k}"])
-             for k in ("0.weight", "0.bias", "3.weight", "3.bias")}
-        hidden = onnx_linear(tape, f"{n}/fc1", inputs[0], w["0.weight"], w["0.bias"])
+        hidden = onnx_linear(tape, f"{n}/fc1", inputs[0], weights, f"{n}.0.")
         # The gelu op's own ONNX form (exact GELU, written out below opset 20)
         gelu = REGISTRY["gelu"]
         act = gelu.to_onnx(tape, SimpleNamespace(name=f"{n}/gelu", attrs=gelu.bind([], {})),
                            [hidden], {})
-        return onnx_linear(tape, n, act, w["3.weight"], w["3.bias"])
+        return onnx_linear(tape, n, act, weights, f"{n}.3.")
 

@@ -80,6 +80,12 @@ MODERN: dict[str, tuple] = {
     # torchvision shufflenet_v2_x1_0 2,278,604; Ma et al. Table 5: 146 M FLOPs at 1x.
     "shufflenet_v2_x1_0": (Exact(2_278_604), About(146 * M, 0.01), 0),
     "shufflenet_v2": (Exact(2_278_604), About(146 * M, 0.01), 0),
+    # torchvision: convnext_tiny 28,589,128 (4.46 GFLOPS).
+    "convnext_tiny": (Exact(28_589_128), About(4.46 * G, 0.002), 0),
+    "convnext": (Exact(28_589_128), About(4.46 * G, 0.002), 0),  # the family's base: tiny
+    # torchvision: vit_b_16 86,567,656 (17.56 GFLOPS = MACs: projections, Q·Kᵀ, A·V).
+    "vit_b_16": (Exact(86_567_656), About(17.56 * G, 0.001), 0),
+    "vit": (Exact(86_567_656), About(17.56 * G, 0.001), 0),  # the family's base: B/16
     # Ronneberger et al. give no count; the output size is checked below.
     "unet": (None, None, 0),
 }
@@ -244,7 +250,7 @@ def test_auxiliary_heads_exist_in_training_only(name, aux, one_torch_thread):
 # ---- ONNX Runtime against torch ----------------------------------------------------------------
 
 # name -> input shape for the differential test (None: the net's own), or (shape, --set).
-SMALL = {"densenet121": (3, 32, 32), "squeezenet1_1": (3, 64, 64),
+SMALL = {"densenet121": (3, 32, 32), "convnext_tiny": (3, 32, 32), "squeezenet1_1": (3, 64, 64),
          "squeezenet1_0": (3, 64, 64), "mobilenet_v1": (3, 32, 32),
          "googlenet_tv": (3, 64, 64),
          "preact_resnet164": None,

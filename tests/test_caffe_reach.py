@@ -25,6 +25,7 @@ from netc.compiler.lower_onnx.model import lower
 from netc.compiler.lower_torch.module import build_module
 from netc.compiler.numerics.seeded_weights import init_weights
 from netc.dsl.diagnostics import DiagnosticError
+from tests.test_onnx_zoo import sane_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -190,6 +191,35 @@ def test_normalize_defaults_are_caffes(tmp_path):
     assert summarize(graph).params == 1
 
 
+# ---- Permute ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("orders, caffe_order, written", [
+    ((0, 2, 3, 1), (0, 2, 3, 1), "permute([1, 2, 0])"),  # SSD's, before each head's Flatten
+    ((0, 3), (0, 3, 1, 2), "permute([2, 0, 1])"),  # the axes order does not name follow
+    ((0, 1, 2, 3), (0, 1, 2, 3), "permute([0, 1, 2])"),
+])
+def test_permute_orders_the_axes_as_caffe_does(tmp_path, orders, caffe_order, written):
+    body = "permute_param { " + " ".join(f"order: {o}" for o in orders) + " }"
+    spec, graph = imported(tmp_path, header(data=(2, 6, 5, 7))
+                           + layer("p", "Permute", ("data",), body)
+                           + layer("f", "Flatten", ("p",)))
+    assert f"{written} as p" in spec
+    x = normal(2, 6, 5, 7)
+    out, _ = run_both(graph, [x])
+    # permute_layer.cpp: top[i] = bottom[old_idx], the top's axis j being the bottom's order[j]
+    np.testing.assert_array_equal(out, np.transpose(x, caffe_order).reshape(2, -1))
+
+
+@pytest.mark.parametrize("orders, message", [
+    ((1, 0, 2, 3), "moves the batch axis"),
+    ((0, 4), "must name distinct axes"),
+    ((0, 2, 2), "must name distinct axes"),
+])
+def test_permute_refuses_an_order_netc_cannot_keep(tmp_path, orders, message):
+    body = "permute_param { " + " ".join(f"order: {o}" for o in orders) + " }"
+    with pytest.raises(DiagnosticError, match=message):
+        imported(tmp_path, header(data=(2, 6, 5, 7)) + layer("p", "Permute", ("data",), body))
+
+
 # ---- the files ----------------------------------------------------------------------------------
 def caffe_count(text: str) -> int:
     """Caffe's parameter count of a deploy prototxt, from its text alone: conv weights
@@ -273,3 +303,21 @@ def test_ssd_imports_up_to_its_detection_head_with_caffes_count(tmp_path):
     assert (norm.shape, norm.attrs.across_spatial, norm.attrs.init) == ((512, 38, 38), False, 20)
     # 8732 boxes: 4 coordinates each, 21 class scores each
     assert [graph[o].shape for o in graph.outputs] == [(8732 * 4,), (8732 * 21,)]
+
+
+@pytest.mark.parametrize("name", ["SE-ResNet-50", "SE-BN-Inception"])
+def test_the_senet_files_run_the_same_in_torch_and_onnx_runtime(name):
+    """Each whole file at full size, on seeded weights with moderate batch-norm statistics
+    (tests/test_onnx_zoo.py's): Axpy, and the excitation's Reshape to N x C with the Scale by
+    it (a broadcast ``mul``), agree between the two lowerings; the logits are compared."""
+    graph = load(str(FILES / f"{name}.prototxt"))
+    x = normal(1, 3, 224, 224)
+    weights = sane_weights(graph, seed=5)
+    module = build_module(graph, weights).eval()
+    with torch.no_grad():
+        ref = module(torch.from_numpy(x), taps="classifier")["classifier"].numpy()
+    session = ort.InferenceSession(lower(graph, weights, outputs=["classifier"])
+                                   .SerializeToString(), providers=["CPUExecutionProvider"])
+    out = session.run(["classifier"], {session.get_inputs()[0].name: x})[0]
+    assert ref.shape == (1, 1000) and ref.std() > 0.01  # not a constant
+    assert np.abs(out - ref).max() <= 1e-5 * np.abs(ref).max() + 1e-6

@@ -106,16 +106,25 @@ def test_axpy_refuses_what_its_layer_checks(tmp_path):
 
 
 # ---- Scale by a second blob -------------------------------------------------------------------
-def se_scale(body="scale_param { axis: 0 bias_term: false }") -> str:
-    """SE-BN-Inception's excitation: N x C x 1 x 1 reshaped to N x C, then Scale axis 0."""
-    return (header(x=(2, 6, 5, 7), g=(2, 6, 1, 1))
-            + layer("g_reshape", "Reshape", ("g",), "reshape_param { shape { dim: 0 dim: 0 } }")
-            + layer("sc", "Scale", ("x", "g_reshape"), body))
+# How a file makes its N x C gate from N x C x 1 x 1: a Reshape (SE-BN-Inception), or a flat
+# vector as an InnerProduct gives (shicai/SENet-Caffe's se_resnet_50_v1_deploy.prototxt).
+GATES = {
+    "reshape": (layer("g_flat", "Reshape", ("g",), "reshape_param { shape { dim: 0 dim: 0 } }"),
+                "mul[x, g -> reshape([6]) as g_flat] as sc"),
+    "flatten": (layer("g_flat", "Flatten", ("g",)), "mul[x, g -> flatten as g_flat] as sc"),
+}
 
 
-def test_scale_by_a_second_blob_weighs_each_sample_and_channel(tmp_path):
-    spec, graph = imported(tmp_path, se_scale())
-    assert "mul[x, g -> reshape([6]) as g_reshape] as sc" in spec
+def se_scale(body="scale_param { axis: 0 bias_term: false }", gate="reshape") -> str:
+    """The excitation of an SE block: a gate of N x C, then Scale axis 0 by it."""
+    return (header(x=(2, 6, 5, 7), g=(2, 6, 1, 1)) + GATES[gate][0]
+            + layer("sc", "Scale", ("x", "g_flat"), body))
+
+
+@pytest.mark.parametrize("gate", sorted(GATES))
+def test_scale_by_a_second_blob_weighs_each_sample_and_channel(tmp_path, gate):
+    spec, graph = imported(tmp_path, se_scale(gate=gate))
+    assert GATES[gate][1] in spec
     x, g = normal(2, 6, 5, 7), normal(2, 6, 1, 1)
     out, _ = run_both(graph, [x, g])
     # scale_layer.cpp with two bottoms, axis 0: outer_dim 1, scale_dim N·C, inner_dim H·W

@@ -200,6 +200,30 @@ def test_normalize_defaults_are_caffes(tmp_path):
     assert summarize(graph).params == 1
 
 
+def test_normalize_takes_its_scale_from_a_caffemodel(tmp_path, cli):
+    """SSD's trained scale (one blob of C values) lands in ``normalize``'s ``weight`` by the
+    layer's name, and the net then computes what Caffe's layer does with it."""
+    from safetensors.numpy import load_file
+
+    from netc.compiler.importers.caffe.caffemodel import CaffeLayer, CaffeModel, write_caffemodel
+
+    body = ("norm_param { across_spatial: false channel_shared: false "
+            "scale_filler { type: \"constant\" value: 20 } }")
+    (tmp_path / "n.prototxt").write_text(header(data=(1, 6, 5, 7))
+                                         + layer("conv4_3_norm", "Normalize", ("data",), body))
+    scale = RNG.uniform(5, 25, 6).astype(np.float32)
+    write_caffemodel(tmp_path / "n.caffemodel", CaffeModel("n", [
+        CaffeLayer("conv4_3_norm", "Normalize", ["data"], ["conv4_3_norm"], [scale], None)]))
+    r = cli("weights", "import", tmp_path / "n.prototxt", tmp_path / "n.caffemodel",
+            "-o", tmp_path / "n.safetensors")
+    assert r.code == 0, r.err
+    weights = load_file(str(tmp_path / "n.safetensors"))
+    np.testing.assert_array_equal(weights["conv4_3_norm.weight"], scale)
+    x = normal(1, 6, 5, 7)
+    out, _ = run_both(load(str(tmp_path / "n.prototxt")), [x], dict(weights))
+    np.testing.assert_allclose(out, caffe_normalize(x, scale, False), rtol=1e-5, atol=1e-6)
+
+
 # ---- Permute ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("orders, caffe_order, written", [
     ((0, 2, 3, 1), (0, 2, 3, 1), "permute([1, 2, 0])"),  # SSD's, before each head's Flatten

@@ -193,6 +193,17 @@ def test_normalize_keeps_eps_inside_the_square_root(tmp_path):
     assert out[0, 0, 1, 1] == 0 and abs(out[0, 0, 0, 0] - 1e-3 / np.sqrt(0.01 + 3e-6)) < 1e-7
 
 
+def test_normalize_writes_reducesumsquare_in_each_opsets_form(tmp_path):
+    """ReduceSumSquare's axes are an attribute up to opset 17 and an input from 18."""
+    _, graph = imported(tmp_path, header(data=(1, 4, 3, 3)) + layer(
+        "n", "Normalize", ("data",), "norm_param { across_spatial: false }"))
+    for opset, inputs, attrs in ((13, 1, ["axes", "keepdims"]), (17, 1, ["axes", "keepdims"]),
+                                 (18, 2, ["keepdims"])):
+        (node,) = [n for n in lower(graph, opset=opset).graph.node
+                   if n.op_type == "ReduceSumSquare"]
+        assert (len(node.input), sorted(a.name for a in node.attribute)) == (inputs, attrs)
+
+
 def test_normalize_defaults_are_caffes(tmp_path):
     spec, graph = imported(tmp_path, header(data=(1, 4, 3, 3))
                            + layer("n", "Normalize", ("data",)))

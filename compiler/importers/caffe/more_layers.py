@@ -24,6 +24,7 @@ from netc.compiler.importers.caffe.layers import (
     fmt_float,
     fmt_pair,
 )
+from netc.compiler.ops.base import fmt_shape
 from netc.compiler.ops.formulas import deconv_out
 
 
@@ -157,10 +158,10 @@ def axpy(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
     ``x`` (N x C x 1 x 1, or N x C), ``x`` and ``y`` of one shape (axpy_layer.cpp's checks)."""
     a, x, y = ins
     if x != y:
-        raise error(layer.span, f"{layer.what}: x (bottom 2) is {_dims(x)} and y (bottom 3) is "
-                                f"{_dims(y)}; Axpy adds them, so they must be of one shape")
+        raise error(layer.span, f"{layer.what}: x (bottom 2) is {fmt_shape(x)} and y (bottom 3) is "
+                                f"{fmt_shape(y)}; Axpy adds them, so they must be of one shape")
     if a not in ((x[0],), (x[0], 1, 1)):
-        raise error(layer.span, f"{layer.what}: a (bottom 1) is {_dims(a)}; it must hold one "
+        raise error(layer.span, f"{layer.what}: a (bottom 1) is {fmt_shape(a)}; it must hold one "
                                 f"value per channel of x: {x[0]}x1x1 (or {x[0]})")
     return Mapped(["axpy"], x, join=True)
 
@@ -184,8 +185,8 @@ def scale_by_blob(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
                     "blob's batch axis with an axis of the first; netc keeps the batch axis "
                     "apart, so it imports axis: 0 (the scale N x C or the whole N x C x H x W)")
     if s not in ((x[0],), x):
-        raise error(layer.span, f"{layer.what}: the scale (bottom 2) is {_dims(s)} for a "
-                                f"bottom of {_dims(x)}; netc imports one value per channel "
+        raise error(layer.span, f"{layer.what}: the scale (bottom 2) is {fmt_shape(s)} for a "
+                                f"bottom of {fmt_shape(x)}; netc imports one value per channel "
                                 f"({x[0]}, a Reshape of N x C x 1 x 1 to N x C) or one per value")
     if p.bool("bias_term", False):
         raise error(p.field("bias_term").span,
@@ -206,7 +207,7 @@ def normalize(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
     ``scale_filler`` (SSD's 20) becomes ``init``; it only sets the scale before training."""
     if len(ins[0]) not in (1, 3):
         raise error(layer.span, f"{layer.what} needs N x C x H x W or N x C; its bottom is "
-                                f"N x {_dims(ins[0])}")
+                                f"N x {fmt_shape(ins[0])}")
     across = p.bool("across_spatial", True)
     shared = p.bool("channel_shared", True)
     eps = p.float("eps", 1e-10)
@@ -234,17 +235,13 @@ def permute(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
     order = list(given) + [i for i in range(rank) if i not in given]
     if any(o >= rank for o in given) or len(set(given)) != len(given):
         raise error(p.span, f"{layer.what}: order {given} must name distinct axes of the "
-                            f"{rank}-axis bottom N x {_dims(ins[0])} (0 .. {rank - 1})")
+                            f"{rank}-axis bottom N x {fmt_shape(ins[0])} (0 .. {rank - 1})")
     if order[0] != 0:
         raise error(p.span, f"{layer.what}: order {given} moves the batch axis; netc keeps it "
                             "first")
     dims = [o - 1 for o in order[1:]]
     shape = tuple(ins[0][d] for d in dims)
     return Mapped([call("permute", "[" + ", ".join(map(str, dims)) + "]")], shape)
-
-
-def _dims(shape: Shape) -> str:
-    return "x".join(map(str, shape))
 
 
 KINDS: dict[str, LayerKind] = {

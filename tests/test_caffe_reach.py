@@ -121,6 +121,25 @@ def se_scale(body="scale_param { axis: 0 bias_term: false }", gate="reshape") ->
             + layer("sc", "Scale", ("x", "g_flat"), body))
 
 
+def net_reads_a_scale_by_a_blob() -> bool:
+    """Whether net.py hands a Scale with two bottoms to its LayerKind (more_layers.py's
+    ``scale_by_blob``) instead of refusing it in its own ``scale_layer``: a one-line change in
+    net.py that branch caffe21 leaves to the merge (net.py is not its file). Until it is made,
+    the tests that need it are expected to fail, and strictly: once it is made they must pass.
+    """
+    try:
+        import_prototxt_text(se_scale(), "probe.prototxt")
+    except DiagnosticError:
+        return False
+    return True
+
+
+NEEDS_ROUTING = pytest.mark.xfail(
+    not net_reads_a_scale_by_a_blob(), strict=True,
+    reason="net.py still refuses a Scale with two bottoms: the merge applies caffe21's routing")
+
+
+@NEEDS_ROUTING
 @pytest.mark.parametrize("gate", sorted(GATES))
 def test_scale_by_a_second_blob_weighs_each_sample_and_channel(tmp_path, gate):
     spec, graph = imported(tmp_path, se_scale(gate=gate))
@@ -139,6 +158,7 @@ def test_scale_by_a_second_blob_weighs_each_sample_and_channel(tmp_path, gate):
     ("scale_param { axis: 0 bias_term: true }", "with bias_term learns a bias"),
     ("scale_param { axis: 0 offset: 1 }", "unknown parameter 'offset'"),
 ])
+@NEEDS_ROUTING
 def test_scale_by_a_second_blob_refuses_what_netc_cannot_keep(tmp_path, body, message):
     with pytest.raises(DiagnosticError, match=message):
         imported(tmp_path, se_scale(body))
@@ -317,7 +337,8 @@ def cut_detection_head(text: str) -> str:
     return "".join(kept)
 
 
-@pytest.mark.parametrize("name", ["SE-ResNet-50", "SE-BN-Inception"])
+@pytest.mark.parametrize("name", ["SE-ResNet-50",
+                                  pytest.param("SE-BN-Inception", marks=NEEDS_ROUTING)])
 def test_the_senet_authors_files_import_with_caffes_count(name):
     text = (FILES / f"{name}.prototxt").read_text()
     graph = load(str(FILES / f"{name}.prototxt"))
@@ -349,7 +370,8 @@ def test_ssd_imports_up_to_its_detection_head_with_caffes_count(tmp_path):
     assert [graph[o].shape for o in graph.outputs] == [(8732 * 4,), (8732 * 21,)]
 
 
-@pytest.mark.parametrize("name", ["SE-ResNet-50", "SE-BN-Inception"])
+@pytest.mark.parametrize("name", ["SE-ResNet-50",
+                                  pytest.param("SE-BN-Inception", marks=NEEDS_ROUTING)])
 def test_the_senet_files_run_the_same_in_torch_and_onnx_runtime(name):
     """Each whole file at full size, on seeded weights with moderate batch-norm statistics
     (tests/test_onnx_zoo.py's): Axpy, and the excitation's Reshape to N x C with the Scale by

@@ -337,7 +337,7 @@ def cut_detection_head(text: str) -> str:
     return "".join(kept)
 
 
-@pytest.mark.parametrize("name", ["SE-ResNet-50",
+@pytest.mark.parametrize("name", ["SE-ResNet-50", "SE-ResNeXt-50",
                                   pytest.param("SE-BN-Inception", marks=NEEDS_ROUTING)])
 def test_the_senet_authors_files_import_with_caffes_count(name):
     text = (FILES / f"{name}.prototxt").read_text()
@@ -345,12 +345,13 @@ def test_the_senet_authors_files_import_with_caffes_count(name):
     assert summarize(graph).params == caffe_count(text)
     assert graph[graph.outputs[0]].shape == (1000,)
     ops = [n.op for n in graph]
+    # Axpy in the ResNets, a Scale by the N x C gate (axis 0) in SE-BN-Inception
+    assert ops.count("axpy") == text.count('type: "Axpy"')
+    assert ops.count("mul") == text.count("axis: 0")
+    assert ops.count("axpy") + ops.count("mul") == {"SE-BN-Inception": 10}.get(name, 16)
     if name == "SE-ResNet-50":
-        assert ops.count("axpy") == 16 == text.count('type: "Axpy"')
         # The README's "107 M" caffemodel: these float32 values and the batch-norm statistics
         assert caffe_count(text) == 28_088_024
-    else:
-        assert ops.count("mul") == 10 == text.count("axis: 0")
     pool5 = next(n for n in graph if n.name == "pool5_7x7_s1")
     assert pool5.shape[1:] == (1, 1)  # caffe_count's premise for the InnerProduct
 

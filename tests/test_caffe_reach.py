@@ -388,3 +388,23 @@ def test_the_senet_files_run_the_same_in_torch_and_onnx_runtime(name):
     out = session.run(["classifier"], {session.get_inputs()[0].name: x})[0]
     assert ref.shape == (1, 1000) and ref.std() > 0.01  # not a constant
     assert np.abs(out - ref).max() <= 1e-5 * np.abs(ref).max() + 1e-6
+
+
+@pytest.mark.parametrize("body, where, message", [
+    ('layer { name: "n" type: "Normalize" bottom: "data" top: "n"\n'
+     "  norm_param { eps: -0.5 } }", (8, 16), "eps must not be negative; got -0.5"),
+    ('layer { name: "n" type: "Normalize" bottom: "data" top: "n"\n'
+     "  norm_param { scale_filler: 20 } }", (8, 16), "scale_filler is a message"),
+    ('layer { name: "p" type: "Permute" bottom: "data" top: "p"\n'
+     "  permute_param { order: 0 order: -1 } }", (8, 35), "order must be at least 0"),
+    ('layer { name: "a" type: "Axpy" bottom: "data" bottom: "data" top: "a" }',
+     (7, 19), "takes 3 bottom(s); got 2"),
+])
+def test_a_bad_layer_is_one_located_error(tmp_path, cli, body, where, message):
+    path = tmp_path / "bad.prototxt"
+    path.write_text(header(data=(1, 4, 3, 3)) + body + "\n")
+    r = cli("check", path)
+    assert r.code == 1 and "Traceback" not in r.err
+    errors = [line for line in r.err.splitlines() if ": error: " in line]
+    assert len(errors) == 1 and message in errors[0], r.err
+    assert errors[0].split(": error: ")[0].endswith(f"bad.prototxt:{where[0]}:{where[1]}")

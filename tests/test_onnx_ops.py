@@ -95,6 +95,9 @@ OPS: dict[str, list[tuple[str, str]]] = {
     "standardize": [("3x6x6", "conv(3, 1) -> standardize(eps=1e-3)"),
                     ("3x6x6", "standardize(stats=batch)")],
     "unitnorm": [("3x4x4", "unitnorm"), ("3x4x4", "flatten -> unitnorm(center=false)")],
+    "normalize": [("8x5x7", "normalize(across_spatial=false, channel_shared=false, init=20.0)"),
+                  ("8x5x7", "normalize -> conv(4, 1)"),
+                  ("8x5x7", "gap -> flatten -> normalize(channel_shared=false, eps=0.5)")],
     # pooling (pool.py, caffe_pool.py)
     "maxpool": [("3x12x12", "maxpool(3, stride=2)"), ("3x12x12", "maxpool(3, stride=2, ceil=true)"),
                 ("3x11x11", "maxpool(3, stride=2, pad=1, ceil=true)"),
@@ -121,6 +124,8 @@ OPS: dict[str, list[tuple[str, str]]] = {
             ("8x5x7", "mul[identity, gap -> flatten -> fc(2) -> relu -> fc(8) -> sigmoid]")],
     "max": [("3x6x6", "max[conv(3, 1), conv(3, 1), identity]"), ("8x5x7", "max[conv(1, 1), gap]")],
     "mean": [("3x6x6", "mean(droppath=0.3)[conv(3, 1), conv(3, 1), identity]")],
+    "axpy": [("8x5x7", "axpy[gap -> conv(8, 1) -> sigmoid, conv(8, 1), identity]"),
+             ("8x5x7", "axpy[gap -> flatten -> fc(8) -> sigmoid, identity, conv(8, 1)]")],
     "residual": [("3x6x6", "residual(conv(3, 3, pad=1) -> bn, survival=0.7) -> relu"),
                  ("3x6x6", "residual(conv(3, 3, pad=1) -> relu, survival=0.6)"),
                  ("3x8x8", "residual(conv(8, 3, stride=2, pad=1) -> bn, shortcut=project)")],

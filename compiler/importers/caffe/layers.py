@@ -343,6 +343,7 @@ KINDS: dict[str, LayerKind] = {
 
 # The V1 format (``layers { type: CONVOLUTION }``) names types by enum.
 V1_TYPES = {
+    "CONTRASTIVE_LOSS": "ContrastiveLoss",
     "CONVOLUTION": "Convolution", "INNER_PRODUCT": "InnerProduct", "POOLING": "Pooling",
     "RELU": "ReLU", "SIGMOID": "Sigmoid", "TANH": "TanH", "DROPOUT": "Dropout",
     "SOFTMAX": "Softmax", "LRN": "LRN", "FLATTEN": "Flatten", "CONCAT": "Concat",

@@ -1,7 +1,8 @@
 """Caffe layer types beyond the classic classification nets, one function per type.
 
 Deconvolution, ConvolutionDepthwise (a fork), PReLU, Power, MVN, Interp (a fork: DeepLab,
-PSPNet), ShuffleChannel (a fork: ShuffleNet) and Crop. Each reads its ``*_param`` message
+PSPNet), ShuffleChannel (a fork: ShuffleNet), Crop, and the layers of SENet's and SSD's forks:
+Axpy, Scale by a second blob, Normalize and Permute. Each reads its ``*_param`` message
 (every field checked), computes the output shape the way Caffe does, and returns the netc
 op text, as in :mod:`netc.compiler.importers.caffe.layers`. The layers that change how blobs connect
 (Reshape, Slice, Eltwise with coeff, a Scale on its own, a Convolution with several bottoms)
@@ -23,6 +24,7 @@ from netc.compiler.importers.caffe.layers import (
     fmt_float,
     fmt_pair,
 )
+from netc.compiler.ops.base import fmt_shape
 from netc.compiler.ops.formulas import deconv_out
 
 
@@ -150,7 +152,105 @@ def crop_at(layer: LayerInfo, axis: int, offs: list[int], ins: list[Shape]) -> M
     return Mapped([text], tuple(out), join=True)
 
 
+# ---- SENet's and SSD's forks -----------------------------------------------------------------
+def axpy(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
+    """SENet's Axpy, ``a · x + y`` (bottoms in that order): ``a`` one value per channel of
+    ``x`` (N x C x 1 x 1, or N x C), ``x`` and ``y`` of one shape (axpy_layer.cpp's checks)."""
+    a, x, y = ins
+    if x != y:
+        raise error(layer.span, f"{layer.what}: x (bottom 2) is {fmt_shape(x)} and y (bottom 3) is "
+                                f"{fmt_shape(y)}; Axpy adds them, so they must be of one shape")
+    if a not in ((x[0],), (x[0], 1, 1)):
+        raise error(layer.span, f"{layer.what}: a (bottom 1) is {fmt_shape(a)}; it must hold one "
+                                f"value per channel of x: {x[0]}x1x1 (or {x[0]})")
+    return Mapped(["axpy"], x, join=True)
+
+
+SCALE_FIELDS = frozenset({"axis", "num_axes", "filler", "bias_term", "bias_filler"})
+
+
+def scale_by_blob(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
+    """Caffe's Scale with two bottoms, ``x · s`` (scale_layer.cpp): ``s``'s shape must equal
+    ``x``'s from ``axis`` on. netc's shapes leave out the batch axis N, so only ``axis: 0``
+    (the squeeze-and-excitation form: ``s`` is N x C after a Reshape) keeps the batch where
+    it is; then ``s`` is C (a weight per channel) or all of ``x``, and ``mul`` broadcasts it.
+    ``num_axes`` is ignored with two bottoms, as Caffe ignores it."""
+    x, s = ins
+    axis_field = p.field("axis")
+    axis = p.int("axis", 1, minimum=None)
+    axis = axis + len(x) + 1 if axis < 0 else axis
+    if axis != 0:
+        raise error((axis_field or p).span,
+                    f"{layer.what}: a scale by a second blob along axis {axis} matches that "
+                    "blob's batch axis with an axis of the first; netc keeps the batch axis "
+                    "apart, so it imports axis: 0 (the scale N x C or the whole N x C x H x W)")
+    if s not in ((x[0],), x):
+        raise error(layer.span, f"{layer.what}: the scale (bottom 2) is {fmt_shape(s)} for a "
+                                f"bottom of {fmt_shape(x)}; netc imports one value per channel "
+                                f"({x[0]}, a Reshape of N x C x 1 x 1 to N x C) or one per value")
+    if p.bool("bias_term", False):
+        raise error(p.field("bias_term").span,
+                    f"{layer.what}: a Scale by a second blob with bias_term learns a bias of "
+                    "the scale's shape N x ..., which changes with the batch size; netc has no "
+                    "op for it")
+    return Mapped(["mul"], x, join=True)
+
+
+NORM_FIELDS = frozenset({"across_spatial", "scale_filler", "channel_shared", "eps"})
+FILLER_FIELDS = frozenset({"type", "value", "min", "max", "mean", "std", "sparse",
+                           "variance_norm"})
+
+
+def normalize(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
+    """SSD's Normalize (normalize_layer.cpp): netc's ``normalize``, whose defaults are
+    ``NormalizeParameter``'s (across_spatial and channel_shared true, eps 1e-10). A constant
+    ``scale_filler`` (SSD's 20) becomes ``init``; it only sets the scale before training."""
+    if len(ins[0]) not in (1, 3):
+        raise error(layer.span, f"{layer.what} needs N x C x H x W or N x C; its bottom is "
+                                f"N x {fmt_shape(ins[0])}")
+    across = p.bool("across_spatial", True)
+    shared = p.bool("channel_shared", True)
+    eps = p.float("eps", 1e-10)
+    if eps < 0:
+        raise error(p.field("eps").span, f"{layer.what}: eps must not be negative; got {eps}")
+    init = 1.0  # Caffe's constant 1 where the file gives no scale_filler
+    filler = p.message_of("scale_filler")
+    if filler is not None:
+        f = Fields(filler, f"{layer.what} scale_filler", FILLER_FIELDS)
+        if f.string("type", "constant") == "constant":
+            init = f.float("value", 0.0)  # FillerParameter's value defaults to 0
+    text = call("normalize", across_spatial=None if across else "false",
+                channel_shared=None if shared else "false",
+                eps=fmt_float(eps) if eps != 1e-10 else None,
+                init=fmt_float(init) if init != 1.0 else None)
+    return Mapped([text], ins[0])
+
+
+def permute(layer: LayerInfo, p: Fields, ins: list[Shape]) -> Mapped:
+    """SSD's Permute (permute_layer.cpp): the axes in ``order``, the ones it does not name
+    after them in their order. netc's ``permute`` orders the axes after the batch axis, which
+    must stay first (``order: 0 order: 2 order: 3 order: 1`` is ``permute([1, 2, 0])``)."""
+    rank = len(ins[0]) + 1
+    given = p.ints("order")
+    order = list(given) + [i for i in range(rank) if i not in given]
+    if any(o >= rank for o in given) or len(set(given)) != len(given):
+        raise error(p.span, f"{layer.what}: order {given} must name distinct axes of the "
+                            f"{rank}-axis bottom N x {fmt_shape(ins[0])} (0 .. {rank - 1})")
+    if order[0] != 0:
+        raise error(p.span, f"{layer.what}: order {given} moves the batch axis; netc keeps it "
+                            "first")
+    dims = [o - 1 for o in order[1:]]
+    shape = tuple(ins[0][d] for d in dims)
+    return Mapped([call("permute", "[" + ", ".join(map(str, dims)) + "]")], shape)
+
+
 KINDS: dict[str, LayerKind] = {
+    "Axpy": LayerKind(axpy, None, frozenset(), 3),
+    # A Scale with one bottom is read by net.py (a BatchNorm's affine part, or netc's scale);
+    # this is the one with two.
+    "Scale": LayerKind(scale_by_blob, "scale_param", SCALE_FIELDS, 2),
+    "Normalize": LayerKind(normalize, "norm_param", NORM_FIELDS),
+    "Permute": LayerKind(permute, "permute_param", frozenset({"order"})),
     "Deconvolution": LayerKind(deconvolution, "convolution_param", CONV_FIELDS),
     "ConvolutionDepthwise": LayerKind(convolution_depthwise, "convolution_param", CONV_FIELDS),
     "DepthwiseConvolution": LayerKind(convolution_depthwise, "convolution_param", CONV_FIELDS),

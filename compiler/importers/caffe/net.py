@@ -51,7 +51,7 @@ DATA_FIELDS = LAYER_FIELDS | frozenset({
     "data_param", "transform_param", "image_data_param", "hdf5_data_param",
     "memory_data_param", "window_data_param", "dummy_data_param", "annotated_data_param",
     "loss_param", "accuracy_param", "hdf5_output_param", "softmax_param",
-    "multibox_loss_param", "input_param"})
+    "multibox_loss_param", "contrastive_loss_param", "input_param"})
 
 # Words a label or value name must not be: netc keywords, op names (a value would shadow the
 # op) and the symbols that arguments use.
@@ -295,7 +295,8 @@ class NetReader(CoordTracking, Reshaping):
         extra |= {f"{type_name.lower()}_param"} if type_name in SPECIAL else set()
         fields = Fields(msg, "layer", LAYER_FIELDS | extra)
         info = layers.LayerInfo(name, type_name, type_field.span)
-        if type_name in SPECIAL:
+        by_blob = type_name == "Scale" and len(msg.all("bottom")) == 2  # SE's: a KINDS join
+        if type_name in SPECIAL and not by_blob:
             return getattr(self, type_name.lower() + "_layer")(info, fields)
         assert kind is not None
         bottoms = [self.bottom(blob, span) for blob, span in fields.strings("bottom")]

@@ -215,7 +215,9 @@ def _prepare(node: _Tree, spec_sigs: set) -> None:
         tensors = tuple(_flat(node))
         if _signature(tensors) in spec_sigs:
             node.whole = Layer(node.path, tensors)
-    node.least = 1 if node.whole is not None else node.size
+    real = [c for name, c in node.children.items() if "|" not in name]
+    node.least = 1 if node.whole is not None else \
+        (node.layer is not None) + sum(c.least for c in real)
 
 
 @dataclass

@@ -8,19 +8,30 @@ netc's module with the reference's (float64, to 1e-6).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 from safetensors.numpy import load_file, save_file
+from torchvision_layout import (
+    TIMM_TO_TORCHVISION,
+    random_state,
+    reference_layout,
+    reference_module,
+    timm_vit_keys,
+)
 
 import netc
-from netc.compiler.frontend.loader import load
-from netc.compiler.importers.pairing import Layer, pair_tree
+from netc.compiler.frontend.loader import load, zoo_index
+from netc.compiler.importers.pairing import Layer, pair_tree, spec_layers
 from netc.compiler.lower_torch.module import build_module
 from netc.dsl.diagnostics import UserError
 from netc.runtime.cli import main
-from netc.runtime.weights import import_weights, load_weights, map_by_structure
+from netc.runtime.weights import Source, import_weights, load_weights, map_by_structure, \
+    map_weights
+from netc.runtime.weights.rename import renamed_source, rules_from
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -35,9 +46,10 @@ def randomise(module: nn.Module, seed: int) -> None:
                         else torch.randn(t.shape, generator=gen) * 0.3)
 
 
-def same_outputs(spec: str, weights, ref: nn.Module, x: torch.Tensor) -> None:
-    """netc's module with ``weights`` computes what ``ref`` computes (eval, float64, 1e-6)."""
-    module = build_module(load(spec), seed=9)
+def same_outputs(spec, weights, ref: nn.Module, x: torch.Tensor) -> None:
+    """netc's module of ``spec`` (a path, or a loaded graph) with ``weights`` computes what
+    ``ref`` computes (eval mode, float64, to 1e-6)."""
+    module = build_module(load(spec) if isinstance(spec, str) else spec, seed=9)
     module.load_named(weights)
     module, ref = module.double().eval(), ref.double().eval()
     with torch.no_grad():
@@ -346,3 +358,113 @@ def test_a_misfit_names_the_spec_layer_and_the_nearest_file_layers(tmp_path):
     assert "spec: block2.conv3 (conv): weight 16x64x1x1, bias 16" in text
     assert "nearest in the file: stages.0.block.4: weight 16x64, bias 16" in text
     assert "Traceback" not in text
+
+
+# ---- torchvision's layouts of the zoo's ConvNeXt-T and ViT-B/16 --------------------------------
+# State dicts built by hand from shared/reference/torchvision/NAME.state_dict.json (torchvision's
+# keys and shapes, random values), checked against hand-written torchvision modules
+# (tests/torchvision_layout.py) whose state dicts have exactly those keys.
+INPUTS = {"convnext_tiny": (3, 64, 64), "vit_b_16": (3, 224, 224)}  # ConvNeXt takes any size
+FORWARD_ORDER = {  # some of torchvision's keys, in the order its forward uses them
+    "convnext_tiny": ["features.0.0.weight", "features.0.1.weight", "features.1.0.block.0.weight",
+                      "features.1.0.block.2.weight", "features.1.0.block.3.weight",
+                      "features.1.0.block.5.weight", "features.1.0.layer_scale",
+                      "features.1.1.block.0.weight", "features.1.2.layer_scale",
+                      "features.2.0.weight", "features.2.1.weight", "features.7.2.layer_scale",
+                      "classifier.0.weight", "classifier.2.weight"],
+    "vit_b_16": ["conv_proj.weight", "class_token", "encoder.pos_embedding",
+                 "encoder.layers.encoder_layer_0.ln_1.weight",
+                 "encoder.layers.encoder_layer_0.self_attention.in_proj_weight",
+                 "encoder.layers.encoder_layer_0.self_attention.out_proj.weight",
+                 "encoder.layers.encoder_layer_0.ln_2.weight",
+                 "encoder.layers.encoder_layer_0.mlp.0.weight",
+                 "encoder.layers.encoder_layer_0.mlp.3.weight",
+                 "encoder.layers.encoder_layer_1.ln_1.weight",
+                 "encoder.layers.encoder_layer_11.mlp.3.weight", "encoder.ln.weight",
+                 "heads.head.weight"]}
+
+
+@pytest.mark.parametrize("name, params", [("convnext_tiny", 28_589_128),
+                                          ("vit_b_16", 86_567_656)])
+def test_the_hand_written_references_have_torchvisions_keys_shapes_and_count(name, params):
+    ref = reference_module(name)()
+    assert [(k, tuple(v.shape)) for k, v in ref.state_dict().items()] == \
+        reference_layout(name)
+    assert sum(p.numel() for p in ref.parameters()) == params
+
+
+def zoo_net(name: str):
+    """The zoo's ``name`` at the test's input size; skipped while the zoo lacks it."""
+    if name not in zoo_index():
+        pytest.skip(f"{name} is not in the zoo on this branch (convnext.net comes from the ops21 "
+                    "branch, vit.net from tokens21)")
+    return load(name, input_shapes={None: INPUTS[name]})
+
+
+def mapped_in_memory(graph, state: dict, rename=()):
+    """``map_weights`` on a state dict held in memory (no 350 MB file for ViT-B/16)."""
+    arrays = {k: v.numpy() for k, v in state.items()}
+    source = Source(Path("<tensors>"), {k: v.shape for k, v in arrays.items()}, arrays)
+    source, warnings = renamed_source(source, rules_from(rename))
+    assert not warnings
+    return map_weights(graph, source)
+
+
+def check_lands_where_torchvision_uses_it(name, graph, state, mapped):
+    """Every file tensor is used once, unchanged but for size-1 axes, and the spec's layers
+    take torchvision's tensors in the order torchvision's forward uses them."""
+    assert sorted(row.file_key for row in mapped.rows) == sorted(state)
+    for row in mapped.rows:
+        np.testing.assert_array_equal(mapped.tensors[row.key],
+                                      state[row.file_key].numpy().reshape(row.shape))
+    index = {layer.name: i for i, layer in enumerate(spec_layers(graph))}
+    at = {row.file_key: index[row.layer] for row in mapped.rows}
+    order = [at[k] for k in FORWARD_ORDER[name]]
+    assert order == sorted(order), list(zip(FORWARD_ORDER[name], order))
+
+
+@pytest.mark.parametrize("name", sorted(INPUTS))
+def test_a_torchvision_layout_state_dict_imports_with_no_rename_rule(name, tmp_path):
+    graph = zoo_net(name)
+    state = random_state(name, seed=7)
+    mapped = mapped_in_memory(graph, state)
+    check_lands_where_torchvision_uses_it(name, graph, state, mapped)
+    ref = reference_module(name)()
+    ref.load_state_dict(state)
+    x = torch.randn(1, *INPUTS[name], generator=torch.Generator().manual_seed(0))
+    same_outputs(graph, mapped.tensors, ref, x)
+
+
+def test_convnext_tiny_from_a_pth_with_wrapped_keys_imports_with_rename(tmp_path, cli):
+    graph = zoo_net("convnext_tiny")
+    state = random_state("convnext_tiny", seed=8)
+    torch.save({f"module.backbone.{k}": v for k, v in state.items()}, tmp_path / "ckpt.pth")
+    out = tmp_path / "w.safetensors"
+    result = cli("weights", "import", "convnext_tiny", tmp_path / "ckpt.pth", "-o", out,
+                 "--show", "--rename", r"^module\.=", "--rename", r"^backbone\.=")
+    assert result.code == 0, result.err
+    assert "--rename" not in result.err  # both rules matched
+    mapped = load_file(str(out))
+    want = mapped_in_memory(graph, state).tensors
+    assert mapped.keys() == want.keys()
+    for key, value in want.items():
+        np.testing.assert_array_equal(mapped[key], value, err_msg=key)
+    row = next(line for line in result.out.splitlines()
+               if "module.backbone.features.1.0.layer_scale" in line)
+    assert row.endswith("squeezed; renamed by rule 1, 2") or row.endswith("renamed by rule 1, 2")
+
+
+def test_vit_b_16_with_timms_names_needs_and_takes_rename_rules():
+    """timm names ViT's tensors its own way (``cls_token`` and ``pos_embed`` both owned by the
+    net, ``attn.qkv`` a Linear): structure alone cannot pair them; the rules a user writes can."""
+    graph = zoo_net("vit_b_16")
+    state = random_state("vit_b_16", seed=9)
+    timm = timm_vit_keys(state)
+    assert "blocks.3.attn.qkv.weight" in timm and "pos_embed" in timm
+    with pytest.raises(UserError, match="weights do not fit vit_b_16"):
+        mapped_in_memory(graph, timm)
+    mapped = mapped_in_memory(graph, timm, rename=TIMM_TO_TORCHVISION)
+    want = mapped_in_memory(graph, state).tensors
+    assert mapped.tensors.keys() == want.keys()
+    for key, value in want.items():
+        np.testing.assert_array_equal(mapped.tensors[key], value, err_msg=key)

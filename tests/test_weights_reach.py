@@ -468,3 +468,24 @@ def test_vit_b_16_with_timms_names_needs_and_takes_rename_rules():
     assert mapped.tensors.keys() == want.keys()
     for key, value in want.items():
         np.testing.assert_array_equal(mapped.tensors[key], value, err_msg=key)
+
+
+def test_rename_rules_rename_a_caffe_models_layers(tmp_path):
+    from netc.compiler.importers.caffe.caffemodel import CaffeLayer, CaffeModel, write_caffemodel
+
+    spec = write(tmp_path, "tiny", "net tiny {\n  input image: 1x8x8\n  image -> conv(4, 3) "
+                                   "as conv1 -> relu -> flatten -> fc(10) as fc1\n}\n")
+    rng = np.random.default_rng(0)
+    blobs = {"conv1": [rng.standard_normal((4, 1, 3, 3)), rng.standard_normal(4)],
+             "fc1": [rng.standard_normal((10, 144)), rng.standard_normal(10)]}
+    layers = [CaffeLayer("net/conv1", "Convolution", [], [], [b.astype(np.float32) for b in
+                                                              blobs["conv1"]], (1, 1)),
+              CaffeLayer("net/fc1", "InnerProduct", [], [], [b.astype(np.float32) for b in
+                                                             blobs["fc1"]], None)]
+    write_caffemodel(tmp_path / "tiny.caffemodel", CaffeModel("tiny", layers))
+    mapped = import_weights(load(spec), tmp_path / "tiny.caffemodel", tmp_path / "w.safetensors",
+                            rename=["^net/="])
+    assert mapped.by_name and mapped.pairs == [("conv1", "conv1"), ("fc1", "fc1")]
+    np.testing.assert_array_equal(mapped.tensors["fc1.weight"], blobs["fc1"][0].astype(np.float32))
+    assert [r.file_key for r in mapped.rows][:2] == ["net/conv1.weight", "net/conv1.bias"]
+    assert mapped.rows[0].conversions == ("renamed by rule 1",)

@@ -161,7 +161,8 @@ def _paired(graph: Graph, source: Source, ours: list[Layer], skip: tuple[str, ..
         mapped = map_weights(graph, source, skip, ours=ours)
     except UserError as err:
         raise UserError(f"{err}\n  (netc weights import SPEC {source.path} -o W.safetensors "
-                        "--show prints the pairing, and takes --skip PREFIX,...)") from None
+                        "--show prints the pairing, and takes --skip PREFIX,...; --rename "
+                        "'REGEX=REPLACEMENT' renames the file's keys here too)") from None
     how = "by name" if mapped.by_name else "by structure"
     left = mapped.ignored + mapped.skipped
     line = (f"{source.path}: {len(mapped.pairs)} layers paired with {graph.name}'s {how} "

@@ -25,7 +25,7 @@ from torchvision_layout import (
 
 import netc
 from netc.compiler.frontend.loader import load, zoo_index
-from netc.compiler.importers.pairing import Layer, pair_tree, spec_layers
+from netc.compiler.importers.pairing import Layer, PairingError, pair_tree, spec_layers
 from netc.compiler.lower_torch.module import build_module
 from netc.dsl.diagnostics import UserError
 from netc.runtime.cli import main
@@ -489,3 +489,21 @@ def test_rename_rules_rename_a_caffe_models_layers(tmp_path):
     np.testing.assert_array_equal(mapped.tensors["fc1.weight"], blobs["fc1"][0].astype(np.float32))
     assert [r.file_key for r in mapped.rows][:2] == ["net/conv1.weight", "net/conv1.bias"]
     assert mapped.rows[0].conversions == ("renamed by rule 1",)
+
+
+def test_a_module_of_two_layers_with_one_layers_shapes_is_still_two_layers():
+    """A bias-free conv and a PReLU kept in one module have a biased conv's shapes (a weight
+    and a C-vector) but not its names: the module is not taken whole as the spec's biased
+    conv (its PReLU slopes as the bias), so this file, which has one PReLU more than the
+    spec, does not fit."""
+    ours = [Layer("conv", (("weight", (8, 4, 3, 3)), ("bias", (8,))), "conv"),
+            Layer("act", (("weight", (8,)),), "prelu")]
+    theirs = {"a.0.0": Layer("a.0.0", (("weight", (8, 4, 3, 3)),)),
+              "a.0.1": Layer("a.0.1", (("weight", (8,)),)),
+              "a.1": Layer("a.1", (("weight", (8,)),))}
+    with pytest.raises(PairingError):
+        pair_tree(ours, theirs)
+    theirs["a.0.0"] = Layer("a.0.0", (("weight", (8, 4, 3, 3)), ("bias", (8,))))
+    del theirs["a.0.1"]
+    assert [(a.name, b.name) for a, b in pair_tree(ours, theirs)] == [("conv", "a.0.0"),
+                                                                     ("act", "a.1")]

@@ -29,6 +29,8 @@ the file stores its keys in. The rules:
 6. A module whose tensors are one spec layer's (``self_attention``'s ``in_proj_weight`` and
    ``in_proj_bias`` with its child ``out_proj``'s ``weight`` and ``bias``, for an attention op
    that owns all four) pairs with that layer whole, its keys taken relative to the module.
+   Names must agree here, not only shapes: a bias-free conv and a PReLU kept in one module
+   have a biased conv's shapes, and are still two layers.
 7. Parallel lists: lists kept side by side (Res2Net's ``convs.0, convs.1, ...`` and
    ``bns.0, bns.1, ...``) may also be laid out zipped, ``convs.0, bns.0, convs.1, bns.1, ...``,
    as a spec interleaves them.
@@ -130,7 +132,8 @@ def fits(mine: Layer, other: Layer) -> bool:
 
 
 def _signature(tensors) -> tuple:
-    return tuple(sorted(squeezed(s) for _, s in tensors))
+    """Names and shapes (size-1 axes dropped), whatever their order: what rule 6 compares."""
+    return tuple(sorted((k, squeezed(s)) for k, s in tensors))
 
 
 @dataclass
@@ -263,7 +266,8 @@ class _Search:
         self.steps += 1
         if self.steps > self.budget:
             raise PairingError(self.failure, budget_spent=True)
-        if node.whole is not None and pos < len(self.ours) and fits(self.ours[pos], node.whole):
+        if node.whole is not None and pos < len(self.ours) and \
+                _signature(self.ours[pos].tensors) == _signature(node.whole.tensors):
             return [(self.ours[pos], node.whole)]
         out: list[tuple[Layer, Layer]] = []
         if node.layer is not None:  # a leaf module: its own tensors

@@ -40,6 +40,7 @@ from netc.runtime.weights.mapping import Mapped, map_weights
 from netc.runtime.weights.misfit import dims
 from netc.runtime.weights.read import COUNTER, Source, check_file, read_source
 from netc.runtime.weights.rename import renamed_source, rules_from
+from netc.runtime.weights.show import conversions_line
 
 SIZE_FACTOR = 8  # a file may be this many times the spec's float32 weights ...
 SIZE_SLACK = 256 * 2**20  # ... plus this many bytes
@@ -169,6 +170,9 @@ def _paired(graph: Graph, source: Source, ours: list[Layer], skip: tuple[str, ..
             f"({_KINDS[source.format]})")
     if left:
         line += f"; {len(left)} file layers not in the spec were left out: {_some(left, 8)}"
+    converted = conversions_line(mapped)
+    if converted:
+        line += f"; {converted}"
     say(line)
     for text in mapped.warnings:
         say(f"warning: {text}")

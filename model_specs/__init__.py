@@ -27,6 +27,7 @@ SOURCES: dict[str, str] = {
     **{f"cifar_resnet{n}": _CIFAR for n in ("", "20", "32", "44", "56", "110", "1202")},
     "cifar_resnet110_sd": "Huang et al. 2016 (stochastic depth)",
     "cifar_resnet1202_sd": "Huang et al. 2016 (stochastic depth)",
+    **{n: "Liu et al. 2022 (torchvision)" for n in ("convnext", "convnext_tiny")},
     "densenet": _DENSENET,
     "densenet121": _DENSENET,
     "densenet169": _DENSENET,

@@ -47,7 +47,7 @@ OPS: dict[str, list[tuple[str, str]]] = {
     "tanh": [("3x4x4", "tanh")],
     "leaky_relu": [("3x4x4", "leaky_relu(0.2)")],
     "elu": [("3x4x4", "elu(0.5)")],
-    "gelu": [("3x4x4", "gelu")],
+    "gelu": [("3x4x4", "gelu"), ("3x4x4", "gelu(approximate=tanh) -> gelu(approximate=none)")],
     "relu6": [("8x5x7", "relu6")],
     "silu": [("8x5x7", "silu")],
     "swish": [("8x5x7", "swish")],
@@ -76,11 +76,18 @@ OPS: dict[str, list[tuple[str, str]]] = {
                ("4x5x5", "deconv(6, 4, stride=2, pad=same, groups=2, bias=false) -> bn"),
                ("4x5x5", "deconv(6, 2, stride=3, pad=same, groups=2)"),
                ("3x6x6", "deconv(3, 4, stride=2, pad=1, groups=3, init=bilinear)")],
+    "linear": [("3x4x4", "flatten -> linear(5)"),
+               ("3x4x6", "reshape([12, 6]) -> linear(5) -> relu -> linear(3, bias=false) -> bn"),
+               ("3x4x6", "linear(7) -> linear(2)"), ("3x4x4", "flatten -> linear(5) -> bn")],
     "fc_axis": [("3x4x5", "fc_axis(6, axis=2) -> flatten -> fc(4)")],
     "scale": [("3x4x4", "scale -> flatten -> scale(bias=false)")],
     "power": [("3x4x4", "relu -> power(2, scale=3, shift=0.5) -> power(0.5)")],
     # normalisation (norm.py, caffe_norm.py, fitted.py)
     "bn": [("3x8x8", "conv(4, 3, pad=1, bias=false) -> bn -> relu"), ("3x8x8", "relu -> bn")],
+    "layernorm": [("8x5x7", "layernorm"), ("8x5x7", "layernorm(over=last, eps=1e-3)"),
+                  ("3x4x6", "reshape([12, 6]) -> layernorm(affine=false)"),
+                  ("8x5x7", "flatten -> layernorm(eps=1e-6)"),
+                  ("8x5x7", "layernorm(affine=false, eps=0.1)")],
     "lrn": [("7x6x6", "lrn(5, alpha=0.01, beta=0.75, k=2)")],
     "lrn_within": [("3x7x7", "lrn_within(5, alpha=0.9, beta=0.75)")],
     "mvn": [("3x6x6", "mvn(eps=1e-5)"),
@@ -141,6 +148,13 @@ OPS: dict[str, list[tuple[str, str]]] = {
                         "-> channel_shuffle(2)")],
     "channel_shuffle": [("6x5x7", "channel_shuffle(3)")],
     "flatten": [("3x7x5", "flatten")],
+    "permute": [("8x5x7", "permute([1, 2, 0]) -> linear(4) -> permute([2, 0, 1]) -> conv(3, 1)"),
+                ("3x4x6", "reshape([12, 6]) -> permute([1, 0]) -> linear(3)")],
+    "transpose": [("8x5x7", "transpose(1, 2) -> conv(2, 3)"),
+                  ("3x4x6", "reshape([12, 6]) -> transpose(0, 1) -> layernorm")],
+    "layer_scale": [("8x5x7", "layer_scale"), ("3x4x6", "reshape([12, 6]) -> layer_scale(0.5)"),
+                    ("8x5x7", "residual(conv(8, 3, pad=1) -> layer_scale(0.1), survival=0.7)"),
+                    ("8x5x7", "permute([1, 2, 0]) -> layer_scale")],
     "reshape": [("3x4x6", "reshape([2, -1, 4]) -> conv(2, 1) -> reshape([72])")],
     # fitted layers, on their seeded (random orthonormal) weights (fitted.py)
     "pca": [("3x4x4", "flatten -> concat[pca(5), pca(4, whiten=true)]")],
@@ -170,14 +184,19 @@ def random_bn(graph, weights, seed=1):
     return out
 
 
+# Ops whose initial weights are constants (a slope of 0.25, γ = 1, β = 0): random instead.
+CONSTANT_INIT = ("prelu", "layernorm", "layer_scale")
+
+
 def random_slopes(graph, weights, seed=2):
-    """Different PReLU slopes per channel, so a slope applied to the wrong channel shows."""
+    """Different PReLU slopes, layer-norm γ and β and layer scales per channel, so a value
+    applied to the wrong channel (or axis) shows."""
     rng = np.random.default_rng(seed)
     out = dict(weights)
     for node in graph:
-        if node.op == "prelu":
-            key = f"{node.name}.weight"
-            out[key] = rng.uniform(-0.5, 0.5, weights[key].shape).astype(np.float32)
+        if node.op in CONSTANT_INIT:
+            for key in [k for k in weights if k.startswith(f"{node.name}.")]:
+                out[key] = rng.uniform(-0.5, 0.5, weights[key].shape).astype(np.float32)
     return out
 
 

@@ -159,6 +159,8 @@ def _window(node, geo):
     if isinstance(kernel, tuple) and isinstance(stride, tuple):
         dilation = attrs.get("dilation")
         return kernel, stride, dilation if isinstance(dilation, tuple) else geo[2]
+    if geo == ((1, 1), (1, 1), (1, 1)):  # a value-to-value map (permute): no window to show
+        return None, None, None
     return geo
 
 

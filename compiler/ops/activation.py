@@ -13,7 +13,7 @@ import numpy as np
 from netc.compiler.numerics.moments import of_function
 from netc.compiler.ops.domains import DROP_PROBABILITY, FINITE, between
 from netc.compiler.ops.opdef import OpDef, keep_moments, register
-from netc.compiler.ops.params import BOOL, FLOAT, Param
+from netc.compiler.ops.params import BOOL, FLOAT, Enum, Param
 
 # A learned slope or a scale that torch and ONNX hold in float32 (1e308 would overflow).
 FLOAT32 = between(-3.4e38, 3.4e38, lo_open=True, hi_open=True, text="a finite float32 number")
@@ -107,9 +107,14 @@ class Identity(_Pointwise):
 @register
 class Gelu(Activation):
     name = "gelu"
-    doc = "Gaussian error linear unit"
+    doc = ("Gaussian error linear unit x·Φ(x): gelu(approximate=none); approximate=tanh is "
+           "x/2·(1 + tanh(√(2/π)·(x + 0.044715·x³))), torch's GELU(approximate='tanh')")
+    params = (Param("approximate", Enum("none", "tanh"), "none",
+                    doc="none (the exact erf form) or tanh (Hendrycks and Gimpel's estimate)"),)
 
     def numpy(self, a, x):
+        if a.approximate == "tanh":
+            return 0.5 * x * (1.0 + np.tanh(_GELU_TANH * (x + 0.044715 * x ** 3)))
         from scipy.special import erf
 
         return 0.5 * x * (1.0 + erf(x * 0.5 ** 0.5))
@@ -117,17 +122,29 @@ class Gelu(Activation):
     def to_torch(self, a, ins, out):
         import torch.nn as nn
 
-        return nn.GELU()
+        return nn.GELU(approximate=a.approximate)
 
     def to_onnx(self, tape, node, inputs, weights):
-        # ONNX has Gelu only from opset 20: write x/2 · (1 + erf(x/√2)), torch's exact form.
-        n = node.name
-        t = tape.op("Mul", [inputs[0], tape.float_constant(f"{n}.rsqrt2", 0.5 ** 0.5)],
-                    name=f"{n}/scale")
-        t = tape.op("Erf", [t], name=f"{n}/erf")
+        # ONNX has Gelu only from opset 20 (its approximate attribute too): write torch's
+        # formulas, x/2 · (1 + erf(x/√2)) or x/2 · (1 + tanh(√(2/π)·(x + 0.044715·x³))).
+        n, x = node.name, inputs[0]
+        if node.attrs.approximate == "tanh":
+            cube = tape.op("Mul", [x, tape.op("Mul", [x, x], name=f"{n}/square")],
+                           name=f"{n}/cube")
+            t = tape.op("Mul", [cube, tape.float_constant(f"{n}.c", 0.044715)], name=f"{n}/c")
+            t = tape.op("Add", [x, t], name=f"{n}/inner")
+            t = tape.op("Mul", [t, tape.float_constant(f"{n}.k", _GELU_TANH)], name=f"{n}/scale")
+            t = tape.op("Tanh", [t], name=f"{n}/tanh")
+        else:
+            t = tape.op("Mul", [x, tape.float_constant(f"{n}.rsqrt2", 0.5 ** 0.5)],
+                        name=f"{n}/scale")
+            t = tape.op("Erf", [t], name=f"{n}/erf")
         t = tape.op("Add", [t, tape.float_constant(f"{n}.one", 1.0)], name=f"{n}/add")
-        t = tape.op("Mul", [inputs[0], t], name=f"{n}/mul")
+        t = tape.op("Mul", [x, t], name=f"{n}/mul")
         return tape.op("Mul", [t, tape.float_constant(f"{n}.half", 0.5)], name=n)
+
+
+_GELU_TANH = (2.0 / np.pi) ** 0.5  # √(2/π) of the tanh form
 
 
 @register

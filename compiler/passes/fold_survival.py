@@ -7,8 +7,9 @@ pure. Rules:
 
 1. A ``residual`` node with survival p ≠ 1 whose body input (its first input) is a node whose
    op ``scales_with_weights`` (``conv``, ``fc``, ``bn``), that nothing else reads and that is
-   not an output or in ``keep``: that node's ``weight`` and ``bias`` are multiplied by p (a conv
-   without bias has none to scale), and the residual's survival becomes 1.
+   not an output or in ``keep``: that node's ``weight`` and ``bias`` (a layer scale's ``gamma``)
+   are multiplied by p (a conv without bias has none to scale), and the residual's survival
+   becomes 1.
 2. Any other residual keeps its survival; the ONNX lowering then writes a Mul.
 3. Per-sample stochastic depth (``mode=row``) has no inference scale: it is left alone.
 
@@ -41,7 +42,7 @@ def fold_survival(graph: Graph, weights: Mapping[str, np.ndarray],
         if body.op == "input" or not body.opdef.scales_with_weights \
                 or users[body.name] != [node.name] or body.name in keep:
             continue
-        for key in ("weight", "bias"):
+        for key in ("weight", "bias", "gamma"):  # the learned arrays that scale the output
             full = f"{body.name}.{key}"
             if full in new_weights:
                 new_weights[full] = (new_weights[full].astype(np.float64) * p).astype(np.float32)

@@ -59,6 +59,7 @@ SOURCES: dict[str, str] = {
     "unet": "Ronneberger et al. 2015",
     **{f"vgg{n}": _VGG for n in ("", "11", "11_lrn", "13", "16", "16c", "19")},
     **{f"vgg{n}_bn": _VGG_BN for n in ("11", "13", "16", "19")},
+    "vit_b_16": "Dosovitskiy et al. 2020 (torchvision)",
     "wide_resnet50_2": _WRN + " (torchvision)",
     "wrn": _WRN,
     "wrn28_10": _WRN,

@@ -156,6 +156,20 @@ OPS: dict[str, list[tuple[str, str]]] = {
                     ("8x5x7", "residual(conv(8, 3, pad=1) -> layer_scale(0.1), survival=0.7)"),
                     ("8x5x7", "permute([1, 2, 0]) -> layer_scale")],
     "reshape": [("3x4x6", "reshape([2, -1, 4]) -> conv(2, 1) -> reshape([72])")],
+    # token sequences and transformer blocks (tokens.py, attention.py)
+    "tokens": [("6x3x5", "tokens"), ("3x8x8", "conv(6, 4, stride=4) -> tokens -> flatten")],
+    "class_token": [("6x3x5", "tokens -> class_token(init=normal, std=0.5)")],
+    "pos_embedding": [("6x3x5", "tokens -> pos_embedding(std=0.5)"),
+                      ("6x3x5", "tokens -> class_token(init=normal) -> pos_embedding")],
+    "take_token": [("6x3x5", "tokens -> take_token(4)"),
+                   ("6x3x5", "tokens -> class_token(init=normal) -> take_token -> fc(3)")],
+    "attention": [("8x3x4", "tokens -> attention(2)"),
+                  ("12x2x3", "tokens -> attention(4, dropout=0.1) -> attention(1)"),
+                  ("8x3x4", "tokens -> residual(attention(8)) -> mlp(16)"),
+                  ("8x3x4", "tokens -> residual(layernorm -> attention(2) -> dropout(0.1), "
+                            "survival=0.8)")],
+    "mlp": [("8x3x4", "tokens -> mlp(32)"),
+            ("8x3x4", "tokens -> class_token -> mlp(5, dropout=0.2) -> take_token")],
     # fitted layers, on their seeded (random orthonormal) weights (fitted.py)
     "pca": [("3x4x4", "flatten -> concat[pca(5), pca(4, whiten=true)]")],
     "pca_reconstruct": [("2x3x3", "flatten -> pca_reconstruct(4)")],

@@ -507,3 +507,19 @@ def test_a_module_of_two_layers_with_one_layers_shapes_is_still_two_layers():
     del theirs["a.0.1"]
     assert [(a.name, b.name) for a, b in pair_tree(ours, theirs)] == [("conv", "a.0.0"),
                                                                      ("act", "a.1")]
+
+
+def test_vit_b_16s_torchvision_file_runs_on_the_weights_road(tmp_path):
+    """The zoo's ViT shares most of torchvision's names (not ``class_token`` or
+    ``pos_embedding``, whose tensors the spec calls ``weight``): a --weights road does not
+    stop at the name-by-name check but pairs the file."""
+    graph = zoo_net("vit_b_16")
+    state = random_state("vit_b_16", seed=10)
+    torch.save(state, tmp_path / "vit.pth")
+    lines = []
+    weights = load_weights(graph, tmp_path / "vit.pth", say=lines.append)
+    assert "paired with vit_b_16's by structure" in lines[0], lines
+    np.testing.assert_array_equal(weights["class_token.weight"], state["class_token"].numpy())
+    np.testing.assert_array_equal(
+        weights["encoder.layers.encoder_layer_4.self_attention.out_proj.weight"],
+        state["encoder.layers.encoder_layer_4.self_attention.out_proj.weight"].numpy())

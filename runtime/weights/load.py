@@ -78,8 +78,8 @@ def load_weights(graph: Graph, path: str | Path, *, layers: Iterable[str] | None
     for text in warnings:
         say(f"warning: {text}")
     if not source.caffe and _in_spec_names(source, want, optional):
-        names = _check_by_name(graph, source, want, optional, allow_unused)
-        tensors = source.tensors  # lazy: a tensor is read below only if it is kept
+        names, tensors = _by_name_or_paired(graph, source, ours, want, optional, allow_unused,
+                                            skip, say)
     else:
         mapped = _paired(graph, source, ours, skip, say)
         names, tensors = list(mapped.tensors), mapped.tensors
@@ -137,6 +137,24 @@ def _in_spec_names(source: Source, want: dict, optional: Collection[str]) -> boo
     needed = [k for k in want if k.rsplit(".", 1)[0] not in optional]
     found = sum(k in source.shapes for k in needed)
     return found == len(needed) or 2 * found > len(needed)
+
+
+def _by_name_or_paired(graph, source, ours, want, optional, allow_unused, skip, say):
+    """A file in (most of) the spec's names, checked name by name; where that fails it may
+    still be a foreign file that shares most names (torchvision's ViT-B/16 with the zoo's,
+    whose ``class_token`` is the spec's ``class_token.weight``): paired by structure if that
+    fits, else the name-by-name report, which says more about a damaged file of the net."""
+    try:
+        # lazy: a tensor is read below only if it is kept
+        return _check_by_name(graph, source, want, optional, allow_unused), source.tensors
+    except UserError as by_name:
+        if optional or allow_unused:
+            raise
+        try:
+            mapped = _paired(graph, source, ours, skip, say)
+        except UserError:
+            raise by_name from None
+        return list(mapped.tensors), mapped.tensors
 
 
 def _check_by_name(graph: Graph, source: Source, want: dict, optional: Collection[str],

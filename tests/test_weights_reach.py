@@ -523,3 +523,28 @@ def test_vit_b_16s_torchvision_file_runs_on_the_weights_road(tmp_path):
     np.testing.assert_array_equal(
         weights["encoder.layers.encoder_layer_4.self_attention.out_proj.weight"],
         state["encoder.layers.encoder_layer_4.self_attention.out_proj.weight"].numpy())
+
+
+def test_every_command_with_a_weights_flag_takes_rename():
+    """``--rename`` is declared with ``--weights``/``--init`` (options.add_weights), so no
+    command has one without the other; ``weights import`` declares it itself."""
+    import argparse
+
+    from netc.runtime.cli import build_parser
+
+    found = {}
+
+    def walk(parser, path):
+        flags = set()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, (*path, name))
+            flags |= set(action.option_strings)
+        found[path] = flags
+
+    walk(build_parser(), ())
+    with_weights = [p for p, flags in found.items() if flags & {"--weights", "--init"}]
+    assert len(with_weights) >= 10
+    assert all("--rename" in found[p] for p in with_weights)
+    assert "--rename" in found[("weights", "import")]

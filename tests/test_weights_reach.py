@@ -8,6 +8,7 @@ netc's module with the reference's (float64, to 1e-6).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -548,3 +549,19 @@ def test_every_command_with_a_weights_flag_takes_rename():
     assert len(with_weights) >= 10
     assert all("--rename" in found[p] for p in with_weights)
     assert "--rename" in found[("weights", "import")]
+
+
+def test_convnext_with_1x1_convs_for_its_linears_pairs_with_the_linear_op():
+    """Some ConvNeXt code (timm's ``conv_mlp``) keeps the block's two Linears as 1x1 convs:
+    they pair with the zoo's ``linear`` layers, reshaped, and say so."""
+    graph = zoo_net("convnext_tiny")
+    state = random_state("convnext_tiny", seed=11)
+    convs = {k: v[:, :, None, None] if re.search(r"block\.[35]\.weight$", k) else v
+             for k, v in state.items()}
+    mapped = mapped_in_memory(graph, convs)
+    want = mapped_in_memory(graph, state).tensors
+    for key, value in want.items():
+        np.testing.assert_array_equal(mapped.tensors[key], value, err_msg=key)
+    row = next(r for r in mapped.rows if r.file_key == "features.5.8.block.5.weight")
+    assert (row.file_shape, row.shape) == ((384, 1536, 1, 1), (384, 1536))
+    assert row.conversions == ("reshape 1x1 (conv as Linear)",)

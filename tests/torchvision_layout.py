@@ -15,9 +15,16 @@ import re
 from collections import OrderedDict
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from netc.compiler.frontend.loader import load
+from netc.compiler.importers.pairing import spec_layers
+from netc.compiler.lower_torch.module import build_module
+from netc.runtime.weights import Source, map_weights
+from netc.runtime.weights.rename import renamed_source, rules_from
 
 # Small bottleneck ResNets from the zoo's own block definitions: the stride rules are the
 # same as in resnet50 (layer2's first block strides), at a fraction of the weights.
@@ -226,3 +233,67 @@ TIMM_TO_TORCHVISION = [
     r"\.attn\.qkv\.(weight|bias)$=.self_attention.in_proj_\1",
     r"\.attn\.proj\.=.self_attention.out_proj.", r"\.mlp\.fc1\.=.mlp.0.",
     r"\.mlp\.fc2\.=.mlp.3.", r"^norm\.=encoder.ln.", r"^head\.=heads.head."]
+
+
+# ---- importing such state dicts into the zoo's nets (tests/test_weights_reach.py) ---------------
+FORWARD_ORDER = {  # some of torchvision's keys, in the order its forward uses them
+    "convnext_tiny": ["features.0.0.weight", "features.0.1.weight", "features.1.0.block.0.weight",
+                      "features.1.0.block.2.weight", "features.1.0.block.3.weight",
+                      "features.1.0.block.5.weight", "features.1.0.layer_scale",
+                      "features.1.1.block.0.weight", "features.1.2.layer_scale",
+                      "features.2.0.weight", "features.2.1.weight", "features.7.2.layer_scale",
+                      "classifier.0.weight", "classifier.2.weight"],
+    "vit_b_16": ["conv_proj.weight", "class_token", "encoder.pos_embedding",
+                 "encoder.layers.encoder_layer_0.ln_1.weight",
+                 "encoder.layers.encoder_layer_0.self_attention.in_proj_weight",
+                 "encoder.layers.encoder_layer_0.self_attention.out_proj.weight",
+                 "encoder.layers.encoder_layer_0.ln_2.weight",
+                 "encoder.layers.encoder_layer_0.mlp.0.weight",
+                 "encoder.layers.encoder_layer_0.mlp.3.weight",
+                 "encoder.layers.encoder_layer_1.ln_1.weight",
+                 "encoder.layers.encoder_layer_11.mlp.3.weight", "encoder.ln.weight",
+                 "heads.head.weight"]}
+
+
+def mapped_in_memory(graph, state: dict, rename=()):
+    """``map_weights`` on a state dict held in memory (no 350 MB file for ViT-B/16)."""
+    arrays = {k: v.numpy() for k, v in state.items()}
+    source = Source(Path("<tensors>"), {k: v.shape for k, v in arrays.items()}, arrays)
+    source, warnings = renamed_source(source, rules_from(rename))
+    assert not warnings
+    return map_weights(graph, source)
+
+
+def check_lands_where_torchvision_uses_it(name, graph, state, mapped):
+    """Every file tensor is used once, unchanged but for size-1 axes, and the spec's layers
+    take torchvision's tensors in the order torchvision's forward uses them."""
+    assert sorted(row.file_key for row in mapped.rows) == sorted(state)
+    for row in mapped.rows:
+        np.testing.assert_array_equal(mapped.tensors[row.key],
+                                      state[row.file_key].numpy().reshape(row.shape))
+    index = {layer.name: i for i, layer in enumerate(spec_layers(graph))}
+    at = {row.file_key: index[row.layer] for row in mapped.rows}
+    order = [at[k] for k in FORWARD_ORDER[name]]
+    assert order == sorted(order), list(zip(FORWARD_ORDER[name], order))
+
+
+# ---- helpers the weights tests share -----------------------------------------------------------
+def randomise(module: nn.Module, seed: int) -> None:
+    """Random values in every tensor (variances positive), so nothing matches by accident."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in module.state_dict().items():
+            if t.is_floating_point():
+                t.copy_(torch.rand(t.shape, generator=gen) * 0.5 + 0.5 if "var" in name
+                        else torch.randn(t.shape, generator=gen) * 0.3)
+
+
+def same_outputs(spec, weights, ref: nn.Module, x: torch.Tensor) -> None:
+    """netc's module of ``spec`` (a path, or a loaded graph) with ``weights`` computes what
+    ``ref`` computes (eval mode, float64, to 1e-6)."""
+    module = build_module(load(spec) if isinstance(spec, str) else spec, seed=9)
+    module.load_named(weights)
+    module, ref = module.double().eval(), ref.double().eval()
+    with torch.no_grad():
+        got, want = module(x.double()), ref(x.double())
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)

@@ -8,7 +8,8 @@ which every ``--weights`` (and ``netc train --init``) reads by name. Every ``--w
 pairs such a file on the fly; this command saves the pairing, and takes ``--skip`` and
 ``--allow-stride-mismatch`` where the file has more than the spec. ``--rename REGEX=REPL``
 rewrites the file's keys first (as on every ``--weights``); ``--show`` prints the pairing table
-(:mod:`netc.runtime.weights.show`): every tensor, both keys, both shapes and what was done.
+(:func:`netc.runtime.weights.mapping.pairing_table`): every tensor, both keys, both shapes and
+what was done to it.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def add_arguments(p):
 
 def run(args) -> int:
     from netc.runtime.weights import import_weights
-    from netc.runtime.weights.show import conversions_line, pairing_table
+    from netc.runtime.weights.mapping import conversions_line, pairing_table
 
     graph = load_graph(args)
     skip = tuple(p.strip() for p in args.skip.split(",") if p.strip())

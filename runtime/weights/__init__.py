@@ -9,7 +9,7 @@
   ``.pth``/``.bin``, Caffe ``.caffemodel``), :mod:`~netc.runtime.weights.mapping` pairs a
   file's layers with the spec's, :mod:`~netc.runtime.weights.misfit` says why they do not fit,
   :mod:`~netc.runtime.weights.rename` applies ``--rename`` rules, and
-  :mod:`~netc.runtime.weights.show` prints the pairing table of ``--show``.
+  :func:`~netc.runtime.weights.mapping.pairing_table` is the table of ``--show``.
 
 The lowerings (``build_module``, ``lower``) take the dict of arrays, never a path.
 """

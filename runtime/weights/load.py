@@ -36,11 +36,10 @@ from netc.compiler.importers.pairing import Layer, spec_layers
 from netc.compiler.ir import Graph
 from netc.dsl.diagnostics import UserError
 from netc.runtime.files import atomic_path
-from netc.runtime.weights.mapping import Mapped, map_weights
+from netc.runtime.weights.mapping import Mapped, conversions_line, map_weights
 from netc.runtime.weights.misfit import dims
 from netc.runtime.weights.read import COUNTER, Source, check_file, read_source
 from netc.runtime.weights.rename import renamed_source, rules_from
-from netc.runtime.weights.show import conversions_line
 
 SIZE_FACTOR = 8  # a file may be this many times the spec's float32 weights ...
 SIZE_SLACK = 256 * 2**20  # ... plus this many bytes

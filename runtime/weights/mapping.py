@@ -39,7 +39,7 @@ from netc.compiler.importers.pairing import (
 )
 from netc.compiler.ir import Graph
 from netc.dsl.diagnostics import UserError
-from netc.runtime.weights.misfit import caffe_convention, check_strides, misfit, report
+from netc.runtime.weights.misfit import caffe_convention, check_strides, dims, misfit, report
 from netc.runtime.weights.read import COUNTER, Source
 from netc.runtime.weights.rename import renamed_source, rules_from
 
@@ -171,3 +171,35 @@ def map_by_structure(graph: Graph, tensors: dict[str, np.ndarray],
     shapes = {k: tuple(v.shape) for k, v in tensors.items()}
     source, _ = renamed_source(Source(Path("<tensors>"), shapes, tensors), rules_from(rename))
     return map_weights(graph, source, skip).tensors
+
+
+# ---- the pairing table of ``netc weights import --show`` ----------------------------------------
+# One row per spec tensor, in graph order: the spec's key, the file's key as stored (before any
+# --rename), both shapes ("=" where equal) and what was done: "reshape 1x1 (Linear as conv)",
+# "reshape 1x1 (conv as Linear)", "squeezed"/"unsqueezed" (size-1 axes only), "renamed by rule
+# N"; "-" for a tensor taken as it is.
+HEADER = ("spec tensor", "file key", "file shape", "spec shape", "conversion")
+
+
+def pairing_table(mapped: Mapped) -> str:
+    """The table of ``mapped``'s rows (module docstring), columns aligned, with a header."""
+    rows = [HEADER]
+    for row in mapped.rows:
+        shape = dims(row.shape) if row.shape != row.file_shape else "="
+        rows.append((row.key, row.file_key, dims(row.file_shape), shape,
+                     "; ".join(row.conversions) or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER) - 1)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1]
+                     for r in rows)
+
+
+def conversions_line(mapped: Mapped) -> str | None:
+    """One line counting the tensors that were reshaped or renamed; None when none was."""
+    counts: dict[str, int] = {}
+    for row in mapped.rows:
+        for done in row.conversions:
+            kind = "renamed by --rename" if done.startswith("renamed") else done
+            counts[kind] = counts.get(kind, 0) + 1
+    if not counts:
+        return None
+    return "converted: " + ", ".join(f"{n} {kind}" for kind, n in counts.items())

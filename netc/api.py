@@ -221,23 +221,28 @@ class Net:
         return model
 
     def import_weights(self, file: PathLike, output: PathLike | None = None, *,
-                       skip: str | Sequence[str] = ()) -> dict[str, np.ndarray]:
+                       skip: str | Sequence[str] = (),
+                       rename: Sequence[str | tuple[str, str]] = ()) -> dict[str, np.ndarray]:
         """Someone else's weights mapped onto this net: ``netc weights import``.
 
         ``file`` is a PyTorch state dict (``.pt``, ``.pth``, ``.bin``, ``.safetensors``, keys
         in any order, torchvision's layouts included) or a Caffe ``.caffemodel``; its layers
         are paired with the net's by structure and names, every shape checked. ``skip`` leaves
         out the file's layers under these prefixes (auxiliary heads: ``["aux1", "aux2"]``).
+        ``rename`` rewrites the file's keys first, rule by rule, as ``--rename`` does:
+        ``["^module\\.=", ("backbone\\.", "")]`` (Python regexes; a bad one is a NetcError).
         Returns the arrays by this net's state-dict names, ready for :meth:`to_torch` and
         :meth:`to_onnx`; ``output`` also writes them to a ``.safetensors`` file.
         """
         from netc.runtime.weights import import_weights as import_to_file
 
         prefixes = tuple(_names(skip, "skip"))
+        rules = [rename] if isinstance(rename, str) else list(rename)
         if output is None:
-            return _read_weights(self._graph, _path(file), prefixes)
+            return _read_weights(self._graph, _path(file), prefixes, rules)
         mapped = _refusals_as_errors(
-            lambda: import_to_file(self._graph, _path(file), _path(output), prefixes))
+            lambda: import_to_file(self._graph, _path(file), _path(output), prefixes,
+                                   rename=rules))
         return mapped.tensors
 
     def __repr__(self) -> str:
@@ -249,7 +254,8 @@ class Net:
 
 # -- the boundary: Python values in, the loader's values out, every mistake a NetcError ------
 
-def _read_weights(graph: Graph, path: Path, skip: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+def _read_weights(graph: Graph, path: Path, skip: tuple[str, ...] = (),
+                  rename: Sequence = ()) -> dict[str, np.ndarray]:
     """The one road from a weights file to arrays, the loader every ``--weights`` takes: a
     file in the spec's names is read by name, any other is paired with the spec by structure
     (``netc weights import``); either way every name and shape is checked. The line saying how
@@ -259,7 +265,7 @@ def _read_weights(graph: Graph, path: Path, skip: tuple[str, ...] = ()) -> dict[
 
     from netc.runtime.weights import load_weights
 
-    return load_weights(graph, path, skip=skip, say=logging.getLogger("netc").info)
+    return load_weights(graph, path, skip=skip, rename=rename, say=logging.getLogger("netc").info)
 
 
 def _weights(graph: Graph, weights: Weights) -> dict[str, Any]:

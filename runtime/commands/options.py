@@ -192,8 +192,65 @@ def add_seed(p: argparse.ArgumentParser, default: int | None = 0,
 
 def add_weights(p: argparse.ArgumentParser, default_text: str = "netc's seeded random weights",
                 flag: str = "--weights") -> None:
-    """``--weights FILE`` (or ``flag``), read by :func:`netc.runtime.weights.load_weights`."""
-    p.add_argument(flag, metavar="FILE", help=WEIGHTS_HELP.format(default=default_text))
+    """``--weights FILE`` (or ``flag``), read by :func:`netc.runtime.weights.load_weights`,
+    with ``--rename`` (:func:`add_rename`): the value is a path that carries the rules."""
+    p.add_argument(flag, metavar="FILE", action=_WeightsFile,
+                   help=WEIGHTS_HELP.format(default=default_text))
+    add_rename(p, weights_dest=flag.lstrip("-").replace("-", "_"))
+
+
+def rename_rule(text: str):
+    """``REGEX=REPLACEMENT`` (``--rename``): a compiled rule; a bad regex or a replacement
+    naming a group the regex lacks is argparse's one-line error."""
+    from netc.runtime.weights.rename import parse_rule
+
+    try:
+        return parse_rule(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+class _WeightsFile(argparse.Action):
+    """``--weights FILE``: the path, carrying the ``--rename`` rules (given before or after)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        rules = getattr(namespace, "rename", None) or ()
+        setattr(namespace, self.dest, _carrying(value, rules))
+
+
+class _RenameRules(argparse.Action):
+    """``--rename RULE`` (repeatable): the rules in order, also handed to the weights path."""
+
+    def __init__(self, *args, weights_dest: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.weights_dest = weights_dest
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        rules = [*(getattr(namespace, self.dest) or ()), value]
+        setattr(namespace, self.dest, rules)
+        path = getattr(namespace, self.weights_dest, None) if self.weights_dest else None
+        if path is not None:
+            setattr(namespace, self.weights_dest, _carrying(path, rules))
+
+
+def _carrying(path: str, rules):
+    if not rules:
+        return path
+    from netc.runtime.weights.load import WeightsPath
+
+    return WeightsPath(path, rules)
+
+
+RENAME_HELP = ("rename the weights file's keys before pairing them with the spec: Python regex "
+               "and replacement, e.g. --rename '^module\\.=' --rename 'backbone\\.='; "
+               "repeatable, applied in order; a rule that matches nothing is a warning")
+
+
+def add_rename(p: argparse.ArgumentParser, weights_dest: str | None = None) -> None:
+    """``--rename REGEX=REPLACEMENT`` (repeatable): ``args.rename``, a list of
+    :class:`~netc.runtime.weights.rename.RenameRule` (``[]`` without)."""
+    p.add_argument("--rename", type=rename_rule, action=_RenameRules, default=[],
+                   metavar="REGEX=REPLACEMENT", weights_dest=weights_dest, help=RENAME_HELP)
 
 
 def add_input(p: argparse.ArgumentParser) -> None:

@@ -6,7 +6,10 @@ structure and names, whatever order it stores its keys in, every shape checked (
 :mod:`netc.runtime.weights`); the result is a ``.safetensors`` file keyed by the spec's names,
 which every ``--weights`` (and ``netc train --init``) reads by name. Every ``--weights`` also
 pairs such a file on the fly; this command saves the pairing, and takes ``--skip`` and
-``--allow-stride-mismatch`` where the file has more than the spec.
+``--allow-stride-mismatch`` where the file has more than the spec. ``--rename REGEX=REPL``
+rewrites the file's keys first (as on every ``--weights``); ``--show`` prints the pairing table
+(:func:`netc.runtime.weights.mapping.pairing_table`): every tensor, both keys, both shapes and
+what was done to it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import sys
 
 from netc.runtime.commands.common import add_spec_arguments, load_graph
-from netc.runtime.commands.options import add_output
+from netc.runtime.commands.options import add_output, add_rename
 
 
 def add_arguments(p):
@@ -33,19 +36,25 @@ def add_arguments(p):
     imp.add_argument("--allow-stride-mismatch", action="store_true",
                      help="load even where the file's conv strides (ResNet v1 vs v1.5) differ "
                           "from the spec's, with a warning")
-    imp.add_argument("--show", action="store_true", help="print which file layer went where")
+    add_rename(imp)
+    imp.add_argument("--show", action="store_true",
+                     help="print the pairing table: each spec tensor, the file key it came "
+                          "from, both shapes, and the conversion applied (a Linear reshaped "
+                          "as a 1x1 conv, size-1 axes squeezed, renamed by a --rename rule)")
 
 
 def run(args) -> int:
     from netc.runtime.weights import import_weights
+    from netc.runtime.weights.mapping import conversions_line, pairing_table
 
     graph = load_graph(args)
     skip = tuple(p.strip() for p in args.skip.split(",") if p.strip())
-    mapped = import_weights(graph, args.file, args.output, skip, args.allow_stride_mismatch)
+    mapped = import_weights(graph, args.file, args.output, skip, args.allow_stride_mismatch,
+                            args.rename)
     if args.show:
-        width = max((len(a) for a, _ in mapped.pairs), default=0)
-        for mine, other in mapped.pairs:
-            print(f"{mine:<{width}}  <-  {other}")
+        print(pairing_table(mapped))
+    elif conversions_line(mapped):
+        print(conversions_line(mapped))
     for text in mapped.warnings:
         print(f"warning: {text}", file=sys.stderr)
     if mapped.skipped:

@@ -8,7 +8,9 @@ The road, in order (each refusal is a :class:`UserError`; those about the file a
    :data:`SIZE_SLACK` (room for a training checkpoint's optimizer state, auxiliary heads, or a
    whole FractalNet loaded into its deepest column): a 40 GB file for LeNet is refused before
    it is read;
-3. it is read in whatever format it is (:mod:`netc.runtime.weights.read`);
+3. it is read in whatever format it is (:mod:`netc.runtime.weights.read`), and its keys are
+   renamed by the ``--rename`` rules, if any (:mod:`netc.runtime.weights.rename`; a rule that
+   matches nothing is a warning);
 4. a file in the spec's own names (what ``netc train``, ``netc fit`` and ``netc weights
    import`` write) is checked name by name and shape by shape, and a misfit lists what is
    missing, what the spec does not have and what has the wrong shape;
@@ -25,7 +27,7 @@ The lowerings never read files: they take the dict of arrays this returns.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +36,10 @@ from netc.compiler.importers.pairing import Layer, spec_layers
 from netc.compiler.ir import Graph
 from netc.dsl.diagnostics import UserError
 from netc.runtime.files import atomic_path
-from netc.runtime.weights.mapping import Mapped, map_weights
+from netc.runtime.weights.mapping import Mapped, conversions_line, map_weights
 from netc.runtime.weights.misfit import dims
 from netc.runtime.weights.read import COUNTER, Source, check_file, read_source
+from netc.runtime.weights.rename import renamed_source, rules_from
 
 SIZE_FACTOR = 8  # a file may be this many times the spec's float32 weights ...
 SIZE_SLACK = 256 * 2**20  # ... plus this many bytes
@@ -44,7 +47,7 @@ SIZE_SLACK = 256 * 2**20  # ... plus this many bytes
 
 def load_weights(graph: Graph, path: str | Path, *, layers: Iterable[str] | None = None,
                  optional: Collection[str] = (), allow_unused: bool = False,
-                 skip: tuple[str, ...] = (),
+                 skip: tuple[str, ...] = (), rename: Sequence | None = None,
                  say: Callable[[str], None] | None = None) -> dict[str, np.ndarray]:
     """The weights of ``graph`` from the file at ``path``: state-dict name -> float32 array.
 
@@ -54,6 +57,9 @@ def load_weights(graph: Graph, path: str | Path, *, layers: Iterable[str] | None
     - ``allow_unused``: tensors the spec does not have are dropped instead of refused (a whole
       FractalNet's weights starting its deepest column).
     - ``skip``: prefixes of a foreign file's layers to leave out (auxiliary heads).
+    - ``rename``: ``REGEX=REPLACEMENT`` rules for the file's keys (strings or
+      :class:`~netc.runtime.weights.rename.RenameRule`); by default the rules a ``--weights``
+      value carries (:class:`WeightsPath`), else none.
     - ``say``: where the one line about an on-the-fly pairing goes (default: stderr).
 
     Raises :class:`UserError` (see the module docstring).
@@ -65,12 +71,16 @@ def load_weights(graph: Graph, path: str | Path, *, layers: Iterable[str] | None
     ...     print(err)
     cannot read weights: /dev/zero is a device, not a file
     """
-    source, ours, want = _checked_source(graph, path)
+    say = say or _stderr
+    rules = getattr(path, "rename_rules", ()) if rename is None else rename
+    source, ours, want, warnings = _checked_source(graph, path, rules)
+    for text in warnings:
+        say(f"warning: {text}")
     if not source.caffe and _in_spec_names(source, want, optional):
-        names = _check_by_name(graph, source, want, optional, allow_unused)
-        tensors = source.tensors  # lazy: a tensor is read below only if it is kept
+        names, tensors = _by_name_or_paired(graph, source, ours, want, optional, allow_unused,
+                                            skip, say)
     else:
-        mapped = _paired(graph, source, ours, skip, say or _stderr)
+        mapped = _paired(graph, source, ours, skip, say)
         names, tensors = list(mapped.tensors), mapped.tensors
     if layers is not None:
         owner = {f"{l.name}.{k}": l.name for l in ours for k, _ in l.tensors}
@@ -79,15 +89,32 @@ def load_weights(graph: Graph, path: str | Path, *, layers: Iterable[str] | None
     return {k: tensors[k] for k in names}
 
 
-def _checked_source(graph: Graph, path: str | Path) -> tuple[Source, list[Layer], dict]:
+class WeightsPath(str):
+    """A ``--weights`` value that carries the command line's ``--rename`` rules to
+    :func:`load_weights`, so that every command with a ``--weights`` takes them without
+    passing them on (:func:`netc.runtime.commands.options.add_weights`)."""
+
+    rename_rules: tuple = ()
+
+    def __new__(cls, path: str, rename: Sequence = ()):
+        self = super().__new__(cls, path)
+        self.rename_rules = tuple(rename)
+        return self
+
+
+def _checked_source(graph: Graph, path: str | Path, rename: Sequence = ()
+                    ) -> tuple[Source, list[Layer], dict, list[str]]:
     """Rules 1 to 3 of the module docstring, shared with :func:`import_weights`: the file
-    read, the spec's layers, and the spec's tensor shapes by state-dict name."""
+    read and renamed, the spec's layers, the spec's tensor shapes by state-dict name, and the
+    warnings about rename rules."""
+    rules = rules_from(rename)
     path = Path(path)
     size = check_file(path).st_size
     ours = spec_layers(graph)
     want = {f"{l.name}.{k}": s for l in ours for k, s in l.tensors}
     check_size(graph, path, size, want)
-    return read_source(path), ours, want
+    source, warnings = renamed_source(read_source(path), rules)
+    return source, ours, want, warnings
 
 
 def check_size(graph: Graph, path: Path, size: int, want: dict[str, tuple[int, ...]]) -> None:
@@ -109,6 +136,24 @@ def _in_spec_names(source: Source, want: dict, optional: Collection[str]) -> boo
     needed = [k for k in want if k.rsplit(".", 1)[0] not in optional]
     found = sum(k in source.shapes for k in needed)
     return found == len(needed) or 2 * found > len(needed)
+
+
+def _by_name_or_paired(graph, source, ours, want, optional, allow_unused, skip, say):
+    """A file in (most of) the spec's names, checked name by name; where that fails it may
+    still be a foreign file that shares most names (torchvision's ViT-B/16 with the zoo's,
+    whose ``class_token`` is the spec's ``class_token.weight``): paired by structure if that
+    fits, else the name-by-name report, which says more about a damaged file of the net."""
+    try:
+        # lazy: a tensor is read below only if it is kept
+        return _check_by_name(graph, source, want, optional, allow_unused), source.tensors
+    except UserError as by_name:
+        if optional or allow_unused:
+            raise
+        try:
+            mapped = _paired(graph, source, ours, skip, say)
+        except UserError:
+            raise by_name from None
+        return list(mapped.tensors), mapped.tensors
 
 
 def _check_by_name(graph: Graph, source: Source, want: dict, optional: Collection[str],
@@ -134,13 +179,17 @@ def _paired(graph: Graph, source: Source, ours: list[Layer], skip: tuple[str, ..
         mapped = map_weights(graph, source, skip, ours=ours)
     except UserError as err:
         raise UserError(f"{err}\n  (netc weights import SPEC {source.path} -o W.safetensors "
-                        "--show prints the pairing, and takes --skip PREFIX,...)") from None
+                        "--show prints the pairing, and takes --skip PREFIX,...; --rename "
+                        "'REGEX=REPLACEMENT' renames the file's keys here too)") from None
     how = "by name" if mapped.by_name else "by structure"
     left = mapped.ignored + mapped.skipped
     line = (f"{source.path}: {len(mapped.pairs)} layers paired with {graph.name}'s {how} "
             f"({_KINDS[source.format]})")
     if left:
         line += f"; {len(left)} file layers not in the spec were left out: {_some(left, 8)}"
+    converted = conversions_line(mapped)
+    if converted:
+        line += f"; {converted}"
     say(line)
     for text in mapped.warnings:
         say(f"warning: {text}")
@@ -175,14 +224,18 @@ def write_safetensors(path: str | Path, tensors: dict[str, np.ndarray],
 
 
 def import_weights(graph: Graph, source: str | Path, dest: str | Path,
-                   skip: tuple[str, ...] = (), allow_stride_mismatch: bool = False) -> Mapped:
+                   skip: tuple[str, ...] = (), allow_stride_mismatch: bool = False,
+                   rename: Sequence = ()) -> Mapped:
     """Read ``source``, map it onto ``graph`` and write ``dest`` (.safetensors), as ``netc
     weights import`` does: the same checks as :func:`load_weights`, and every file (even one
-    in the spec's names) goes through the pairing, so ``--show`` lists each layer."""
+    in the spec's names) goes through the pairing, so ``--show`` lists each layer.
+    ``rename``: ``REGEX=REPLACEMENT`` rules applied to the file's keys first; a rule that
+    matches nothing is one of the returned :attr:`Mapped.warnings`."""
     if Path(dest).suffix != ".safetensors":
         raise UserError(f"{dest}: the output of weights import is a .safetensors file")
-    read, ours, _ = _checked_source(graph, source)
+    read, ours, _, warnings = _checked_source(graph, source, rename)
     mapped = map_weights(graph, read, skip, allow_stride_mismatch, ours)
+    mapped.warnings[:0] = warnings
     write_safetensors(dest, mapped.tensors, {"netc_net": graph.name,
                                              "source": Path(source).name})
     return mapped

@@ -2,7 +2,8 @@
 
 :func:`map_weights` pairs a :class:`~netc.runtime.weights.read.Source`'s layers with the spec's:
 
-1. ``skip`` prefixes (``aux1``, ``loss1``) drop what the spec has no place for, and are
+1. ``--rename`` rules have already renamed the file's keys (:mod:`~netc.runtime.weights.rename`);
+   ``skip`` prefixes (``aux1``, ``loss1``) drop what the spec has no place for, and are
    reported;
 2. a file whose layers are the spec's names is taken by name (a caffemodel: when every spec
    layer is a Caffe layer name, as for a prototxt imported by netc);
@@ -10,7 +11,8 @@
    module paths, whatever order the file stores its keys in; a caffemodel in its net order;
 4. every shape is checked; a misfit is reported with the first spec layer that found no
    partner, both shapes, and the likely cause where it is a known one
-   (:mod:`netc.runtime.weights.misfit`);
+   (:mod:`netc.runtime.weights.misfit`); every tensor that was reshaped (a Linear as a 1x1
+   conv, size-1 axes dropped or added) or renamed says so in :attr:`Mapped.rows`;
 5. where the file says where a conv's stride is, it must agree with the spec: ResNet v1 weights
    in a v1.5 spec, or the reverse, are refused.
 """
@@ -26,6 +28,8 @@ import numpy as np
 from netc.compiler.importers.pairing import (
     Layer,
     PairingError,
+    Shape,
+    conversion,
     file_groups,
     fits,
     pair_in_order,
@@ -35,8 +39,22 @@ from netc.compiler.importers.pairing import (
 )
 from netc.compiler.ir import Graph
 from netc.dsl.diagnostics import UserError
-from netc.runtime.weights.misfit import caffe_convention, check_strides, misfit, report
+from netc.runtime.weights.misfit import caffe_convention, check_strides, dims, misfit, report
 from netc.runtime.weights.read import COUNTER, Source
+from netc.runtime.weights.rename import renamed_source, rules_from
+
+
+@dataclass(frozen=True)
+class Row:
+    """One tensor of the pairing: the spec's key, the file's key as stored, both shapes, and
+    what was done to it (``conversions``: reshapes, ``renamed by rule N``)."""
+
+    layer: str
+    key: str
+    file_key: str
+    shape: Shape
+    file_shape: Shape
+    conversions: tuple[str, ...] = ()
 
 
 @dataclass
@@ -49,6 +67,7 @@ class Mapped:
     ignored: list[str] = field(default_factory=list)  # caffemodel layers the prototxt lacks
     warnings: list[str] = field(default_factory=list)
     by_name: bool = False
+    rows: list[Row] = field(default_factory=list)
 
 
 def _matches(name: str, prefix: str) -> bool:
@@ -83,13 +102,25 @@ def map_weights(graph: Graph, source: Source, skip: tuple[str, ...] = (),
         except PairingError as err:
             raise UserError(misfit(graph, ours, groups, source, err, bool(skipped))) from None
     for mine, other in pairs:
-        for (k, shape), (fk, _) in tensor_pairs(mine, other):
+        for (k, shape), (fk, file_shape) in tensor_pairs(mine, other):
             key = f"{other.name}.{fk}" if other.name else fk
             result.tensors[f"{mine.name}.{k}"] = source.tensors[key].reshape(shape)
+            result.rows.append(_row(mine.name, k, key, shape, file_shape, source))
         result.pairs.append((mine.name, other.name))
     check_strides(graph, pairs, source, groups, allow_stride_mismatch, result.warnings)
     result.warnings += caffe_convention(graph, source)
     return result
+
+
+def _row(layer: str, name: str, key: str, shape, file_shape, source: Source) -> Row:
+    """The row of one tensor: where it came from and what was done to it."""
+    done = [conversion(shape, file_shape)]
+    renamed = source.renamed.get(key)
+    if renamed is not None:
+        key = renamed.original
+        done.append("renamed by rule " + ", ".join(map(str, renamed.rules)))
+    return Row(layer, f"{layer}.{name}", key, tuple(shape), tuple(file_shape),
+               tuple(d for d in done if d))
 
 
 def _by_name(graph, ours, groups, source, result) -> list[tuple[Layer, Layer]] | None:
@@ -132,9 +163,43 @@ def _labels(caffe_name: str) -> tuple[str, str]:
 
 
 def map_by_structure(graph: Graph, tensors: dict[str, np.ndarray],
-                     skip: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+                     skip: tuple[str, ...] = (), rename=()) -> dict[str, np.ndarray]:
     """``tensors`` (a state dict in memory) renamed to ``graph``'s names; see
-    :func:`map_weights`."""
+    :func:`map_weights`. ``rename``: ``REGEX=REPLACEMENT`` rules applied to the keys first
+    (:mod:`~netc.runtime.weights.rename`)."""
     tensors = {k: np.asarray(v, np.float32) for k, v in tensors.items() if not k.endswith(COUNTER)}
     shapes = {k: tuple(v.shape) for k, v in tensors.items()}
-    return map_weights(graph, Source(Path("<tensors>"), shapes, tensors), skip).tensors
+    source, _ = renamed_source(Source(Path("<tensors>"), shapes, tensors), rules_from(rename))
+    return map_weights(graph, source, skip).tensors
+
+
+# ---- the pairing table of ``netc weights import --show`` ----------------------------------------
+# One row per spec tensor, in graph order: the spec's key, the file's key as stored (before any
+# --rename), both shapes ("=" where equal) and what was done: "reshape 1x1 (Linear as conv)",
+# "reshape 1x1 (conv as Linear)", "squeezed"/"unsqueezed" (size-1 axes only), "renamed by rule
+# N"; "-" for a tensor taken as it is.
+HEADER = ("spec tensor", "file key", "file shape", "spec shape", "conversion")
+
+
+def pairing_table(mapped: Mapped) -> str:
+    """The table of ``mapped``'s rows (module docstring), columns aligned, with a header."""
+    rows = [HEADER]
+    for row in mapped.rows:
+        shape = dims(row.shape) if row.shape != row.file_shape else "="
+        rows.append((row.key, row.file_key, dims(row.file_shape), shape,
+                     "; ".join(row.conversions) or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER) - 1)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)) + "  " + r[-1]
+                     for r in rows)
+
+
+def conversions_line(mapped: Mapped) -> str | None:
+    """One line counting the tensors that were reshaped or renamed; None when none was."""
+    counts: dict[str, int] = {}
+    for row in mapped.rows:
+        for done in row.conversions:
+            kind = "renamed by --rename" if done.startswith("renamed") else done
+            counts[kind] = counts.get(kind, 0) + 1
+    if not counts:
+        return None
+    return "converted: " + ", ".join(f"{n} {kind}" for kind, n in counts.items())

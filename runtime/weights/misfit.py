@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 
-from netc.compiler.importers.pairing import Layer, PairingError, pair_in_order, pair_tree, \
-    spec_layers
+from netc.compiler.importers.pairing import Layer, PairingError, nearest, pair_in_order, \
+    pair_tree, spec_layers
 from netc.dsl.diagnostics import UserError
 from netc.runtime.weights.read import Source
 
@@ -45,6 +45,9 @@ def misfit(graph, ours, groups, source, err: PairingError, skipped: bool) -> str
     elif 0 <= i < len(ours):
         where = f"layer {i + 1} of {len(ours)} (in graph order) has no partner in the file"
         text = report(graph, where, ours[i], other) + f"\n  ({head})"
+        close = [g for g in nearest(ours[i], groups) if g is not other]
+        text += "".join(f"\n  nearest in the file: {g.name or '(top level)'}: {_tensors(g)}"
+                        for g in close)
     else:
         text = (f"weights do not fit {graph.name}: {head}; every spec layer found a partner "
                 "and file layers are left over")

@@ -56,6 +56,7 @@ class Source:
     strides: dict[str, tuple[int, int]] = field(default_factory=dict)  # known, by layer
     types: dict[str, str] = field(default_factory=dict)  # Caffe layer types, by layer
     format: str = "safetensors"
+    renamed: dict = field(default_factory=dict)  # key -> rename.Renamed, for keys --rename changed
 
     @property
     def caffe(self) -> bool:

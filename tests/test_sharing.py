@@ -8,6 +8,8 @@ both uses), the ONNX model (one initializer), weights files, and the Caffe impor
 
 from __future__ import annotations
 
+import math
+
 import json
 from pathlib import Path
 
@@ -240,6 +242,20 @@ def test_a_caffemodels_shared_blobs_load_once(tmp_path):
     net = build_module(g, load_weights(g, tmp_path / "siamese.caffemodel", say=lambda s: None))
     assert sorted(net.state_dict()) == sorted(w)
     assert torch.equal(net.get_submodule("ip1").weight, torch.from_numpy(w["ip1.weight"]))
+
+
+def test_weights_import_pairs_a_shared_layer_once(shared):
+    """The pairing's spec side is the owners: a sharing use holds no weights of its own, so an
+    imported file (a caffemodel writes a shared blob in each layer) is not written twice."""
+    from netc.compiler.importers.pairing import spec_layers
+
+    names = [layer.name for layer in spec_layers(shared)]
+    assert names and all(not n.startswith("tower_1.") for n in names)
+    paired = {f"{layer.name}.{k}": math.prod(shape) for layer in spec_layers(shared)
+              for k, shape in layer.tensors}
+    drawn = init_weights(shared, seed=3)
+    assert paired == {k: a.size for k, a in drawn.items() if k in paired}
+    assert set(drawn) - set(paired) <= {"tower.bn1.num_batches_tracked"}, set(drawn) - set(paired)
 
 
 def test_caffe_partial_sharing_is_a_located_error(tmp_path, cli):

@@ -69,7 +69,7 @@ def spec_layers(graph: Graph) -> list[Layer]:
     rng = np.random.default_rng(0)
     layers = []
     for node in graph:
-        if node.op == "input":
+        if node.op == "input" or node.shares:  # a sharing layer's weights are its owner's
             continue
         ins = [graph[i].shape for i in node.inputs]
         arrays = node.opdef.init_weights(node.attrs, ins, node.shape, rng)

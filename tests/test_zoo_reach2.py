@@ -328,6 +328,29 @@ def test_efficientnet_v2_skips_bodies_per_sample_in_training_only():
             torch.testing.assert_close(feats[node.name], body + short, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("name", ["efficientnet_b0", "efficientnet_v2_s"])
+def test_efficientnet_sd_mode_batch_does_not_compute_a_dropped_body(name):
+    """sd_mode=batch: one draw per block per step (Huang et al.), and a body whose gate closes is
+    not run at all, so skipping saves its time as for the CIFAR ResNets."""
+    graph = load(name, {"sd_mode": "batch"}, input_shapes={None: (3, 32, 32)})
+    module = build_module(graph, seed=0).train()
+    gated = [n for n, _ in module._gates.residuals]
+    assert gated and all(graph[n].attrs.mode == "batch" for n in gated)
+    u = torch.zeros(module._gates.count, dtype=torch.float64)  # u < p: every body kept ...
+    u[len(gated) - 1] = 0.999  # ... but the last gated block's
+    module._gates.uniforms = lambda: u
+    convs = [n.name for n in graph if n.op == "conv"]
+    ran = []
+    hooks = [module.get_submodule(c).register_forward_hook(
+        lambda m, i, o, name=c: ran.append(name)) for c in convs]
+    module(torch.randn(2, 3, 32, 32))
+    for h in hooks:
+        h.remove()
+    block = gated[-1].rsplit(".", 1)[0] + "."  # the dropped block's layers: its body only
+    skipped = [c for c in convs if c.startswith(block)]
+    assert skipped and not set(skipped) & set(ran) and len(ran) == len(convs) - len(skipped)
+
+
 def test_efficientnet_v2_blocks_follow_torchvisions_configuration():
     """Fused-MBConv in stages 1-3 (no SE; with expansion 1 a single kxk conv), MBConv with
     SE to a quarter of the block's input width in stages 4-6; a 1x1 head to 1280."""

@@ -29,6 +29,8 @@ NEEDS_USER_FILES = {
                                  "a file in its layout: test_weights_caffemodel.py)",
     "--weights alexnet.safetensors": "trained AlexNet weights the user brings",
     "netc run resnet50.onnx cat.jpg dog.png": "the user's photographs (cat.jpg, dog.png)",
+    "convnextish.net ckpt.pth": "the user's net and checkpoint (tests/test_weights_reach.py "
+                                "builds and imports them: CONVNEXTISH, ConvNeXtish)",
 }
 # Merged from other branches at the end of firsthour's session and not yet checked offline
 # here (LFW data, files of their own).
@@ -57,6 +59,7 @@ def readme_commands() -> list[str]:
     text = (ROOT / "README.md").read_text()
     out = []
     for block in re.findall(r"```sh\n(.*?)```", text, re.DOTALL):
+        block = re.sub(r"\\\n\s*", " ", block)  # a line ending in a backslash goes on
         for line in block.splitlines():
             line = line.split(" #")[0].strip()
             if line and not line.startswith("#"):

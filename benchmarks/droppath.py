@@ -94,13 +94,16 @@ class Side:
         self.y = torch.randint(0, graph[self.head].shape[0], (batch,), generator=gen).to(device)
         self.steps = 0
         self.first_s: float | None = None
+        self.cpu: list[float] = []  # the process's CPU seconds of each step
 
     def step(self) -> float:
+        """One SGD step; returns its wall time and appends its CPU time to ``cpu`` (one
+        thread: the CPU time leaves out the time other jobs held the core)."""
         import torch.nn.functional as F
 
         self.module.seed_gates(0, self.steps)
         self.sync()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         logits = self.model(self.x, taps=[self.head])[self.head]
         loss = F.cross_entropy(logits, self.y)
         self.opt.zero_grad(set_to_none=True)
@@ -108,6 +111,7 @@ class Side:
         self.opt.step()
         self.sync()
         took = time.perf_counter() - start
+        self.cpu.append(time.process_time() - cpu)
         self.steps += 1
         if self.first_s is None:
             self.first_s = took
@@ -152,6 +156,8 @@ def measure(pair: str, compiled: bool, turns: int, warmup: int, cap_s: float, lo
             if i == 0:
                 log(f"  {side.name} ({side.mode}): first step {took:.1f} s")
     graphs_warm = int(counters["stats"]["unique_graphs"])
+    for side in sides:
+        side.cpu.clear()
     times = [[] for _ in sides]
     started = time.perf_counter()
     for i in range(turns):
@@ -166,7 +172,9 @@ def measure(pair: str, compiled: bool, turns: int, warmup: int, cap_s: float, lo
     rows = []
     for i, j, goal in ratios:
         r = [x / y for x, y in zip(times[i], times[j])]
+        c = [x / y for x, y in zip(sides[i].cpu, sides[j].cpu)]
         rows.append({
+            "cpu_ratio": statistics.median(c), "cpu_p10": q(c, 0.1), "cpu_p90": q(c, 0.9),
             "pair": pair, "a": sides[i].name, "b": sides[j].name, "a_mode": sides[i].mode,
             "b_mode": sides[j].mode, "batch": batch, "backend": backend, "turns": len(r),
             "ratio": statistics.median(r), "p10": q(r, 0.1), "p90": q(r, 0.9),
@@ -221,9 +229,9 @@ def render(rows, turns_note: str, profile: str = "") -> str:
         "counts dynamo's graphs after the warm-up steps and at the end (equal: no "
         "recompilation while the gates change). " + turns_note,
         "",
-        "| A / B | batch | turns | ratio A/B (median) | p10–p90 | A step | B step |"
-        " first step A / B | graphs | goal |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| A / B | batch | turns | ratio A/B (median) | p10–p90 | CPU-time ratio (p10–p90) |"
+        " A step | B step | first step A / B | graphs | goal |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         goal = r.get("goal")
@@ -233,7 +241,7 @@ def render(rows, turns_note: str, profile: str = "") -> str:
         lines.append(
             f"| `{r['a']}` {_mode(r['a_mode'], r)} / `{r['b']}` {_mode(r['b_mode'], r)} | "
             f"{r['batch']} | {r['turns']} | **{r['ratio']:.3f}** | {r['p10']:.3f}–{r['p90']:.3f}"
-            f" | {r['a_s']:.2f} s | {r['b_s']:.2f} s | {r['a_first']:.1f} s / "
+            f" | {_cpu(r)} | {r['a_s']:.2f} s | {r['b_s']:.2f} s | {r['a_first']:.1f} s / "
             f"{r['b_first']:.1f} s | {graphs} | {verdict} |")
     shares = {r["a"]: r["share"] for r in rows if r.get("share")}
     if shares:
@@ -242,6 +250,12 @@ def render(rows, turns_note: str, profile: str = "") -> str:
     if profile:
         lines += ["", profile]
     return "\n".join(lines)
+
+
+def _cpu(row) -> str:
+    if "cpu_ratio" not in row:  # rows measured before CPU time was recorded
+        return ""
+    return f"{row['cpu_ratio']:.3f} ({row['cpu_p10']:.3f}–{row['cpu_p90']:.3f})"
 
 
 def _mode(mode: str, row) -> str:
@@ -397,7 +411,8 @@ def main(argv=None) -> int:
                           args.backend, whole=compiled and args.whole)
             for row in new:
                 print(f"  {row['a']} ({row['a_mode']}) / {row['b']} ({row['b_mode']}): ratio "
-                      f"{row['ratio']:.3f} (p10–p90 {row['p10']:.3f}–{row['p90']:.3f}); "
+                      f"{row['ratio']:.3f} (p10–p90 {row['p10']:.3f}–{row['p90']:.3f}), CPU time "
+                      f"{row['cpu_ratio']:.3f}; "
                       f"A {row['a_s']:.2f} s, B {row['b_s']:.2f} s", flush=True)
                 row["threads"], row["load"] = args.threads, os.getloadavg()[0]
             rows += new

@@ -151,6 +151,8 @@ def measure(pair: str, compiled: bool, turns: int, warmup: int, cap_s: float, lo
     import torch._dynamo
     from torch._dynamo.utils import counters
 
+    from benchmarks.droppath_split import forced
+
     batch = batch or PAIRS[pair][2]
     torch._dynamo.reset()
     counters.clear()  # the graph count is per pair
@@ -160,7 +162,10 @@ def measure(pair: str, compiled: bool, turns: int, warmup: int, cap_s: float, lo
     sides = [Side(n, batch, m, backend, device) for n, m in specs]
     for i in range(warmup):  # compiling happens here, once per side (and shape)
         for side in sides:
-            took = side.step()
+            # The first step with every gate open: each chain is called, so every structure
+            # is timed (blocks.Timed) and compiled in the warm-up, not in a timed turn.
+            with forced(side.module, True if i == 0 else None):
+                took = side.step()
             if i == 0:
                 log(f"  {side.name} ({side.mode}): first step {took:.1f} s")
     graphs_warm = int(counters["stats"]["unique_graphs"])
@@ -179,13 +184,14 @@ def measure(pair: str, compiled: bool, turns: int, warmup: int, cap_s: float, lo
     graphs = int(counters["stats"]["unique_graphs"])
     timed = range(warmup, warmup + len(times[0]))
     drawn = {i: timed_share(side, timed) for i, side in enumerate(sides) if side.module._gates}
+    chosen = {i: verdicts(side.module) for i, side in enumerate(sides) if side.mode == "blocks"}
     rows = []
     for i, j, goal in ratios:
         r = [x / y for x, y in zip(times[i], times[j])]
         c = [x / y for x, y in zip(sides[i].cpu, sides[j].cpu)]
         rows.append({
             "cpu_ratio": statistics.median(c), "cpu_p10": q(c, 0.1), "cpu_p90": q(c, 0.9),
-            "timed_share": drawn.get(i) if j not in drawn else None,
+            "timed_share": drawn.get(i) if j not in drawn else None, "verdicts": chosen.get(i),
             "pair": pair, "a": sides[i].name, "b": sides[j].name, "a_mode": sides[i].mode,
             "b_mode": sides[j].mode, "batch": batch, "backend": backend, "turns": len(r),
             "ratio": statistics.median(r), "p10": q(r, 0.1), "p90": q(r, 0.9),
@@ -227,6 +233,19 @@ def expected_share(module, draws: int = 2000) -> str:
         ps = [p for _, p in gates.residuals]
         out += f"; {sum(ps) / len(ps):.3f} of the residual bodies"
     return out
+
+
+def verdicts(module) -> str:
+    """What ``compile_blocks``' trials chose for the module's chain structures."""
+    from collections import Counter
+
+    seen = {id(v): v for run in module._blocks.values() for v in run.verdicts.values()}
+    ways = Counter(("compiled" if v.compiled else "eager") + " "
+                   + {None: "(not 4-D)"}.get(v.layout, str(v.layout).removeprefix("torch."))
+                   for v in seen.values())
+    return f"{len(seen)} chain structures run " + ", ".join(
+        f"{n} {w}" for w, n in sorted(ways.items())).replace("contiguous_format", "NCHW").replace(
+        "channels_last", "channels-last")
 
 
 def timed_share(side, steps) -> float:
@@ -283,6 +302,9 @@ def render(rows, turns_note: str, profile: str = "") -> str:
         lines += [f"- {a}: its {n} timed steps ran {s:.3f} of the forward MACs (their own "
                   "draws: few steps' draws vary about the average)." for a, (s, n) in
                   timed.items()]
+    chosen = {f"`{r['a']}`": r["verdicts"] for r in rows if r.get("verdicts")}
+    lines += [f"- {a} compiled block by block: {v} (each structure's trial on its first call)."
+              for a, v in chosen.items()]
     if profile:
         lines += ["", profile]
     return "\n".join(lines)
@@ -389,7 +411,7 @@ def where_it_goes(args, log) -> str:
                  for net in (b, a)}
         res = ds.split(sides, args.split, log)
         compiled = sides.get((MODES["blocks"], a))
-        shares = ds.kept_shares(compiled.module) if compiled else {}
+        shares = ds.kept_shares(compiled.module) if compiled else ()
         texts.append(ds.render_split(res, shares, args.split, batch))
     if args.profile:
         prof = ds.profile_pair([Side(a, batch), Side(b, batch)], args.profile, log)

@@ -20,12 +20,17 @@ FORCED = {"as drawn": None, "all closed": False, "all open": True}
 
 @contextmanager
 def forced(module, value):
-    """Every residual gate of ``module``'s next forwards ``value`` (None: as drawn)."""
+    """Every gate of ``module``'s next forwards ``value`` (None: as drawn): each residual body
+    open or closed, each drop-path join keeping all its inputs (True) or none (False), local
+    sampling."""
     if value is None:
         yield
         return
     decide = module._gates.decide
-    module._gates.decide = lambda u: ({n: value for n in decide(u)[0]}, None)
+
+    def force(d):
+        return tuple(value for _ in d) if isinstance(d, tuple) else value
+    module._gates.decide = lambda u: ({n: force(d) for n, d in decide(u)[0].items()}, None)
     try:
         yield
     finally:
@@ -56,17 +61,20 @@ def split(sides: dict, turns: int, log) -> dict:
     return out
 
 
-def kept_shares(module) -> dict[str, float]:
+def kept_shares(module) -> tuple[dict[str, float], list[str]]:
     """The share of the residual bodies' time the survivals keep, per way of running a body
-    (its structure's trial times: eager NCHW, eager channels-last, and the way it runs)."""
+    (its structure's trial times: eager NCHW, eager channels-last, and the way it runs); and
+    a line per body structure with those times."""
     graph = module.graph
     survival = {graph[name].inputs[0]: p for name, p in module._gates.residuals}
     kept: dict[str, float] = {}
     total: dict[str, float] = {}
+    lines: dict[int, str] = {}
     for key, run in module._blocks.items():
         if key[-1] not in survival or not run.verdicts:
             continue
-        v = next(iter(run.verdicts.values()))
+        (shape, *_), v = next(iter(run.verdicts.items()))
+        lines.setdefault(id(v), _structure_line(shape, graph[key[-1]].shape, v))
         tag = _layout_tag(v.layout)
         ways = {"eager NCHW": v.times.get(("eager", "nchw")),
                 "eager channels-last": v.times.get(("eager", "channels_last")),
@@ -75,7 +83,15 @@ def kept_shares(module) -> dict[str, float]:
             if t is not None:
                 kept[way] = kept.get(way, 0.0) + survival[key[-1]] * t
                 total[way] = total.get(way, 0.0) + t
-    return {way: kept[way] / total[way] for way in kept}
+    return {way: kept[way] / total[way] for way in kept}, list(lines.values())
+
+
+def _structure_line(shape, out, v) -> str:
+    times = ", ".join(f"{kind} {tag.replace('_', '-')} {t * 1000:.1f} ms"
+                      for (kind, tag), t in v.times.items())
+    runs = ("compiled" if v.compiled else "eager") + f" {_layout_tag(v.layout)}"
+    return (f"- body {'x'.join(map(str, shape))} → {'x'.join(map(str, out))}: {times} "
+            f"(forward + backward, the shortest of 3); runs {runs.replace('_', '-')}")
 
 
 def _layout_tag(layout) -> str:
@@ -85,7 +101,7 @@ def _layout_tag(layout) -> str:
         layout, "any")
 
 
-def render_split(res: dict, shares: dict, turns: int, batch: int) -> str:
+def render_split(res: dict, shares: tuple, turns: int, batch: int) -> str:
     """The split as a table, with the body-time shares."""
     modes = list(dict.fromkeys(m for m, _ in res))
     lines = [f"Where the step goes (`--split {turns}`: CPU seconds a step, median of {turns} "
@@ -105,10 +121,12 @@ def render_split(res: dict, shares: dict, turns: int, batch: int) -> str:
     lines.append("| every body closed / plain | " + " | ".join(
         f"{res[(m, 'all closed')][0] / res[(m, 'plain')][0]:.3f}" for m in modes) + " |")
     if shares:
+        kept, structures = shares
         lines += ["", "Share of the residual bodies' time the survivals keep (each body "
                   "structure's trial in `compile_blocks`, weighted by the survivals; their "
-                  "MACs: 0.745): " + ", ".join(f"{w} **{s:.3f}**" for w, s in shares.items())
-                  + "."]
+                  "MACs: 0.745): " + ", ".join(f"{w} **{s:.3f}**" for w, s in kept.items())
+                  + ". The trials, one body of each structure (bodies of one stage have the "
+                  "same MACs):", "", *structures]
     return "\n".join(lines)
 
 

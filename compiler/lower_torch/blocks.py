@@ -19,14 +19,17 @@ gives each new batch shape its own graphs, compiled on its first step.
 
 Compiled is not always faster, nor is one memory layout. On a CPU inductor always runs
 convolutions channels-last (its ``layout_optimization``), which makes ResNet's 16-channel
-bodies 1.8x faster than eager NCHW and FractalNet's 512-channel units at 2x2 pixels 1.5x
-slower (benchmarks/RESULTS.md, droppath section). So each chain *structure* (its layers and
-input shape) is timed once, on its first call (:class:`Timed`): eager NCHW against eager
-channels-last, then eager against compiled in the faster layout; the chain then always runs
-the faster of the two, its input converted to that layout, and so does every chain of the same
-structure. The trial restores what it touched (running statistics, the random generator) and
-computes gradients with ``torch.autograd.grad``, so the step itself is unchanged and no
-gradient hook (DDP's) fires.
+bodies about 1.5x faster than eager NCHW (and no faster than eager channels-last), and
+FractalNet's 512-channel units at 2x2 pixels slower (benchmarks/RESULTS.md, droppath
+section). So each chain *structure* (its layers and input shape) is timed once, on its first
+call (:class:`Timed`): eager NCHW against eager channels-last, then eager against compiled in
+the faster layout; the chain then always runs the faster of the two, its input converted to
+that layout, and so does every chain of the same structure. A structure first called after
+the first step (a body every earlier draw closed) is timed, and compiled, then. A trial
+restores what it touched (running statistics, the random generator) and computes gradients
+with ``torch.autograd.grad``, so the step itself is unchanged and no gradient hook (DDP's)
+fires. The verdicts rest on timings, so two runs may choose differently where candidates are
+close; the numbers differ only by rounding.
 """
 
 from __future__ import annotations

@@ -295,3 +295,41 @@ def test_in_layout_gives_the_canonical_strides_of_a_layout():
     z = in_layout(y, CHANNELS_LAST)
     assert z.stride() == (128, 1, 32, 8) and torch.equal(z, y)
     assert in_layout(torch.randn(2, 8), CHANNELS_LAST).stride() == (8, 1)
+
+
+WORKER = """
+import os, sys
+import torch
+from netc.compiler.frontend.loader import load
+from netc.runtime.train import TrainConfig, train
+torch.set_num_threads(1)
+out, spec = sys.argv[1], sys.argv[2]
+cfg = TrainConfig(data="digits", epochs=1, batch_size=8, steps_per_epoch=4, lr=0.1, seed=3,
+                  augment=False, output=os.path.join(out, "final.safetensors"), progress=False,
+                  compile="aot_eager")
+result = train(load(spec), cfg, log=lambda line: None)
+torch.save(result.module.state_dict(), os.path.join(out, f"rank{os.environ['RANK']}.pt"))
+"""
+
+
+def test_compiled_training_under_torchrun_runs_its_trials_and_keeps_the_ranks_equal(tmp_path):
+    """``netc train --compile`` on two processes: each chain's trial runs inside
+    DistributedDataParallel's forward (on each rank, which may choose differently), and the
+    ranks still end with the same weights. (That a trial writes no ``.grad`` is
+    test_a_trial_leaves_the_step_as_it_was's.)"""
+    import os
+    import subprocess
+    import sys
+
+    spec = tmp_path / "small_sd.net"
+    spec.write_text(RESNET.replace("3x8x8", "1x8x8"))
+    (tmp_path / "worker.py").write_text(WORKER)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", str(tmp_path / "worker.py"), str(tmp_path), str(spec)]
+    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert rank0.keys() == rank1.keys()
+    for k in rank0:
+        assert torch.equal(rank0[k], rank1[k]), k

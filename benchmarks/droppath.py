@@ -18,11 +18,16 @@ drop-path trains one column at a time. This measures what netc's training step c
   eager for each net, and A/B eager; ``--whole`` compiles the whole net instead (one graph,
   every body computed and multiplied by its gate). Compile time shows in the first step, and
   dynamo's graph count after the warm-up and at the end (a recompilation would show);
+- each step's CPU time too (one thread: it leaves out the time other jobs held the core), and
+  the ratio of CPU times beside the wall-time ratio;
+- ``--split N`` (benchmarks/droppath_split.py): ResNet-110's step split in CPU time: gates as
+  drawn, every body closed, every body open, the optimizer step; eager and (with
+  ``--compile``) compiled; and the share of the bodies' time the survivals keep;
 - ``--profile N``: torch.profiler over N eager steps of each ResNet-110 side, self time per op
   category, and the share of the bodies' *time* the survivals keep (each body shape timed).
 
     python benchmarks/droppath.py                        # eager ResNet-110, ~3 min, RESULTS.md
-    python benchmarks/droppath.py --pairs resnet110 fractalnet --compile --no-eager --profile 4
+    python benchmarks/droppath.py --pairs resnet110 --compile --no-eager --turns 8 --split 4
     python benchmarks/droppath.py --pairs resnet110 --compile --turns 4 --no-write
 """
 
@@ -94,20 +99,27 @@ class Side:
         self.y = torch.randint(0, graph[self.head].shape[0], (batch,), generator=gen).to(device)
         self.steps = 0
         self.first_s: float | None = None
+        self.cpu: list[float] = []  # the process's CPU seconds of each step
+        self.opt_cpu: list[float] = []  # ... of each step's optimizer step
 
     def step(self) -> float:
+        """One SGD step; returns its wall time and appends its CPU time to ``cpu`` (one
+        thread: the CPU time leaves out the time other jobs held the core)."""
         import torch.nn.functional as F
 
         self.module.seed_gates(0, self.steps)
         self.sync()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         logits = self.model(self.x, taps=[self.head])[self.head]
         loss = F.cross_entropy(logits, self.y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        opt = time.process_time()
         self.opt.step()
+        self.opt_cpu.append(time.process_time() - opt)
         self.sync()
         took = time.perf_counter() - start
+        self.cpu.append(time.process_time() - cpu)
         self.steps += 1
         if self.first_s is None:
             self.first_s = took
@@ -139,6 +151,8 @@ def measure(pair: str, compiled: bool, turns: int, warmup: int, cap_s: float, lo
     import torch._dynamo
     from torch._dynamo.utils import counters
 
+    from benchmarks.droppath_split import forced
+
     batch = batch or PAIRS[pair][2]
     torch._dynamo.reset()
     counters.clear()  # the graph count is per pair
@@ -148,10 +162,15 @@ def measure(pair: str, compiled: bool, turns: int, warmup: int, cap_s: float, lo
     sides = [Side(n, batch, m, backend, device) for n, m in specs]
     for i in range(warmup):  # compiling happens here, once per side (and shape)
         for side in sides:
-            took = side.step()
+            # The first step with every gate open: each chain is called, so every structure
+            # is timed (blocks.Timed) and compiled in the warm-up, not in a timed turn.
+            with forced(side.module, True if i == 0 else None):
+                took = side.step()
             if i == 0:
                 log(f"  {side.name} ({side.mode}): first step {took:.1f} s")
     graphs_warm = int(counters["stats"]["unique_graphs"])
+    for side in sides:
+        side.cpu.clear()
     times = [[] for _ in sides]
     started = time.perf_counter()
     for i in range(turns):
@@ -163,10 +182,16 @@ def measure(pair: str, compiled: bool, turns: int, warmup: int, cap_s: float, lo
             log(f"  time cap reached after {i + 1} turns")
             break
     graphs = int(counters["stats"]["unique_graphs"])
+    timed = range(warmup, warmup + len(times[0]))
+    drawn = {i: timed_share(side, timed) for i, side in enumerate(sides) if side.module._gates}
+    chosen = {i: verdicts(side.module) for i, side in enumerate(sides) if side.mode == "blocks"}
     rows = []
     for i, j, goal in ratios:
         r = [x / y for x, y in zip(times[i], times[j])]
+        c = [x / y for x, y in zip(sides[i].cpu, sides[j].cpu)]
         rows.append({
+            "cpu_ratio": statistics.median(c), "cpu_p10": q(c, 0.1), "cpu_p90": q(c, 0.9),
+            "timed_share": drawn.get(i) if j not in drawn else None, "verdicts": chosen.get(i),
             "pair": pair, "a": sides[i].name, "b": sides[j].name, "a_mode": sides[i].mode,
             "b_mode": sides[j].mode, "batch": batch, "backend": backend, "turns": len(r),
             "ratio": statistics.median(r), "p10": q(r, 0.1), "p90": q(r, 0.9),
@@ -176,11 +201,10 @@ def measure(pair: str, compiled: bool, turns: int, warmup: int, cap_s: float, lo
     return rows
 
 
-def expected_share(module, draws: int = 2000) -> str:
-    """What share of the forward multiply-accumulates a step runs on average: the gates of
-    ``draws`` steps decided (nothing computed), the live nodes' MACs summed (netc summary's)."""
-    import torch
-
+def mac_share(module, draws) -> float:
+    """The share of the forward multiply-accumulates that steps with these gate ``draws``
+    (uniform vectors) run on average: decided as the net decides, nothing computed, the live
+    nodes' MACs summed (netc summary's)."""
     from netc.compiler.analyses.summary import summarize
     from netc.compiler.lower_torch.gates import live_nodes
 
@@ -189,17 +213,51 @@ def expected_share(module, draws: int = 2000) -> str:
     head = graph.outputs[0]
     steps = module.plan((head,))
     total = sum(macs.get(s.name, 0) for s in steps)
+    run = []
+    for u in draws:
+        live = live_nodes(steps, (head,), gates.decide(u)[0])
+        run.append(sum(macs.get(s.name, 0) for s in steps if s.name in live) / total)
+    return sum(run) / len(run)
+
+
+def expected_share(module, draws: int = 2000) -> str:
+    """What share of the forward MACs a step runs on average, over ``draws`` draws."""
+    import torch
+
+    gates = module._gates
     gen = torch.Generator().manual_seed(5)
-    run = 0
-    for _ in range(draws):
-        decisions, _ = gates.decide(torch.rand(gates.count, dtype=torch.float64, generator=gen))
-        live = live_nodes(steps, (head,), decisions)
-        run += sum(macs.get(s.name, 0) for s in steps if s.name in live)
-    out = f"a step runs {run / draws / total:.3f} of the forward MACs on average ({draws} draws)"
+    share = mac_share(module, (torch.rand(gates.count, dtype=torch.float64, generator=gen)
+                               for _ in range(draws)))
+    out = f"a step runs {share:.3f} of the forward MACs on average ({draws} draws)"
     if gates.residuals:
         ps = [p for _, p in gates.residuals]
         out += f"; {sum(ps) / len(ps):.3f} of the residual bodies"
     return out
+
+
+def verdicts(module) -> str:
+    """What ``compile_blocks``' trials chose for the module's chain structures."""
+    from collections import Counter
+
+    seen = {id(v): v for run in module._blocks.values() for v in run.verdicts.values()}
+    ways = Counter(("compiled" if v.compiled else "eager") + " "
+                   + {None: "(not 4-D)"}.get(v.layout, str(v.layout).removeprefix("torch."))
+                   for v in seen.values())
+    return f"{len(seen)} chain structures run " + ", ".join(
+        f"{n} {w}" for w, n in sorted(ways.items())).replace("contiguous_format", "NCHW").replace(
+        "channels_last", "channels-last")
+
+
+def timed_share(side, steps) -> float:
+    """The share of the forward MACs the timed ``steps`` (step numbers, as seeded) ran."""
+    gates = side.module._gates
+
+    def draw(k):
+        gates.seed(0, k)
+        return gates.uniforms()
+    share = mac_share(side.module, [draw(k) for k in steps])
+    gates._seeded = None
+    return share
 
 
 def render(rows, turns_note: str, profile: str = "") -> str:
@@ -221,9 +279,9 @@ def render(rows, turns_note: str, profile: str = "") -> str:
         "counts dynamo's graphs after the warm-up steps and at the end (equal: no "
         "recompilation while the gates change). " + turns_note,
         "",
-        "| A / B | batch | turns | ratio A/B (median) | p10–p90 | A step | B step |"
-        " first step A / B | graphs | goal |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| A / B | batch | turns | ratio A/B (median) | p10–p90 | CPU-time ratio (p10–p90) |"
+        " A step | B step | first step A / B | graphs | goal |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         goal = r.get("goal")
@@ -233,116 +291,35 @@ def render(rows, turns_note: str, profile: str = "") -> str:
         lines.append(
             f"| `{r['a']}` {_mode(r['a_mode'], r)} / `{r['b']}` {_mode(r['b_mode'], r)} | "
             f"{r['batch']} | {r['turns']} | **{r['ratio']:.3f}** | {r['p10']:.3f}–{r['p90']:.3f}"
-            f" | {r['a_s']:.2f} s | {r['b_s']:.2f} s | {r['a_first']:.1f} s / "
+            f" | {_cpu(r)} | {r['a_s']:.2f} s | {r['b_s']:.2f} s | {r['a_first']:.1f} s / "
             f"{r['b_first']:.1f} s | {graphs} | {verdict} |")
     shares = {r["a"]: r["share"] for r in rows if r.get("share")}
+    timed = {f"`{r['a']}` ({MODES[r['a_mode']]})": (r["timed_share"], r["turns"]) for r in rows
+             if r.get("timed_share")}
     if shares:
         lines.append("")
         lines += [f"- `{a}`: {s}." for a, s in shares.items()]
+        lines += [f"- {a}: its {n} timed steps ran {s:.3f} of the forward MACs (their own "
+                  "draws: few steps' draws vary about the average)." for a, (s, n) in
+                  timed.items()]
+    chosen = {f"`{r['a']}`": r["verdicts"] for r in rows if r.get("verdicts")}
+    lines += [f"- {a} compiled block by block: {v} (each structure's trial on its first call)."
+              for a, v in chosen.items()]
     if profile:
         lines += ["", profile]
     return "\n".join(lines)
+
+
+def _cpu(row) -> str:
+    if "cpu_ratio" not in row:  # rows measured before CPU time was recorded
+        return ""
+    return f"{row['cpu_ratio']:.3f} ({row['cpu_p10']:.3f}–{row['cpu_p90']:.3f})"
 
 
 def _mode(mode: str, row) -> str:
     backend = row.get("backend", "inductor")
     text = MODES[mode] + (f" ({backend})" if mode != "eager" and backend != "inductor" else "")
     return f"({text})"
-
-
-# ---- where the eager step's time goes (--profile) ------------------------------------------
-CATEGORIES = (  # (label, substrings of aten op names), first match wins
-    ("convolution backward", ("convolution_backward",)),
-    ("convolution forward", ("convolution", "conv2d")),
-    ("batch norm backward", ("batch_norm_backward",)),
-    ("batch norm forward", ("batch_norm",)),
-    ("ReLU forward and backward", ("relu", "clamp_min", "threshold_backward")),
-)
-OPTIMIZER = "optimizer step (all parameters, skipped ones too)"
-
-
-def profile_pair(pair: str, steps: int, batch: int | None, log) -> dict:
-    """Self CPU time per category of aten op over ``steps`` eager steps of each side (the
-    sides alternating), with the wall time per step: where A's time share goes."""
-    from torch.profiler import ProfilerActivity, profile
-
-    a_name, b_name, default_batch, _ = PAIRS[pair]
-    sides = [Side(a_name, batch or default_batch), Side(b_name, batch or default_batch)]
-    for side in sides:
-        side.step()
-    out = {}
-    for side in sides:
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            wall = sum(side.step() for _ in range(steps))
-        cats = dict.fromkeys([c for c, _ in CATEGORIES] + ["other ops", OPTIMIZER], 0.0)
-        for ev in prof.key_averages():
-            if ev.key.startswith("Optimizer.step"):  # its aten ops (add_, mul_) are "other"
-                cats[OPTIMIZER] += ev.cpu_time_total / 1e6 / steps
-                cats["other ops"] -= ev.cpu_time_total / 1e6 / steps
-            if not ev.key.startswith("aten::"):
-                continue
-            label = next((c for c, subs in CATEGORIES if any(t in ev.key for t in subs)),
-                         "other ops")
-            cats[label] += ev.self_cpu_time_total / 1e6 / steps
-        cats["outside aten ops (Python, autograd engine)"] = wall / steps - sum(cats.values())
-        out[side.name] = {"wall": wall / steps, "cats": cats}
-        log(f"  {side.name}: {wall / steps:.2f} s a step (profiled)")
-    return out
-
-
-def body_share(module, batch: int, repeats: int) -> tuple[float, float]:
-    """The expected share of a step's *time* (not MACs) that stochastic depth keeps, from the
-    forward+backward time of one body of each shape, weighted by the blocks' survivals; and
-    the bodies' share of the plain step."""
-    import torch
-
-    from netc.compiler.lower_torch.blocks import Block, find_chains
-
-    graph, gates = module.graph, module._gates
-    steps = module.plan(tuple(graph.outputs))
-    survival = {}
-    for name, p in gates.residuals:
-        survival[graph[name].inputs[0]] = p  # the body's last node -> its survival
-    cost = {}
-    spent = {}
-    for chain in find_chains(steps, graph.outputs, module._gated()):
-        last = steps[chain[-1]].name
-        if last not in survival:
-            continue
-        first = graph[steps[chain[0]].name]
-        key = (graph[first.inputs[0]].shape, graph[last].shape,
-               tuple(steps[i].op for i in chain))
-        if key not in cost:  # one body of each shape is timed
-            block = Block([module.get_submodule_or_op(steps[i].name) for i in chain])
-            x = torch.randn(batch, *graph[first.inputs[0]].shape, requires_grad=True)
-            times = []
-            for _ in range(repeats + 1):
-                t = time.perf_counter()
-                block(x).sum().backward()
-                times.append(time.perf_counter() - t)
-            cost[key] = statistics.median(times[1:])
-        spent[last] = cost[key]
-    kept = sum(survival[n] * t for n, t in spent.items())
-    return kept / sum(spent.values()), sum(spent.values())
-
-
-def render_profile(prof: dict, share: tuple[float, float], steps: int, batch: int) -> str:
-    (a, pa), (b, pb) = prof.items()
-    lines = [f"Where the eager step's time goes (`--profile`, {steps} profiled steps a side at "
-             f"batch {batch}, torch.profiler self CPU time per step):", "",
-             f"| category | `{a}` | `{b}` | A/B |", "|---|---|---|---|"]
-    for cat in pa["cats"]:
-        x, y = pa["cats"][cat], pb["cats"][cat]
-        lines.append(f"| {cat} | {x:.3f} s | {y:.3f} s | {x / y:.3f} |" if y > 0 else
-                     f"| {cat} | {x:.3f} s | {y:.3f} s | |")
-    lines.append(f"| wall time a step | {pa['wall']:.3f} s | {pb['wall']:.3f} s | "
-                 f"{pa['wall'] / pb['wall']:.3f} |")
-    kept, bodies = share
-    lines += ["", f"Timed alone (forward + backward, one body of each shape, the median of "
-              f"repeats; {len(prof)} sides), the 54 residual bodies sum to {bodies:.2f} s "
-              f"against the plain net's {pb['wall']:.2f} s profiled step, and their survivals "
-              f"keep **{kept:.3f}** of the bodies' time."]
-    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -369,6 +346,9 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--cap", type=float, default=300.0, help="seconds of turns per pair")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--split", type=int, metavar="TURNS", default=0,
+                    help="also split resnet110's step (CPU time: as drawn, every body closed, "
+                         "every body open, the optimizer; eager, and compiled with --compile)")
     ap.add_argument("--profile", type=int, metavar="STEPS", default=0,
                     help="also profile STEPS eager steps of each side of resnet110")
     ap.add_argument("--note", default="", help="a sentence for RESULTS.md")
@@ -376,9 +356,12 @@ def main(argv=None) -> int:
     ap.add_argument("--json", metavar="FILE", help="also write the raw figures")
     ap.add_argument("--from-json", metavar="FILE", help="only re-render figures saved before")
     args = ap.parse_args(argv)
-    if args.from_json:
+    if args.from_json:  # e.g. benchmarks/droppath.json, after its note was edited
         saved = json.loads(Path(args.from_json).read_text())
-        return _emit(render(saved["rows"], args.note, saved.get("profile", "")), args)
+        rows = saved["rows"]
+        _shares(rows)
+        return _emit(render(rows, args.note or saved.get("note", ""), saved.get("profile", ""))
+                     + saved.get("extra", ""), args)
 
     import torch
 
@@ -397,24 +380,44 @@ def main(argv=None) -> int:
                           args.backend, whole=compiled and args.whole)
             for row in new:
                 print(f"  {row['a']} ({row['a_mode']}) / {row['b']} ({row['b_mode']}): ratio "
-                      f"{row['ratio']:.3f} (p10–p90 {row['p10']:.3f}–{row['p90']:.3f}); "
+                      f"{row['ratio']:.3f} (p10–p90 {row['p10']:.3f}–{row['p90']:.3f}), CPU time "
+                      f"{row['cpu_ratio']:.3f}; "
                       f"A {row['a_s']:.2f} s, B {row['b_s']:.2f} s", flush=True)
                 row["threads"], row["load"] = args.threads, os.getloadavg()[0]
             rows += new
             _save(args.json, rows, profile)  # after every pair: a killed run keeps its rows
-    if args.profile:
-        from netc.compiler.lower_torch.module import build_module
-
-        batch = args.batch or PAIRS["resnet110"][2]
-        prof = profile_pair("resnet110", args.profile, batch, log)
-        share = body_share(build_module(graph_of("cifar_resnet110_sd")), batch, 3)
-        profile = render_profile(prof, share, args.profile, batch)
+    if args.split or args.profile:
+        profile = where_it_goes(args, log)
         _save(args.json, rows, profile)
     note, extra = args.note, ""
     if not args.no_write:  # the rows of earlier runs that this one did not re-measure
         rows, profile, note, extra = _stored(rows, profile, note)
     _shares(rows)
     return _emit(render(rows, note, profile) + extra, args)
+
+
+def where_it_goes(args, log) -> str:
+    """The ``--split`` and ``--profile`` texts (benchmarks/droppath_split.py)."""
+    from benchmarks import droppath_split as ds
+
+    from netc.compiler.lower_torch.module import build_module
+
+    a, b, default_batch, _ = PAIRS["resnet110"]
+    batch = args.batch or default_batch
+    texts = []
+    if args.split:
+        modes = ["eager"] + (["blocks"] if args.compile else [])
+        sides = {(MODES[m], net): Side(net, batch, m, args.backend) for m in modes
+                 for net in (b, a)}
+        res = ds.split(sides, args.split, log)
+        compiled = sides.get((MODES["blocks"], a))
+        shares = ds.kept_shares(compiled.module) if compiled else ()
+        texts.append(ds.render_split(res, shares, args.split, batch))
+    if args.profile:
+        prof = ds.profile_pair([Side(a, batch), Side(b, batch)], args.profile, log)
+        share = ds.body_share(build_module(graph_of(a)), batch, 3)
+        texts.append(ds.render_profile(prof, share, args.profile, batch))
+    return "\n\n".join(texts)
 
 
 STORE = Path(__file__).with_name("droppath.json")

@@ -8,13 +8,16 @@ are compiled and called, the gradients, the graph count) is dynamo's part; the b
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch._dynamo.utils import counters
 
 from netc.compiler.frontend.loader import load
-from netc.compiler.lower_torch.blocks import Chain, find_chains
+from netc.compiler.lower_torch import blocks as torch_blocks
+from netc.compiler.lower_torch.blocks import CHANNELS_LAST, NCHW, Chain, find_chains, in_layout
 from netc.compiler.lower_torch.module import build_module
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -45,11 +48,17 @@ net small_fractal(C=3) {
 """
 
 
+# The FractalNet reference unit, dropout included: a trial's draws must not shift the step's.
+DROPOUT = FRACTAL.replace("unit(ch) = conv(ch, 3, pad=1) -> bn", "unit(ch) = conv(ch, 3, pad=1) "
+                          "-> dropout(0.3) -> bn").replace("small_fractal", "small_dropout")
+
+
 @pytest.fixture(scope="module")
 def graphs(tmp_path_factory):
     root = tmp_path_factory.mktemp("specs")
     out = {}
-    for name, text in (("small_sd", RESNET), ("small_fractal", FRACTAL)):
+    for name, text in (("small_sd", RESNET), ("small_fractal", FRACTAL),
+                       ("small_dropout", DROPOUT)):
         (root / f"{name}.net").write_text(text)
         out[name] = load(str(root / f"{name}.net"))
     return out
@@ -199,3 +208,128 @@ def test_to_torch_compile_compiles_block_by_block(graphs, tmp_path):
     module(torch.randn(2, 3, 8, 8))
     assert module._compile["backend"] == "aot_eager" and module._blocks
     assert netc.load(str(spec)).to_torch()._compile is None
+
+
+def fake_trials(monkeypatch, compiled_s: float, channels_last_s: float):
+    """Trials that still run every candidate (what they restore is real) but report these
+    times: eager NCHW 1 s, eager channels-last and compiled as given."""
+    def shortest(candidates, device):
+        for run in candidates.values():
+            run()
+        return {k: {"nchw": 1.0, "channels_last": channels_last_s}[k[1]] if k[0] == "eager"
+                else compiled_s for k in candidates}
+    monkeypatch.setattr(torch_blocks, "_shortest", shortest)
+
+
+@pytest.mark.parametrize("compiled_s,channels_last_s", [(0.5, 0.9), (2.0, 0.9), (2.0, 1.1)])
+def test_a_chain_runs_what_its_trial_timed_faster(graphs, monkeypatch, compiled_s,
+                                                  channels_last_s):
+    fake_trials(monkeypatch, compiled_s, channels_last_s)
+    net = build_module(graphs["small_sd"], seed=0).train().compile_blocks(backend="aot_eager")
+    x = torch.randn(4, 3, 8, 8)
+    net.seed_gates(0, next(k for k in range(1000) if not closed_bodies(net, k)))
+    net(x)  # every chain called: every structure's trial
+    layout = CHANNELS_LAST if channels_last_s < 1.0 else NCHW
+    calls = Counter()
+    runners = [item.run for item in net._block_plans[("fc",)] if isinstance(item, Chain)]
+    for run in runners:
+        for name, fn in (("eager", run.block), ("compiled", run.compiled(layout))):
+            wrapped = counted(fn, name, calls, layout)
+            if name == "eager":
+                run.block = wrapped
+            else:
+                run._compiled[layout] = wrapped
+    for k in range(3):
+        net.seed_gates(0, k)
+        net(x)
+    faster = "compiled" if compiled_s < min(1.0, channels_last_s) else "eager"
+    assert calls[faster] > 0 and calls["eager" if faster == "compiled" else "compiled"] == 0
+    assert calls["wrong layout"] == 0
+    verdicts = {id(v): v for run in runners for v in run.verdicts.values()}.values()
+    assert all(v.layout is layout and v.compiled == (faster == "compiled") for v in verdicts)
+
+
+def counted(fn, name, calls, layout):
+    def run(x):
+        calls[name] += 1
+        calls["wrong layout"] += x.dim() == 4 and not x.is_contiguous(memory_format=layout)
+        return fn(x)
+    run.parameters = getattr(fn, "parameters", None)
+    run.training = True
+    return run
+
+
+@pytest.mark.parametrize("name,compiled_s,channels_last_s", [
+    ("small_dropout", 2.0, 1.1), ("small_fractal", 0.5, 0.9)])
+def test_a_trial_leaves_the_step_as_it_was(graphs, monkeypatch, name, compiled_s,
+                                           channels_last_s):
+    """Running statistics and dropout's draws as in eager (a trial restores them), and no
+    gradient written by a trial: the verdict eager NCHW gives eager's numbers exactly, the
+    verdict compiled channels-last within rounding. (aot_eager draws dropout otherwise than
+    eager, so the compiled case has none; inductor draws it as eager, ``fallback_random``.)"""
+    fake_trials(monkeypatch, compiled_s, channels_last_s)
+    eager, blocks = pair(graphs[name])
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.randn(6, 3, 8, 8, generator=gen), torch.randint(0, 10, (6,), generator=gen)
+    exact = compiled_s > 1
+    tol = {"rtol": 0, "atol": 0} if exact else {"rtol": 1e-4, "atol": 1e-6}
+    for k in range(3):
+        torch.manual_seed(k)
+        le, ge = step(eager, x, y, k)
+        torch.manual_seed(k)
+        lb, gb = step(blocks, x, y, k)
+        torch.testing.assert_close(lb, le, **tol)
+        for n in ge:
+            torch.testing.assert_close(gb[n], ge[n], **tol, msg=n)
+    for (n, a), b in zip(eager.state_dict().items(), blocks.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=n)
+
+
+def test_in_layout_gives_the_canonical_strides_of_a_layout():
+    x = torch.randn(2, 8, 1, 1).clone(memory_format=CHANNELS_LAST)
+    assert x.stride() == (8, 1, 8, 8)
+    assert in_layout(x, NCHW).stride() == (8, 1, 1, 1)  # size-1 dimensions' strides too
+    assert in_layout(x, CHANNELS_LAST) is x
+    y = torch.randn(2, 8, 4, 4)
+    assert in_layout(y, NCHW) is y and in_layout(y, None) is y
+    z = in_layout(y, CHANNELS_LAST)
+    assert z.stride() == (128, 1, 32, 8) and torch.equal(z, y)
+    assert in_layout(torch.randn(2, 8), CHANNELS_LAST).stride() == (8, 1)
+
+
+WORKER = """
+import os, sys
+import torch
+from netc.compiler.frontend.loader import load
+from netc.runtime.train import TrainConfig, train
+torch.set_num_threads(1)
+out, spec = sys.argv[1], sys.argv[2]
+cfg = TrainConfig(data="digits", epochs=1, batch_size=8, steps_per_epoch=4, lr=0.1, seed=3,
+                  augment=False, output=os.path.join(out, "final.safetensors"), progress=False,
+                  compile="aot_eager")
+result = train(load(spec), cfg, log=lambda line: None)
+torch.save(result.module.state_dict(), os.path.join(out, f"rank{os.environ['RANK']}.pt"))
+"""
+
+
+def test_compiled_training_under_torchrun_runs_its_trials_and_keeps_the_ranks_equal(tmp_path):
+    """``netc train --compile`` on two processes: each chain's trial runs inside
+    DistributedDataParallel's forward (on each rank, which may choose differently), and the
+    ranks still end with the same weights. (That a trial writes no ``.grad`` is
+    test_a_trial_leaves_the_step_as_it_was's.)"""
+    import os
+    import subprocess
+    import sys
+
+    spec = tmp_path / "small_sd.net"
+    spec.write_text(RESNET.replace("3x8x8", "1x8x8"))
+    (tmp_path / "worker.py").write_text(WORKER)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", str(tmp_path / "worker.py"), str(tmp_path), str(spec)]
+    proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert rank0.keys() == rank1.keys()
+    for k in rank0:
+        assert torch.equal(rank0[k], rank1[k]), k

@@ -28,7 +28,8 @@ Three ways of applying the decisions:
   not support input mutation"). So a whole-net compiled training step saves nothing.
 - **compiled block by block** (``NetModule.compile_blocks``,
   :mod:`netc.compiler.lower_torch.blocks`): the decisions are Python values as in eager
-  mode, and each residual body or column is its own compiled graph, not called when dropped.
+  mode, and each residual body or column is its own block, compiled or eager (whichever its
+  first call timed faster), not called when dropped.
 
 Per-sample stochastic depth (``mode=row``, torchvision's ``StochasticDepth``) keeps or drops
 each example separately, so a body always runs for the examples it keeps: it cannot be skipped

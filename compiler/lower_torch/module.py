@@ -237,8 +237,9 @@ class NetModule(nn.Module):
         """Compile the network chain by chain (:mod:`netc.compiler.lower_torch.blocks`): each
         residual body, FractalNet column, stem and head its own block, run ``torch.compile``d
         or eager, NCHW or channels-last, whichever its first call timed faster
-        (:class:`~netc.compiler.lower_torch.blocks.Timed`), with the joins and the stochastic-depth and drop-path gates left in Python, so that a
-        training step skips what it drops, as eager does. ``options`` go to ``torch.compile``
+        (:class:`~netc.compiler.lower_torch.blocks.Timed`), with the joins and the
+        stochastic-depth and drop-path gates left in Python, so that a training step skips what
+        it drops, as eager does. ``options`` go to ``torch.compile``
         (``dynamic=False`` unless given). Returns the module itself; call it as before, not
         through ``torch.compile(net)``."""
         from torch._dynamo import list_backends

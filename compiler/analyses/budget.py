@@ -53,11 +53,12 @@ class Estimate:
         return self.weight_bytes + self.activation_bytes + self.workspace_bytes
 
 
-def workspace(node: Node, ins: list) -> int:
+def workspace(node: Node, ins: list, out: tuple[int, ...] | None = None) -> int:
     """Values ``node`` holds while it runs besides its output (0 for most ops): the op's
-    ``workspace`` face, where it has one."""
+    ``workspace`` face, where it has one; ``ins`` and ``out`` may be the shapes of another
+    input size (a recipe's working size), ``out`` the node's own by default."""
     face = getattr(node.opdef, "workspace", None)
-    return face(node.attrs, ins, node.shape) if face is not None else 0
+    return face(node.attrs, ins, node.shape if out is None else out) if face else 0
 
 
 def estimate(graph: Graph) -> Estimate:

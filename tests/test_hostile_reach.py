@@ -2,6 +2,7 @@
 run by tests/test_hostile_corpus.py): what needs a look inside.
 
 - ``netc fmt`` on every new syntax form: idempotent, every comment kept, the same net after;
+- the editor's hover, go to definition and completion at every place of every reach case;
 - attention's L x L scores and mlp's hidden layer in the memory estimate;
 - a shared block's name used before its ``share``, inside itself, or from a def;
 - a shared block holding batch norm, in training: what it does, as written in sharing.py;
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from hostile.base import net
 from hostile.corpus import all_cases
 from netc.compiler.analyses.budget import estimate
 from netc.compiler.frontend.elaborate import Elaborator
@@ -64,6 +66,41 @@ def test_fmt_is_idempotent_keeps_comments_and_the_net(name):
     before, after = load_text(text, "f.net"), load_text(once, "f.net")
     assert [(n.name, n.shape, n.shares) for n in before] == \
            [(n.name, n.shape, n.shares) for n in after]
+
+
+# ---- the editor: every request at every place of every case ---------------------------------
+def test_the_editor_answers_everywhere_in_every_case(tmp_path):
+    """netc lsp's answers, in process, at each character of each case of hostile/reach.py
+    (test_lsp_hostile.py replays them as edits through the server): hover, go to definition
+    and completion never raise, whatever the text; shapes are hinted on a legal token net."""
+    from hostile import reach
+
+    from netc.runtime.lsp.analysis import analyze
+    from netc.runtime.lsp.completion import complete
+    from netc.runtime.lsp.hover import hover
+    from netc.runtime.lsp.navigation import definition, inlay_hints, symbols
+
+    path = tmp_path / "spec.net"
+    path.write_text("")
+    texts = [c["files"]["spec.net"]["text"] for make in reach.CLASSES for c in make(False)
+             if "text" in c["files"].get("spec.net", {})]
+    texts = [t for t in texts if len(t) < 3000]
+    assert len(texts) > 80
+    for text in texts:
+        a = analyze(path, {path: text}, 1, budgets={"max_nodes": 20_000, "max_memory": 2**34})
+        program = a.program
+        defs = program.defs if program is not None else {}
+        lines = text.splitlines()
+        for line0, line in enumerate(lines):
+            for char in range(len(line) + 1):
+                hover(a, defs, line0, char)
+                definition(a, program, line0, char)
+                complete(text, line0, char, program, a.module)
+        inlay_hints(a, 0, len(lines))
+        if a.module is not None:
+            symbols(a.module, text)
+    a = analyze(path, {path: net(reach.TOK)}, 2)
+    assert [h.label for h in inlay_hints(a, 0, 5)] == ["→ 3x32x32", "→ 64x64"]
 
 
 # ---- memory: what an op holds while it runs --------------------------------------------------

@@ -190,7 +190,16 @@ def share_cases(full: bool):
                        ("nested", "share u = t -> t\n  image -> u -> u -> t"),
                        ("labelled", "image -> t as t -> t as t"),
                        ("bn-two-branches", "a = image -> t\n  b = image -> t\n"
-                                           "  output o = add[a, b]")]:
+                                           "  output o = add[a, b]"),
+                       ("in-a-loop", "image -> (t as b{i} for i in 1..3)"),
+                       ("join-branches", "image -> concat[t, t] -> mean(droppath=0.5)[relu, relu]"),
+                       ("as-shortcut", "image -> residual(t, shortcut=t)"),
+                       ("stochastic-depth", "with stochastic_depth(p_L=0.5)\n"
+                                            "  image -> residual(t) -> residual(t)"),
+                       ("let-of-it", "let u = t -> t\n  image -> u -> u"),
+                       ("training-output", "x = image -> t\n  training output aux = x -> t -> "
+                                           "gap -> flatten -> fc(10)\n  output y = x -> gap "
+                                           "-> flatten -> fc(10)")]:
         yield case(f"share-{name}", "share", net("share t = conv(3, 3, pad=1) -> bn\n  " + body),
                    codes=(0,), located=False)
 

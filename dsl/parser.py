@@ -388,6 +388,9 @@ def _describe_expected(expected: set[str]) -> str:
     return ", ".join(words)
 
 
+_SHARE_BEFORE = re.compile(r"(?<![\w.])share[ \t]+\Z")  # `share` just before the token
+
+
 def _syntax_diagnostic(err: UnexpectedInput, text: str, file: str) -> Diagnostic:
     lines = text.splitlines() or [""]
     if isinstance(err, UnexpectedEOF) or getattr(err, "line", -1) in (-1, None):
@@ -410,7 +413,10 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, file: str) -> Diagnostic
         )
     span = Span.of(file, tok)
     hint = ""
-    if tok.type == "NAME" and "ARROW" in err.expected:
+    if str(tok) == "share" or _SHARE_BEFORE.search(text, 0, tok.start_pos or 0):
+        # `def f = share t = ...` or a file-level share: share binds layers in a net only
+        hint = " (share NAME = block is a statement of a net, on a line of its own)"
+    elif tok.type == "NAME" and "ARROW" in err.expected:
         hint = " (missing '->' between layers?)"
     return Diagnostic(
         span,

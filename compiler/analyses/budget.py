@@ -2,10 +2,12 @@
 
 A shape-checked net can still be one nobody can build: ``conv(2**31 - 1, 3)``, or an input of
 1x100000x100000 followed by ``fc``. :func:`check_memory` adds up the float32 weights (the arrays
-``compile`` draws and the ONNX file holds) and the float32 activations of one sample (what a
-forward pass writes), and refuses a net past the ``--max-memory`` budget with a located error
-that names the numbers and the node that weighs most. It also keeps every count inside int64,
-the integer type of ONNX dims and attributes.
+``compile`` draws and the ONNX file holds), the float32 activations of one sample (what a
+forward pass writes) and the largest working memory one op holds while it runs (an op's
+``workspace`` face: attention's L x L scores, quadratic in the tokens, where its output is
+only L x D), and refuses a net past the ``--max-memory`` budget with a located error that
+names the numbers and the node that weighs most. It also keeps every count inside int64, the
+integer type of ONNX dims and attributes.
 
 >>> from netc.compiler.frontend.loader import load
 >>> e = estimate(load("lenet5"))
@@ -29,8 +31,10 @@ INT64_MAX = 2**63 - 1
 class Estimate:
     params: int
     activations: int  # values, one sample, every node's output
-    heaviest: Node | None  # the node holding the most bytes (weights + output)
+    heaviest: Node | None  # the node holding the most bytes (weights + output + workspace)
     heaviest_bytes: int
+    workspace: int = 0  # values, one sample: the most any one node holds while it runs
+    workspace_node: Node | None = None
 
     @property
     def weight_bytes(self) -> int:
@@ -41,25 +45,43 @@ class Estimate:
         return FLOAT * self.activations
 
     @property
+    def workspace_bytes(self) -> int:
+        return FLOAT * self.workspace
+
+    @property
     def total(self) -> int:
-        return self.weight_bytes + self.activation_bytes
+        return self.weight_bytes + self.activation_bytes + self.workspace_bytes
+
+
+def workspace(node: Node, ins: list, out: tuple[int, ...] | None = None) -> int:
+    """Values ``node`` holds while it runs besides its output (0 for most ops): the op's
+    ``workspace`` face, where it has one; ``ins`` and ``out`` may be the shapes of another
+    input size (a recipe's working size), ``out`` the node's own by default."""
+    face = getattr(node.opdef, "workspace", None)
+    return face(node.attrs, ins, node.shape if out is None else out) if face else 0
 
 
 def estimate(graph: Graph) -> Estimate:
-    """Weights and one sample's activations of ``graph``, with the heaviest node."""
-    params = acts = 0
-    heaviest, most = None, -1
+    """Weights, one sample's activations and the largest working memory of ``graph``, with
+    the heaviest node. Working memory is freed when its op ends, so only the largest counts."""
+    params = acts = scratch = 0
+    heaviest = scratch_node = None
+    most = -1
     for node in graph:
         size = math.prod(node.shape)
-        p = 0
-        if node.op != "input" and not node.shares:  # shared weights are counted once
+        p = w = 0
+        if node.op != "input":
             ins = [graph[i].shape for i in node.inputs]
-            p = node.opdef.param_count(node.attrs, ins, node.shape)
+            if not node.shares:  # shared weights are counted once
+                p = node.opdef.param_count(node.attrs, ins, node.shape)
+            w = workspace(node, ins)
         params += p
         acts += size
-        if FLOAT * (p + size) > most:
-            heaviest, most = node, FLOAT * (p + size)
-    return Estimate(params, acts, heaviest, most)
+        if w > scratch:
+            scratch, scratch_node = w, node
+        if FLOAT * (p + size + w) > most:
+            heaviest, most = node, FLOAT * (p + size + w)
+    return Estimate(params, acts, heaviest, most, scratch, scratch_node)
 
 
 def _ints(value):
@@ -97,7 +119,7 @@ def check_memory(graph: Graph, max_bytes: int) -> Estimate:
     from netc.compiler.analyses.summary import human_bytes
 
     e = estimate(graph)
-    if e.total <= max_bytes and e.params <= INT64_MAX and e.activations <= INT64_MAX:
+    if e.total <= max_bytes and max(e.params, e.activations, e.workspace) <= INT64_MAX:
         return e
     node = e.heaviest
     where = node.span if node is not None else None
@@ -108,5 +130,15 @@ def check_memory(graph: Graph, max_bytes: int) -> Estimate:
     raise DiagnosticError(Diagnostic(
         where, f"this net needs about {human_bytes(e.total)} for one sample "
                f"({e.params:,} parameters x 4 bytes = {human_bytes(e.weight_bytes)}, "
-               f"activations {human_bytes(e.activation_bytes)}), more than --max-memory "
-               f"{human_bytes(max_bytes)}{what}"))
+               f"activations {human_bytes(e.activation_bytes)}{_working(e)}), more than "
+               f"--max-memory {human_bytes(max_bytes)}{what}"))
+
+
+def _working(e: Estimate) -> str:
+    """The working-memory part of the message, where a node has any."""
+    from netc.compiler.analyses.summary import human_bytes
+
+    if not e.workspace or e.workspace_node is None:
+        return ""
+    return (f", working memory {human_bytes(e.workspace_bytes)} while "
+            f"{e.workspace_node.name} ({e.workspace_node.op}) runs")

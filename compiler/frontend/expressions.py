@@ -81,6 +81,11 @@ class Evaluator:
         self.error = ctx.error  # every diagnostic goes to the shared context
         self.defs = defs
         self.values = values
+        # Names the net's ``share`` statements bind, with where: those not yet run (a use
+        # before the declaration), and the one whose block is being evaluated (a recursion).
+        self.shares_later: dict[str, Span] = {}
+        self.sharing: str | None = None
+        self.shared: set[str] = set()  # the names share statements have bound so far
         self.calls = Calls(ctx, self.eval)
         self.bindings = Bindings(ctx, self.eval, constants)
         # Which method evaluates which kind of expression.
@@ -191,10 +196,28 @@ class Evaluator:
         if name in self.values:  # called, as x(3): not "did you mean x?"
             return self.error(span, f"{name!r} is a value of the net, not a layer or a "
                                     f"definition; it cannot take arguments ({name} -> ...)")
+        shared = self.unknown_share(name)
+        if shared is not None:
+            return self.error(span, shared)
         known = list(self.defs) + list(opreg.REGISTRY) + list(self.values)
         close = difflib.get_close_matches(name, known, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         return self.error(span, f"{lead or 'unknown layer or definition'} {name!r}{hint}")
+
+    def unknown_share(self, name: str) -> str | None:
+        """Why a shared block's name is not bound here, or None: used inside its own block,
+        or before its ``share`` statement."""
+        if name == self.sharing:
+            return (f"share {name} = ... uses {name!r} inside its own block: a shared block is "
+                    "one set of layers, made once; a block that repeats itself is a def "
+                    "(def f(n) = if n == 0 then ... else ... -> f(n - 1))")
+        if name in self.shared and self.ctx.depth > 0:
+            return (f"{name!r} is a shared block of the net; a definition sees only its "
+                    f"parameters: pass it in (def f(tower) = ... -> tower, then f({name}))")
+        if name in self.shares_later and self.ctx.depth == 0:
+            return (f"{name!r} is declared by share on line {self.shares_later[name].line}, "
+                    "after this use; a shared block is used after its share statement")
+        return None
 
     def not_a_block(self, v, node: ast.Node) -> Poison:
         """The diagnostic for a value ``v`` written where a layer is expected."""

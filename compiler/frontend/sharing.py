@@ -15,6 +15,11 @@ Rules:
    weights on inputs of other heights and widths (a conv tower) are fine.
 4. A node that already shares (a shared block inside a shared block) pairs with its owner, so
    every sharing node names the first layer of all.
+5. Buffers are shared too: a batch norm in a shared block is one ``nn.BatchNorm2d`` called at
+   every use. In training each use normalises by its own batch's statistics, and the one set
+   of running statistics takes a momentum step per use, in the order of the uses (torch's
+   behaviour for one module called twice); at inference every use reads the same running
+   statistics (``tests/test_hostile_reach.py`` computes it by hand).
 """
 
 from __future__ import annotations

@@ -153,11 +153,23 @@ class NetStatements:
         env[stmt.name] = self.evaluator.eval(stmt.value, env)
         return None
 
+    def declare_shares(self, body: list[ast.Node]) -> None:
+        """Note the names the net's ``share`` statements bind before any statement runs, so
+        a use before its declaration says so (not "unknown layer")."""
+        self.evaluator.shares_later.update(
+            (s.name, s.span) for s in body if isinstance(s, ast.ShareStmt))
+
     def share(self, stmt: ast.ShareStmt, env) -> Poison | None:
         """``share tower = block``: one set of layers for every use of ``tower`` (rule 4)."""
         if stmt.name in env or stmt.name in self.values:
             return self.error(stmt.span, f"{stmt.name!r} is already defined")
-        block = self.evaluator.eval(stmt.value, env)
+        self.evaluator.shares_later.pop(stmt.name, None)
+        self.evaluator.sharing = stmt.name  # its own name inside is a recursion
+        try:
+            block = self.evaluator.eval(stmt.value, env)
+        finally:
+            self.evaluator.sharing = None
+        self.evaluator.shared.add(stmt.name)
         if block is not POISON and not isinstance(block, Block):
             block = self.error(stmt.value.span, f"share binds a block of layers; got "
                                                 f"{show(block)}")

@@ -95,6 +95,14 @@ class Attention(OpDef):
         length, d = out
         return 4 * length * d * d + 2 * length * length * d
 
+    def workspace(self, a, ins, out):
+        """Values held while it runs besides its output: the query, key and value (3·L·D) and
+        each head's L x L scores and their softmax (2·heads·L²; ONNX Runtime's MatMul and
+        Softmax write both, as torch's attention on the CPU does). Quadratic in L: a
+        100,000-token sequence needs 80 GB per head, refused by --max-memory, not by the OS."""
+        length, d = out
+        return 3 * length * d + 2 * a.heads * length * length
+
     def init_weights(self, a, ins, out, rng):
         d = out[1]
         return {"in_proj_weight": xavier_uniform(rng, (3 * d, d), d, 3 * d),
@@ -152,6 +160,10 @@ class MLP(OpDef):
     def macs(self, a, ins, out):
         length, d = out
         return 2 * length * d * a.hidden
+
+    def workspace(self, a, ins, out):
+        """The hidden layer, before and after its GELU: 2·L·hidden values while it runs."""
+        return 2 * out[0] * a.hidden
 
     def init_weights(self, a, ins, out, rng):
         d, h = out[1], a.hidden

@@ -30,6 +30,7 @@ from netc.compiler.ops.base import ShapeError, fmt_shape
 from netc.compiler.ops.domains import NON_NEGATIVE
 from netc.compiler.ops.opdef import OpDef, register
 from netc.compiler.ops.params import FLOAT, INT, Enum, Param
+from netc.dsl.diagnostics import UserError
 
 
 def sequence(shape, op: str) -> tuple[int, int]:
@@ -80,6 +81,12 @@ def torch_modules() -> SimpleNamespace:
             self.weight = nn.Parameter(torch.zeros(1, length, d))
 
         def forward(self, x):
+            if x.shape[1] != self.weight.shape[1]:  # an image of another size than the spec's
+                raise UserError(
+                    f"pos_embedding: its table holds {self.weight.shape[1]} tokens, made for the "
+                    f"net's input size; this input gives {x.shape[1]}: a net with a position "
+                    "embedding takes the input size it was made for (--input makes a net, and "
+                    "a table, for another)")
             return x + self.weight
 
     class TakeToken(nn.Module):

@@ -17,7 +17,7 @@ import zlib
 from netc.compiler.ops import REGISTRY
 from netc.compiler.ops.domains import MAX_SIZE
 
-from hostile import commands, inputs
+from hostile import commands, inputs, reach
 from hostile.base import case, net
 
 
@@ -518,7 +518,7 @@ def message_cases(full: bool):
 
 CLASSES = (parser_cases, recursion_cases, registry_cases, argument_cases, size_cases,
            file_cases, recipe_cases, cost_cases, message_cases, *commands.CLASSES,
-           *inputs.CLASSES)
+           *inputs.CLASSES, *reach.CLASSES)
 
 
 def all_cases(full: bool = False) -> list[dict]:

@@ -45,6 +45,17 @@ def lenet5_weights(scale: float | None = None, rename: bool = False) -> bytes:
     return save(weights)
 
 
+def spec_weights(text: str) -> bytes:
+    """netc's seeded weights of the first net of spec ``text``, as safetensors: a file that
+    fits that spec, for a case that changes the spec's input (``--input``)."""
+    from safetensors.numpy import save
+
+    from netc.compiler.frontend.loader import load_text
+    from netc.compiler.numerics.seeded_weights import init_weights
+
+    return save(init_weights(load_text(text, "weights.net")))
+
+
 # ---- PyTorch files ------------------------------------------------------------------------------
 class _Runs:
     """Pickles as ``os.system(command)``: what a malicious checkpoint holds."""
@@ -200,4 +211,5 @@ def image(mode: str = "RGB", size: int = 12, fmt: str = "PNG", frames: int = 1,
 
 MAKERS = {"safetensors": safetensors, "lenet5_weights": lenet5_weights,
           "pickle_code": pickle_code, "zip_bomb": zip_bomb, "torch_file": torch_file,
-          "caffemodel": caffemodel, "png_header": png_header, "image": image}
+          "caffemodel": caffemodel, "png_header": png_header, "image": image,
+          "spec_weights": spec_weights}

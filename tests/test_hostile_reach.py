@@ -6,8 +6,8 @@ run by tests/test_hostile_corpus.py): what needs a look inside.
 - attention's L x L scores and mlp's hidden layer in the memory estimate;
 - a shared block's name used before its ``share``, inside itself, or from a def;
 - a shared block holding batch norm, in training: what it does, as written in sharing.py;
-- two bugs whose fixes are in files this branch does not own, as strict xfails (the report
-  gives the edits; each xfail turns into a failure when its fix lands, to be removed then).
+- bugs whose fixes were in files that branch did not own (concat of sequences, a shared
+  net's weights file, recipes over tokens).
 """
 
 from __future__ import annotations
@@ -183,8 +183,6 @@ def test_a_shared_batch_norm_in_training_normalises_each_use_by_its_batch_and_up
 
 
 # ---- found here, fixed elsewhere (edits in the report) --------------------------------------
-@pytest.mark.xfail(strict=True, reason="compiler/ops/join.py: concat of LxD sequences gives a "
-                                       "flat vector in the IR (the edit is in hostile21's report)")
 def test_concat_of_token_sequences_keeps_them_sequences():
     graph = load_text("net n {\n  input image: 3x32x32\n  image -> conv(64, 4, stride=4) -> "
                       "tokens -> concat[relu, relu]\n}\n", "c.net")
@@ -192,9 +190,6 @@ def test_concat_of_token_sequences_keeps_them_sequences():
     assert graph[graph.outputs[0]].shape == tuple(y.shape[1:]) == (128, 64)
 
 
-@pytest.mark.xfail(strict=True, reason="compiler/importers/pairing.py: spec_layers lists a "
-                                       "sharing node's tensors, which a weights file holds once "
-                                       "(the edit is in hostile21's report)")
 def test_a_shared_nets_weights_file_loads_back(tmp_path):
     from safetensors.numpy import save_file
 
@@ -245,9 +240,6 @@ def test_a_position_embedding_given_another_size_by_a_recipe_is_one_line(tmp_pat
                              "netc: error: recipe r reads a layer past"))
 
 
-@pytest.mark.xfail(strict=True, reason="compiler/frontend/recipe.py: a loss past tokens "
-                                       "does not fix the image size, and attention's scores "
-                                       "are not in the recipe's estimate (hostile21's report)")
 def test_a_recipe_whose_attention_would_take_8_tb_is_refused(tmp_path):
     # 4000x4000 / 4x4 patches: 10^6 tokens, 2 heads of 10^12 scores. In a process capped at
     # 3 GB of address space, as the corpus runs: a machine that overcommits memory would

@@ -55,10 +55,9 @@ class Estimate:
 
 def workspace(node: Node, ins: list, out: tuple[int, ...] | None = None) -> int:
     """Values ``node`` holds while it runs besides its output (0 for most ops): the op's
-    ``workspace`` face, where it has one; ``ins`` and ``out`` may be the shapes of another
-    input size (a recipe's working size), ``out`` the node's own by default."""
-    face = getattr(node.opdef, "workspace", None)
-    return face(node.attrs, ins, node.shape if out is None else out) if face else 0
+    ``workspace`` face; ``ins`` and ``out`` may be the shapes of another input size (a
+    recipe's working size), ``out`` the node's own by default."""
+    return node.opdef.workspace(node.attrs, ins, node.shape if out is None else out)
 
 
 def estimate(graph: Graph) -> Estimate:

@@ -137,6 +137,7 @@ class Elaborator:
         """Run the net's statements in order; the value of the last that computed one."""
         last: Value | Poison | None = None
         prev_end = None
+        self.statements.declare_shares(net.body)
         for stmt in net.body:
             if (isinstance(stmt, ast.ExprStmt) and prev_end == stmt.span.line
                     and isinstance(stmt.value, (ast.Name, ast.Call))):

@@ -91,8 +91,10 @@ class Plan:
 
     @property
     def fixed_size(self) -> bool:
-        """True when a tapped layer sits past a flatten: the image must have the declared size."""
-        return any(len(n.shape) == 1 for n in self.graph.slice(self.taps))
+        """True when a tapped layer sits past a flatten or tokens: the image must have the
+        declared size (a vector's length and a sequence's tokens are fixed by it, and attention
+        mixes every position, so a tile is not a part of the image)."""
+        return any(len(n.shape) != 3 for n in self.graph.slice(self.taps))
 
     def prefix(self) -> Graph:
         """The network cut down to the nodes the loss needs: no weights past the last tap."""

@@ -76,10 +76,20 @@ class Attrs(Mapping):
 
 
 def spatial(shape: Shape, op: str) -> tuple[int, int, int]:
-    """(C, H, W) of a feature-map shape, or a ShapeError for a flat one."""
+    """(C, H, W) of a feature-map shape, or a ShapeError naming the kind of shape it got."""
     if len(shape) != 3:
-        raise ShapeError(f"{op} needs a CxHxW feature map; got a flat vector of {shape[0]}")
+        raise ShapeError(f"{op} needs a CxHxW feature map; got {kind_of(shape)}")
     return shape  # type: ignore[return-value]
+
+
+def kind_of(shape: Shape) -> str:
+    """A shape in words for messages: a flat vector, a token sequence or a feature map."""
+    if len(shape) == 1:
+        return f"a flat vector of {shape[0]}"
+    if len(shape) == 2:
+        return (f"a token sequence LxD {fmt_shape(shape)} (transpose(0, 1) -> reshape([D, H, "
+                "W]) makes a map of it)")
+    return f"a CxHxW feature map {fmt_shape(shape)}"
 
 
 def fmt_shape(shape: Shape | None) -> str:

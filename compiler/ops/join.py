@@ -117,7 +117,8 @@ class Concat(OpDef):
 
     def infer_shape(self, a, ins):
         if any(len(s) != len(ins[0]) for s in ins):
-            raise ShapeError("concat: cannot join feature maps and flat vectors: "
+            raise ShapeError("concat: cannot join shapes of different kinds (CxHxW maps, LxD "
+                             "token sequences, flat vectors): "
                              + ", ".join(fmt_shape(s) for s in ins))
         if a.get("fit"):
             from netc.compiler.ops.resize import fit_target
@@ -130,6 +131,12 @@ class Concat(OpDef):
                 raise ShapeError(f"concat: spatial sizes differ: {listed}; "
                                  "concat(fit=crop) or concat(fit=pad) makes them agree")
             return (sum(s[0] for s in ins), ins[0][1], ins[0][2])
+        if len(ins[0]) == 2:  # token sequences: one after another (axis 0), of one width D
+            if len({s[1] for s in ins}) > 1:
+                raise ShapeError("concat: token sequences of different widths: "
+                                 + ", ".join(fmt_shape(s) for s in ins)
+                                 + "; concat puts sequences one after another, of one width D")
+            return (sum(s[0] for s in ins), ins[0][1])
         return (sum(s[0] for s in ins),)
 
     def to_onnx(self, tape, node, inputs, weights):

@@ -62,6 +62,11 @@ class OpDef:
         """Multiply-accumulates per sample (weight layers only: the VGG and ResNet papers')."""
         return 0
 
+    def workspace(self, a: Attrs, ins: list[Shape], out: Shape) -> int:
+        """Values held while the op runs besides its output (attention's L x L scores), for
+        the memory budget (``netc.compiler.analyses.budget``); 0 for most ops."""
+        return 0
+
     def buffer_count(self, a: Attrs, ins: list[Shape], out: Shape) -> int:
         """Non-trainable state (batch norm's running statistics): Keras's non-trainable params."""
         return 0

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from netc.compiler.ops.base import ArgError, ShapeError, fmt_shape, spatial
+from netc.compiler.ops.base import ArgError, ShapeError, fmt_shape, kind_of, spatial
 from netc.compiler.ops.domains import MAX_SIZE, POSITIVE, POSITIVE_NUMBER, between
 from netc.compiler.ops.opdef import OpDef, keep_moments, register
 from netc.compiler.ops.params import BOOL, INT, INTS, PAIR, SCALE, Enum, Param
@@ -229,8 +229,8 @@ def fit_target(op: str, how: str, ins) -> tuple[int, int]:
     height and width of the branches."""
     for i, s in enumerate(ins):
         if len(s) != 3:
-            raise ShapeError(f"{op}(fit={how}): branch {i + 1} is a flat vector "
-                             f"{fmt_shape(s)}; fit needs CxHxW feature maps")
+            raise ShapeError(f"{op}(fit={how}): branch {i + 1} is {kind_of(s)}; fit needs "
+                             "CxHxW feature maps")
     pick = min if how == "crop" else max
     return pick(s[1] for s in ins), pick(s[2] for s in ins)
 

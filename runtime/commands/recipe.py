@@ -99,7 +99,7 @@ def working_size(plan, content, start) -> tuple[int, int]:
     _, h0, w0 = plan.input.shape
     if plan.fixed_size:
         if plan.size is not None and plan.size != max(h0, w0):
-            raise UserError(f"recipe {plan.name} reads a layer past a flatten of "
+            raise UserError(f"recipe {plan.name} reads a layer past a flatten or tokens of "
                             f"{plan.graph.name}, so the image must be {h0}x{w0}; "
                             f"--size {plan.size} cannot be used")
         return h0, w0

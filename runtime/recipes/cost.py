@@ -18,8 +18,9 @@ import math
 import os
 from dataclasses import dataclass
 
-from netc.compiler.ir import Graph
+from netc.compiler.analyses.budget import workspace
 from netc.compiler.analyses.summary import human_bytes
+from netc.compiler.ir import Graph
 from netc.dsl.diagnostics import UserError
 
 FLOAT = 4  # bytes
@@ -46,21 +47,30 @@ class Cost:
 
 
 def estimate(graph: Graph, taps: list[str], height: int, width: int) -> Cost:
-    """The cost of one forward and backward pass to ``taps`` on a ``height`` × ``width`` image."""
+    """The cost of one forward and backward pass to ``taps`` on a ``height`` × ``width`` image:
+    maps scale with the image, a token sequence's length with its area (a token per position
+    of the map it was made from), and the largest working memory of one op (attention's
+    L x L scores) is held with the activations."""
     nodes = graph.slice(taps)
     _, h0, w0 = next(iter(graph.inputs.values())).shape
-    acts = weights = 0
+
+    def scaled(shape):
+        if len(shape) == 3:
+            c, h, w = shape
+            return (c, math.ceil(h * height / h0), math.ceil(w * width / w0))
+        if len(shape) == 2:
+            return (math.ceil(shape[0] * height * width / (h0 * w0)), shape[1])
+        return shape
+
+    acts = weights = scratch = 0
     for node in nodes:
-        if len(node.shape) == 3:
-            c, h, w = node.shape
-            h, w = math.ceil(h * height / h0), math.ceil(w * width / w0)
-            acts += c * h * w
-        else:
-            acts += math.prod(node.shape)
+        acts += math.prod(scaled(node.shape))
         if node.op != "input":
             ins = [graph[i].shape for i in node.inputs]
             weights += node.opdef.param_count(node.attrs, ins, node.shape)
-    return Cost(height, width, len(nodes), len(graph), FLOAT * acts, FLOAT * weights)
+            scratch = max(scratch, workspace(node, [scaled(s) for s in ins], scaled(node.shape)))
+    return Cost(height, width, len(nodes), len(graph), FLOAT * (acts + scratch),
+                FLOAT * weights)
 
 
 def available_memory() -> int:

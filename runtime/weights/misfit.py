@@ -10,6 +10,7 @@ bottlenecks are all v1.5; netc's own zoo names), it must agree with the spec.
 
 from __future__ import annotations
 
+import math
 import re
 
 from netc.compiler.importers.pairing import Layer, PairingError, nearest, pair_in_order, \
@@ -114,6 +115,8 @@ def _zoo_fits(current: str, groups: list[Layer], source: Source) -> list[str]:
     found = []
     from netc.compiler.frontend.loader import load, zoo_index
 
+    total = sum(math.prod(shape) for g in groups for _, shape in g.tensors)
+
     for name in sorted(zoo_index()):
         if name == current or name.startswith("cifar_resnet1202"):
             continue  # the 1202-layer nets take seconds to build; a file of one is rare
@@ -121,10 +124,12 @@ def _zoo_fits(current: str, groups: list[Layer], source: Source) -> list[str]:
             graph = load(name)
         except Exception:  # noqa: BLE001 - a zoo net that fails to load is not this report's
             continue
-        # Count the layers cheaply first (spec_layers draws every weight).
-        count = sum(1 for n in graph if n.op != "input" and n.opdef.param_count(
-            n.attrs, [graph[i].shape for i in n.inputs], n.shape) > 0)
-        if count != len(groups):
+        # Count layers and values cheaply first: spec_layers draws every weight (VGG's 138 M
+        # values, over a GiB with numpy's float64 draws, where the file is a small net's).
+        sizes = [_values(graph, n) for n in graph if n.op != "input" and not n.shares]
+        count = sum(1 for params, _ in sizes if params > 0)
+        values = sum(params + buffers for params, buffers in sizes)
+        if count != len(groups) or abs(values - total) > len(groups):  # slack: bn's counters
             continue
         theirs = spec_layers(graph)
         try:
@@ -138,6 +143,14 @@ def _zoo_fits(current: str, groups: list[Layer], source: Source) -> list[str]:
         if len(found) == 3:
             break
     return found
+
+
+def _values(graph, node) -> tuple[int, int]:
+    """A node's learnable parameters and buffers, from its op's counts (nothing drawn)."""
+    ins = [graph[i].shape for i in node.inputs]
+    op = node.opdef
+    return (op.param_count(node.attrs, ins, node.shape),
+            op.buffer_count(node.attrs, ins, node.shape))
 
 
 # ---- where the stride is ---------------------------------------------------------------

@@ -16,7 +16,6 @@ compiler/ops/attention.py).
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ from netc.compiler.numerics.seeded_weights import init_weights
 from netc.dsl.diagnostics import DiagnosticError
 from tests.test_onnx_ops import OPSETS, make_net, program, run_ort
 from tests.test_onnx_zoo import assert_close
+from tests.torchvision_layout import VisionTransformer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -72,59 +72,12 @@ def test_vit_b_16_state_dict_is_torchvisions():
     assert torchvision_keys(load("vit_b_16")) == want
 
 
-# -- torchvision's ViT, as its code computes it (torchvision/models/vision_transformer.py) ------
-
-class EncoderBlock(nn.Module):
-    def __init__(self, heads: int, dim: int, hidden: int):
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(dim, eps=1e-6)
-        self.self_attention = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.dropout = nn.Dropout(0.0)
-        self.ln_2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(0.0),
-                                 nn.Linear(hidden, dim), nn.Dropout(0.0))
-
-    def forward(self, inputs):
-        x = self.ln_1(inputs)
-        x, _ = self.self_attention(x, x, x, need_weights=False)
-        x = self.dropout(x) + inputs
-        return x + self.mlp(self.ln_2(x))
-
-
-class Encoder(nn.Module):
-    def __init__(self, length: int, layers: int, heads: int, dim: int, hidden: int):
-        super().__init__()
-        self.pos_embedding = nn.Parameter(torch.empty(1, length, dim).normal_(std=0.02))
-        self.dropout = nn.Dropout(0.0)
-        self.layers = nn.Sequential(OrderedDict(
-            (f"encoder_layer_{i}", EncoderBlock(heads, dim, hidden)) for i in range(layers)))
-        self.ln = nn.LayerNorm(dim, eps=1e-6)
-
-    def forward(self, x):
-        return self.ln(self.layers(self.dropout(x + self.pos_embedding)))
-
-
-class VisionTransformer(nn.Module):
-    def __init__(self, size, patch, layers, heads, dim, hidden, classes):
-        super().__init__()
-        self.patch, self.dim = patch, dim
-        self.conv_proj = nn.Conv2d(3, dim, kernel_size=patch, stride=patch)
-        self.class_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.encoder = Encoder((size // patch) ** 2 + 1, layers, heads, dim, hidden)
-        self.heads = nn.Sequential(OrderedDict(head=nn.Linear(dim, classes)))
-
-    def forward(self, x):
-        n, _, h, w = x.shape
-        x = self.conv_proj(x).reshape(n, self.dim, (h // self.patch) * (w // self.patch))
-        x = x.permute(0, 2, 1)
-        x = torch.cat([self.class_token.expand(n, -1, -1), x], dim=1)
-        return self.heads(self.encoder(x)[:, 0])
-
-
 def test_the_spec_computes_what_torchvisions_vit_code_computes():
     graph = small_vit()
     weights = init_weights(graph, seed=3)
-    ref = VisionTransformer(16, 4, 2, 4, 32, 64, 10).eval()
+    # torchvision's ViT as its code computes it (torchvision/models/vision_transformer.py)
+    ref = VisionTransformer(image=16, patch=4, layers=2, heads=4, dim=32, mlp=64,
+                            classes=10).eval()
     state = {OWNED.get(k, k): torch.from_numpy(v) for k, v in weights.items()}
     ref.load_state_dict(state)  # strict: every key and shape is torchvision's
     x = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))

@@ -33,6 +33,7 @@ import numpy as np
 from netc.compiler.ops.base import ShapeError
 from netc.compiler.ops.domains import DROP_PROBABILITY, POSITIVE
 from netc.compiler.ops.formulas import fan_in_uniform, xavier_uniform
+from netc.compiler.ops.linear import onnx_linear
 from netc.compiler.ops.opdef import REGISTRY, OpDef, keep_moments, register
 from netc.compiler.ops.params import FLOAT, INT, Param
 from netc.compiler.ops.tokens import sequence
@@ -54,19 +55,6 @@ def torch_modules() -> SimpleNamespace:
                              nn.Linear(hidden, d), nn.Dropout(p))
 
     return SimpleNamespace(SelfAttention=SelfAttention, mlp=mlp)
-
-
-def onnx_linear(tape, name: str, x: str, weights, prefix: str) -> str:
-    """x·Wᵀ + b over the last axis, as torch's exporter writes ``nn.Linear``: MatMul with the
-    weight stored transposed under its state-dict name (as the ``linear`` op stores it), then
-    Add. An all-zero bias (torch's initial attention biases) writes no Add, which a simplifier
-    would remove (as PCA's zero mean writes no Sub)."""
-    wt = tape.initializer(f"{prefix}weight", np.ascontiguousarray(weights[f"{prefix}weight"].T))
-    bias = weights[f"{prefix}bias"]
-    if not np.any(bias):
-        return tape.op("MatMul", [x, wt], name=name)
-    y = tape.op("MatMul", [x, wt], name=f"{name}/matmul")
-    return tape.op("Add", [y, tape.initializer(f"{prefix}bias", bias)], name=name)
 
 
 @register

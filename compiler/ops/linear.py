@@ -83,9 +83,19 @@ class Linear(OpDef):
             if a.bias:
                 ins.append(tape.initializer(f"{n}.bias", weights[f"{n}.bias"]))
             return tape.op("Gemm", ins, name=n, transB=1)
-        wt = tape.initializer(f"{n}.weight", np.ascontiguousarray(weight.T))
-        y = tape.op("MatMul", [inputs[0], wt], name=n if not a.bias else f"{n}/matmul")
-        if a.bias:
-            y = tape.op("Add", [y, tape.initializer(f"{n}.bias", weights[f"{n}.bias"])], name=n)
-        return y
+        return onnx_linear(tape, n, inputs[0], weights, f"{n}.")
+
+
+def onnx_linear(tape, name: str, x: str, weights, prefix: str) -> str:
+    """x·Wᵀ + b over the last axis, as torch's exporter writes ``nn.Linear``: MatMul with the
+    weight stored transposed under its state-dict name (as the ``linear`` op stores it), then
+    Add. No bias, or an all-zero one (torch's initial attention biases), writes no Add, which a
+    simplifier would remove (as PCA's zero mean writes no Sub). Shared by ``linear`` and the
+    token ops' projections (``attention``, ``mlp``)."""
+    wt = tape.initializer(f"{prefix}weight", np.ascontiguousarray(weights[f"{prefix}weight"].T))
+    bias = weights.get(f"{prefix}bias")
+    if bias is None or not np.any(bias):
+        return tape.op("MatMul", [x, wt], name=name)
+    y = tape.op("MatMul", [x, wt], name=f"{name}/matmul")
+    return tape.op("Add", [y, tape.initializer(f"{prefix}bias", bias)], name=name)
 

@@ -65,7 +65,12 @@ def main(argv: list[str] | None = None) -> int:
 
     interrupts.install()  # SIGTERM stops a run as Ctrl-C does: clean-ups run, outputs whole
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        from netc.runtime.commands.options import unpaired_rename
+
+        if unpaired_rename(args):
+            parser.error(unpaired_rename(args))  # exit 2, as any malformed command line
         return _run(args)
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (interrupts.Terminated)
         said = f"netc: interrupted ({interrupts.signal_name(err)})"

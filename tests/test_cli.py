@@ -130,6 +130,22 @@ def test_bad_flags_are_errors_not_tracebacks(argv, message, tmp_path, cli):
     assert r.code == 1 and message in r.err and "Traceback" not in r.err
 
 
+@pytest.mark.parametrize("argv, flag", [
+    (["compile", "lenet5", "-o", "{tmp}/l.onnx"], "--weights"),
+    (["train", "lenet5", "--data", "digits", "-o", "{tmp}/w.safetensors"], "--init"),
+])
+def test_rename_without_the_weights_it_renames_is_a_command_line_error(argv, flag, tmp_path,
+                                                                       capsys):
+    """--rename rules rename a weights file's keys; without the file they would do nothing."""
+    from netc.runtime.cli import main
+
+    with pytest.raises(SystemExit) as exit_:  # argparse's one line, exit 2
+        main([a.format(tmp=tmp_path) for a in argv] + ["--rename", "^module\\.="])
+    assert exit_.value.code == 2
+    assert f"--rename renames the keys of a {flag} file" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 def test_zoo_shows_source_input_params_and_macs(cli):
     from netc.compiler.frontend.loader import load, zoo_index
     from netc.compiler.analyses.summary import human, summarize

@@ -18,10 +18,10 @@ channels of a map (axis 1 of NCHW) it is that expansion at every opset: LayerNor
 normalises the axes from ``axis`` to the end, so it would need a Transpose to NHWC and back,
 and that round trip is the slower form where ConvNeXt spends its time. Measured in ORT (CPU,
 one thread, batch 8, opset 17; ``python benchmarks/layernorm_channels.py``, three runs of 200
-rotating rounds), the reductions over axis 1 take 0.77x to 0.95x the round trip's time on
-ConvNeXt-T's 96x56x56, 192x28x28 and 384x14x14 maps (its stem and downsamples); the round trip
-wins only on small maps (1.5x to 1.7x faster on 768x7x7, 4x on the head's 768x1x1, where either
-takes well under a millisecond).
+rotating rounds, and once on a quiet machine), the reductions over axis 1 take 0.77x to 0.93x
+the round trip's time on ConvNeXt-T's 96x56x56 and 192x28x28 maps (its stem and downsamples),
+about the same (0.95x to 1.04x) on 384x14x14; the round trip wins only on small maps (1.5x to
+1.8x faster on 768x7x7, 4x on the head's 768x1x1, where either takes well under a millisecond).
 """
 
 from __future__ import annotations

@@ -228,6 +228,7 @@ class _RenameRules(argparse.Action):
     def __call__(self, parser, namespace, value, option_string=None):
         rules = [*(getattr(namespace, self.dest) or ()), value]
         setattr(namespace, self.dest, rules)
+        namespace.rename_renames = self.weights_dest  # for unpaired_rename, after parsing
         path = getattr(namespace, self.weights_dest, None) if self.weights_dest else None
         if path is not None:
             setattr(namespace, self.weights_dest, _carrying(path, rules))
@@ -251,6 +252,16 @@ def add_rename(p: argparse.ArgumentParser, weights_dest: str | None = None) -> N
     :class:`~netc.runtime.weights.rename.RenameRule` (``[]`` without)."""
     p.add_argument("--rename", type=rename_rule, action=_RenameRules, default=[],
                    metavar="REGEX=REPLACEMENT", weights_dest=weights_dest, help=RENAME_HELP)
+
+
+def unpaired_rename(args: argparse.Namespace) -> str | None:
+    """What is wrong when ``--rename`` was given to a command whose weights option was not
+    (the rules would rename nothing, silently), else None."""
+    dest = getattr(args, "rename_renames", None)
+    if dest and getattr(args, "rename", None) and getattr(args, dest, None) is None:
+        flag = "--" + dest.replace("_", "-")
+        return f"--rename renames the keys of a {flag} file; give {flag} FILE"
+    return None
 
 
 def add_input(p: argparse.ArgumentParser) -> None:

@@ -109,10 +109,12 @@ class LineEnds:
         self.at_line_start = True
 
     def write(self, text: str) -> int:
-        n = self._stream.write(text)
+        # The flag first: a signal that arrives while the write blocks is handled just after it
+        # returns, so a flag set after the write would miss exactly that line. Set before, the
+        # worst case is one blank line (a stop between the flag and the write).
         if text:
             self.at_line_start = text.endswith("\n")
-        return n
+        return self._stream.write(text)
 
     def __getattr__(self, name):
         return getattr(self._stream, name)

@@ -280,3 +280,21 @@ def test_the_stop_message_starts_a_line_of_its_own():
     stream.write("\n")
     assert fresh_line(stream) == "" and stream.getvalue().endswith("\n")
     assert fresh_line(io.StringIO()) == ""  # a plain stream (main called in-process)
+
+
+def test_a_stop_delivered_as_a_write_returns_still_gets_a_fresh_line():
+    """A signal that arrives while a write blocks is handled just as the write returns: the
+    stream must already know the line is unfinished (seen in CI: the message glued again)."""
+    import io
+
+    from netc.runtime.interrupts import LineEnds, fresh_line
+
+    class Stopped(io.StringIO):
+        def write(self, text):
+            super().write(text)
+            raise KeyboardInterrupt  # the handler's exception, right after the system call
+
+    stream = LineEnds(Stopped())
+    with pytest.raises(KeyboardInterrupt):
+        stream.write("warning: no --weights given")
+    assert fresh_line(stream) == "\n"

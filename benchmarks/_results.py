@@ -1,5 +1,5 @@
-"""Write one benchmark's section of benchmarks/RESULTS.md, leaving the other sections alone;
-and the rotating turns the benchmarks time their sides with."""
+"""Write (and print) one benchmark's section of benchmarks/RESULTS.md, leaving the other
+sections alone; and the rotating turns the benchmarks time their sides with."""
 
 from __future__ import annotations
 
@@ -30,6 +30,13 @@ def write_section(name: str, text: str) -> None:
     else:
         new = old.rstrip() + "\n\n" + block + "\n"
     atomic_write_bytes(RESULTS, new.encode("utf-8"))  # other sections are never half-written
+
+
+def publish(name: str, text: str, write: bool) -> None:
+    """Print a benchmark's section and, when ``write``, put it in RESULTS.md as ``name``."""
+    print(text)
+    if write:
+        write_section(name, text)
 
 
 def rotating(fns: dict, rounds: int, warmup: int) -> dict[str, list[float]]:

@@ -43,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._results import machine, write_section  # noqa: E402
+from benchmarks._results import machine, publish  # noqa: E402
 from netc.runtime.files import atomic_write_bytes  # noqa: E402
 
 # The default run takes about a minute on 2 cores; cifar_resnet1202 adds about three (the
@@ -468,9 +468,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             text = compile_time_markdown(compile_time(args.nets[0], Path(tmp) / "f.onnx",
                                                       args.turns))
-        print(text)
-        if args.write:
-            write_section("compile_time", text)
+        publish("compile_time", text, args.write)
         return
     if args.from_json:
         rows = json.loads(Path(args.from_json).read_text())
@@ -480,12 +478,9 @@ def main() -> None:
             for net in args.nets:
                 print(f"{net}:", flush=True)
                 rows.append(bench_net(net, args, Path(tmp)))
-    text = markdown(rows)
-    print(text)
     if args.json:
         atomic_write_bytes(args.json, json.dumps(rows, indent=1).encode())
-    if args.write:
-        write_section("compile_vs_export", text)
+    publish("compile_vs_export", markdown(rows), args.write)
 
 
 if __name__ == "__main__":

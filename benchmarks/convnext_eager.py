@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._results import machine, rotating, write_section  # noqa: E402
+from benchmarks._results import machine, publish, rotating  # noqa: E402
 
 
 def torchvision_convnext_tiny():
@@ -157,9 +157,7 @@ def main(argv=None) -> int:
         f"netc / torchvision per round: median {statistics.median(ratios):.3f} "
         f"(p10 {q[0]:.3f}, p90 {q[-1]:.3f}).",
     ])
-    print(text)
-    if not args.no_write:
-        write_section("convnext_eager", text)
+    publish("convnext_eager", text, not args.no_write)
     return 0
 
 

@@ -44,7 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._results import machine, write_section  # noqa: E402
+from benchmarks._results import machine, publish  # noqa: E402
 from netc.runtime.files import atomic_write_bytes  # noqa: E402
 
 PAIRS = {  # name: (A, B, batch, default turns)
@@ -360,8 +360,10 @@ def main(argv=None) -> int:
         saved = json.loads(Path(args.from_json).read_text())
         rows = saved["rows"]
         _shares(rows)
-        return _emit(render(rows, args.note or saved.get("note", ""), saved.get("profile", ""))
-                     + saved.get("extra", ""), args)
+        publish("droppath", render(rows, args.note or saved.get("note", ""),
+                                   saved.get("profile", "")) + saved.get("extra", ""),
+                not args.no_write)
+        return 0
 
     import torch
 
@@ -393,7 +395,8 @@ def main(argv=None) -> int:
     if not args.no_write:  # the rows of earlier runs that this one did not re-measure
         rows, profile, note, extra = _stored(rows, profile, note)
     _shares(rows)
-    return _emit(render(rows, note, profile) + extra, args)
+    publish("droppath", render(rows, note, profile) + extra, not args.no_write)
+    return 0
 
 
 def where_it_goes(args, log) -> str:
@@ -458,13 +461,6 @@ def _save(path, rows, profile) -> None:
     if path:
         atomic_write_bytes(path, json.dumps({"rows": rows, "profile": profile},
                                             indent=1).encode())
-
-
-def _emit(text: str, args) -> int:
-    print(text)
-    if not args.no_write:
-        write_section("droppath", text)
-    return 0
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._results import machine, rotating, write_section  # noqa: E402
+from benchmarks._results import machine, publish, rotating  # noqa: E402
 
 NETS = ("resnet50_v1_5", "mobilenet_v2")
 BATCHES = (1, 64)
@@ -226,9 +226,7 @@ def main(argv=None) -> int:
     name = (torch.cuda.get_device_name() if args.device.startswith("cuda") else
             f"CPU ({args.device})")
     text = render(results, sd_rows, name)
-    print(text)
-    if not args.no_write and args.device.startswith("cuda"):
-        write_section("gpu", text)
+    publish("gpu", text, not args.no_write and args.device.startswith("cuda"))
     return 0
 
 

@@ -48,7 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._results import machine, rotating, write_section  # noqa: E402
+from benchmarks._results import machine, publish, rotating  # noqa: E402
 
 GOALS = {"resnet50_v1_5": 0.35, "mobilenet_v2": 0.50}
 CALIBRATION = 16  # calibration inputs, at most (samples has fewer than that after hold-out)
@@ -156,9 +156,7 @@ def write_variants(lines: list[str], write: bool) -> None:
         "netc's int8 (QDQ, per-channel int8 weights, uint8 activations) with one thing "
         "changed at a time, all models taking turns with fp32, same calibration (`samples`).",
         "", *lines])
-    print(text)
-    if write:
-        write_section("int8_variants", text)
+    publish("int8_variants", text, write)
 
 
 def time_turns(models: dict[str, bytes], shape, batch: int, threads: int, rounds: int,
@@ -324,9 +322,7 @@ def write_accuracy(rows: list[str], write: bool) -> None:
         "Goal (issue 22): within 0.5 points of fp32, agreement >= 99%.", "",
         "| net | netc train args (time) | held-out | fp32 top-1 | int8 top-1 | points | "
         "agreement | output cosine |", "|" + " --- |" * 8, *rows])
-    print(text)
-    if write:
-        write_section("int8_accuracy", text)
+    publish("int8_accuracy", text, write)
 
 
 def main() -> None:
@@ -391,9 +387,7 @@ def main() -> None:
         "(fused activations counted with their conv):", *profiles, "",
         "Fidelity on held-out sample pictures (seeded weights, so agreement of "
         "near-tied classes says little; the cosine is the figure to read):", "", *fidelity])
-    print(text)
-    if not args.no_write:
-        write_section("int8", text)
+    publish("int8", text, not args.no_write)
 
 
 if __name__ == "__main__":

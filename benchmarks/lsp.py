@@ -37,7 +37,7 @@ from lsprotocol import types as lsp  # noqa: E402
 from pygls import uris  # noqa: E402
 from pygls.lsp.client import LanguageClient  # noqa: E402
 
-from benchmarks._results import machine, write_section  # noqa: E402
+from benchmarks._results import machine, publish  # noqa: E402
 
 ZOO = ROOT / "model_specs"
 CHAIN = 99_999  # relus after the input: 100,000 nodes, netc check's default budget
@@ -215,9 +215,7 @@ the same text in the benchmark's own process (no process start). Command: `pytho
 
 {table(results)}
 """
-    print(text)
-    if not args.no_write:
-        write_section("lsp", text)
+    publish("lsp", text, not args.no_write)
 
 
 if __name__ == "__main__":

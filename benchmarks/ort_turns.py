@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._results import machine, rotating, write_section  # noqa: E402
+from benchmarks._results import machine, publish, rotating  # noqa: E402
 
 
 def q(values, p: float) -> float:
@@ -181,9 +181,7 @@ def main(argv=None) -> int:
         print("one after the other", flush=True)
         seq = one_after_another(fns, args.rounds, args.warmup)
     text = render(args.net, args.threads, times, seq, nodes, diffs, args.rounds)
-    print(text)
-    if not args.no_write:
-        write_section("ort_turns", text)
+    publish("ort_turns", text, not args.no_write)
     return 0
 
 

@@ -148,11 +148,15 @@ def variants(net: str, rounds: int, warmup: int) -> list[str]:
     return lines
 
 
+def _command() -> str:
+    """The command line that made a section, as RESULTS.md shows it."""
+    return " ".join(["python benchmarks/int8.py", *sys.argv[1:]])
+
+
 def write_variants(lines: list[str], write: bool) -> None:
-    command = "python benchmarks/int8.py " + " ".join(sys.argv[1:])
     text = "\n".join([
         "## int8 variants ONNX Runtime offers (`benchmarks/int8.py --variants`)", "",
-        f"`{command.strip()}` on {machine()} (load average {os.getloadavg()[0]:.1f}): "
+        f"`{_command()}` on {machine()} (load average {os.getloadavg()[0]:.1f}): "
         "netc's int8 (QDQ, per-channel int8 weights, uint8 activations) with one thing "
         "changed at a time, all models taking turns with fp32, same calibration (`samples`).",
         "", *lines])
@@ -313,10 +317,9 @@ def accuracy(nets: dict[str, list[str]]) -> list[str]:
 
 
 def write_accuracy(rows: list[str], write: bool) -> None:
-    command = "python benchmarks/int8.py " + " ".join(sys.argv[1:])
     text = "\n".join([
         "## int8 accuracy of nets netc trains (`benchmarks/int8.py --accuracy`)", "",
-        f"`{command.strip()}` on {machine()}: `netc train NET --data digits ARGS`, then the "
+        f"`{_command()}` on {machine()}: `netc train NET --data digits ARGS`, then the "
         "model quantized as `netc compile --int8 --calibrate digits --calibrate-images 400` "
         "does (calibrated on training digits) and checked against fp32 on the held-out digits. "
         "Goal (issue 22): within 0.5 points of fp32, agreement >= 99%.", "",
@@ -371,11 +374,9 @@ def main() -> None:
     import onnxruntime
 
     load_after = max(load_before, os.getloadavg()[0])
-    command = "python benchmarks/int8.py" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:]
-                                             else "")
     text = "\n".join([
         "## int8 against fp32 in ONNX Runtime (`benchmarks/int8.py`)", "",
-        f"`{command}` on {machine()} (load average {load_before:.1f} before, "
+        f"`{_command()}` on {machine()} (load average {load_before:.1f} before, "
         f"{os.getloadavg()[0]:.1f} after{BUSY_NOTE if load_after > cores else ''}), "
         f"ONNX Runtime {onnxruntime.__version__}, CPU provider; "
         "seeded weights (speed does not depend on what the weights learned). int8 is "

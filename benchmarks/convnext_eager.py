@@ -4,9 +4,10 @@ Issue 21 measured the ConvNeXt written without layer norm, permute or layer scal
 norm built from reshape, avgpool, power and scale) 1.16x slower in eager forward than
 torchvision's. torchvision cannot be installed here, so its ``convnext_tiny`` is rewritten
 below from its source (``torchvision/models/convnext.py``: ``CNBlock``, ``LayerNorm2d``,
-``Permute``, the stem, downsamples and classifier, as ``nn.Sequential``s) and given netc's
-seeded weights (layer scales drawn from U(0.2, 0.6), so that every block counts), name by name;
-the outputs must agree before anything is timed.
+``Permute``, the stem, downsamples and classifier, as ``nn.Sequential``s), given torch's
+seeded initial weights (layer scales drawn from U(0.2, 0.6), so that every block counts), and
+its state dict imported into netc's module by ``netc weights import``'s pairing; the outputs
+must agree before anything is timed.
 
 Both run in eval mode, ``torch.no_grad``, 2 threads, batch 1 at 224x224, in rotating turns
 (``benchmarks/_results.rotating``): the ratio netc/torchvision of each round is taken within
@@ -84,19 +85,14 @@ def torchvision_convnext_tiny():
     return ConvNeXt()
 
 
-def paired(module, reference):
-    """Copy ``module``'s state dict into ``reference``: the same tensors in the same order once
-    torchvision's block-owned layer_scale (first in each block) is moved to the block's end."""
-    theirs = list(reference.state_dict().items())
-    scales = [k for k, _ in theirs if k.endswith("layer_scale")]
-    order = [k for k, _ in theirs if not k.endswith("layer_scale")]
-    for scale in scales:  # after the block's last weight, as netc's gamma follows linear2
-        block = scale.removesuffix("layer_scale")
-        last = max(i for i, k in enumerate(order) if k.startswith(block))
-        order.insert(last + 1, scale)
-    ours = list(module.state_dict().values())
-    shapes = dict(theirs)
-    return {k: v.reshape(shapes[k].shape) for k, v in zip(order, ours)}
+def imported(graph, state: dict):
+    """torchvision's state dict mapped onto netc's names by ``netc weights import``'s pairing
+    (``map_weights``), which must take torchvision's layout with no rename rule."""
+    from netc.runtime.weights import Source, map_weights
+
+    arrays = {k: v.numpy() for k, v in state.items()}
+    return map_weights(graph, Source(Path("<torchvision>"), {k: a.shape for k, a in
+                                                             arrays.items()}, arrays))
 
 
 def main(argv=None) -> int:
@@ -111,18 +107,14 @@ def main(argv=None) -> int:
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    import numpy as np
-
-    from netc.compiler.numerics.seeded_weights import init_weights
-
-    graph = load("convnext_tiny")
-    weights = init_weights(graph, seed=0)
-    rng = np.random.default_rng(1)
-    for key in [k for k in weights if k.endswith(".gamma")]:  # 1e-6 would hide every block
-        weights[key] = rng.uniform(0.2, 0.6, weights[key].shape).astype(np.float32)
-    netc = build_module(graph, weights).eval()
+    torch.manual_seed(0)
     reference = torchvision_convnext_tiny().eval()
-    reference.load_state_dict(paired(netc, reference))
+    with torch.no_grad():
+        for name, value in reference.named_parameters():
+            if name.endswith("layer_scale"):  # 1e-6 would hide every block
+                value.uniform_(0.2, 0.6)
+    graph = load("convnext_tiny")
+    netc = build_module(graph, imported(graph, reference.state_dict()).tensors).eval()
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         diff = float((netc(x) - reference(x)).abs().max())
@@ -144,8 +136,9 @@ def main(argv=None) -> int:
         "",
         f"`{command}` ({machine()}; torch {torch.__version__}, {args.threads} threads, eval, "
         f"batch 1, 224x224, {args.rounds} rotating rounds). torchvision's convnext_tiny "
-        "rewritten from its source with netc's seeded weights, layer scales drawn from "
-        "U(0.2, 0.6) so that every block counts (outputs agree to "
+        "rewritten from its source with torch's seeded weights, layer scales drawn from "
+        "U(0.2, 0.6) so that every block counts, imported into netc's module by `netc "
+        "weights import`'s pairing (outputs agree to "
         f"{diff:.1e}, max |logit| {scale:.2g}). Issue 21's layer norm made of reshape, "
         "avgpool, power and scale was 1.16x torchvision's time.",
         "",

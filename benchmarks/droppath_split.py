@@ -15,6 +15,8 @@ import statistics
 import time
 from contextlib import contextmanager
 
+from benchmarks._results import rotating
+
 FORCED = {"as drawn": None, "all closed": False, "all open": True}
 
 
@@ -49,12 +51,15 @@ def split(sides: dict, turns: int, log) -> dict:
         with forced(side.module, True if value is None else value):
             side.step()
     cpu: dict = {key: ([], []) for key, _, _ in runs}
-    for t in range(turns):
-        for key, side, value in runs[t % len(runs):] + runs[:t % len(runs)]:
+
+    def way(key, side, value):
+        def run():
             with forced(side.module, value):
                 side.step()
             cpu[key][0].append(side.cpu[-1])
             cpu[key][1].append(side.opt_cpu[-1])
+        return run
+    rotating({key: way(key, side, value) for key, side, value in runs}, turns, 0)
     out = {k: (statistics.median(a), statistics.median(b)) for k, (a, b) in cpu.items()}
     for k, (step, opt) in out.items():
         log(f"  {k[0]} {k[1]}: {step:.3f} s CPU a step, optimizer {opt * 1000:.1f} ms")

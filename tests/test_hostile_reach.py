@@ -21,8 +21,7 @@ import torch
 from hostile.base import net
 from hostile.corpus import all_cases
 from netc.compiler.analyses.budget import estimate
-from netc.compiler.frontend.elaborate import Elaborator
-from netc.compiler.frontend.loader import load, load_text, program_of_text
+from netc.compiler.frontend.loader import load, load_text
 from netc.compiler.lower_torch.module import build_module
 from netc.compiler.numerics.seeded_weights import init_weights
 from netc.dsl.diagnostics import DiagnosticError
@@ -123,20 +122,11 @@ def test_100000_tokens_are_refused_at_the_attention_before_anything_is_drawn(tmp
 
 
 # ---- share: names -------------------------------------------------------------------------
-def _elaborate_with_shares_declared(text: str):
-    """The elaborator as the lead's one-line edit makes it run: ``declare_shares`` first."""
-    program = program_of_text(text, __import__("pathlib").Path("s.net"))
-    net = next(iter(program.nets.values()))
-    e = Elaborator(program.defs, constants=program.constants)
-    e.statements.declare_shares(list(net.body))
-    return e.net(net, None, "s.net")
-
-
 def test_a_shared_name_used_before_its_share_says_where_it_is_declared():
     text = ("net n {\n  input image: 3x8x8\n  x = image -> tower\n  share tower = relu\n"
             "  y = x -> tower\n}\n")
     with pytest.raises(DiagnosticError) as err:
-        _elaborate_with_shares_declared(text)
+        load_text(text, "s.net")
     [d] = err.value.diagnostics
     assert (d.span.line, d.span.col) == (3, 16)
     assert d.message.startswith("'tower' is declared by share on line 4, after this use")
@@ -234,10 +224,9 @@ def _recipe(tmp_path, cli, monkeypatch, middle: str, size: int):
 def test_a_position_embedding_given_another_size_by_a_recipe_is_one_line(tmp_path, cli,
                                                                           monkeypatch):
     first = _recipe(tmp_path, cli, monkeypatch, "-> pos_embedding -> attention(2)", 64)
-    # today the module refuses the 256 tokens when it runs; with the recipe.py edit in the
-    # report the plan refuses the size first (a tapped layer past tokens fixes it)
-    assert first.startswith(("netc: error: pos_embedding: its table holds 64 tokens",
-                             "netc: error: recipe r reads a layer past"))
+    # the plan refuses the size before the module runs: a tapped layer past tokens fixes it
+    assert first == ("netc: error: recipe r reads a layer past a flatten or tokens of small, "
+                     "so the image must be 32x32; --size 64 cannot be used")
 
 
 def test_a_recipe_whose_attention_would_take_8_tb_is_refused(tmp_path):

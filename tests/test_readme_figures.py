@@ -225,3 +225,13 @@ def test_seeded_outputs_are_of_the_size_the_readme_says(capsys):
         stated = re.search(rf"([\d.]+) for `{name}`", text)
         assert stated, f"the README gives no figure for {name}"
         assert top == pytest.approx(float(stated.group(1)), rel=0.1)
+
+
+def test_the_hostile_corpus_holds_what_the_readme_says():
+    """"over 1,800 such inputs" (Robustness and Development): the cases of the default run."""
+    from hostile.corpus import all_cases
+
+    said = {int(m.replace(",", "")) for m in re.findall(
+        r"over ([\d,]+) (?:such|hostile) inputs", README)}
+    assert said == {1800}
+    assert len(list(all_cases(False))) > 1800

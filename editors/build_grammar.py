@@ -23,11 +23,11 @@ import re
 import sys
 from pathlib import Path
 
-from lark import Lark
 from lark.lexer import PatternRE, PatternStr
 
+from netc.runtime.files import atomic_write_bytes
+
 ROOT = Path(__file__).resolve().parents[1]
-LARK_FILE = ROOT / "dsl" / "netc.lark"
 OUTPUT = ROOT / "editors" / "vscode" / "syntaxes" / "netc.tmLanguage.json"
 
 # The spec language's two constants (compiler/frontend/expressions.py reads them as booleans);
@@ -44,10 +44,12 @@ WORD_END = r"(?![A-Za-z0-9_])"  # nor after
 KWARG_AHEAD = r"(?=\s*=(?!=))"  # `name=` (not `name ==`): a keyword argument or a binding
 
 
-def lark_terminals(path: Path = LARK_FILE) -> dict[str, PatternRE | PatternStr]:
-    """The grammar's terminals by name, as Lark compiles them (anonymous ones included)."""
-    grammar = Lark(path.read_text(encoding="utf-8"), parser="lalr")
-    return {t.name: t.pattern for t in grammar.terminals}
+def lark_terminals() -> dict[str, PatternRE | PatternStr]:
+    """The grammar's terminals by name, as Lark compiles them (anonymous ones included), from
+    the parser's own loader of ``dsl/netc.lark``."""
+    from netc.dsl.parser import load_grammar
+
+    return {t.name: t.pattern for t in load_grammar("netc.dsl", "netc.lark").terminals}
 
 
 def keywords(terminals) -> list[str]:
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUT.write_text(text, encoding="utf-8")
+    atomic_write_bytes(OUTPUT, text.encode("utf-8"))  # an editor never reads half a grammar
     print(f"wrote {OUTPUT.relative_to(ROOT)}: {len(op_names())} ops, "
           f"{len(keywords(lark_terminals()))} keywords")
     return 0

@@ -25,33 +25,31 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._results import machine, rotating, write_section  # noqa: E402
+from benchmarks._results import machine, publish, rotating  # noqa: E402
 
 SHAPES = ((96, 56, 56), (192, 28, 28), (384, 14, 14), (768, 7, 7), (768, 1, 1))
 BATCH = 8
 
 
-def sessions(shape, work: Path):
+def sessions(shape):
     """{form: callable running ORT on that form of netc's layernorm}, node counts, and the
     largest difference between the forms' outputs."""
     import numpy as np
     import onnxruntime as ort
 
-    from netc.compiler.frontend.loader import load
+    from netc.compiler.frontend.loader import load_text
     from netc.compiler.lower_onnx.tape import Tape
     from netc.compiler.numerics.seeded_weights import init_weights
     from netc.compiler.ops.layernorm import expanded, layer_normalization
 
     c, h, w = shape
-    spec = work / f"ln_{c}.net"
-    spec.write_text(f"net ln {{\n  input image: {c}x{h}x{w}\n  image -> layernorm(eps=1e-6)\n}}\n")
-    graph = load(str(spec))
+    graph = load_text(f"net ln {{\n  input image: {c}x{h}x{w}\n  image -> layernorm(eps=1e-6)\n}}\n",
+                      f"ln_{c}.net")
     node = graph[graph.outputs[0]]
     weights = init_weights(graph, seed=0)
     rng = np.random.default_rng(1)  # trained-like γ and β: a fresh net's 1 and 0 write no Mul/Add
@@ -81,17 +79,16 @@ def main(argv=None) -> int:
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
     lines = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for shape in SHAPES:
-            runs, nodes, diff = sessions(shape, Path(tmp))
-            times = rotating(runs, args.rounds, warmup=3)
-            ratios = [r / t for r, t in zip(times["reductions"], times["round trip"])]
-            ms = {k: 1000 * statistics.median(v) for k, v in times.items()}
-            dims = "x".join(map(str, shape))
-            lines.append(f"| {dims} | {ms['round trip']:.2f} ({nodes['round trip']}) | "
-                         f"{ms['reductions']:.2f} ({nodes['reductions']}) | "
-                         f"{statistics.median(ratios):.2f} | {diff:.1e} |")
-            print(lines[-1], flush=True)
+    for shape in SHAPES:
+        runs, nodes, diff = sessions(shape)
+        times = rotating(runs, args.rounds, warmup=3)
+        ratios = [r / t for r, t in zip(times["reductions"], times["round trip"])]
+        ms = {k: 1000 * statistics.median(v) for k, v in times.items()}
+        dims = "x".join(map(str, shape))
+        lines.append(f"| {dims} | {ms['round trip']:.2f} ({nodes['round trip']}) | "
+                     f"{ms['reductions']:.2f} ({nodes['reductions']}) | "
+                     f"{statistics.median(ratios):.2f} | {diff:.1e} |")
+        print(lines[-1], flush=True)
     command = "python benchmarks/layernorm_channels.py" + (
         f" --rounds {args.rounds}" if args.rounds != 200 else "")
     text = "\n".join([
@@ -109,8 +106,7 @@ def main(argv=None) -> int:
         "| --- | --- | --- | --- | --- |",
         *lines,
     ])
-    if not args.no_write:
-        write_section("layernorm_channels", text)
+    publish("layernorm_channels", text, not args.no_write)
     return 0
 
 

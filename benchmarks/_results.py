@@ -39,6 +39,12 @@ def publish(name: str, text: str, write: bool) -> None:
         write_section(name, text)
 
 
+def q(values, p: float) -> float:
+    """The ``p`` quantile of ``values`` (0.1: p10), the nearest of the sorted values."""
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, round(p * (len(values) - 1))))]
+
+
 def rotating(fns: dict, rounds: int, warmup: int) -> dict[str, list[float]]:
     """Seconds per call of each callable: ``warmup`` calls each, then ``rounds`` rounds in
     which every callable runs once, the order rotating each round (round r starts with the

@@ -44,7 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._results import machine, publish  # noqa: E402
+from benchmarks._results import machine, publish, q  # noqa: E402
 from netc.runtime.files import atomic_write_bytes  # noqa: E402
 
 PAIRS = {  # name: (A, B, batch, default turns)
@@ -125,10 +125,6 @@ class Side:
             self.first_s = took
         return took
 
-
-def q(values, p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, round(p * (len(values) - 1))))]
 
 
 def sides_of(pair: str, compiled: bool) -> tuple[list[tuple[str, str]], list[tuple]]:

@@ -48,7 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._results import machine, publish, rotating  # noqa: E402
+from benchmarks._results import machine, publish, q, rotating  # noqa: E402
 
 GOALS = {"resnet50_v1_5": 0.35, "mobilenet_v2": 0.50}
 CALIBRATION = 16  # calibration inputs, at most (samples has fewer than that after hold-out)
@@ -56,10 +56,6 @@ MODELS = ("fp32", "int8", "stock")
 BUSY_NOTE = (": above the core count, other work shared the cores and the times are slow; the "
              "paired ratios are what to read")
 
-
-def q(values, p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, round(p * (len(values) - 1))))]
 
 
 def build(net: str) -> tuple[dict[str, bytes], str, tuple[int, ...]]:

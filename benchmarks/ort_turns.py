@@ -29,12 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._results import machine, publish, rotating  # noqa: E402
+from benchmarks._results import machine, publish, q, rotating  # noqa: E402
 
-
-def q(values, p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, round(p * (len(values) - 1))))]
 
 
 def backends(net: str, work: Path, threads: int, skip_default: bool):

@@ -14,7 +14,7 @@ Both run in eval mode, ``torch.no_grad``, 2 threads, batch 1 at 224x224, in rota
 the round, so load from elsewhere falls on both alike. The ``convnext_eager`` section of
 ``benchmarks/RESULTS.md`` is written with the command.
 
-    python benchmarks/convnext_eager.py                 # 1-2 minutes, writes RESULTS.md
+    python benchmarks/convnext_eager.py                 # 1 minute (load 3), writes RESULTS.md
     python benchmarks/convnext_eager.py --rounds 10 --no-write
 """
 

@@ -17,7 +17,7 @@ import zlib
 from netc.compiler.ops import REGISTRY
 from netc.compiler.ops.domains import MAX_SIZE
 
-from hostile import commands, inputs, reach
+from hostile import commands, inputs, makers, reach
 from hostile.base import case, net
 
 
@@ -282,9 +282,7 @@ def size_cases(full: bool):
 def _png(width: int, height: int, rows: int | None = None) -> bytes:
     """An RGB PNG of ``width`` x ``height`` grey pixels; a bomb's header claims more rows than
     its data holds (``rows``), as a 100-byte file claiming 60000x60000 does."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(
-            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    chunk = makers.png_chunk
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     raw = (b"\x00" + b"\x80" * (3 * width)) * (height if rows is None else rows)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)

@@ -179,7 +179,8 @@ def caffemodel(kind: str = "good", truncate_to: float | None = None,
 
 
 # ---- images -----------------------------------------------------------------------------------
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, kind, data and its CRC (also corpus.py's whole PNGs)."""
     return struct.pack(">I", len(data)) + kind + data + struct.pack(
         ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -188,8 +189,8 @@ def png_header(width: int, height: int) -> bytes:
     """A PNG whose header claims ``width`` x ``height`` over one row of data (a bomb, or 0x0)."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     raw = b"\0" + b"\x80" * (3 * max(width, 1))
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr)
-            + _png_chunk(b"IDAT", zlib.compress(raw[:3 * 1000 + 1])) + _png_chunk(b"IEND", b""))
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
+            + png_chunk(b"IDAT", zlib.compress(raw[:3 * 1000 + 1])) + png_chunk(b"IEND", b""))
 
 
 def image(mode: str = "RGB", size: int = 12, fmt: str = "PNG", frames: int = 1,

@@ -63,7 +63,7 @@ def init_weights(graph: Graph, seed: int = 0,
     nodes = [n for n in graph if n.op != "input" and n.name in keep]
     zero_gamma = set(residual_body_ends(graph))
     stats = BatchNormStatistics.of(graph)
-    sizes = [_state_size(graph, n) for n in nodes] if progress else [0] * len(nodes)
+    sizes = [graph.state_size(n) for n in nodes] if progress else [0] * len(nodes)
     total, done = sum(sizes), 0
     weights: dict[str, np.ndarray] = {}
     # Every node has its own generator, so drawing in threads gives the same numbers; numpy
@@ -103,13 +103,6 @@ def residual_body_ends(graph: Graph) -> list[str]:
         if src.op == "bn" and users[src.name] == [reader]:
             ends.append(src.name)
     return ends
-
-
-def _state_size(graph: Graph, node) -> int:
-    """How many numbers ``node`` holds (weights and buffers), without drawing them."""
-    ins = [graph[i].shape for i in node.inputs]
-    return (node.opdef.param_count(node.attrs, ins, node.shape)
-            + node.opdef.buffer_count(node.attrs, ins, node.shape))
 
 
 def check_weights(graph: Graph, tensors, source: str = "weights",

@@ -201,6 +201,23 @@ def test_onnx_keeps_two_initializers_where_folding_an_unshared_bn_makes_them_dif
     assert np.abs(session.run(None, {"x": x})[0] - ref).max() <= 1e-5 * np.abs(ref).max()
 
 
+def test_onnx_of_a_shared_block_first_used_by_a_training_output_draws_the_owners_weights():
+    """The ONNX file leaves out training-only outputs, and with them the owner of a shared
+    block first applied there: the inference output's use still computes with the owner's
+    seeded weights (init_weights draws an owner a kept sharer needs)."""
+    g = load_text("net n {\n  input x: 3x8x8\n  share t = conv(4, 3, pad=1) -> bn -> relu\n"
+                  "  training output aux = x -> t -> gap -> flatten -> fc(2)\n"
+                  "  output y = x -> t -> gap -> flatten -> fc(3)\n}\n", "n.net")
+    model = lower(g, seed=0)
+    assert not [i.name for i in model.graph.initializer if i.name.startswith(("t.", "fc1"))]
+    net = build_module(g, seed=0).eval()
+    x = np.random.default_rng(2).standard_normal((2, 3, 8, 8), dtype=np.float32)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert np.abs(session.run(None, {"x": x})[0] - ref).max() <= 1e-5 * np.abs(ref).max()
+
+
 def test_a_weights_file_copy_of_a_shared_tensor_must_equal_the_owners(shared):
     w = init_weights(shared, 0)
     net = build_module(shared, {**w, "tower_1.fc2.bias": w["tower.fc2.bias"]})

@@ -53,6 +53,8 @@ def init_weights(graph: Graph, seed: int = 0,
         raise UserError(f"the seed must be a non-negative integer; got {seed!r}")
 
     def draw(node):
+        if node.shares:  # a sharing node draws nothing: its owner's arrays are its own
+            return {}
         rng = np.random.default_rng([seed, zlib.crc32(node.name.encode())])
         ins = [graph[i].shape for i in node.inputs]
         return node.opdef.init_weights(node.attrs, ins, node.shape, rng)
@@ -71,7 +73,7 @@ def init_weights(graph: Graph, seed: int = 0,
     # The nodes come back in graph order, and each one's batch-norm statistics are computed
     # as it arrives, while the pool draws the nodes after it.
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        for node, arrays, size in zip(nodes, pool.map(_drawer(draw), nodes), sizes):
+        for node, arrays, size in zip(nodes, pool.map(draw, nodes), sizes):
             if node.shares:  # seen by the statistics under its own name, then dropped
                 arrays = {k[len(node.shares) + 1:]: a for k, a in weights.items()
                           if k.startswith(node.shares + ".")}
@@ -84,11 +86,6 @@ def init_weights(graph: Graph, seed: int = 0,
                 done += size
                 progress(done, total)
     return {k: a for k, a in weights.items() if k.rsplit(".", 1)[0] not in sharing}
-
-
-def _drawer(draw):
-    """``draw`` for the nodes that own their weights; nothing for a sharing node."""
-    return lambda node: {} if node.shares else draw(node)
 
 
 def residual_body_ends(graph: Graph) -> list[str]:

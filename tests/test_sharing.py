@@ -143,7 +143,10 @@ def test_netc_fmt_formats_the_share_statement():
 
 # ---- the faces: seeded weights, torch, ONNX, weights files -----------------------------------
 def test_seeded_weights_are_drawn_once(shared):
-    w = init_weights(shared, seed=3)
+    seen = []
+    w = init_weights(shared, seed=3, progress=lambda done, total: seen.append((done, total)))
+    drawn = sum(a.size for k, a in w.items() if not k.endswith("num_batches_tracked"))
+    assert seen[-1] == (drawn, drawn)  # the progress counts what is drawn: the owner's, once
     assert not [k for k in w if k.startswith("tower_1.")]
     assert sum(a.size for k, a in w.items() if not k.startswith("tower.bn1.running")
                and not k.endswith("num_batches_tracked")) == TOWER_PARAMS

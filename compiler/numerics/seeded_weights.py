@@ -65,7 +65,8 @@ def init_weights(graph: Graph, seed: int = 0,
     nodes = [n for n in graph if n.op != "input" and n.name in keep]
     zero_gamma = set(residual_body_ends(graph))
     stats = BatchNormStatistics.of(graph)
-    sizes = [graph.state_size(n) for n in nodes] if progress else [0] * len(nodes)
+    sizes = ([0 if n.shares else graph.state_size(n) for n in nodes] if progress
+             else [0] * len(nodes))  # what each draws: a sharing node, nothing
     total, done = sum(sizes), 0
     weights: dict[str, np.ndarray] = {}
     # Every node has its own generator, so drawing in threads gives the same numbers; numpy

@@ -229,6 +229,19 @@ def test_a_weights_file_copy_of_a_shared_tensor_must_equal_the_owners(shared):
         build_module(shared, {**w, "tower_1.fc2.bias": w["tower.fc2.bias"] + 1})
 
 
+def test_a_weights_file_with_only_the_sharing_layers_copies_needs_them_equal():
+    """Without the owner's tensor, the first sharing copy stands for it and the others must
+    equal it (no copy silently wins)."""
+    g = load_text("net n {\n  input x: 3x8x8\n  share c = conv(3, 3, pad=1)\n"
+                  "  x -> c -> c -> c\n}\n", "n.net")
+    w = init_weights(g, 0)
+    copies = {f"{n}.{t}": w[f"c.{t}"] for n in ("c_1", "c_2") for t in ("weight", "bias")}
+    net = build_module(g, copies)
+    assert torch.equal(net.get_submodule("c").bias, torch.from_numpy(w["c.bias"]))
+    with pytest.raises(UserError, match="c_2.bias differs from c_1.bias, both copies of c.bias"):
+        build_module(g, {**copies, "c_2.bias": w["c.bias"] + 1})
+
+
 # ---- Caffe: param { name } ---------------------------------------------------------------------
 def caffe_siamese():
     """BVLC's MNIST siamese train_val (V1 format), whole: its V1 CONTRASTIVE_LOSS is dropped as

@@ -137,18 +137,22 @@ def _without_shared(graph: Graph, tensors, source: str):
     if not sharing:
         return tensors
     kept = {}
+    stand_in: dict[str, str] = {}  # owner's key absent -> the sharing copy that stands for it
     for key, value in tensors.items():
         node, _, local = key.rpartition(".")
         owner = sharing.get(node)
         if owner is None:
             kept[key] = value
             continue
-        mine = tensors.get(f"{owner}.{local}")
-        if mine is not None and not np.array_equal(np.asarray(mine), np.asarray(value)):
-            raise UserError(f"{source}: {key} differs from {owner}.{local}, whose weights "
+        theirs = f"{owner}.{local}"
+        if theirs not in tensors:  # only sharing layers' copies: the first is the owner's
+            stand_in.setdefault(theirs, key)
+            kept.setdefault(theirs, value)
+        other = stand_in.get(theirs, theirs)
+        if not np.array_equal(np.asarray(tensors[other]), np.asarray(value)):
+            also = "" if other == theirs else f", both copies of {theirs}"
+            raise UserError(f"{source}: {key} differs from {other}{also}, whose weights "
                             f"{node} shares")
-        if mine is None:  # only the sharing layer's copy: it is the owner's
-            kept[f"{owner}.{local}"] = value
     return kept
 
 

@@ -346,6 +346,20 @@ def test_onnx_outputs_keep_node_names_where_the_spec_names_none_and_copy_an_inpu
     assert np.array_equal(session.run(["same"], {"x": x})[0], x)
 
 
+def test_onnx_gives_each_declared_name_of_one_node_its_output():
+    """Two names for one value, then an input: every declared name is an output of the
+    value it names (the outputs were once de-duplicated, which shifted the names after)."""
+    g = load_text("net n {\n  input x: 3x8x8\n  y = x -> conv(4, 3, pad=1)\n  output a = y\n"
+                  "  output b = y\n  output same = x\n  output r = x -> relu\n}\n", "n.net")
+    model = lower(g)
+    assert [o.name for o in model.graph.output] == ["a", "b", "same", "r"]
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(1).standard_normal((1, 3, 8, 8), dtype=np.float32)
+    a, b, same, r = session.run(None, {"x": x})
+    assert a.shape == (1, 4, 8, 8) and np.array_equal(a, b)
+    assert np.array_equal(same, x) and np.array_equal(r, np.maximum(x, 0))
+
+
 def test_netc_run_reads_a_named_output(tmp_path, cli):
     spec = tmp_path / "named.net"
     spec.write_text("net named {\n  input image: 3x32x32\n"

@@ -415,8 +415,10 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, file: str) -> Diagnostic
         )
     span = Span.of(file, tok)
     hint = ""
-    if str(tok) == "share" or _SHARE_BEFORE.search(text, 0, tok.start_pos or 0):
+    if str(tok) == "share" or (tok.type == "NAME"
+                               and _SHARE_BEFORE.search(text, 0, tok.start_pos or 0)):
         # `def f = share t = ...` or a file-level share: share binds layers in a net only
+        # (in a net, `share = relu` lacks its name: the expected words say so)
         hint = " (share NAME = block is a statement of a net, on a line of its own)"
     elif tok.type == "NAME" and "ARROW" in err.expected:
         hint = " (missing '->' between layers?)"

@@ -134,6 +134,19 @@ def test_share_binds_layers(value, words):
         load_text(siamese("share").replace(TOWER, value), "siamese.net")
 
 
+@pytest.mark.parametrize("text, message", [
+    ("net n {\n  input x: 3x8x8\n  share = relu\n  x -> relu\n}\n",
+     "unexpected '='; expected a name"),  # in a net: only the name is missing
+    ("def f = share t = relu\n", "unexpected 't'; expected 'def', 'include', 'inline', 'let', "
+     "'net', 'recipe', end of file (share NAME = block is a statement of a net"),
+])
+def test_a_share_statement_out_of_place_says_where_share_belongs(text, message):
+    with pytest.raises(DiagnosticError) as err:
+        load_text(text, "s.net")
+    [d] = err.value.diagnostics
+    assert d.message.startswith(message) and ("(share NAME" in message) == ("(share" in d.message)
+
+
 def test_netc_fmt_formats_the_share_statement():
     text = "net n { input x: 3x8x8\n share  t=conv(4,3)\n output y = x -> t -> t }\n"
     once = format_text(text)

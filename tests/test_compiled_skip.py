@@ -19,6 +19,7 @@ from netc.compiler.frontend.loader import load
 from netc.compiler.lower_torch import blocks as torch_blocks
 from netc.compiler.lower_torch.blocks import CHANNELS_LAST, NCHW, Chain, find_chains, in_layout
 from netc.compiler.lower_torch.module import build_module
+from tests.test_droppath_sd import FRACTAL  # the drop-path tests' small FractalNet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -33,20 +34,6 @@ net small_sd {
         -> basic(8, 2) -> basic(8) -> gap -> flatten -> fc(10) as fc
 }
 """
-
-FRACTAL = """
-inline def unit(ch) = conv(ch, 3, pad=1) -> bn -> relu
-def fractal(ch, C) =
-  if C == 1 then unit(ch)
-  else mean[ fractal(ch, C - 1) -> fractal(ch, C - 1), unit(ch) ]
-net small_fractal(C=3) {
-  input image: 3x8x8
-  with droppath(local=0.15, global=0.5)
-  image -> fractal(4, C) as block1 -> maxpool(2) -> fractal(8, C) as block2
-        -> gap -> flatten -> fc(10) as fc
-}
-"""
-
 
 # The FractalNet reference unit, dropout included: a trial's draws must not shift the step's.
 DROPOUT = FRACTAL.replace("unit(ch) = conv(ch, 3, pad=1) -> bn", "unit(ch) = conv(ch, 3, pad=1) "

@@ -286,7 +286,8 @@ def test_not_a_file_and_not_text(cli, tmp_path):
     r = cli("fmt", str(tmp_path / "missing.net"))
     assert r.code == 1 and r.err.startswith("netc: error: netc fmt: cannot read")
     (tmp_path / "empty").mkdir()
-    assert cli("fmt", str(tmp_path / "empty")).code == 1
+    r = cli("fmt", str(tmp_path / "empty"))
+    assert r.code == 1 and "empty: a directory with no .net or .recipe files in it" in r.err
     with pytest.raises(SystemExit) as done:  # no FILES: argparse's one line
         cli("fmt")
     assert done.value.code == 2

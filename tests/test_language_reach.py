@@ -151,7 +151,7 @@ def test_input_size_is_a_net_parameter(tmp_path):
     assert errors(bad) == ["3:19: an input dimension must be an integer; got 5"]
 
 
-def test_input_option_replaces_the_declared_shape(tmp_path, cli):
+def test_input_option_replaces_the_declared_shape(tmp_path, cli, capsys):
     path = net(tmp_path, "image -> conv(4, 3) -> gap -> flatten -> fc(2)", shape="3x1x1")
     assert "output height is -1" in errors(path)[0]
     assert load(path, input_shapes={None: (3, 9, 9)})["conv1"].shape == (4, 7, 7)
@@ -164,6 +164,8 @@ def test_input_option_replaces_the_declared_shape(tmp_path, cli):
         with pytest.raises(SystemExit) as exit_:
             cli("check", path, "--input", bad)
         assert exit_.value.code == 2
+        assert f"argument --input: expected CxHxW (or NAME=CxHxW) with positive sizes; got '{bad}'" \
+            in capsys.readouterr().err
     result = cli("check", path, "--input", "foo=3x8x8")
     assert result.code == 1 and "has no input 'foo'" in result.err and "Traceback" not in result.err
 

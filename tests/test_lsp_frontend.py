@@ -126,8 +126,6 @@ def test_parsing_by_items_gives_what_parsing_the_whole_text_gives(name, monkeypa
 def test_the_editor_text_cache_stays_bounded(tmp_path):
     """A long editor session opens many files: the parsed overlay texts are kept for at most
     256 of them, and a cleared entry is parsed again, the same."""
-    from netc.compiler.frontend import loader
-
     text = "net a {\n  input x: 1x8x8\n  x -> relu\n}\n"
     first = loader._parse_text(tmp_path / "f0.net", text)
     for i in range(1, 300):

@@ -134,6 +134,19 @@ def test_share_binds_layers(value, words):
         load_text(siamese("share").replace(TOWER, value), "siamese.net")
 
 
+@pytest.mark.parametrize("text, message", [
+    ("net n {\n  input x: 3x8x8\n  share = relu\n  x -> relu\n}\n",
+     "unexpected '='; expected a name"),  # in a net: only the name is missing
+    ("def f = share t = relu\n", "unexpected 't'; expected 'def', 'include', 'inline', 'let', "
+     "'net', 'recipe', end of file (share NAME = block is a statement of a net"),
+])
+def test_a_share_statement_out_of_place_says_where_share_belongs(text, message):
+    with pytest.raises(DiagnosticError) as err:
+        load_text(text, "s.net")
+    [d] = err.value.diagnostics
+    assert d.message.startswith(message) and ("(share NAME" in message) == ("(share" in d.message)
+
+
 def test_netc_fmt_formats_the_share_statement():
     text = "net n { input x: 3x8x8\n share  t=conv(4,3)\n output y = x -> t -> t }\n"
     once = format_text(text)
@@ -143,7 +156,10 @@ def test_netc_fmt_formats_the_share_statement():
 
 # ---- the faces: seeded weights, torch, ONNX, weights files -----------------------------------
 def test_seeded_weights_are_drawn_once(shared):
-    w = init_weights(shared, seed=3)
+    seen = []
+    w = init_weights(shared, seed=3, progress=lambda done, total: seen.append((done, total)))
+    drawn = sum(a.size for k, a in w.items() if not k.endswith("num_batches_tracked"))
+    assert seen[-1] == (drawn, drawn)  # the progress counts what is drawn: the owner's, once
     assert not [k for k in w if k.startswith("tower_1.")]
     assert sum(a.size for k, a in w.items() if not k.startswith("tower.bn1.running")
                and not k.endswith("num_batches_tracked")) == TOWER_PARAMS
@@ -201,12 +217,42 @@ def test_onnx_keeps_two_initializers_where_folding_an_unshared_bn_makes_them_dif
     assert np.abs(session.run(None, {"x": x})[0] - ref).max() <= 1e-5 * np.abs(ref).max()
 
 
+def test_onnx_of_a_shared_block_first_used_by_a_training_output_draws_the_owners_weights():
+    """The ONNX file leaves out training-only outputs, and with them the owner of a shared
+    block first applied there: the inference output's use still computes with the owner's
+    seeded weights (init_weights draws an owner a kept sharer needs)."""
+    g = load_text("net n {\n  input x: 3x8x8\n  share t = conv(4, 3, pad=1) -> bn -> relu\n"
+                  "  training output aux = x -> t -> gap -> flatten -> fc(2)\n"
+                  "  output y = x -> t -> gap -> flatten -> fc(3)\n}\n", "n.net")
+    model = lower(g, seed=0)
+    assert not [i.name for i in model.graph.initializer if i.name.startswith(("t.", "fc1"))]
+    net = build_module(g, seed=0).eval()
+    x = np.random.default_rng(2).standard_normal((2, 3, 8, 8), dtype=np.float32)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert np.abs(session.run(None, {"x": x})[0] - ref).max() <= 1e-5 * np.abs(ref).max()
+
+
 def test_a_weights_file_copy_of_a_shared_tensor_must_equal_the_owners(shared):
     w = init_weights(shared, 0)
     net = build_module(shared, {**w, "tower_1.fc2.bias": w["tower.fc2.bias"]})
     assert torch.equal(net.get_submodule("tower.fc2").bias, torch.from_numpy(w["tower.fc2.bias"]))
     with pytest.raises(UserError, match="tower_1.fc2.bias differs from tower.fc2.bias"):
         build_module(shared, {**w, "tower_1.fc2.bias": w["tower.fc2.bias"] + 1})
+
+
+def test_a_weights_file_with_only_the_sharing_layers_copies_needs_them_equal():
+    """Without the owner's tensor, the first sharing copy stands for it and the others must
+    equal it (no copy silently wins)."""
+    g = load_text("net n {\n  input x: 3x8x8\n  share c = conv(3, 3, pad=1)\n"
+                  "  x -> c -> c -> c\n}\n", "n.net")
+    w = init_weights(g, 0)
+    copies = {f"{n}.{t}": w[f"c.{t}"] for n in ("c_1", "c_2") for t in ("weight", "bias")}
+    net = build_module(g, copies)
+    assert torch.equal(net.get_submodule("c").bias, torch.from_numpy(w["c.bias"]))
+    with pytest.raises(UserError, match="c_2.bias differs from c_1.bias, both copies of c.bias"):
+        build_module(g, {**copies, "c_2.bias": w["c.bias"] + 1})
 
 
 # ---- Caffe: param { name } ---------------------------------------------------------------------
@@ -311,6 +357,25 @@ def test_onnx_outputs_keep_node_names_where_the_spec_names_none_and_copy_an_inpu
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     x = np.ones((1, 3, 8, 8), np.float32)
     assert np.array_equal(session.run(["same"], {"x": x})[0], x)
+
+
+def test_onnx_gives_each_declared_name_of_one_node_its_output():
+    """Two names for one value, then an input: every declared name is an output of the
+    value it names (the outputs were once de-duplicated, which shifted the names after)."""
+    g = load_text("net n {\n  input x: 3x8x8\n  y = x -> conv(4, 3, pad=1)\n  output a = y\n"
+                  "  output b = y\n  output same = x\n  output r = x -> relu\n}\n", "n.net")
+    model = lower(g)
+    assert [o.name for o in model.graph.output] == ["a", "b", "same", "r"]
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(1).standard_normal((1, 3, 8, 8), dtype=np.float32)
+    a, b, same, r = session.run(None, {"x": x})
+    assert a.shape == (1, 4, 8, 8) and np.array_equal(a, b)
+    assert np.array_equal(same, x) and np.array_equal(r, np.maximum(x, 0))
+    net = build_module(g)
+    for mode in (net.eval, net.train):  # torch: one value per declared output in both modes
+        mode()
+        assert [tuple(v.shape) for v in net(torch.from_numpy(x))] == [
+            (1, 4, 8, 8), (1, 4, 8, 8), (1, 3, 8, 8), (1, 3, 8, 8)]
 
 
 def test_netc_run_reads_a_named_output(tmp_path, cli):

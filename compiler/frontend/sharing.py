@@ -29,17 +29,7 @@ from collections.abc import Callable
 from netc.compiler.frontend.builder import GraphBuilder
 from netc.compiler.frontend.context import Context
 from netc.compiler.frontend.values import POISON, LabelledBlock, Poison, SharedBlock, Value
-from netc.compiler.ir import Graph, Node
 from netc.compiler.ops import fmt_shape
-
-
-def state_size(graph: Graph, node: Node) -> int:
-    """How many weights and buffers ``node`` would hold of its own."""
-    if node.op == "input":
-        return 0
-    ins = [graph[i].shape for i in node.inputs]
-    return (node.opdef.param_count(node.attrs, ins, node.shape)
-            + node.opdef.buffer_count(node.attrs, ins, node.shape))
 
 
 class Sharing:
@@ -57,7 +47,7 @@ class Sharing:
         if out is POISON:
             return POISON
         graph = self.ctx.graph
-        weighted = [n for n in self.builder.made_since(mark) if state_size(graph, graph[n])]
+        weighted = [n for n in self.builder.made_since(mark) if graph.state_size(graph[n])]
         record = b.record
         if record.owners is None:  # the first use owns the weights (rule 2)
             record.owners = [graph[n].shares or n for n in weighted]
@@ -84,7 +74,7 @@ class Sharing:
                     "a shared block must make the same layers at every use")
         for name, owner in zip(weighted, record.owners):
             node, mine = graph[name], graph[owner]
-            size, theirs = state_size(graph, node), state_size(graph, mine)
+            size, theirs = graph.state_size(node), graph.state_size(mine)
             if node.op != mine.op or node.attrs != mine.attrs or size != theirs:
                 in_here = fmt_shape(graph[node.inputs[0]].shape) if node.inputs else "?"
                 in_first = fmt_shape(graph[mine.inputs[0]].shape) if mine.inputs else "?"

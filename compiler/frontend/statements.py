@@ -13,7 +13,7 @@ Rules:
 4. ``let name = value`` binds a number, list or word for the statements after it; bound to
    a block, it names a *description*: each use of the name makes new layers (new weights).
    ``share name = block`` binds one set of layers instead: every use applies the layers (the
-   weights) its first use made (:meth:`netc.compiler.frontend.application.Applier.shared`).
+   weights) its first use made (:mod:`netc.compiler.frontend.sharing`).
 5. ``with droppath(local=, global=)`` and ``with stochastic_depth(p_L=, mode=)`` are net-wide
    declarations of probabilities in [0, 1] (:class:`netc.compiler.ir.NetOptions`).
 6. A chain on its own is computed; the last one is the net's output when it declares none.

@@ -73,7 +73,10 @@ def lower(graph: Graph, weights: Mapping[str, np.ndarray] | None = None, *, seed
 
     check_int64(graph)  # before any weight is drawn: onnx.helper refuses integers past int64
     extra = resolve_outputs(graph, outputs)
-    graph = graph.copy(outputs=list(dict.fromkeys([*graph.outputs, *extra])))
+    # The declared outputs as they are (one node may be two names' output: output_names
+    # follows them one for one), then the extra ones not among them.
+    graph = graph.copy(outputs=[*graph.outputs, *(n for n in dict.fromkeys(extra)
+                                                  if n not in graph.outputs)])
     drawn = weights is None
     if drawn:  # only what the file holds: no training-only head (Inception-v3's aux: 12.7 MB)
         needed = {n.name: n for n in graph.slice(list(graph.outputs))}

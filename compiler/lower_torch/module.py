@@ -213,8 +213,10 @@ class NetModule(nn.Module):
         if taps is None:
             targets = tuple(self.graph.outputs)
             if self.training:  # auxiliary heads (``training output``) exist in training only
-                extra = self.graph.options.training_outputs
-                targets = tuple(dict.fromkeys([*targets, *extra.values()]))
+                # after the declared outputs, one each as in eval (a node may be two
+                # outputs), the training outputs they do not already hold
+                extra = dict.fromkeys(self.graph.options.training_outputs.values())
+                targets = (*targets, *(n for n in extra if n not in targets))
         else:
             if isinstance(taps, str):
                 taps = [taps]

@@ -53,6 +53,8 @@ def init_weights(graph: Graph, seed: int = 0,
         raise UserError(f"the seed must be a non-negative integer; got {seed!r}")
 
     def draw(node):
+        if node.shares:  # a sharing node draws nothing: its owner's arrays are its own
+            return {}
         rng = np.random.default_rng([seed, zlib.crc32(node.name.encode())])
         ins = [graph[i].shape for i in node.inputs]
         return node.opdef.init_weights(node.attrs, ins, node.shape, rng)
@@ -63,7 +65,8 @@ def init_weights(graph: Graph, seed: int = 0,
     nodes = [n for n in graph if n.op != "input" and n.name in keep]
     zero_gamma = set(residual_body_ends(graph))
     stats = BatchNormStatistics.of(graph)
-    sizes = [_state_size(graph, n) for n in nodes] if progress else [0] * len(nodes)
+    sizes = ([0 if n.shares else graph.state_size(n) for n in nodes] if progress
+             else [0] * len(nodes))  # what each draws: a sharing node, nothing
     total, done = sum(sizes), 0
     weights: dict[str, np.ndarray] = {}
     # Every node has its own generator, so drawing in threads gives the same numbers; numpy
@@ -71,7 +74,7 @@ def init_weights(graph: Graph, seed: int = 0,
     # The nodes come back in graph order, and each one's batch-norm statistics are computed
     # as it arrives, while the pool draws the nodes after it.
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        for node, arrays, size in zip(nodes, pool.map(_drawer(draw), nodes), sizes):
+        for node, arrays, size in zip(nodes, pool.map(draw, nodes), sizes):
             if node.shares:  # seen by the statistics under its own name, then dropped
                 arrays = {k[len(node.shares) + 1:]: a for k, a in weights.items()
                           if k.startswith(node.shares + ".")}
@@ -86,11 +89,6 @@ def init_weights(graph: Graph, seed: int = 0,
     return {k: a for k, a in weights.items() if k.rsplit(".", 1)[0] not in sharing}
 
 
-def _drawer(draw):
-    """``draw`` for the nodes that own their weights; nothing for a sharing node."""
-    return lambda node: {} if node.shares else draw(node)
-
-
 def residual_body_ends(graph: Graph) -> list[str]:
     """The ``bn`` nodes that end a residual body (the body input of a ``residual`` node, maybe
     through ops that vanish at inference: dropout, identity), read by nothing else."""
@@ -103,13 +101,6 @@ def residual_body_ends(graph: Graph) -> list[str]:
         if src.op == "bn" and users[src.name] == [reader]:
             ends.append(src.name)
     return ends
-
-
-def _state_size(graph: Graph, node) -> int:
-    """How many numbers ``node`` holds (weights and buffers), without drawing them."""
-    ins = [graph[i].shape for i in node.inputs]
-    return (node.opdef.param_count(node.attrs, ins, node.shape)
-            + node.opdef.buffer_count(node.attrs, ins, node.shape))
 
 
 def check_weights(graph: Graph, tensors, source: str = "weights",
@@ -146,18 +137,22 @@ def _without_shared(graph: Graph, tensors, source: str):
     if not sharing:
         return tensors
     kept = {}
+    stand_in: dict[str, str] = {}  # owner's key absent -> the sharing copy that stands for it
     for key, value in tensors.items():
         node, _, local = key.rpartition(".")
         owner = sharing.get(node)
         if owner is None:
             kept[key] = value
             continue
-        mine = tensors.get(f"{owner}.{local}")
-        if mine is not None and not np.array_equal(np.asarray(mine), np.asarray(value)):
-            raise UserError(f"{source}: {key} differs from {owner}.{local}, whose weights "
+        theirs = f"{owner}.{local}"
+        if theirs not in tensors:  # only sharing layers' copies: the first is the owner's
+            stand_in.setdefault(theirs, key)
+            kept.setdefault(theirs, value)
+        other = stand_in.get(theirs, theirs)
+        if not np.array_equal(np.asarray(tensors[other]), np.asarray(value)):
+            also = "" if other == theirs else f", both copies of {theirs}"
+            raise UserError(f"{source}: {key} differs from {other}{also}, whose weights "
                             f"{node} shares")
-        if mine is None:  # only the sharing layer's copy: it is the owner's
-            kept[f"{owner}.{local}"] = value
     return kept
 
 

@@ -294,6 +294,7 @@ def test_a_netc_file_saved_under_a_wrapper_is_taken_by_name_after_a_rename(tmp_p
 @pytest.mark.parametrize("rule, message", [
     ("a(=b", "missing ), unterminated subpattern"),
     (r"conv=\2", "invalid group reference 2"),
+    (r"(?P<x>conv)=\g<y>", "unknown group name 'y'"),  # IndexError, not re.error
     ("no-equals-sign", "expected REGEX=REPLACEMENT")])
 def test_a_bad_rule_is_argparses_one_line_error(rule, message, tmp_path, capsys):
     spec = write(tmp_path, "twins", TWINS)

@@ -44,7 +44,7 @@ def parse_rule(text: str) -> RenameRule:
     try:
         pattern = re.compile(regex)
         pattern.sub(replacement, "")  # the replacement's group references are checked here
-    except re.error as err:
+    except (re.error, IndexError) as err:  # IndexError: an unknown \g<name> (Python 3.11)
         raise ValueError(f"{text!r}: {err}") from None
     return RenameRule(pattern, replacement, text)
 

@@ -85,9 +85,8 @@ def rename_keys(keys: Sequence[str], rules: Sequence[RenameRule]
     for key in keys:
         name, changed = key, []
         for i, rule in enumerate(rules):
-            new = rule.pattern.sub(rule.replacement, name)
-            if rule.pattern.search(name):
-                hits[i] += 1
+            new, matches = rule.pattern.subn(rule.replacement, name)
+            hits[i] += matches > 0
             if new != name:
                 changed.append(i + 1)
             name = new

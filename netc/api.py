@@ -237,7 +237,9 @@ class Net:
         from netc.runtime.weights import import_weights as import_to_file
 
         prefixes = tuple(_names(skip, "skip"))
-        rules = [rename] if isinstance(rename, str) else list(rename)
+        rules = [rename] if isinstance(rename, str) else rename
+        if not isinstance(rules, Sequence):
+            raise UserError(f"rename is a rule or a list of rules; got {rename!r}")
         if output is None:
             return _read_weights(self._graph, _path(file), prefixes, rules)
         mapped = _refusals_as_errors(

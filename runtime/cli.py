@@ -69,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         from netc.runtime.commands.options import unpaired_rename
 
-        if unpaired_rename(args):
-            parser.error(unpaired_rename(args))  # exit 2, as any malformed command line
+        if problem := unpaired_rename(args):
+            parser.error(problem)  # exit 2, as any malformed command line
         return _run(args)
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (interrupts.Terminated)
         said = f"netc: interrupted ({interrupts.signal_name(err)})"

@@ -50,16 +50,18 @@ class Dataset:
                 f"images of {c}x{h}x{w}, {len(self.classes)} classes")
 
 
-def load_dataset(source: str, input_shape: tuple[int, ...], holdout: float = 0.2) -> Dataset:
-    """The data set named by ``source`` (``digits``, ``folder:PATH``, ``cifar10:PATH``)."""
+def load_dataset(source: str, input_shape: tuple[int, ...], holdout: float = 0.2,
+                 flag: str = "--data") -> Dataset:
+    """The data set named by ``source`` (``digits``, ``folder:PATH``, ``cifar10:PATH``);
+    ``flag``, the option that named it, begins the errors about the name."""
     kind, _, arg = source.partition(":")
     if kind == "digits" and not arg:
         return _digits(holdout)
     if kind == "folder" and arg:
-        return _folder(Path(arg), input_shape, holdout)
+        return _folder(Path(arg), input_shape, holdout, flag)
     if kind == "cifar10" and arg:
-        return _cifar10(Path(arg))
-    raise UserError(f"--data {source!r}: expected digits, folder:PATH or cifar10:PATH")
+        return _cifar10(Path(arg), flag)
+    raise UserError(f"{flag} {source!r}: expected digits, folder:PATH or cifar10:PATH")
 
 
 def _split(x: torch.Tensor, y: torch.Tensor, holdout: float, name: str, classes) -> Dataset:
@@ -82,9 +84,9 @@ def _digits(holdout: float) -> Dataset:
                   holdout, "digits", [str(c) for c in digits.target_names])
 
 
-def _folder(root: Path, input_shape, holdout: float) -> Dataset:
+def _folder(root: Path, input_shape, holdout: float, flag: str) -> Dataset:
     if not root.is_dir():
-        raise UserError(f"--data folder:{root}: no such folder")
+        raise UserError(f"{flag} folder:{root}: no such folder")
     parts = {name: root / name for name in ("train", "val", "test") if (root / name).is_dir()}
     if "train" in parts and ("val" in parts or "test" in parts):
         held = parts.get("val", parts.get("test"))
@@ -165,13 +167,13 @@ class _ArraysOnly(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refused to load {module}.{name}")
 
 
-def _cifar10(root: Path) -> Dataset:
+def _cifar10(root: Path, flag: str) -> Dataset:
     names = [f"data_batch_{i}" for i in range(1, 6)]
     if not (root / "test_batch").is_file():
         if (root / "cifar-10-batches-py" / "test_batch").is_file():
             root = root / "cifar-10-batches-py"
         else:
-            raise UserError(f"--data cifar10:{root}: expected data_batch_1..5 and test_batch "
+            raise UserError(f"{flag} cifar10:{root}: expected data_batch_1..5 and test_batch "
                             "(the python version of CIFAR-10) in that folder")
     train = [_cifar_batch(root / n) for n in names if (root / n).is_file()]
     if not train:

@@ -146,6 +146,8 @@ def test_bad_calibration_input_is_one_error_and_no_file(tmp_path, cli, case):
     assert r.code == 1, r.out
     assert message in r.err, r.err
     assert r.err.startswith("netc: error:") and r.err.count("\n") == 1
+    if case in ("no images", "missing", "bad dataset"):  # the option the user gave, named
+        assert r.err.startswith(f"netc: error: --calibrate {data}"), r.err
     assert not out.exists() and list(tmp_path.glob("*.onnx*")) == []
 
 

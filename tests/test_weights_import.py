@@ -215,3 +215,21 @@ def test_netc_named_files_and_checkpoint_wrappers(tmp_path):
         read_tensors(tmp_path / "nope.pth")
     with pytest.raises(UserError, match="is a .safetensors file|output of weights import"):
         import_weights(graph, tmp_path / "ckpt.pt", tmp_path / "w.pt")
+
+
+def test_a_reshape_is_said_in_one_line_without_show(tmp_path, cli):
+    """``converted: ...``: ``weights import`` without ``--show``, and the line of an on-the-fly
+    pairing (every ``--weights``), count what was reshaped (no test read either line before)."""
+    spec = tmp_path / "c.net"
+    spec.write_text("net n {\n  input image: 4x4x4\n  image -> conv(8, 1)\n}\n")
+    linear = nn.Linear(4, 8)
+    torch.save(linear.state_dict(), tmp_path / "lin.pth")
+    said = "converted: 1 reshape 1x1 (Linear as conv)"
+    result = cli("weights", "import", spec, tmp_path / "lin.pth", "-o", tmp_path / "w.safetensors")
+    assert result.code == 0 and result.out.splitlines()[0] == said, result.out
+    lines = []
+    weights = load_weights(load(str(spec)), tmp_path / "lin.pth", say=lines.append)
+    assert lines == [f"{tmp_path / 'lin.pth'}: 1 layers paired with n's by structure "
+                     f"(a PyTorch file); {said}"]
+    np.testing.assert_array_equal(weights["conv1.weight"][:, :, 0, 0],
+                                  linear.weight.detach().numpy())

@@ -278,6 +278,8 @@ def test_rename_on_the_weights_road_and_in_the_api(tmp_path, cli):
                  torch.randn(1, 4, 8, 8))
     with pytest.raises(netc.NetcError, match=r"rename: 'a\(=b': missing \)"):
         netc.load(spec).import_weights(tmp_path / "ref.pth", rename=["a(=b"])
+    with pytest.raises(netc.NetcError, match="rename is a rule or a list of rules; got 5"):
+        netc.load(spec).import_weights(tmp_path / "ref.pth", rename=5)  # was a TypeError
 
 
 def test_a_netc_file_saved_under_a_wrapper_is_taken_by_name_after_a_rename(tmp_path):
@@ -294,6 +296,7 @@ def test_a_netc_file_saved_under_a_wrapper_is_taken_by_name_after_a_rename(tmp_p
 @pytest.mark.parametrize("rule, message", [
     ("a(=b", "missing ), unterminated subpattern"),
     (r"conv=\2", "invalid group reference 2"),
+    (r"(?P<x>conv)=\g<y>", "unknown group name 'y'"),  # IndexError, not re.error
     ("no-equals-sign", "expected REGEX=REPLACEMENT")])
 def test_a_bad_rule_is_argparses_one_line_error(rule, message, tmp_path, capsys):
     spec = write(tmp_path, "twins", TWINS)

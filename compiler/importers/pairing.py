@@ -333,8 +333,7 @@ def pair_tree(ours: list[Layer], groups: dict[str, Layer]) -> list[tuple[Layer, 
     found = search.place(root, 0)
     if found is None or len(found) != len(ours):
         if found is not None:  # the file ends early, or has layers left over
-            n = len(found)
-            raise PairingError(Failure(n, None) if n < len(ours) else Failure(len(ours), None))
+            raise PairingError(Failure(min(len(found), len(ours)), None))
         raise PairingError(search.failure)
     return found
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from netc.runtime.commands.common import add_spec_arguments, load_graph
-from netc.runtime.commands.options import add_output, bounded_int, positive_float
+from netc.runtime.commands.options import add_depth, add_output, check_depth, positive_float
 
 
 def add_arguments(p):
@@ -13,8 +13,7 @@ def add_arguments(p):
     add_output(p, "picture (.svg or .png)", "OUT.svg", default_text="NET.svg or NET.png")
     p.add_argument("--format", choices=["svg", "png"], default=None,
                    help="svg (collapsible groups in a browser) or png; default from -o's suffix")
-    p.add_argument("--depth", type=bounded_int, default=None,
-                   help="start with the groups at level N and deeper collapsed")
+    add_depth(p, "start with the groups at level N and deeper collapsed")
     p.add_argument("--scale", type=positive_float, default=1.5, help="png: pixels per SVG unit")
 
 
@@ -22,8 +21,7 @@ def run(args) -> int:
     from netc.dsl.diagnostics import UserError
     from netc.runtime.files import atomic_path
 
-    if args.depth is not None and args.depth < 1:
-        raise UserError(f"--depth must be at least 1; got {args.depth}")
+    check_depth(args.depth)
     if not 0.25 <= args.scale <= 8:
         raise UserError(f"--scale must be between 0.25 and 8; got {args.scale}")
     fmt = args.format

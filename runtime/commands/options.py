@@ -307,6 +307,20 @@ def add_output(p: argparse.ArgumentParser, what: str, metavar: str, *, default: 
                                            else ""))
 
 
+def add_depth(p: argparse.ArgumentParser, help_text: str) -> None:
+    """``--depth N`` (``netc draw``, ``summary``, ``serve``): a level of the name hierarchy;
+    :func:`check_depth` refuses one below 1 (exit 1)."""
+    p.add_argument("--depth", type=bounded_int, default=None, help=help_text)
+
+
+def check_depth(depth: int | None) -> None:
+    """``--depth`` is at least 1 when given, else a user error."""
+    if depth is not None and depth < 1:
+        from netc.dsl.diagnostics import UserError
+
+        raise UserError(f"--depth must be at least 1; got {depth}")
+
+
 def check_outputs(*paths: str | None) -> None:
     """Refuse, before any work, an output that cannot be written (a device, a FIFO, a folder,
     a read-only file): a picture that took a minute of t-SNE should not be lost at the rename.

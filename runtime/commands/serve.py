@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from netc.runtime.commands.common import add_spec_arguments
+from netc.runtime.commands.options import add_depth, check_depth
 
 DEFAULT_PORT = 8765
 
@@ -29,8 +30,7 @@ def add_arguments(p):
     add_spec_arguments(p)
     p.add_argument("--port", type=port_number, default=DEFAULT_PORT,
                    help=f"the port on 127.0.0.1 (default {DEFAULT_PORT}; 0: any free port)")
-    p.add_argument("--depth", type=int, default=None,
-                   help="start the graph with the groups at level N and deeper collapsed")
+    add_depth(p, "start the graph with the groups at level N and deeper collapsed")
 
 
 def run(args) -> int:
@@ -44,8 +44,7 @@ def run(args) -> int:
     from netc.runtime.serve.server import LiveServer
     from netc.runtime.serve.live import Live
 
-    if args.depth is not None and args.depth < 1:
-        raise UserError(f"--depth must be at least 1; got {args.depth}")
+    check_depth(args.depth)
     root, _ = resolve_spec(args.spec)  # a missing file or unknown zoo name: one located line
     try:
         check_regular(root)  # a FIFO would block the watcher's every read; a folder never parses

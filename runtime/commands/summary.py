@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 
-from netc.dsl.diagnostics import UserError
 from netc.runtime.commands.common import add_spec_arguments, load_graph
+from netc.runtime.commands.options import add_depth, check_depth
 
 WIDTH = 100  # the default table width, in columns
 _HEADER = ("name", "op", "output", "k/s", "params", "MACs", "RF", "connected to", "notes")
@@ -24,8 +24,7 @@ _GAP = 2  # spaces between columns
 def add_arguments(p):
     add_spec_arguments(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--depth", type=int, default=None,
-                   help="fold the table to N levels of the name hierarchy")
+    add_depth(p, "fold the table to N levels of the name hierarchy")
     p.add_argument("--wide", action="store_true",
                    help=f"print every name whole instead of fitting {WIDTH} columns")
 
@@ -33,8 +32,7 @@ def add_arguments(p):
 def run(args) -> int:
     from netc.compiler.analyses.summary import fold, summarize
 
-    if args.depth is not None and args.depth < 1:
-        raise UserError(f"--depth must be at least 1; got {args.depth}")
+    check_depth(args.depth)
     graph = load_graph(args)
     summary = summarize(graph)
     if args.json:

@@ -53,8 +53,8 @@ def run(args) -> int:
                             args.rename)
     if args.show:
         print(pairing_table(mapped))
-    elif conversions_line(mapped):
-        print(conversions_line(mapped))
+    elif converted := conversions_line(mapped):
+        print(converted)
     for text in mapped.warnings:
         print(f"warning: {text}", file=sys.stderr)
     if mapped.skipped:

@@ -67,7 +67,8 @@ def _from_dataset(ref: str, spec, count: int) -> Calibration:
 
     from netc.runtime.data import load_dataset, make_batch
 
-    data = load_dataset(ref, spec.shape)  # a flat input (an MLP) takes the images as vectors
+    # a flat input (an MLP) takes the images as vectors
+    data = load_dataset(ref, spec.shape, flag="--calibrate")
 
     def prepared(images: torch.Tensor) -> np.ndarray:
         parts = [make_batch(images[i:i + BATCH], spec).numpy() for i in range(0, len(images),
@@ -88,7 +89,7 @@ def _from_images(ref: str, spec, count: int) -> Calibration:
     if len(spec.shape) != 3:
         raise UserError(f"--calibrate {ref}: images need an image input; {spec.name} has shape "
                         f"{fmt_shape(spec.shape)} (give an .npy file of inputs)")
-    source = open_source(ref)
+    source = open_source(ref, "--calibrate")
     items = source.items
     _check_count(ref, len(items), "images")
     calibrate_at, held_at = _split(len(items), count)

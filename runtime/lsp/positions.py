@@ -81,17 +81,6 @@ def walk(node: ast.Node) -> Iterator[ast.Node]:
         stack.extend(children(n))
 
 
-def nodes_at(module: ast.Module, line: int, col: int) -> list[ast.Node]:
-    """The AST nodes whose span holds (``line``, ``col``), from the outermost in."""
-    found = []
-    stack = [i for i in module.items if contains(i.span, line, col)]
-    while stack:
-        n = stack.pop()
-        found.append(n)
-        stack.extend(c for c in children(n) if contains(c.span, line, col))
-    return found
-
-
 _KEYWORD = {ast.Definition: "def", ast.Net: "net", ast.NetAlias: "net", ast.LetStmt: "let",
             ast.Recipe: "recipe"}
 

@@ -73,6 +73,10 @@ class NetcServer(LanguageServer):
         docs = self.workspace.text_documents
         return {real(d.path): d.source for d in docs.values() if d.path}
 
+    def program(self, uri: str, analysis: Analysis | None) -> Program | None:
+        """The program of ``analysis``, or (while a line is half typed) the last that parsed."""
+        return (analysis.program if analysis else None) or self.good.get(uri)
+
     def stale(self, uri: str, version: int | None) -> bool:
         """Whether a newer edit of ``uri`` came after ``version`` (or the server is closing)."""
         return self.closing or self.latest.get(uri, version) != version
@@ -183,7 +187,7 @@ async def on_hover(ls: NetcServer, params: lsp.HoverParams):
     analysis = await ls.current(params.text_document.uri)
     if analysis is None:
         return None
-    program = analysis.program or ls.good.get(params.text_document.uri)
+    program = ls.program(params.text_document.uri, analysis)
     defs = program.defs if program is not None else {}
     return hover(analysis, defs, params.position.line, params.position.character)
 
@@ -203,7 +207,7 @@ async def on_definition(ls: NetcServer, params: lsp.DefinitionParams):
     analysis = await ls.current(params.text_document.uri)
     if analysis is None:
         return None
-    program = analysis.program or ls.good.get(params.text_document.uri)
+    program = ls.program(params.text_document.uri, analysis)
     return definition(analysis, program, params.position.line, params.position.character)
 
 
@@ -225,7 +229,7 @@ def on_completion(ls: NetcServer, params: lsp.CompletionParams):
     uri = params.text_document.uri
     text = ls.workspace.get_text_document(uri).source
     analysis = ls.results.get(uri)
-    program = (analysis.program if analysis else None) or ls.good.get(uri)
+    program = ls.program(uri, analysis)
     module = analysis.module if analysis else None
     return complete(text, params.position.line, params.position.character, program, module)
 

@@ -10,6 +10,14 @@ next to it and computed once without gradients.
 >>> c = estimate(load("vgg16"), ["conv1_2"], 224, 224)
 >>> c.layers, c.weight_bytes, c.activation_bytes == 4 * (3 + 3 * 64) * 224 * 224
 (4, 154880, True)
+
+A shared block's weights are counted once, however many times it is applied:
+
+>>> from netc.compiler.frontend.loader import load_text
+>>> g = load_text("net n { input image: 3x8x8 share t = conv(3, 3, pad=1) "
+...               "image -> t -> relu -> t }", "n.net")
+>>> estimate(g, [list(g.nodes)[-1]], 8, 8).weight_bytes == 4 * (3 * 3 * 3 * 3 + 3)
+True
 """
 
 from __future__ import annotations
@@ -67,7 +75,8 @@ def estimate(graph: Graph, taps: list[str], height: int, width: int) -> Cost:
         acts += math.prod(scaled(node.shape))
         if node.op != "input":
             ins = [graph[i].shape for i in node.inputs]
-            weights += node.opdef.param_count(node.attrs, ins, node.shape)
+            if not node.shares:  # a shared layer's weights are its owner's, counted once
+                weights += node.opdef.param_count(node.attrs, ins, node.shape)
             scratch = max(scratch, workspace(node, [scaled(s) for s in ins], scaled(node.shape)))
     return Cost(height, width, len(nodes), len(graph), FLOAT * (acts + scratch),
                 FLOAT * weights)

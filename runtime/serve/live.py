@@ -53,7 +53,6 @@ class Snapshot:
     nodes: int = 0
     problems: tuple[Problem, ...] = ()
     seconds: float = 0.0  # how long the build took
-    built_at: float = field(default_factory=time.time)
 
     def svg(self, shut: set[str] | None = None) -> str:
         """``netc draw``'s SVG of the graph; the groups in ``shut`` start shut (None: those

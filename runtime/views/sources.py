@@ -65,24 +65,24 @@ def _natural(s: str):
     return (0, int(s), "") if s.isdigit() else (1, 0, s)
 
 
-def open_source(ref: str) -> Source:
+def open_source(ref: str, flag: str = "--images") -> Source:
     """The images ``ref`` names (see the module docstring); a one-line error when there are
-    none."""
+    none, begun by ``flag``, the option that named them."""
     kind, _, arg = ref.partition(":")
     if kind == "digits" and not Path(ref).exists():
-        return _digits(ref, arg)
+        return _digits(ref, arg, flag)
     if ref == "samples" and not Path(ref).exists():
-        return _samples()
+        return _samples(flag)
     root = Path(ref).expanduser()
     if not root.exists():
-        raise UserError(f"--images {ref}: no such folder (or use digits, digits:N or samples)")
+        raise UserError(f"{flag} {ref}: no such folder (or use digits, digits:N or samples)")
     if not root.is_dir():
-        raise UserError(f"--images {ref}: not a folder")
+        raise UserError(f"{flag} {ref}: not a folder")
     files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     if not images:
         other = f" ({len(files)} other file{'s' * (len(files) != 1)} skipped)" if files else ""
-        raise UserError(f"--images {ref}: no images found{other}; looked for "
+        raise UserError(f"{flag} {ref}: no images found{other}; looked for "
                         f"{', '.join(sorted(IMAGE_SUFFIXES))}")
     items = []
     for p in images:
@@ -92,7 +92,7 @@ def open_source(ref: str) -> Source:
     return Source(str(root), tuple(items))
 
 
-def _digits(ref: str, arg: str) -> Source:
+def _digits(ref: str, arg: str, flag: str) -> Source:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -101,21 +101,21 @@ def _digits(ref: str, arg: str) -> Source:
         try:
             n = int(arg)
         except ValueError:
-            raise UserError(f"--images {ref}: expected digits or digits:N") from None
+            raise UserError(f"{flag} {ref}: expected digits or digits:N") from None
         if not 1 <= n <= len(digits.target):
-            raise UserError(f"--images {ref}: N must be 1..{len(digits.target)}")
+            raise UserError(f"{flag} {ref}: N must be 1..{len(digits.target)}")
     pixels = np.round(digits.images[:n] * (255.0 / 16.0)).astype(np.uint8)
     return Source("digits", tuple(Item(f"digit {i}", str(digits.target[i]), pixels=pixels[i])
                                   for i in range(n)))
 
 
-def _samples() -> Source:
+def _samples(flag: str) -> Source:
     from netc.runtime.recipes.images import SAMPLES, sample_path
 
     items = tuple(Item(name, None, path=path) for name in SAMPLES
                   if (path := sample_path(name)) is not None)
     if not items:
-        raise UserError("--images samples: scikit-image's sample pictures are not installed")
+        raise UserError(f"{flag} samples: scikit-image's sample pictures are not installed")
     return Source("samples", items)
 
 

@@ -44,7 +44,7 @@ def parse_rule(text: str) -> RenameRule:
     try:
         pattern = re.compile(regex)
         pattern.sub(replacement, "")  # the replacement's group references are checked here
-    except re.error as err:
+    except (re.error, IndexError) as err:  # IndexError: an unknown \g<name> (Python 3.11)
         raise ValueError(f"{text!r}: {err}") from None
     return RenameRule(pattern, replacement, text)
 
@@ -85,9 +85,8 @@ def rename_keys(keys: Sequence[str], rules: Sequence[RenameRule]
     for key in keys:
         name, changed = key, []
         for i, rule in enumerate(rules):
-            new = rule.pattern.sub(rule.replacement, name)
-            if rule.pattern.search(name):
-                hits[i] += 1
+            new, matches = rule.pattern.subn(rule.replacement, name)
+            hits[i] += matches > 0
             if new != name:
                 changed.append(i + 1)
             name = new

@@ -11,14 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from netc.compiler.numerics.moments import of_function
-from netc.compiler.ops.domains import DROP_PROBABILITY, FINITE, between
+from netc.compiler.ops.domains import DROP_PROBABILITY, FINITE, FLOAT32, POSITIVE_FLOAT32
 from netc.compiler.ops.opdef import OpDef, keep_moments, register
 from netc.compiler.ops.params import BOOL, FLOAT, Enum, Param
-
-# A learned slope or a scale that torch and ONNX hold in float32 (1e308 would overflow).
-FLOAT32 = between(-3.4e38, 3.4e38, lo_open=True, hi_open=True, text="a finite float32 number")
-POSITIVE_FLOAT32 = between(0, 3.4e38, lo_open=True, hi_open=True,
-                           text="a positive finite float32 number")
 
 
 class _Pointwise(OpDef):

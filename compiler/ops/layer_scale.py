@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from netc.compiler.ops.activation import FLOAT32
+from netc.compiler.ops.domains import FLOAT32
 from netc.compiler.ops.opdef import OpDef, register
 from netc.compiler.ops.params import FLOAT, Param
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from netc.compiler.ops.base import ShapeError, fmt_shape
-from netc.compiler.ops.domains import FINITE, NON_NEGATIVE_NUMBER
+from netc.compiler.ops.domains import FLOAT32, NON_NEGATIVE_NUMBER
 from netc.compiler.ops.opdef import OpDef, register
 from netc.compiler.ops.params import BOOL, FLOAT, Param
 
@@ -88,7 +88,7 @@ class Normalize(OpDef):
               Param("channel_shared", BOOL, True, doc="one scale for every channel"),
               Param("eps", FLOAT, 1e-10, domain=NON_NEGATIVE_NUMBER,
                     doc="added to the sum of squares under the square root"),
-              Param("init", FLOAT, 1.0, domain=FINITE, doc="the scale's initial value"))
+              Param("init", FLOAT, 1.0, domain=FLOAT32, doc="the scale's initial value"))
     family = "norm"
 
     def infer_shape(self, a, ins):

@@ -30,6 +30,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from netc.compiler.analyses.receptive import fields
+from netc.compiler.analyses.summary import receptive_fields
 from netc.compiler.frontend.loader import load
 from netc.compiler.ir import Graph
 from netc.compiler.lower_onnx.model import lower
@@ -233,6 +235,24 @@ def test_onnx_runtime_agrees_with_torch_at_opsets_13_and_18(name):
         (out,) = run_ort(model, x)
         err = float(np.abs(out - ref).max())
         assert out.shape == ref.shape and err <= 1e-5 * top, (opset, err, top)
+
+
+# ---- receptive fields past squeeze-and-excitation ---------------------------------------------
+
+@pytest.mark.parametrize("name", NEW)
+def test_a_field_past_an_se_gate_keeps_the_maps_spacing(name):
+    """An SE gate (Cx1x1, after a global pool) widens the field of the map it scales but not
+    its spacing: the jump and start are the map's (a top-activations crop past the first gate
+    once jumped a whole image per unit), and the summary's column is the same walk's height."""
+    graph = zoo_graph(name)
+    boxes, column = fields(graph), receptive_fields(graph)
+    gated = [n for n in graph if n.op == "mul" and len(n.shape) == 3]
+    assert len(gated) > 10
+    for node in gated:
+        x = next(i for i in node.inputs if graph[i].shape == node.shape)
+        f = boxes[node.name]
+        assert (f.jump, f.start) == (boxes[x].jump, boxes[x].start), node.name
+        assert f.size[0] >= boxes[x].size[0] and column[node.name] == (f.size[0], f.jump[0])
 
 
 # ---- RegNet: the rule and the block ------------------------------------------------------------

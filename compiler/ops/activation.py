@@ -329,10 +329,11 @@ class PRelu(_Pointwise):
         return nn.PReLU(self.param_count(a, ins, out), init=a.init)
 
     def to_onnx(self, tape, node, inputs, weights):
-        # ONNX PRelu broadcasts the slope onto (N, C, H, W): a per-channel slope is C x 1 x 1.
+        # ONNX PRelu broadcasts the slope from the last axis: a per-channel slope is C x 1 x 1
+        # on (N, C, H, W) and L x 1 on a token sequence (N, L, D) (torch's channel is axis 1).
         slope = weights[f"{node.name}.weight"]
-        shape = tape.shape(inputs[0])
-        if slope.size > 1 and len(shape) == 3:
-            slope = slope.reshape(-1, 1, 1)
+        rank = len(tape.shape(inputs[0]))
+        if slope.size > 1 and rank > 1:
+            slope = slope.reshape(-1, *(1,) * (rank - 1))
         return tape.op("PRelu", [inputs[0], tape.initializer(f"{node.name}.weight", slope)],
                        name=node.name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from netc.compiler.numerics.moments import of_function
+from netc.compiler.ops.base import per_channel
 from netc.compiler.ops.domains import DROP_PROBABILITY, FINITE, FLOAT32, POSITIVE_FLOAT32
 from netc.compiler.ops.opdef import OpDef, keep_moments, register
 from netc.compiler.ops.params import BOOL, FLOAT, Enum, Param
@@ -332,8 +333,7 @@ class PRelu(_Pointwise):
         # ONNX PRelu broadcasts the slope from the last axis: a per-channel slope is C x 1 x 1
         # on (N, C, H, W) and L x 1 on a token sequence (N, L, D) (torch's channel is axis 1).
         slope = weights[f"{node.name}.weight"]
-        rank = len(tape.shape(inputs[0]))
-        if slope.size > 1 and rank > 1:
-            slope = slope.reshape(-1, *(1,) * (rank - 1))
+        if slope.size > 1:
+            slope = slope.reshape(per_channel(tape.shape(inputs[0])))
         return tape.op("PRelu", [inputs[0], tape.initializer(f"{node.name}.weight", slope)],
                        name=node.name)

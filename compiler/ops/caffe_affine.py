@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from netc.compiler.ops.base import ArgError, ShapeError
+from netc.compiler.ops.base import ArgError, ShapeError, per_channel
 from netc.compiler.ops.domains import FINITE, POSITIVE, between
 from netc.compiler.ops.formulas import fan_in_uniform
 from netc.compiler.ops.opdef import OpDef, keep_moments, register
@@ -86,8 +86,7 @@ class Scale(OpDef):
         import torch
         import torch.nn as nn
 
-        c, rank = ins[0][0], len(ins[0])
-        view = (1, c) + (1,) * (rank - 1)
+        c, view = ins[0][0], (1, *per_channel(ins[0]))
 
         class Scale(nn.Module):
             def __init__(self):
@@ -102,8 +101,7 @@ class Scale(OpDef):
         return Scale()
 
     def to_onnx(self, tape, node, inputs, weights):
-        n, c, rank = node.name, node.shape[0], len(node.shape)
-        view = (c,) + (1,) * (rank - 1)  # broadcasts against (N, C, ...)
+        n, view = node.name, per_channel(node.shape)  # broadcasts against (N, C, ...)
         w = tape.initializer(f"{n}.weight", weights[f"{n}.weight"].reshape(view))
         if not node.attrs.bias:
             return tape.op("Mul", [inputs[0], w], name=n)

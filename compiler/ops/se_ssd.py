@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from netc.compiler.ops.base import ShapeError, fmt_shape
+from netc.compiler.ops.base import ShapeError, fmt_shape, per_channel
 from netc.compiler.ops.domains import FLOAT32, NON_NEGATIVE_NUMBER
 from netc.compiler.ops.opdef import OpDef, register
 from netc.compiler.ops.params import BOOL, FLOAT, Param
@@ -120,7 +120,7 @@ class Normalize(OpDef):
         import torch
         import torch.nn as nn
 
-        shape, view = self._scale_shape(a, ins[0]), (1, ins[0][0]) + (1,) * (len(ins[0]) - 1)
+        shape, view = self._scale_shape(a, ins[0]), (1, *per_channel(ins[0]))
 
         class Normalize(nn.Module):
             def __init__(self):
@@ -146,5 +146,5 @@ class Normalize(OpDef):
         y = tape.op("Div", [inputs[0], norm], name=f"{n}/unit")
         scale = weights[f"{n}.weight"]
         if not a.channel_shared:
-            scale = scale.reshape((node.shape[0],) + (1,) * (rank - 2))
+            scale = scale.reshape(per_channel(node.shape))
         return tape.op("Mul", [y, tape.initializer(f"{n}.weight", scale)], name=n)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from netc.compiler.ops.base import ShapeError, fmt_shape, per_channel
+from netc.compiler.ops.base import ShapeError, fmt_shape, kind_of, per_channel
 from netc.compiler.ops.domains import FLOAT32, NON_NEGATIVE_NUMBER
 from netc.compiler.ops.opdef import OpDef, register
 from netc.compiler.ops.params import BOOL, FLOAT, Param
@@ -94,7 +94,7 @@ class Normalize(OpDef):
     def infer_shape(self, a, ins):
         if len(ins[0]) not in (1, 3):
             raise ShapeError(f"normalize needs a CxHxW map or a flat vector; got "
-                             f"{fmt_shape(ins[0])}")
+                             f"{kind_of(ins[0])}")
         return ins[0]
 
     def _scale_shape(self, a, shape) -> tuple[int]:

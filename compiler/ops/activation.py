@@ -12,7 +12,7 @@ import numpy as np
 
 from netc.compiler.numerics.moments import of_function
 from netc.compiler.ops.base import per_channel
-from netc.compiler.ops.domains import DROP_PROBABILITY, FINITE, FLOAT32, POSITIVE_FLOAT32
+from netc.compiler.ops.domains import DROP_PROBABILITY, FLOAT32, POSITIVE_FLOAT32
 from netc.compiler.ops.opdef import OpDef, keep_moments, register
 from netc.compiler.ops.params import BOOL, FLOAT, Enum, Param
 
@@ -73,11 +73,11 @@ _simple("sigmoid", "Sigmoid", "logistic sigmoid", lambda a, x: _sigmoid(x), onnx
 _simple("tanh", "Tanh", "hyperbolic tangent", lambda a, x: np.tanh(x), onnx_op="Tanh")
 _simple("leaky_relu", "LeakyReLU", "leaky ReLU: leaky_relu(slope=0.01)",
         lambda a, x: np.where(x > 0, x, a.slope * x),
-        (Param("slope", FLOAT, 0.01, domain=FINITE),), ("slope",), "LeakyRelu",
+        (Param("slope", FLOAT, 0.01, domain=FLOAT32),), ("slope",), "LeakyRelu",
         (("alpha", "slope"),))
 _simple("elu", "ELU", "exponential linear unit: elu(alpha=1.0)",
         lambda a, x: np.where(x > 0, x, a.alpha * np.expm1(np.minimum(x, 0.0))),
-        (Param("alpha", FLOAT, 1.0, domain=FINITE),), ("alpha",), "Elu", (("alpha", "alpha"),))
+        (Param("alpha", FLOAT, 1.0, domain=FLOAT32),), ("alpha",), "Elu", (("alpha", "alpha"),))
 # ONNX HardSwish is torch's x·relu6(x + 3)/6.
 _simple("hardswish", "Hardswish", "hard swish x·relu6(x + 3)/6 (MobileNetV3)",
         lambda a, x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0, onnx_op="HardSwish",

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from netc.compiler.ops.base import ArgError, ShapeError, per_channel
-from netc.compiler.ops.domains import FINITE, POSITIVE, between
+from netc.compiler.ops.domains import FLOAT32, POSITIVE, between
 from netc.compiler.ops.formulas import fan_in_uniform
 from netc.compiler.ops.opdef import OpDef, keep_moments, register
 from netc.compiler.ops.params import BOOL, FLOAT, INT, Param
@@ -27,9 +27,9 @@ from netc.compiler.ops.params import BOOL, FLOAT, INT, Param
 class Power(OpDef):
     name = "power"
     doc = "Caffe's Power layer: power(power=1, scale=1, shift=0) = (shift + scale·x)^power"
-    params = (Param("power", FLOAT, 1.0, domain=FINITE),
-              Param("scale", FLOAT, 1.0, domain=FINITE),
-              Param("shift", FLOAT, 0.0, domain=FINITE))
+    params = (Param("power", FLOAT, 1.0, domain=FLOAT32),
+              Param("scale", FLOAT, 1.0, domain=FLOAT32),
+              Param("shift", FLOAT, 0.0, domain=FLOAT32))
     seeded_moments = keep_moments  # left out of the seeded statistics (Caffe imports)
 
     def infer_shape(self, a, ins):

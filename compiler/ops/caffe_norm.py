@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from netc.compiler.ops.base import ArgError, ShapeError, per_channel, spatial
-from netc.compiler.ops.domains import FINITE, POSITIVE, POSITIVE_NUMBER
+from netc.compiler.ops.domains import FLOAT32, POSITIVE, POSITIVE_NUMBER
 from netc.compiler.ops.opdef import OpDef, keep_moments, register
 from netc.compiler.ops.params import BOOL, FLOAT, INT, Enum, Param
 
@@ -84,8 +84,8 @@ class LRNWithin(OpDef):
     doc = ("Caffe's LRN with norm_region WITHIN_CHANNEL: lrn_within(size=5, alpha=1, beta=0.75); "
            "x · (1 + alpha · mean of x² over a size×size window)^−beta")
     params = (Param("size", INT, 5, domain=POSITIVE),
-              Param("alpha", FLOAT, 1.0, domain=FINITE),
-              Param("beta", FLOAT, 0.75, domain=FINITE))
+              Param("alpha", FLOAT, 1.0, domain=FLOAT32),
+              Param("beta", FLOAT, 0.75, domain=FLOAT32))
     family = "norm"
     seeded_moments = keep_moments  # left out of the seeded statistics (Caffe imports)
 

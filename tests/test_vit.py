@@ -256,7 +256,8 @@ def test_seeded_statistics_through_the_token_ops_are_the_batch_statistics(tmp_pa
     ("tokens -> take_token(12)", "take_token: index 12 is past the last of 12 tokens"),
     ("tokens -> tokens", "tokens needs a CxHxW feature map; got 12x8"),
     ("gap -> flatten -> mlp(4)", "mlp needs a token sequence LxD; got a flat vector 8"),
-    ("tokens -> fc(4)", "fc needs a flat input; got a token sequence LxD 12x8: take_token(0)"),
+    ("tokens -> fc(4)", "fc needs a flat input; got a token sequence LxD 12x8: add flatten or "
+                        "take_token(0)"),
 ])
 def test_a_token_op_on_the_wrong_shape_is_a_located_error(tmp_path, body, message):
     with pytest.raises(DiagnosticError) as err:

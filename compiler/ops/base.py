@@ -104,7 +104,7 @@ def not_flat(op: str, shape: Shape, hint: str) -> ShapeError:
     ``hint`` (how to flatten it), or a token sequence with how to take a vector of it."""
     if len(shape) == 2:
         return ShapeError(f"{op} needs a flat input; got a token sequence LxD {fmt_shape(shape)}: "
-                          "take_token(0) (the class token) or flatten before it")
+                          "add flatten or take_token(0) (the class token) before it")
     return ShapeError(f"{op} needs a flat input; got a {fmt_shape(shape)} feature map: {hint}")
 
 

@@ -3,8 +3,9 @@
 ``SOURCES`` gives ``netc zoo``'s source column: the paper (authors and year, the section or
 table where it helps) and, where the spec reproduces a library's build rather than the paper's
 text, that library. One entry per net, spelled out: a pattern such as ``mobilenet*`` once
-gave MobileNet v2 and v3 the v1 paper. A net without an entry shows the first comment line of
-its file (tests/test_zoo.py checks that every entry names a zoo net).
+gave MobileNet v2 and v3 the v1 paper. tests/test_zoo.py checks that every zoo net has an
+entry and every entry names a zoo net (a net without one would show the first comment line of
+its file).
 """
 
 _HE_2015 = "He et al. 2015, Table 1"
@@ -61,7 +62,7 @@ SOURCES: dict[str, str] = {
     "unet": "Ronneberger et al. 2015",
     **{f"vgg{n}": _VGG for n in ("", "11", "11_lrn", "13", "16", "16c", "19")},
     **{f"vgg{n}_bn": _VGG_BN for n in ("11", "13", "16", "19")},
-    "vit_b_16": "Dosovitskiy et al. 2020 (torchvision)",
+    **dict.fromkeys(("vit", "vit_b_16"), "Dosovitskiy et al. 2020 (torchvision)"),
     "wide_resnet50_2": _WRN + " (torchvision)",
     "wrn": _WRN,
     "wrn28_10": _WRN,

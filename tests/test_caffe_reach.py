@@ -211,6 +211,34 @@ def test_normalize_defaults_are_caffes(tmp_path):
     assert summarize(graph).params == 1
 
 
+def test_normalize_refuses_a_scale_float32_cannot_hold_and_a_sequence(tmp_path, cli):
+    """The scale is a float32 tensor: init=1e39 would be stored as inf, so it is refused as
+    prelu's and layer_scale's initial values are; a token sequence is named as one."""
+    path = tmp_path / "n.net"
+    path.write_text("net n {\n  input image: 4x3x3\n  image -> normalize(init=1e39)\n}\n")
+    r = cli("check", path)
+    assert r.code == 1 and "Traceback" not in r.err
+    assert r.err.startswith(f"{path}:3:") and ("normalize: parameter 'init' must be a finite "
+                                               "float32 number") in r.err.splitlines()[0]
+    path.write_text("net n {\n  input image: 4x3x3\n  image -> tokens -> normalize\n}\n")
+    r = cli("check", path)
+    assert r.code == 1 and r.err.startswith(f"{path}:3:") and (
+        "normalize needs a CxHxW map or a flat vector; got a token sequence LxD 9x4 "
+        "(transpose(0, 1) -> reshape([D, H, W]) makes a map of it)") in r.err.splitlines()[0]
+
+
+@pytest.mark.parametrize("body", ["leaky_relu(1e39)", "elu(-1e39)", "power(2, scale=1e39)",
+                                  "power(shift=-4e38)", "lrn_within(alpha=1e39)",
+                                  "lrn(3, beta=1e39)"])
+def test_a_value_the_float32_file_cannot_hold_is_refused(tmp_path, body):
+    """Slopes, scales and exponents are float32 in torch and in the ONNX file: past 3.4e38 they
+    would be inf there, so the spec is refused, as prelu's and normalize's initial values are."""
+    path = tmp_path / "f.net"
+    path.write_text(f"net f {{\n  input image: 4x5x5\n  image -> {body}\n}}\n")
+    with pytest.raises(DiagnosticError, match="must be a finite float32 number; got "):
+        load(str(path))
+
+
 def test_normalize_takes_its_scale_from_a_caffemodel(tmp_path, cli):
     """SSD's trained scale (one blob of C values) lands in ``normalize``'s ``weight`` by the
     layer's name, and the net then computes what Caffe's layer does with it."""

@@ -1,7 +1,8 @@
 """Where a unit of a feature map looks in the input: receptive-field boxes on both axes.
 
-:func:`netc.compiler.analyses.summary.receptive_fields` gives each node's field size and jump;
-a crop also needs where the field sits. Per axis, with ``start`` the input coordinate of the
+The one receptive-field walk: the summary's RF column
+(:func:`netc.compiler.analyses.summary.receptive_fields`) is its height's size and jump, and a
+crop also needs where the field sits. Per axis, with ``start`` the input coordinate of the
 centre of the first unit's field (Araujo et al., "Computing receptive fields of convolutional
 neural networks", Distill 2019), a window op of kernel k, stride s, padding p and dilation d gives::
 
@@ -9,15 +10,16 @@ neural networks", Distill 2019), a window op of kernel k, stride s, padding p an
     jump_out  = jump_in · s
     start_out = start_in + (d·(k − 1)/2 − p) · jump_in
 
-Pointwise ops keep all three; a join takes the input with the largest field (as the summary
-does). Unit (i, j) then looks at the input rows start_h + i·jump_h ± (rf_h − 1)/2.
+Pointwise ops keep all three; a join takes the largest field of its inputs, and the jump and
+start of those of the output's spatial size: a broadcast input (SE's Cx1x1 gate) adds its
+field but not its spacing. Unit (i, j) then looks at the input rows
+start_h + i·jump_h ± (rf_h − 1)/2.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netc.compiler.analyses.summary import rearranges
 from netc.compiler.ir import Graph
 
 
@@ -40,6 +42,16 @@ class Field:
         return top, left, top + self.size[0], left + self.size[1]
 
 
+def rearranges(node, shapes: list[tuple[int, ...]]) -> bool:
+    """Whether a node without a window moves values to other positions (a reshape of C×H×W
+    to 1×C×HW): its channels and its height and width all differ from each input's, so a
+    field measured in input rows means nothing past it."""
+    if node.opdef.geometry(node.attrs, shapes) is not None:
+        return False
+    return all(len(s) == 3 and s[0] != node.shape[0] and s[1:] != node.shape[1:]
+               for s in shapes) and bool(shapes)
+
+
 def fields(graph: Graph) -> dict[str, Field | None]:
     """The :class:`Field` of every feature-map node (None for flat vectors)."""
     result: dict[str, Field | None] = {}
@@ -49,12 +61,18 @@ def fields(graph: Graph) -> dict[str, Field | None]:
                 else None
             continue
         ins = [result[i] for i in node.inputs]
+        shapes = [graph[i].shape for i in node.inputs]
         if len(node.shape) != 3 or not ins or any(f is None for f in ins) or \
-                rearranges(node, [graph[i].shape for i in node.inputs]):
+                rearranges(node, shapes):
             result[node.name] = None
             continue
-        f = max(ins, key=lambda f: f.size)
-        geo = node.opdef.geometry(node.attrs, [graph[i].shape for i in node.inputs])
+        # A broadcast input (SE's Cx1x1 gate) adds its field but not its spacing: the output's
+        # units are spaced as the inputs of the output's own size.
+        spaced = [g for g, sh in zip(ins, shapes) if sh[1:] == node.shape[1:]] or ins
+        f = Field(tuple(max(g.size[a] for g in ins) for a in (0, 1)),
+                  tuple(max(g.jump[a] for g in spaced) for a in (0, 1)),
+                  max(spaced, key=lambda g: g.size).start)
+        geo = node.opdef.geometry(node.attrs, shapes)
         if geo is not None:
             kernel, stride, dilation = geo
             pad = node.attrs.get("pad", (0, 0))  # gap and other windows without one: 0

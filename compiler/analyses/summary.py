@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from netc.compiler.analyses.receptive import fields
 from netc.compiler.ir import Graph
 from netc.compiler.ops import fmt_shape
 
@@ -67,47 +68,20 @@ class Summary:
 
 
 def receptive_fields(graph: Graph) -> dict[str, tuple[int, int] | None]:
-    """(receptive field, jump) along the height axis for every feature-map node.
+    """(receptive field, jump) along the height axis for every feature-map node (None past a
+    flat vector or a rearrangement): :func:`netc.compiler.analyses.receptive.fields`' height.
 
     rf_out = rf_in + d·(k − 1)·jump_in and jump_out = jump_in·s for windowed ops; joins take
     the largest field of their inputs, and the jump of those of the output's spatial size.
     """
-    fields: dict[str, tuple[int, int] | None] = {}
-    for node in graph:
-        if node.op == "input":
-            fields[node.name] = (1, 1) if len(node.shape) == 3 else None
-            continue
-        ins = [fields[i] for i in node.inputs]
-        shapes = [graph[i].shape for i in node.inputs]
-        if len(node.shape) != 3 or any(f is None for f in ins) or rearranges(node, shapes):
-            fields[node.name] = None
-            continue
-        # A broadcast input (SE's Cx1x1 gate) adds its field but not its jump: the output's
-        # pixels are spaced as the inputs of the output's own size.
-        spaced = [f[1] for f, sh in zip(ins, shapes) if sh[1:] == node.shape[1:]]
-        rf, jump = max(f[0] for f in ins), max(spaced or [f[1] for f in ins])
-        geo = node.opdef.geometry(node.attrs, shapes)
-        if geo is not None:
-            (k, _), (s, _), (d, _) = geo
-            rf, jump = rf + d * (k - 1) * jump, jump * s
-        fields[node.name] = (rf, jump)
-    return fields
-
-
-def rearranges(node, shapes: list[tuple[int, ...]]) -> bool:
-    """Whether a node without a window moves values to other positions (a reshape of C×H×W
-    to 1×C×HW): its channels and its height and width all differ from each input's, so a
-    field measured in input rows means nothing past it."""
-    if node.opdef.geometry(node.attrs, shapes) is not None:
-        return False
-    return all(len(s) == 3 and s[0] != node.shape[0] and s[1:] != node.shape[1:]
-               for s in shapes) and bool(shapes)
+    return {name: None if f is None else (f.size[0], f.jump[0])
+            for name, f in fields(graph).items()}
 
 
 def summarize(graph: Graph) -> Summary:
     """The per-node rows and the totals of ``graph`` (see the module docstring)."""
     rows = []
-    fields = receptive_fields(graph)
+    rf_of = receptive_fields(graph)
     total_p = total_m = total_b = act = train_p = train_m = 0
     aux = training_only(graph)
     previous = None
@@ -133,7 +107,7 @@ def summarize(graph: Graph) -> Summary:
         for d in node.shape:
             size *= d
         act += 4 * size
-        f = fields.get(node.name)
+        f = rf_of.get(node.name)
         # "connected to" (Keras): a join's inputs, or a node that does not read the row above.
         joined = tuple(node.inputs) if list(node.inputs) not in ([], [previous]) else ()
         kernel, stride, dilation = _window(node, geo)

@@ -15,7 +15,8 @@ by side:
 - ``infer_shape``: the output shape from the input shapes, raising :class:`ShapeError` with the
   numbers that disagree;
 - ``param_count`` and ``macs``: learnable parameters and multiply-accumulates (only weight
-  layers count MACs: the convention of the VGG and ResNet papers);
+  layers count MACs: the convention of the VGG and ResNet papers); ``workspace``: the values
+  it holds while it runs besides its output (attention's L x L scores), for ``--max-memory``;
 - ``init_weights``: netc's own seeded initial weights (numpy), the arrays both lowerings use;
 - ``seeded_moments``: how its output's per-channel mean and variance follow from its input's,
   for the seeded batch-norm statistics (pointwise ops give their ``numpy`` form instead);
@@ -28,7 +29,8 @@ module of this package is imported when the package is, so ``@register`` is all 
 ``tests/test_registry.py`` names any face or declaration the new op lacks. Arithmetic that
 several ops (and the Caffe importer) share is in :mod:`~netc.compiler.ops.formulas`.
 
-Shapes exclude the batch axis: ``(C, H, W)`` for feature maps, ``(F,)`` for flat vectors.
+Shapes exclude the batch axis: ``(C, H, W)`` for feature maps, ``(L, D)`` for token sequences,
+``(F,)`` for flat vectors (``permute`` and ``linear`` also see a channels-last ``(H, W, C)``).
 """
 
 from __future__ import annotations

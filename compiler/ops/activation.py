@@ -11,14 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from netc.compiler.numerics.moments import of_function
-from netc.compiler.ops.domains import DROP_PROBABILITY, FINITE, between
+from netc.compiler.ops.base import per_channel
+from netc.compiler.ops.domains import DROP_PROBABILITY, FLOAT32, POSITIVE_FLOAT32
 from netc.compiler.ops.opdef import OpDef, keep_moments, register
 from netc.compiler.ops.params import BOOL, FLOAT, Enum, Param
-
-# A learned slope or a scale that torch and ONNX hold in float32 (1e308 would overflow).
-FLOAT32 = between(-3.4e38, 3.4e38, lo_open=True, hi_open=True, text="a finite float32 number")
-POSITIVE_FLOAT32 = between(0, 3.4e38, lo_open=True, hi_open=True,
-                           text="a positive finite float32 number")
 
 
 class _Pointwise(OpDef):
@@ -77,11 +73,11 @@ _simple("sigmoid", "Sigmoid", "logistic sigmoid", lambda a, x: _sigmoid(x), onnx
 _simple("tanh", "Tanh", "hyperbolic tangent", lambda a, x: np.tanh(x), onnx_op="Tanh")
 _simple("leaky_relu", "LeakyReLU", "leaky ReLU: leaky_relu(slope=0.01)",
         lambda a, x: np.where(x > 0, x, a.slope * x),
-        (Param("slope", FLOAT, 0.01, domain=FINITE),), ("slope",), "LeakyRelu",
+        (Param("slope", FLOAT, 0.01, domain=FLOAT32),), ("slope",), "LeakyRelu",
         (("alpha", "slope"),))
 _simple("elu", "ELU", "exponential linear unit: elu(alpha=1.0)",
         lambda a, x: np.where(x > 0, x, a.alpha * np.expm1(np.minimum(x, 0.0))),
-        (Param("alpha", FLOAT, 1.0, domain=FINITE),), ("alpha",), "Elu", (("alpha", "alpha"),))
+        (Param("alpha", FLOAT, 1.0, domain=FLOAT32),), ("alpha",), "Elu", (("alpha", "alpha"),))
 # ONNX HardSwish is torch's x·relu6(x + 3)/6.
 _simple("hardswish", "Hardswish", "hard swish x·relu6(x + 3)/6 (MobileNetV3)",
         lambda a, x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0, onnx_op="HardSwish",
@@ -334,10 +330,10 @@ class PRelu(_Pointwise):
         return nn.PReLU(self.param_count(a, ins, out), init=a.init)
 
     def to_onnx(self, tape, node, inputs, weights):
-        # ONNX PRelu broadcasts the slope onto (N, C, H, W): a per-channel slope is C x 1 x 1.
+        # ONNX PRelu broadcasts the slope from the last axis: a per-channel slope is C x 1 x 1
+        # on (N, C, H, W) and L x 1 on a token sequence (N, L, D) (torch's channel is axis 1).
         slope = weights[f"{node.name}.weight"]
-        shape = tape.shape(inputs[0])
-        if slope.size > 1 and len(shape) == 3:
-            slope = slope.reshape(-1, 1, 1)
+        if slope.size > 1:
+            slope = slope.reshape(per_channel(tape.shape(inputs[0])))
         return tape.op("PRelu", [inputs[0], tape.initializer(f"{node.name}.weight", slope)],
                        name=node.name)

@@ -92,6 +92,22 @@ def kind_of(shape: Shape) -> str:
     return f"a CxHxW feature map {fmt_shape(shape)}"
 
 
+def per_channel(shape: Shape) -> tuple[int, ...]:
+    """(C, 1, ..., 1) of ``shape``'s rank: a per-channel array broadcast against a value of
+    ``shape`` with its batch axis (``(1, *per_channel(shape))`` against it without); the
+    channel is axis 0, C of a CxHxW map and L of an LxD token sequence."""
+    return (shape[0], *(1,) * (len(shape) - 1))
+
+
+def not_flat(op: str, shape: Shape, hint: str) -> ShapeError:
+    """The error of an op that reads a flat vector and got ``shape``: a feature map with
+    ``hint`` (how to flatten it), or a token sequence with how to take a vector of it."""
+    if len(shape) == 2:
+        return ShapeError(f"{op} needs a flat input; got a token sequence LxD {fmt_shape(shape)}: "
+                          "add flatten or take_token(0) (the class token) before it")
+    return ShapeError(f"{op} needs a flat input; got a {fmt_shape(shape)} feature map: {hint}")
+
+
 def fmt_shape(shape: Shape | None) -> str:
     """A shape as messages and summaries write it: ``64x56x56``; ``?`` when unknown."""
     return "x".join(str(d) for d in shape) if shape else "?"

@@ -16,8 +16,8 @@ import math
 
 import numpy as np
 
-from netc.compiler.ops.base import ArgError, ShapeError
-from netc.compiler.ops.domains import FINITE, POSITIVE, between
+from netc.compiler.ops.base import ArgError, ShapeError, per_channel
+from netc.compiler.ops.domains import FLOAT32, POSITIVE, between
 from netc.compiler.ops.formulas import fan_in_uniform
 from netc.compiler.ops.opdef import OpDef, keep_moments, register
 from netc.compiler.ops.params import BOOL, FLOAT, INT, Param
@@ -27,9 +27,9 @@ from netc.compiler.ops.params import BOOL, FLOAT, INT, Param
 class Power(OpDef):
     name = "power"
     doc = "Caffe's Power layer: power(power=1, scale=1, shift=0) = (shift + scale·x)^power"
-    params = (Param("power", FLOAT, 1.0, domain=FINITE),
-              Param("scale", FLOAT, 1.0, domain=FINITE),
-              Param("shift", FLOAT, 0.0, domain=FINITE))
+    params = (Param("power", FLOAT, 1.0, domain=FLOAT32),
+              Param("scale", FLOAT, 1.0, domain=FLOAT32),
+              Param("shift", FLOAT, 0.0, domain=FLOAT32))
     seeded_moments = keep_moments  # left out of the seeded statistics (Caffe imports)
 
     def infer_shape(self, a, ins):
@@ -86,8 +86,7 @@ class Scale(OpDef):
         import torch
         import torch.nn as nn
 
-        c, rank = ins[0][0], len(ins[0])
-        view = (1, c) + (1,) * (rank - 1)
+        c, view = ins[0][0], (1, *per_channel(ins[0]))
 
         class Scale(nn.Module):
             def __init__(self):
@@ -102,8 +101,7 @@ class Scale(OpDef):
         return Scale()
 
     def to_onnx(self, tape, node, inputs, weights):
-        n, c, rank = node.name, node.shape[0], len(node.shape)
-        view = (c,) + (1,) * (rank - 1)  # broadcasts against (N, C, ...)
+        n, view = node.name, per_channel(node.shape)  # broadcasts against (N, C, ...)
         w = tape.initializer(f"{n}.weight", weights[f"{n}.weight"].reshape(view))
         if not node.attrs.bias:
             return tape.op("Mul", [inputs[0], w], name=n)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from netc.compiler.ops.base import ArgError, ShapeError, spatial
-from netc.compiler.ops.domains import FINITE, POSITIVE, POSITIVE_NUMBER
+from netc.compiler.ops.base import ArgError, ShapeError, per_channel, spatial
+from netc.compiler.ops.domains import FLOAT32, POSITIVE, POSITIVE_NUMBER
 from netc.compiler.ops.opdef import OpDef, keep_moments, register
 from netc.compiler.ops.params import BOOL, FLOAT, INT, Enum, Param
 
@@ -84,8 +84,8 @@ class LRNWithin(OpDef):
     doc = ("Caffe's LRN with norm_region WITHIN_CHANNEL: lrn_within(size=5, alpha=1, beta=0.75); "
            "x · (1 + alpha · mean of x² over a size×size window)^−beta")
     params = (Param("size", INT, 5, domain=POSITIVE),
-              Param("alpha", FLOAT, 1.0, domain=FINITE),
-              Param("beta", FLOAT, 0.75, domain=FINITE))
+              Param("alpha", FLOAT, 1.0, domain=FLOAT32),
+              Param("beta", FLOAT, 0.75, domain=FLOAT32))
     family = "norm"
     seeded_moments = keep_moments  # left out of the seeded statistics (Caffe imports)
 
@@ -151,7 +151,7 @@ class Standardize(OpDef):
         import torch.nn as nn
 
         c, rank = ins[0][0], len(ins[0])
-        view = (1, c) + (1,) * (rank - 1)
+        view = (1, *per_channel(ins[0]))
 
         class Standardize(nn.Module):
             def __init__(self):
@@ -173,15 +173,14 @@ class Standardize(OpDef):
 
     def to_onnx(self, tape, node, inputs, weights):
         a, n = node.attrs, node.name
-        c, rank = node.shape[0], len(node.shape)
-        view = (1, c) + (1,) * (rank - 1)
+        view = (1, *per_channel(node.shape))
         if a.stats == "running":
             mean = tape.initializer(f"{n}.running_mean",
                                     weights[f"{n}.running_mean"].reshape(view))
             var = tape.initializer(f"{n}.running_var", weights[f"{n}.running_var"].reshape(view))
             y = tape.op("Sub", [inputs[0], mean], name=f"{n}/centre")
         else:
-            axes = [0] + list(range(2, rank + 1))
+            axes = [0] + list(range(2, len(node.shape) + 1))
             mean = tape.op("ReduceMean", [inputs[0]], name=f"{n}/mean", axes=axes, keepdims=1)
             y = tape.op("Sub", [inputs[0], mean], name=f"{n}/centre")
             sq = tape.op("Mul", [y, y], name=f"{n}/square")

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from netc.compiler.numerics.moments import of_weighted_sum
-from netc.compiler.ops.base import ArgError, Attrs, Shape, ShapeError, spatial
+from netc.compiler.ops.base import ArgError, Attrs, Shape, ShapeError, not_flat, spatial
 from netc.compiler.ops.domains import NON_NEGATIVE, POSITIVE
 from netc.compiler.ops.formulas import (
     fan_in_uniform,
@@ -182,11 +182,8 @@ class FC(OpDef):
 
     def infer_shape(self, a, ins):
         if len(ins[0]) != 1:
-            dims = "x".join(map(str, ins[0]))
-            raise ShapeError(
-                f"fc needs a flat input; got a {dims} feature map: "
-                f"add flatten (keeps all {math.prod(ins[0])} values) or gap before it"
-            )
+            raise not_flat("fc", ins[0], f"add flatten (keeps all {math.prod(ins[0])} values) "
+                                         "or gap before it")
         return (a.out,)
 
     def param_count(self, a, ins, out):

@@ -84,3 +84,8 @@ NON_NEGATIVE_NUMBER = Domain("a non-negative finite number", 0, None)
 PROBABILITY = Domain("a probability in [0, 1]", 0, 1)
 DROP_PROBABILITY = Domain("a probability in [0, 1)", 0, 1, hi_open=True)
 SURVIVAL = Domain("a survival probability in (0, 1]", 0, 1, lo_open=True)
+# A learned slope, a scale or an initial value that torch and ONNX hold in float32 (1e308
+# would overflow).
+FLOAT32 = Domain("a finite float32 number", -3.4e38, 3.4e38, lo_open=True, hi_open=True)
+POSITIVE_FLOAT32 = Domain("a positive finite float32 number", 0, 3.4e38, lo_open=True,
+                          hi_open=True)

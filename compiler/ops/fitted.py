@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from netc.compiler.ops.base import ArgError, ShapeError, fmt_shape
+from netc.compiler.ops.base import ArgError, ShapeError, not_flat
 from netc.compiler.ops.domains import POSITIVE, between
 from netc.compiler.ops.opdef import REGISTRY, OpDef, keep_moments, register
 from netc.compiler.ops.params import BOOL, FLOAT, INT, Param, Symbol
@@ -81,8 +81,7 @@ VALUE_CALLS = {"ridge": make_ridge, "lstsq": make_lstsq}
 
 def _flat(op: str, shape) -> int:
     if len(shape) != 1:
-        raise ShapeError(f"{op} needs a flat input; got a {fmt_shape(shape)} feature map: "
-                         f"add flatten before it")
+        raise not_flat(op, shape, "add flatten before it")
     return shape[0]
 
 

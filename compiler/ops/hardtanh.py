@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from netc.compiler.ops.activation import FLOAT32, Activation
+from netc.compiler.ops.activation import Activation
+from netc.compiler.ops.domains import FLOAT32
 from netc.compiler.ops.base import ArgError
 from netc.compiler.ops.opdef import register
 from netc.compiler.ops.params import FLOAT, Param

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from netc.compiler.ops.activation import FLOAT32
+from netc.compiler.ops.domains import FLOAT32
 from netc.compiler.ops.opdef import OpDef, register
 from netc.compiler.ops.params import FLOAT, Param
 
@@ -39,15 +39,11 @@ class LayerScale(OpDef):
     def infer_shape(self, a, ins):
         return ins[0]
 
-    @staticmethod
-    def _channels(shape) -> int:
-        return shape[0] if len(shape) == 3 else shape[-1]
-
     def param_count(self, a, ins, out):
-        return self._channels(ins[0])
+        return channel_view(ins[0])[0]
 
     def init_weights(self, a, ins, out, rng):
-        return {"gamma": np.full(self._channels(ins[0]), a.init, np.float32)}
+        return {"gamma": np.full(channel_view(ins[0])[0], a.init, np.float32)}
 
     def seeded_moments(self, a, ins, out, w):
         mu, var = ins[0]
@@ -61,7 +57,7 @@ class LayerScale(OpDef):
         import torch.nn as nn
 
         view = (1, *channel_view(ins[0]))
-        c = self._channels(ins[0])
+        c = view[1]
 
         class LayerScale(nn.Module):
             """γ·x with γ of shape (C,), broadcast over the other axes."""

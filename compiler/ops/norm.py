@@ -6,7 +6,7 @@ import numpy as np
 
 from netc.compiler.ops.base import spatial
 from netc.compiler.ops.domains import (
-    FINITE,
+    FLOAT32,
     NON_NEGATIVE_NUMBER,
     POSITIVE,
     POSITIVE_NUMBER,
@@ -80,7 +80,7 @@ class LRN(OpDef):
     params = (
         Param("size", INT, 5, domain=POSITIVE),
         Param("alpha", FLOAT, 1e-4, domain=NON_NEGATIVE_NUMBER),
-        Param("beta", FLOAT, 0.75, domain=FINITE),
+        Param("beta", FLOAT, 0.75, domain=FLOAT32),
         Param("k", FLOAT, 1.0, domain=POSITIVE_NUMBER),  # k = 0 divides zero by zero
     )
     family = "norm"

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from netc.compiler.ops.base import ShapeError, fmt_shape
-from netc.compiler.ops.domains import FINITE, NON_NEGATIVE_NUMBER
+from netc.compiler.ops.base import ShapeError, fmt_shape, kind_of, per_channel
+from netc.compiler.ops.domains import FLOAT32, NON_NEGATIVE_NUMBER
 from netc.compiler.ops.opdef import OpDef, register
 from netc.compiler.ops.params import BOOL, FLOAT, Param
 
@@ -88,13 +88,13 @@ class Normalize(OpDef):
               Param("channel_shared", BOOL, True, doc="one scale for every channel"),
               Param("eps", FLOAT, 1e-10, domain=NON_NEGATIVE_NUMBER,
                     doc="added to the sum of squares under the square root"),
-              Param("init", FLOAT, 1.0, domain=FINITE, doc="the scale's initial value"))
+              Param("init", FLOAT, 1.0, domain=FLOAT32, doc="the scale's initial value"))
     family = "norm"
 
     def infer_shape(self, a, ins):
         if len(ins[0]) not in (1, 3):
             raise ShapeError(f"normalize needs a CxHxW map or a flat vector; got "
-                             f"{fmt_shape(ins[0])}")
+                             f"{kind_of(ins[0])}")
         return ins[0]
 
     def _scale_shape(self, a, shape) -> tuple[int]:
@@ -120,7 +120,7 @@ class Normalize(OpDef):
         import torch
         import torch.nn as nn
 
-        shape, view = self._scale_shape(a, ins[0]), (1, ins[0][0]) + (1,) * (len(ins[0]) - 1)
+        shape, view = self._scale_shape(a, ins[0]), (1, *per_channel(ins[0]))
 
         class Normalize(nn.Module):
             def __init__(self):
@@ -146,5 +146,5 @@ class Normalize(OpDef):
         y = tape.op("Div", [inputs[0], norm], name=f"{n}/unit")
         scale = weights[f"{n}.weight"]
         if not a.channel_shared:
-            scale = scale.reshape((node.shape[0],) + (1,) * (rank - 2))
+            scale = scale.reshape(per_channel(node.shape))
         return tape.op("Mul", [y, tape.initializer(f"{n}.weight", scale)], name=n)

@@ -25,9 +25,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from netc.compiler.ops.activation import POSITIVE_FLOAT32
 from netc.compiler.ops.base import ShapeError, fmt_shape
-from netc.compiler.ops.domains import NON_NEGATIVE
+from netc.compiler.ops.domains import NON_NEGATIVE, POSITIVE_FLOAT32
 from netc.compiler.ops.opdef import OpDef, register
 from netc.compiler.ops.params import FLOAT, INT, Enum, Param
 from netc.dsl.diagnostics import UserError

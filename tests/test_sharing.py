@@ -450,3 +450,19 @@ def test_caffe_param_messages_share_and_other_settings_are_refused(tmp_path, cli
     r = cli("check", proto)
     assert r.code == 1 and "twin.prototxt:" in r.err
     assert "shares the blobs of 'conv_a' but is another layer" in r.err
+
+
+def test_a_tower_first_used_by_a_training_output_counts_at_inference():
+    """The owner of a shared block sits in a training-only head here, but the inference output
+    applies its weights: they are the net's parameters, not the head's (they were counted as
+    training-only, 15 against 135)."""
+    g = load_text("""net n {
+  input image: 3x8x8
+  share tower = conv(4, 3, pad=1) -> bn -> relu
+  training output aux = image -> tower -> gap -> flatten -> fc(2)
+  output y = image -> tower -> gap -> flatten -> fc(3)
+}""", "t.net")
+    s = summarize(g)
+    tower = 4 * 3 * 9 + 4 + 8  # conv and bn, once
+    assert s.params == tower + 4 * 3 + 3 and s.training_params == 4 * 2 + 2
+    assert s.buffers == 8  # the bn's running statistics are inference's too

@@ -84,6 +84,8 @@ def summarize(graph: Graph) -> Summary:
     rf_of = receptive_fields(graph)
     total_p = total_m = total_b = act = train_p = train_m = 0
     aux = training_only(graph)
+    # An owner used first by a training output holds weights that inference uses too.
+    owned = {n.shares for n in graph if n.shares and n.name not in aux}
     previous = None
     for node in graph:
         ins = [graph[i].shape for i in node.inputs]
@@ -95,13 +97,15 @@ def summarize(graph: Graph) -> Summary:
             p = 0 if node.shares else node.opdef.param_count(node.attrs, ins, node.shape)
             m = node.opdef.macs(node.attrs, ins, node.shape)
             geo = node.opdef.geometry(node.attrs, ins) if len(node.shape) == 3 else None
-            if node.name not in aux and not node.shares:
+            if (node.name not in aux or node.name in owned) and not node.shares:
                 total_b += node.opdef.buffer_count(node.attrs, ins, node.shape)
-        if node.name in aux:
+        if node.name in aux and node.name not in owned:
             train_p += p
-            train_m += m
         else:
             total_p += p
+        if node.name in aux:
+            train_m += m
+        else:
             total_m += m
         size = 1
         for d in node.shape:
